@@ -1,0 +1,26 @@
+//! keygate's rules as plain functions: no IO, no async, no database types.
+//!
+//! # Layout
+//!
+//! - [`token`]: the bearer token format (generate, parse with precise errors, mask, hash).
+//! - [`credentials`]: reading an `Authorization` header (Bearer, LMv1) into a credential.
+//! - [`model`]: users, roles, privileges, tokens and portal settings as plain data.
+//! - [`policy`]: who may do what; hands out the capabilities that store writes require.
+//! - [`query`]: LogicMonitor list queries (`filter`, `sort`, `fields`, paging).
+//! - [`validate`]: bounds on user-supplied values.
+//! - [`password`]: argon2id password hashing.
+//! - [`random`]: secrets from the OS CSPRNG.
+//! - [`error`]: the crate's error type.
+#![forbid(unsafe_code)]
+
+pub mod credentials;
+pub mod error;
+pub mod model;
+pub mod password;
+pub mod policy;
+pub mod query;
+pub mod random;
+pub mod token;
+pub mod validate;
+
+pub use error::{CredentialError, Error, QueryError, TokenFormatError};

@@ -1,0 +1,338 @@
+//! Who may do what: pure functions from an actor and a target to a decision.
+//!
+//! Mutating store methods take a capability ([`TokenWrite`], [`UserAdmin`],
+//! [`PortalAdmin`]) that only this module can make, so a handler cannot reach a
+//! privileged write without having asked the policy first.
+
+use crate::model::{Portal, Privilege, UserId};
+
+/// The privileges keygate understands, as a bit set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
+pub struct Grants(u8);
+
+impl Grants {
+    /// Nothing.
+    pub const NONE: Self = Self(0);
+    /// `setting useraccess write`: manage users, roles and every user's tokens.
+    pub const USERACCESS_WRITE: Self = Self(1);
+    /// `setting useraccess read`: view users, roles and every user's tokens.
+    pub const USERACCESS_READ: Self = Self(2);
+    /// `setting apitoken write`: "Allow Creation of API Tokens" for oneself.
+    pub const APITOKEN_WRITE: Self = Self(4);
+    /// `dataingestion * write`: required of a bearer token's owner.
+    pub const DATAINGESTION: Self = Self(8);
+    /// `setting portal write`: change portal settings.
+    pub const PORTAL_WRITE: Self = Self(16);
+    /// Everything keygate understands.
+    pub const ALL: Self = Self(31);
+
+    /// Whether every bit of `other` is set.
+    pub fn contains(self, other: Self) -> bool {
+        self.0 & other.0 == other.0
+    }
+
+    /// Both sets together.
+    #[must_use]
+    pub fn union(self, other: Self) -> Self {
+        Self(self.0 | other.0)
+    }
+
+    /// What one stored privilege grants (nothing if keygate does not know it).
+    pub fn of(p: &Privilege) -> Self {
+        match (
+            p.object_type.as_str(),
+            p.object_id.as_str(),
+            p.operation.as_str(),
+        ) {
+            ("setting", "useraccess", "write") => Self::USERACCESS_WRITE,
+            ("setting", "useraccess", "read") => Self::USERACCESS_READ,
+            ("setting", "apitoken", "write") => Self::APITOKEN_WRITE,
+            ("dataingestion", "*", "write") => Self::DATAINGESTION,
+            ("setting", "portal", "write") => Self::PORTAL_WRITE,
+            _ => Self::NONE,
+        }
+    }
+
+    /// What a list of privileges grants together.
+    pub fn of_all<'a>(ps: impl IntoIterator<Item = &'a Privilege>) -> Self {
+        ps.into_iter()
+            .fold(Self::NONE, |acc, p| acc.union(Self::of(p)))
+    }
+}
+
+/// Who is acting: a user (through a token or session) or the local admin CLI.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Actor {
+    /// The acting user; `None` for the admin CLI, which works on the database directly.
+    pub user_id: Option<UserId>,
+    /// Recorded as `createdBy`.
+    pub username: String,
+    /// The user's privileges at the time of the request.
+    pub grants: Grants,
+}
+
+impl Actor {
+    /// The admin CLI: whoever can open the database file already holds everything.
+    pub fn local_admin() -> Self {
+        Self {
+            user_id: None,
+            username: "keygate-cli".to_owned(),
+            grants: Grants::ALL,
+        }
+    }
+
+    fn is(&self, user: UserId) -> bool {
+        self.user_id == Some(user)
+    }
+}
+
+/// What a caller may do to a token (the `userPermission` property).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Access {
+    /// May not see it.
+    None,
+    /// May see it (masked).
+    Read,
+    /// May change and delete it.
+    Write,
+}
+
+impl Access {
+    /// The API spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::None => "none",
+            Self::Read => "read",
+            Self::Write => "write",
+        }
+    }
+}
+
+/// Why the policy said no.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Denied {
+    /// The caller lacks a privilege; the text names it.
+    Forbidden(&'static str),
+    /// The target is invisible to the caller: answer exactly as for a missing one.
+    Hidden,
+}
+
+/// Proof that the caller may create or change tokens of `owner`.
+#[derive(Debug)]
+pub struct TokenWrite {
+    owner: UserId,
+}
+
+impl TokenWrite {
+    /// Whose tokens this capability covers.
+    pub fn owner(&self) -> UserId {
+        self.owner
+    }
+}
+
+/// Proof that the caller may manage users and roles.
+#[derive(Debug)]
+pub struct UserAdmin(());
+
+/// Proof that the caller may change portal settings.
+#[derive(Debug)]
+pub struct PortalAdmin(());
+
+/// What `actor` may do to the tokens of `owner`.
+pub fn token_access(actor: &Actor, owner: UserId) -> Access {
+    if actor.grants.contains(Grants::USERACCESS_WRITE)
+        || (actor.is(owner) && actor.grants.contains(Grants::APITOKEN_WRITE))
+    {
+        Access::Write
+    } else if actor.grants.contains(Grants::USERACCESS_READ) {
+        Access::Read
+    } else {
+        Access::None
+    }
+}
+
+/// May `actor` list the tokens of `owner`?
+pub fn read_tokens_of(actor: &Actor, owner: UserId) -> Result<(), Denied> {
+    match token_access(actor, owner) {
+        Access::Read | Access::Write => Ok(()),
+        Access::None => Err(token_denial(actor)),
+    }
+}
+
+/// Grants the right to create or change tokens of `owner`.
+///
+/// A caller who may not even see the owner's tokens gets [`Denied::Hidden`] for
+/// existing tokens (see [`token_write_existing`]); creating is a plain 403.
+pub fn token_write(actor: &Actor, owner: UserId) -> Result<TokenWrite, Denied> {
+    match token_access(actor, owner) {
+        Access::Write => Ok(TokenWrite { owner }),
+        Access::Read | Access::None => Err(token_denial(actor)),
+    }
+}
+
+/// Like [`token_write`] for an existing token: invisible tokens are [`Denied::Hidden`].
+pub fn token_write_existing(actor: &Actor, owner: UserId) -> Result<TokenWrite, Denied> {
+    match token_access(actor, owner) {
+        Access::Write => Ok(TokenWrite { owner }),
+        Access::Read => Err(Denied::Forbidden(
+            "changing this token needs the \"Manage users and roles\" privilege (setting useraccess write)",
+        )),
+        Access::None => Err(Denied::Hidden),
+    }
+}
+
+fn token_denial(actor: &Actor) -> Denied {
+    if actor.grants.contains(Grants::APITOKEN_WRITE) {
+        Denied::Forbidden(
+            "with \"Allow Creation of API Tokens\" you may manage only your own tokens; managing another user's needs setting useraccess write",
+        )
+    } else {
+        Denied::Forbidden(
+            "managing API tokens needs the \"Allow Creation of API Tokens\" privilege (setting apitoken write)",
+        )
+    }
+}
+
+/// Which tokens `actor` may see in a list across users.
+pub fn token_list_scope(actor: &Actor) -> Result<Option<UserId>, Denied> {
+    if actor.grants.contains(Grants::USERACCESS_WRITE)
+        || actor.grants.contains(Grants::USERACCESS_READ)
+    {
+        Ok(None)
+    } else if actor.grants.contains(Grants::APITOKEN_WRITE) {
+        actor.user_id.map(Some).ok_or(Denied::Forbidden("no user"))
+    } else {
+        Err(token_denial(actor))
+    }
+}
+
+/// May `actor` view users and roles? Everyone may view their own user record.
+pub fn read_users(actor: &Actor, target: Option<UserId>) -> Result<(), Denied> {
+    if actor.grants.contains(Grants::USERACCESS_READ)
+        || actor.grants.contains(Grants::USERACCESS_WRITE)
+        || target.is_some_and(|t| actor.is(t))
+    {
+        Ok(())
+    } else {
+        Err(Denied::Forbidden(
+            "viewing users and roles needs setting useraccess read or write",
+        ))
+    }
+}
+
+/// Grants the right to manage users and roles.
+pub fn user_admin(actor: &Actor) -> Result<UserAdmin, Denied> {
+    if actor.grants.contains(Grants::USERACCESS_WRITE) {
+        Ok(UserAdmin(()))
+    } else {
+        Err(Denied::Forbidden(
+            "managing users and roles needs setting useraccess write",
+        ))
+    }
+}
+
+/// Grants the right to change portal settings.
+pub fn portal_admin(actor: &Actor) -> Result<PortalAdmin, Denied> {
+    if actor.grants.contains(Grants::PORTAL_WRITE) {
+        Ok(PortalAdmin(()))
+    } else {
+        Err(Denied::Forbidden(
+            "changing portal settings needs setting portal write",
+        ))
+    }
+}
+
+/// Why a user cannot own a bearer token right now.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum BearerRefusal {
+    /// The owner's roles lack DataIngestion (400).
+    NoDataIngestion,
+    /// The portal's Traces (APM) feature is off (403).
+    TracesOff,
+}
+
+/// Checks the owner requirements of a new bearer token.
+pub fn bearer_owner(owner_grants: Grants, portal: &Portal) -> Result<(), BearerRefusal> {
+    if !portal.traces_enabled {
+        Err(BearerRefusal::TracesOff)
+    } else if !owner_grants.contains(Grants::DATAINGESTION) {
+        Err(BearerRefusal::NoDataIngestion)
+    } else {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn actor(id: UserId, g: Grants) -> Actor {
+        Actor {
+            user_id: Some(id),
+            username: format!("u{id}"),
+            grants: g,
+        }
+    }
+
+    #[test]
+    fn token_access_follows_the_contract() {
+        assert_eq!(
+            token_access(&actor(1, Grants::USERACCESS_WRITE), 2),
+            Access::Write
+        );
+        assert_eq!(
+            token_access(&actor(1, Grants::APITOKEN_WRITE), 1),
+            Access::Write
+        );
+        assert_eq!(
+            token_access(&actor(1, Grants::APITOKEN_WRITE), 2),
+            Access::None
+        );
+        assert_eq!(
+            token_access(&actor(1, Grants::USERACCESS_READ), 2),
+            Access::Read
+        );
+        assert_eq!(
+            token_access(&actor(1, Grants::DATAINGESTION), 1),
+            Access::None
+        );
+        assert_eq!(
+            token_write_existing(&actor(1, Grants::APITOKEN_WRITE), 2).map(|c| c.owner()),
+            Err(Denied::Hidden)
+        );
+        assert!(matches!(
+            token_write_existing(&actor(1, Grants::USERACCESS_READ), 2),
+            Err(Denied::Forbidden(_))
+        ));
+        assert_eq!(
+            token_write(&Actor::local_admin(), 7).map(|c| c.owner()),
+            Ok(7)
+        );
+    }
+
+    #[test]
+    fn bearer_owner_needs_ingestion_and_traces() {
+        let on = Portal::default();
+        let off = Portal {
+            traces_enabled: false,
+            ..Portal::default()
+        };
+        assert_eq!(bearer_owner(Grants::DATAINGESTION, &on), Ok(()));
+        assert_eq!(
+            bearer_owner(Grants::APITOKEN_WRITE, &on),
+            Err(BearerRefusal::NoDataIngestion)
+        );
+        assert_eq!(
+            bearer_owner(Grants::DATAINGESTION, &off),
+            Err(BearerRefusal::TracesOff)
+        );
+    }
+
+    #[test]
+    fn unknown_privileges_grant_nothing() {
+        let p = Privilege::new("setting", "useraccess", "admin");
+        assert_eq!(Grants::of(&p), Grants::NONE);
+        let all: Vec<Privilege> = crate::model::builtin_roles().remove(0).2;
+        assert_eq!(Grants::of_all(&all), Grants::ALL);
+    }
+}
