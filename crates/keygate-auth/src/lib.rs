@@ -1,1 +1,20 @@
-//! placeholder
+//! keygate's Verifier: answers "who is this request?" from memory, on every request.
+//!
+//! # Layout
+//!
+//! - [`verifier`]: the [`Verifier`] (index of token digests, owners and roles) and the
+//!   [`Principal`] it yields; [`Refusal`] says why a credential was refused.
+//! - [`index`]: the sharded digest map and its hasher.
+//! - [`follow`]: keeps the index current by replaying the store's change log.
+//! - [`usage`]: records last use in memory and writes it to the store in batches.
+//! - [`error`]: [`AuthError`].
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod follow;
+pub mod index;
+pub mod usage;
+pub mod verifier;
+
+pub use error::AuthError;
+pub use verifier::{Principal, Refusal, Verifier};

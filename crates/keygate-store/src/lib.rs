@@ -1,1 +1,154 @@
-//! placeholder
+//! keygate's storage: one async [`Store`] trait, implemented by the embedded SQLite
+//! backend (and by PostgreSQL for multi-node deployments).
+//!
+//! # Layout
+//!
+//! - [`Store`] (this file): every read and write keygate makes. Mutations take a
+//!   capability from [`keygate_core::policy`], run in one transaction, and append to
+//!   the change log in that same transaction.
+//! - [`types`]: inputs and outputs that are not model types (patches, snapshot, changes).
+//! - [`sqlite`]: the SQLite backend (WAL, foreign keys, migrations at start-up).
+//! - [`error`]: [`StoreError`], with the one conversion from `sqlx::Error`.
+#![forbid(unsafe_code)]
+
+use std::future::Future;
+
+use keygate_core::model::{ApiToken, EpochSeconds, Portal, RoleId, TokenId, User, UserId};
+use keygate_core::policy::{Grants, PortalAdmin, TokenWrite, UserAdmin};
+
+pub mod error;
+pub mod sqlite;
+pub mod types;
+
+pub use error::{Result, StoreError};
+pub use sqlite::SqliteStore;
+pub use types::*;
+
+/// Every read and write keygate makes of its database.
+///
+/// The backend is chosen once at start-up and the server is generic over it, so there
+/// is no dynamic dispatch on any path.
+pub trait Store: Clone + Send + Sync + 'static {
+    /// On an empty store, creates the portal, the built-in roles and the user `admin`
+    /// with the given password hash. Returns whether it did (so the caller shows the
+    /// password once).
+    fn bootstrap(
+        &self,
+        admin_password_hash: &str,
+        now: EpochSeconds,
+    ) -> impl Future<Output = Result<bool>> + Send;
+
+    /// Portal settings.
+    fn portal(&self) -> impl Future<Output = Result<Portal>> + Send;
+    /// Changes portal settings.
+    fn update_portal(
+        &self,
+        cap: &PortalAdmin,
+        patch: &PortalPatch,
+        now: EpochSeconds,
+    ) -> impl Future<Output = Result<Portal>> + Send;
+
+    /// All roles, with user counts.
+    fn roles(&self) -> impl Future<Output = Result<Vec<RoleWithCount>>> + Send;
+    /// One role.
+    fn role(&self, id: RoleId) -> impl Future<Output = Result<RoleWithCount>> + Send;
+    /// Looks a role up by name (case-insensitive).
+    fn role_by_name(&self, name: &str) -> impl Future<Output = Result<RoleWithCount>> + Send;
+    /// Creates a role.
+    fn create_role(
+        &self,
+        cap: &UserAdmin,
+        input: &RoleInput,
+        now: EpochSeconds,
+    ) -> impl Future<Output = Result<RoleWithCount>> + Send;
+    /// Changes a role.
+    fn update_role(
+        &self,
+        cap: &UserAdmin,
+        id: RoleId,
+        patch: &RolePatch,
+        now: EpochSeconds,
+    ) -> impl Future<Output = Result<RoleWithCount>> + Send;
+    /// Deletes a role that no user holds.
+    fn delete_role(
+        &self,
+        cap: &UserAdmin,
+        id: RoleId,
+        now: EpochSeconds,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// All users.
+    fn users(&self) -> impl Future<Output = Result<Vec<User>>> + Send;
+    /// One user.
+    fn user(&self, id: UserId) -> impl Future<Output = Result<User>> + Send;
+    /// Looks a user up by username (case-insensitive).
+    fn user_by_username(&self, username: &str) -> impl Future<Output = Result<User>> + Send;
+    /// Creates a user.
+    fn create_user(
+        &self,
+        cap: &UserAdmin,
+        new: &NewUser,
+        now: EpochSeconds,
+    ) -> impl Future<Output = Result<User>> + Send;
+    /// Changes a user.
+    fn update_user(
+        &self,
+        cap: &UserAdmin,
+        id: UserId,
+        patch: &UserPatch,
+        now: EpochSeconds,
+    ) -> impl Future<Output = Result<User>> + Send;
+    /// Deletes a user and every token it owns.
+    fn delete_user(
+        &self,
+        cap: &UserAdmin,
+        id: UserId,
+        now: EpochSeconds,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Tokens, of one owner or of all.
+    fn tokens(&self, owner: Option<UserId>) -> impl Future<Output = Result<Vec<ApiToken>>> + Send;
+    /// One token.
+    fn token(&self, id: TokenId) -> impl Future<Output = Result<ApiToken>> + Send;
+    /// Creates a bearer token for the capability's owner, checking in the same
+    /// transaction that the owner exists, is active, holds DataIngestion, that Traces
+    /// is on and that the owner is under `maxTokensPerUser`.
+    fn create_bearer_token(
+        &self,
+        cap: &TokenWrite,
+        new: &NewBearerToken,
+        now: EpochSeconds,
+    ) -> impl Future<Output = Result<ApiToken>> + Send;
+    /// Changes the note or status of one of the capability owner's tokens.
+    fn update_token(
+        &self,
+        cap: &TokenWrite,
+        id: TokenId,
+        patch: &TokenPatch,
+        now: EpochSeconds,
+    ) -> impl Future<Output = Result<ApiToken>> + Send;
+    /// Deletes one of the capability owner's tokens for good.
+    fn delete_token(
+        &self,
+        cap: &TokenWrite,
+        id: TokenId,
+        now: EpochSeconds,
+    ) -> impl Future<Output = Result<()>> + Send;
+
+    /// Everything the Verifier indexes, in one consistent read.
+    fn snapshot(&self) -> impl Future<Output = Result<Snapshot>> + Send;
+    /// Change-log entries after `seq`, oldest first, at most `limit`.
+    fn changes_since(
+        &self,
+        seq: i64,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<Change>>> + Send;
+    /// The Verifier's view of one bearer token, if it exists.
+    fn token_key(&self, id: TokenId) -> impl Future<Output = Result<Option<TokenKey>>> + Send;
+    /// The Verifier's view of one user, if it exists.
+    fn user_key(&self, id: UserId) -> impl Future<Output = Result<Option<UserKey>>> + Send;
+    /// What one role grants, if it exists.
+    fn role_grants(&self, id: RoleId) -> impl Future<Output = Result<Option<Grants>>> + Send;
+    /// Writes a batch of last-use records in one transaction (never moving a time back).
+    fn record_usage(&self, batch: &[Usage]) -> impl Future<Output = Result<()>> + Send;
+}

@@ -1,0 +1,9 @@
+//! The auth crate's error type.
+
+/// Why a Verifier operation (not a verification) failed.
+#[derive(Debug, thiserror::Error)]
+pub enum AuthError {
+    /// Reading the store failed.
+    #[error(transparent)]
+    Store(#[from] keygate_store::StoreError),
+}

@@ -1,0 +1,133 @@
+//! Keeping the index current: replaying the store's change log.
+//!
+//! The same replay serves every source of change. A mutation made through this
+//! process calls [`Verifier::catch_up`] before its response is sent (read-your-writes);
+//! a background task calls it every poll interval to pick up changes made by the
+//! admin CLI or other nodes. Each entry names what changed; the follower re-reads
+//! that thing's current state, so applying an entry twice or late is harmless.
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use keygate_store::{Change, Entity, Store};
+
+use crate::error::AuthError;
+use crate::index::TokenEntry;
+use crate::verifier::{OwnerEntry, Verifier, write};
+
+/// Entries read per store round trip.
+const BATCH: i64 = 500;
+
+impl Verifier {
+    /// Applies every change-log entry not yet applied. Returns how many it applied.
+    pub async fn catch_up<S: Store>(&self, store: &S) -> Result<usize, AuthError> {
+        let mut applied = self.inner.applied.lock().await;
+        let mut count = 0;
+        loop {
+            let changes = store.changes_since(*applied, BATCH).await?;
+            let Some(last) = changes.last().map(|c| c.seq) else {
+                break;
+            };
+            for c in &changes {
+                self.apply(store, c).await?;
+            }
+            count += changes.len();
+            *applied = last;
+            if changes.len() < BATCH as usize {
+                break;
+            }
+        }
+        Ok(count)
+    }
+
+    async fn apply<S: Store>(&self, store: &S, c: &Change) -> Result<(), AuthError> {
+        let i = &self.inner;
+        match c.entity {
+            Entity::Token => match store.token_key(c.id).await? {
+                Some(k) => i.tokens.insert(
+                    k.digest,
+                    TokenEntry {
+                        id: k.id,
+                        user_id: k.user_id,
+                        enabled: k.enabled,
+                    },
+                ),
+                None => {
+                    if let Some(d) = &c.digest {
+                        i.tokens.remove(d);
+                    }
+                }
+            },
+            Entity::User => match store.user_key(c.id).await? {
+                Some(u) => {
+                    write(&i.owners).insert(u.id, OwnerEntry::from(u));
+                }
+                None => {
+                    write(&i.owners).remove(&c.id);
+                }
+            },
+            Entity::Role => match store.role_grants(c.id).await? {
+                Some(g) => {
+                    write(&i.roles).insert(c.id, g);
+                }
+                None => {
+                    write(&i.roles).remove(&c.id);
+                }
+            },
+            Entity::Portal => {
+                let p = store.portal().await?;
+                i.traces_enabled.store(p.traces_enabled, Ordering::SeqCst);
+            }
+        }
+        Ok(())
+    }
+
+    /// Writes pending usage records in one batch. On failure they are kept for the
+    /// next attempt.
+    pub async fn flush_usage<S: Store>(&self, store: &S) -> Result<usize, AuthError> {
+        let batch = self.inner.usage.take();
+        let n = batch.len();
+        if n == 0 {
+            return Ok(0);
+        }
+        if let Err(e) = store.record_usage(&batch).await {
+            self.inner.usage.restore(batch);
+            return Err(e.into());
+        }
+        Ok(n)
+    }
+
+    /// Runs until `shutdown` fires: follows the change log every `poll` and flushes
+    /// usage every `flush`; flushes once more on the way out.
+    pub async fn run_background<S: Store>(
+        self,
+        store: S,
+        poll: Duration,
+        flush: Duration,
+        mut shutdown: tokio::sync::watch::Receiver<bool>,
+    ) {
+        let mut poll_tick = tokio::time::interval(poll);
+        let mut flush_tick = tokio::time::interval(flush);
+        poll_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        loop {
+            tokio::select! {
+                _ = poll_tick.tick() => {
+                    if let Err(e) = self.catch_up(&store).await {
+                        tracing::warn!(error = %e, "could not follow the change log");
+                    }
+                }
+                _ = flush_tick.tick() => {
+                    if let Err(e) = self.flush_usage(&store).await {
+                        tracing::warn!(error = %e, "could not write token usage; will retry");
+                    }
+                }
+                _ = shutdown.changed() => break,
+            }
+        }
+        match self.flush_usage(&store).await {
+            Ok(n) => tracing::debug!(records = n, "flushed token usage on shutdown"),
+            Err(e) => tracing::warn!(error = %e, "could not write token usage on shutdown"),
+        }
+    }
+}

@@ -1,0 +1,54 @@
+//! The store's error type. Database errors are turned into these in one place
+//! ([`From<sqlx::Error>`]) so callers never match on driver errors.
+
+use keygate_core::policy::BearerRefusal;
+
+/// Every way a store call can fail.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// The thing asked for does not exist (or is not visible through the capability).
+    #[error("{0} not found")]
+    NotFound(String),
+    /// A uniqueness or in-use rule was broken; the text says which.
+    #[error("{0}")]
+    Conflict(String),
+    /// A value is not acceptable; the text names the field.
+    #[error(transparent)]
+    Invalid(#[from] keygate_core::Error),
+    /// The owner cannot hold a bearer token right now.
+    #[error("bearer token refused: {0:?}")]
+    BearerRefused(BearerRefusal, String),
+    /// The owner is suspended and cannot be given tokens.
+    #[error("user \"{0}\" is suspended; activate the user before creating tokens")]
+    OwnerSuspended(String),
+    /// The owner already has the most tokens the portal allows.
+    #[error("the user already has {0} tokens, the most the portal allows (maxTokensPerUser)")]
+    TokenLimit(i64),
+    /// The database could not be reached in time.
+    #[error("the database is unavailable")]
+    Unavailable,
+    /// Stored data is not what keygate wrote (the text says what, never a value).
+    #[error("stored data is inconsistent: {0}")]
+    Corrupt(&'static str),
+    /// Any other database failure. Logged by the server, never shown to clients.
+    #[error("database error: {0}")]
+    Database(sqlx::Error),
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(e: sqlx::Error) -> Self {
+        match e {
+            sqlx::Error::RowNotFound => Self::NotFound("record".to_owned()),
+            sqlx::Error::PoolTimedOut | sqlx::Error::PoolClosed | sqlx::Error::Io(_) => {
+                Self::Unavailable
+            }
+            sqlx::Error::Database(ref db) if db.is_unique_violation() => {
+                Self::Conflict("a record with that name already exists".to_owned())
+            }
+            other => Self::Database(other),
+        }
+    }
+}
+
+/// Result alias for store calls.
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;

@@ -1,0 +1,173 @@
+//! What the Verifier reads: the full snapshot at start-up, then the change log.
+
+use std::collections::HashMap;
+
+use keygate_core::model::{RoleId, TokenId, UserId, UserStatus};
+use keygate_core::policy::Grants;
+use keygate_core::token::TokenDigest;
+use sqlx::{Row, SqliteConnection};
+
+use super::{portal, roles};
+use crate::error::{Result, StoreError};
+use crate::types::{Change, Entity, Snapshot, TokenKey, UserKey};
+
+fn digest(bytes: Option<Vec<u8>>) -> Result<Option<TokenDigest>> {
+    match bytes {
+        None => Ok(None),
+        Some(b) => <[u8; 32]>::try_from(b.as_slice())
+            .map(|a| Some(TokenDigest(a)))
+            .map_err(|_| StoreError::Corrupt("token digest is not 32 bytes")),
+    }
+}
+
+fn token_key(row: &sqlx::sqlite::SqliteRow) -> Result<Option<TokenKey>> {
+    let Some(d) = digest(row.try_get(2)?)? else {
+        return Ok(None);
+    };
+    let status: i64 = row.try_get(3)?;
+    Ok(Some(TokenKey {
+        id: row.try_get(0)?,
+        user_id: row.try_get(1)?,
+        digest: d,
+        enabled: status == 2,
+    }))
+}
+
+pub(super) async fn snapshot(conn: &mut SqliteConnection) -> Result<Snapshot> {
+    let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM change_log")
+        .fetch_one(&mut *conn)
+        .await?;
+    let rows = sqlx::query(
+        "SELECT id, user_id, secret_hash, status FROM api_tokens WHERE type = 'bearer'",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut tokens = Vec::with_capacity(rows.len());
+    for row in &rows {
+        if let Some(k) = token_key(row)? {
+            tokens.push(k);
+        }
+    }
+    drop(rows);
+    let mut role_map: HashMap<UserId, Vec<RoleId>> = HashMap::new();
+    for row in sqlx::query("SELECT user_id, role_id FROM user_roles ORDER BY user_id, position")
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        role_map
+            .entry(row.try_get(0)?)
+            .or_default()
+            .push(row.try_get(1)?);
+    }
+    let mut users = Vec::new();
+    for row in sqlx::query("SELECT id, username, status FROM users")
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        let id: UserId = row.try_get(0)?;
+        let status: String = row.try_get(2)?;
+        users.push(UserKey {
+            id,
+            username: row.try_get(1)?,
+            active: UserStatus::parse(&status) == Some(UserStatus::Active),
+            role_ids: role_map.remove(&id).unwrap_or_default(),
+        });
+    }
+    let roles = roles::privileges(conn, None)
+        .await?
+        .into_iter()
+        .map(|(id, ps)| (id, Grants::of_all(&ps)))
+        .collect::<Vec<_>>();
+    // Roles without privileges still exist and grant nothing.
+    let all_roles: Vec<RoleId> = sqlx::query_scalar("SELECT id FROM roles")
+        .fetch_all(&mut *conn)
+        .await?;
+    let mut roles = roles;
+    for id in all_roles {
+        if !roles.iter().any(|(r, _)| *r == id) {
+            roles.push((id, Grants::NONE));
+        }
+    }
+    let portal = portal::get(conn).await?;
+    Ok(Snapshot {
+        seq,
+        tokens,
+        users,
+        roles,
+        portal,
+    })
+}
+
+pub(super) async fn since(
+    conn: &mut SqliteConnection,
+    seq: i64,
+    limit: i64,
+) -> Result<Vec<Change>> {
+    let rows = sqlx::query(
+        "SELECT seq, entity, entity_id, digest FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?",
+    )
+    .bind(seq)
+    .bind(limit)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|row| {
+            let entity: String = row.try_get(1)?;
+            Ok(Change {
+                seq: row.try_get(0)?,
+                entity: Entity::parse(&entity)
+                    .ok_or(StoreError::Corrupt("unknown change-log entity"))?,
+                id: row.try_get(2)?,
+                digest: digest(row.try_get(3)?)?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn token_key_by_id(
+    conn: &mut SqliteConnection,
+    id: TokenId,
+) -> Result<Option<TokenKey>> {
+    let row = sqlx::query("SELECT id, user_id, secret_hash, status FROM api_tokens WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    match row {
+        Some(r) => token_key(&r),
+        None => Ok(None),
+    }
+}
+
+pub(super) async fn user_key(conn: &mut SqliteConnection, id: UserId) -> Result<Option<UserKey>> {
+    let Some(row) = sqlx::query("SELECT username, status FROM users WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let status: String = row.try_get(1)?;
+    let role_ids: Vec<RoleId> =
+        sqlx::query_scalar("SELECT role_id FROM user_roles WHERE user_id = ? ORDER BY position")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(Some(UserKey {
+        id,
+        username: row.try_get(0)?,
+        active: UserStatus::parse(&status) == Some(UserStatus::Active),
+        role_ids,
+    }))
+}
+
+pub(super) async fn role_grants(conn: &mut SqliteConnection, id: RoleId) -> Result<Option<Grants>> {
+    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM roles WHERE id = ?")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
+    if exists.is_none() {
+        return Ok(None);
+    }
+    let privs = roles::privileges(conn, Some(id)).await?;
+    Ok(Some(Grants::of_all(privs.values().flatten())))
+}

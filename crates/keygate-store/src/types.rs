@@ -1,0 +1,222 @@
+//! Inputs and outputs of store calls that are not model types.
+
+use keygate_core::model::{
+    EpochSeconds, Portal, Privilege, RoleId, TokenId, TokenStatus, UserId, UserStatus,
+};
+use keygate_core::policy::Grants;
+use keygate_core::token::TokenDigest;
+
+/// A user to create.
+#[derive(Debug, Clone)]
+pub struct NewUser {
+    /// Unique sign-in name.
+    pub username: String,
+    /// Contact address.
+    pub email: String,
+    /// Given name.
+    pub first_name: String,
+    /// Family name.
+    pub last_name: String,
+    /// Role ids (at least one).
+    pub role_ids: Vec<RoleId>,
+    /// Active or suspended.
+    pub status: UserStatus,
+    /// Cannot sign in to the UI.
+    pub api_only: bool,
+    /// Free text.
+    pub note: String,
+    /// argon2id PHC string, if the user has a password.
+    pub password_hash: Option<String>,
+    /// Creator's username.
+    pub created_by: String,
+}
+
+/// Changes to a user; `None` leaves a property as it is.
+#[derive(Debug, Clone, Default)]
+pub struct UserPatch {
+    /// New username.
+    pub username: Option<String>,
+    /// New email.
+    pub email: Option<String>,
+    /// New given name.
+    pub first_name: Option<String>,
+    /// New family name.
+    pub last_name: Option<String>,
+    /// New roles.
+    pub role_ids: Option<Vec<RoleId>>,
+    /// New status.
+    pub status: Option<UserStatus>,
+    /// New API-only flag.
+    pub api_only: Option<bool>,
+    /// New note.
+    pub note: Option<String>,
+    /// New password hash.
+    pub password_hash: Option<String>,
+}
+
+/// A role to create or the new content of one.
+#[derive(Debug, Clone)]
+pub struct RoleInput {
+    /// Unique name.
+    pub name: String,
+    /// Free text.
+    pub description: String,
+    /// What it grants.
+    pub privileges: Vec<Privilege>,
+}
+
+/// Changes to a role; `None` leaves a property as it is.
+#[derive(Debug, Clone, Default)]
+pub struct RolePatch {
+    /// New name.
+    pub name: Option<String>,
+    /// New description.
+    pub description: Option<String>,
+    /// New privileges (replacing the old list).
+    pub privileges: Option<Vec<Privilege>>,
+}
+
+/// Changes to portal settings.
+#[derive(Debug, Clone, Default)]
+pub struct PortalPatch {
+    /// New company name.
+    pub company_name: Option<String>,
+    /// Traces (APM) on or off.
+    pub traces_enabled: Option<bool>,
+    /// New per-user token limit.
+    pub max_tokens_per_user: Option<i64>,
+    /// New LMv1 window.
+    pub lmv1_clock_skew_seconds: Option<i64>,
+}
+
+/// A bearer token to create: only its digest and masked form ever reach the store.
+#[derive(Debug, Clone)]
+pub struct NewBearerToken {
+    /// SHA-256 of the token.
+    pub digest: TokenDigest,
+    /// The masked token, the public identifier.
+    pub access_id: String,
+    /// Free text.
+    pub note: String,
+    /// Initial status.
+    pub status: TokenStatus,
+    /// Creator's username.
+    pub created_by: String,
+}
+
+/// Changes to a token: the only two properties that can change.
+#[derive(Debug, Clone, Default)]
+pub struct TokenPatch {
+    /// New note.
+    pub note: Option<String>,
+    /// New status.
+    pub status: Option<TokenStatus>,
+}
+
+/// What the Verifier needs of one bearer token.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenKey {
+    /// Token id.
+    pub id: TokenId,
+    /// Owner.
+    pub user_id: UserId,
+    /// SHA-256 of the token.
+    pub digest: TokenDigest,
+    /// Whether it authenticates.
+    pub enabled: bool,
+}
+
+/// What the Verifier needs of one user.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserKey {
+    /// User id.
+    pub id: UserId,
+    /// Username, for the principal.
+    pub username: String,
+    /// Whether its tokens authenticate.
+    pub active: bool,
+    /// Its roles.
+    pub role_ids: Vec<RoleId>,
+}
+
+/// Everything the Verifier indexes, read in one consistent snapshot.
+#[derive(Debug, Clone)]
+pub struct Snapshot {
+    /// The change-log position this snapshot is current to.
+    pub seq: i64,
+    /// Bearer tokens.
+    pub tokens: Vec<TokenKey>,
+    /// Users.
+    pub users: Vec<UserKey>,
+    /// Roles and what they grant.
+    pub roles: Vec<(RoleId, Grants)>,
+    /// Portal settings.
+    pub portal: Portal,
+}
+
+/// The kind of thing a change-log entry is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Entity {
+    /// An API token.
+    Token,
+    /// A user.
+    User,
+    /// A role.
+    Role,
+    /// The portal settings.
+    Portal,
+}
+
+impl Entity {
+    pub(crate) fn as_str(self) -> &'static str {
+        match self {
+            Self::Token => "token",
+            Self::User => "user",
+            Self::Role => "role",
+            Self::Portal => "portal",
+        }
+    }
+
+    pub(crate) fn parse(s: &str) -> Option<Self> {
+        match s {
+            "token" => Some(Self::Token),
+            "user" => Some(Self::User),
+            "role" => Some(Self::Role),
+            "portal" => Some(Self::Portal),
+            _ => None,
+        }
+    }
+}
+
+/// One committed change: re-read `entity` `id` to learn its new state.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Change {
+    /// Position in the change log.
+    pub seq: i64,
+    /// What changed.
+    pub entity: Entity,
+    /// Its id.
+    pub id: i64,
+    /// For tokens, the digest, so a deleted token can be dropped from an index.
+    pub digest: Option<TokenDigest>,
+}
+
+/// The last use of a token, as recorded by the Verifier.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Usage {
+    /// Token id.
+    pub token_id: TokenId,
+    /// When.
+    pub at: EpochSeconds,
+    /// Client address.
+    pub ip: String,
+}
+
+/// A role with the number of users holding it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RoleWithCount {
+    /// The role.
+    pub role: keygate_core::model::Role,
+    /// How many users hold it.
+    pub user_count: i64,
+}
