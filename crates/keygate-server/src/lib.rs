@@ -1,1 +1,101 @@
-//! placeholder
+//! keygate's HTTP server: the token, user, role and portal endpoints of REST API v3.
+//!
+//! # Layout
+//!
+//! - [`serve`] (this file): the entry point; tests call it with a port-0 listener.
+//! - [`routes`]: the router and one module per resource (thin handlers).
+//! - [`manage`]: the management path shared with the admin CLI (policy → store →
+//!   Verifier catch-up).
+//! - [`auth`]: the [`auth::Caller`] extractor that authenticates every API request.
+//! - [`extract`]: path ids, query parameters and JSON bodies with API-style errors.
+//! - [`body`]: typed access to JSON request bodies, naming the field at fault.
+//! - [`wire`]: the JSON shapes of API objects and list responses.
+//! - [`error`]: [`ApiError`], the one mapping from errors to HTTP.
+//! - [`state`]: shared state and the clock.
+#![forbid(unsafe_code)]
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use keygate_auth::Verifier;
+use keygate_store::Store;
+use tokio::net::TcpListener;
+
+pub mod auth;
+pub mod body;
+pub mod error;
+pub mod extract;
+pub mod manage;
+pub mod routes;
+pub mod state;
+pub mod wire;
+
+pub use error::ApiError;
+pub use manage::Manager;
+
+/// Server settings beyond the listener and the store.
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    /// How often to read the change log for changes made elsewhere (admin CLI, other nodes).
+    pub poll_interval: Duration,
+    /// How often to write token usage (`lastUsedOn`, `lastAuthIp`) to the store.
+    pub usage_flush_interval: Duration,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            poll_interval: Duration::from_millis(500),
+            usage_flush_interval: Duration::from_secs(2),
+        }
+    }
+}
+
+/// Why the server stopped with an error.
+#[derive(Debug, thiserror::Error)]
+pub enum ServerError {
+    /// Building the index from the store failed.
+    #[error("could not load the credential index: {0}")]
+    Load(#[from] keygate_auth::AuthError),
+    /// The listener failed.
+    #[error("server I/O error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+/// Serves the API on `listener` until `shutdown` completes, then drains in-flight
+/// requests and writes pending usage records before returning.
+pub async fn serve<S: Store>(
+    listener: TcpListener,
+    store: S,
+    config: ServerConfig,
+    shutdown: impl Future<Output = ()> + Send + 'static,
+) -> Result<(), ServerError> {
+    let verifier = Verifier::load(&store).await?;
+    tracing::info!(tokens = verifier.token_count(), "credential index loaded");
+    let state = state::AppState {
+        manager: Arc::new(Manager::new(store.clone(), Some(verifier.clone()))),
+        verifier: verifier.clone(),
+        clock: state::Clock,
+    };
+    let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let background = tokio::spawn(verifier.run_background(
+        store,
+        config.poll_interval,
+        config.usage_flush_interval,
+        stop_rx,
+    ));
+    if let Ok(addr) = listener.local_addr() {
+        tracing::info!(%addr, "keygate listening");
+    }
+    let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
+    let result = axum::serve(listener, app)
+        .with_graceful_shutdown(shutdown)
+        .await;
+    let _ = stop_tx.send(true);
+    if let Err(e) = background.await {
+        tracing::error!(error = %e, "background task failed");
+    }
+    result.map_err(ServerError::from)
+}

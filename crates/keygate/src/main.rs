@@ -1,1 +1,78 @@
-fn main() {}
+//! The `keygate` binary: `serve`, `init` and the admin CLI.
+#![forbid(unsafe_code)]
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use keygate_server::{Manager, ServerConfig};
+use tracing_subscriber::EnvFilter;
+
+mod admin;
+mod cli;
+
+use cli::{Cli, Command};
+
+#[tokio::main]
+async fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let default_level = if matches!(cli.command, Command::Serve(_)) {
+        "info"
+    } else {
+        "warn"
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let store = admin::open(&cli.database_url).await?;
+    match cli.command {
+        Command::Serve(args) => {
+            let listener = tokio::net::TcpListener::bind(args.listen)
+                .await
+                .with_context(|| format!("could not listen on {}", args.listen))?;
+            let config = ServerConfig {
+                poll_interval: Duration::from_millis(args.poll_interval_ms.max(10)),
+                usage_flush_interval: Duration::from_millis(args.usage_flush_ms),
+            };
+            keygate_server::serve(listener, store, config, shutdown_signal()).await?;
+            tracing::info!("keygate stopped");
+        }
+        Command::Init => eprintln!("database ready at {}", cli.database_url),
+        Command::User(cmd) => admin::user(&Manager::new(store, None), cmd).await?,
+        Command::Token(cmd) => admin::token(&Manager::new(store, None), cmd).await?,
+        Command::Portal(cmd) => admin::portal(&Manager::new(store, None), cmd).await?,
+    }
+    Ok(())
+}
+
+/// Completes on SIGINT or SIGTERM.
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        if let Err(e) = tokio::signal::ctrl_c().await {
+            tracing::error!(error = %e, "cannot listen for Ctrl-C");
+            std::future::pending::<()>().await;
+        }
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGTERM");
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        () = ctrl_c => {},
+        () = term => {},
+    }
+    tracing::info!("shutting down: finishing requests and writing token usage");
+}

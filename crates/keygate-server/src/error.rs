@@ -1,0 +1,158 @@
+//! The one place where errors become HTTP responses in the LogicMonitor error shape:
+//! `{"errorMessage": "...", "errorCode": <status>, "errorDetail": null | {...}}`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use keygate_core::policy::{BearerRefusal, Denied};
+use keygate_store::StoreError;
+use serde_json::{Value, json};
+
+/// Every error a request can end in. The match in [`ApiError::status`] is exhaustive
+/// on purpose: a new variant must choose its status code.
+#[derive(Debug, thiserror::Error)]
+pub enum ApiError {
+    /// 400: the request is wrong; the text says how.
+    #[error("{0}")]
+    BadRequest(String),
+    /// 401: no usable credentials; the text says which problem it was.
+    #[error("{0}")]
+    Unauthorized(String),
+    /// 403: authenticated, but not allowed.
+    #[error("{0}")]
+    Forbidden(String),
+    /// 404: no such thing (or not visible to the caller).
+    #[error("{0}")]
+    NotFound(String),
+    /// 405: the path exists, the method does not.
+    #[error("method {0} is not allowed on this path")]
+    MethodNotAllowed(String),
+    /// 409: conflicts with existing data.
+    #[error("{0}")]
+    Conflict(String),
+    /// 413: the body is larger than allowed.
+    #[error("the request body is larger than {0} bytes")]
+    PayloadTooLarge(usize),
+    /// 415: the body is not JSON.
+    #[error("send the body as JSON with Content-Type: application/json")]
+    UnsupportedMediaType,
+    /// 503: the database is unavailable.
+    #[error("{0}")]
+    Unavailable(String),
+    /// 500: a fault inside keygate. The detail is logged, never sent.
+    #[error("internal error")]
+    Internal(String),
+    /// 401 with a detail object (for example the server time for LMv1 clock errors).
+    #[error("{0}")]
+    UnauthorizedDetail(String, Value),
+}
+
+impl ApiError {
+    /// The HTTP status of this error.
+    pub fn status(&self) -> StatusCode {
+        match self {
+            Self::BadRequest(_) => StatusCode::BAD_REQUEST,
+            Self::Unauthorized(_) | Self::UnauthorizedDetail(..) => StatusCode::UNAUTHORIZED,
+            Self::Forbidden(_) => StatusCode::FORBIDDEN,
+            Self::NotFound(_) => StatusCode::NOT_FOUND,
+            Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
+            Self::Conflict(_) => StatusCode::CONFLICT,
+            Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+        }
+    }
+
+    /// The message a client sees.
+    pub fn message(&self) -> String {
+        self.to_string()
+    }
+
+    pub(crate) fn from_denied(d: Denied, hidden: impl FnOnce() -> String) -> Self {
+        match d {
+            Denied::Forbidden(why) => Self::Forbidden(why.to_owned()),
+            Denied::Hidden => Self::NotFound(hidden()),
+        }
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        match e {
+            StoreError::NotFound(what) => Self::NotFound(format!("{what} not found")),
+            StoreError::Conflict(why) => Self::Conflict(why),
+            StoreError::Invalid(e) => e.into(),
+            StoreError::BearerRefused(BearerRefusal::NoDataIngestion, user) => Self::BadRequest(format!(
+                "user \"{user}\" cannot own a bearer token: none of the user's roles has the DataIngestion privilege (dataingestion * write); give the user a role with it, such as dataingestion"
+            )),
+            StoreError::BearerRefused(BearerRefusal::TracesOff, _) => Self::Forbidden(
+                "bearer tokens cannot be created while the portal's Traces (APM) feature is off; turn it on in portal settings (tracesEnabled)".to_owned(),
+            ),
+            StoreError::OwnerSuspended(user) => {
+                Self::BadRequest(format!("user \"{user}\" is suspended; activate the user before creating tokens"))
+            }
+            StoreError::TokenLimit(max) => Self::BadRequest(format!(
+                "the user already has {max} API tokens, the most the portal allows (maxTokensPerUser); delete one first"
+            )),
+            StoreError::Unavailable => {
+                Self::Unavailable("the database is unavailable; try again shortly".to_owned())
+            }
+            StoreError::Corrupt(what) => Self::Internal(format!("corrupt store: {what}")),
+            StoreError::Database(e) => Self::Internal(format!("database: {e}")),
+        }
+    }
+}
+
+impl From<keygate_core::Error> for ApiError {
+    fn from(e: keygate_core::Error) -> Self {
+        match e {
+            keygate_core::Error::TokenFormat(_)
+            | keygate_core::Error::Credential(_)
+            | keygate_core::Error::Query(_)
+            | keygate_core::Error::Invalid { .. } => Self::BadRequest(e.to_string()),
+            keygate_core::Error::Random | keygate_core::Error::PasswordHash => {
+                Self::Internal(e.to_string())
+            }
+        }
+    }
+}
+
+impl From<keygate_core::QueryError> for ApiError {
+    fn from(e: keygate_core::QueryError) -> Self {
+        Self::BadRequest(e.to_string())
+    }
+}
+
+impl From<keygate_auth::AuthError> for ApiError {
+    fn from(e: keygate_auth::AuthError) -> Self {
+        match e {
+            keygate_auth::AuthError::Store(s) => s.into(),
+        }
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let status = self.status();
+        if let Self::Internal(detail) = &self {
+            tracing::error!(%detail, "internal error");
+        }
+        let detail = match &self {
+            Self::UnauthorizedDetail(_, d) => d.clone(),
+            _ => Value::Null,
+        };
+        let body = json!({
+            "errorMessage": self.message(),
+            "errorCode": status.as_u16(),
+            "errorDetail": detail,
+        });
+        let mut resp = (status, axum::Json(body)).into_response();
+        if status == StatusCode::UNAUTHORIZED {
+            resp.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"keygate\""),
+            );
+        }
+        resp
+    }
+}

@@ -1,0 +1,558 @@
+//! The management path, shared by the REST API and the admin CLI: ask the policy,
+//! validate, make one store call (one transaction), then bring this node's Verifier
+//! up to date before returning — so once a disable or delete has been answered, the
+//! very next request with that token is refused.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use keygate_auth::Verifier;
+use keygate_core::model::{
+    ApiToken, Portal, Privilege, RoleId, TokenId, TokenStatus, TokenType, User, UserId, UserStatus,
+};
+use keygate_core::policy::{self, Access, Actor};
+use keygate_core::token::BearerToken;
+use keygate_core::{password, validate};
+use keygate_store::{
+    NewBearerToken, NewUser, PortalPatch, RoleInput, RolePatch, RoleWithCount, Store, StoreError,
+    TokenPatch, UserPatch,
+};
+
+use crate::error::ApiError;
+use crate::state::Clock;
+
+/// A token as one caller sees it.
+#[derive(Debug, Clone)]
+pub struct TokenView {
+    /// The token.
+    pub token: ApiToken,
+    /// The owner's username.
+    pub owner_name: String,
+    /// The owner's role names.
+    pub roles: Vec<String>,
+    /// What the caller may do to it.
+    pub access: Access,
+}
+
+/// A user with everything needed to render it.
+#[derive(Debug, Clone)]
+pub struct UserView {
+    /// The user.
+    pub user: User,
+    /// All roles (to render the user's as full objects).
+    pub roles: Vec<RoleWithCount>,
+}
+
+/// A new token's note and initial status.
+#[derive(Debug, Clone)]
+pub struct TokenInput {
+    /// Free text.
+    pub note: String,
+    /// Enabled unless asked otherwise.
+    pub status: TokenStatus,
+}
+
+/// A user to create, as given by a client (password in plain text, not yet hashed).
+#[derive(Debug, Clone)]
+pub struct UserInput {
+    /// Sign-in name.
+    pub username: String,
+    /// Contact address.
+    pub email: String,
+    /// Given name.
+    pub first_name: String,
+    /// Family name.
+    pub last_name: String,
+    /// Role ids.
+    pub role_ids: Vec<RoleId>,
+    /// Active or suspended.
+    pub status: UserStatus,
+    /// API-only user.
+    pub api_only: bool,
+    /// Free text.
+    pub note: String,
+    /// Plain password, hashed before it reaches the store.
+    pub password: Option<String>,
+}
+
+/// Changes to a user as given by a client.
+#[derive(Debug, Clone, Default)]
+pub struct UserChanges {
+    /// Store-level changes (password hash filled in from `password`).
+    pub patch: UserPatch,
+    /// New plain password.
+    pub password: Option<String>,
+}
+
+/// Business operations over a store, with the local Verifier kept current.
+pub struct Manager<S: Store> {
+    store: S,
+    verifier: Option<Verifier>,
+    clock: Clock,
+}
+
+fn token_missing(owner: UserId, id: TokenId) -> ApiError {
+    // One message whether the token is absent or belongs to someone else.
+    ApiError::NotFound(format!("API token {id} not found for user {owner}"))
+}
+
+fn not_found_as(e: StoreError, owner: UserId, id: TokenId) -> ApiError {
+    match e {
+        StoreError::NotFound(_) => token_missing(owner, id),
+        other => other.into(),
+    }
+}
+
+fn denied(d: policy::Denied) -> ApiError {
+    ApiError::from_denied(d, || "not found".to_owned())
+}
+
+impl<S: Store> Manager<S> {
+    /// A manager over `store`. `verifier` is the node's index to keep current (the
+    /// admin CLI has none: the server follows the change log for its writes).
+    pub fn new(store: S, verifier: Option<Verifier>) -> Self {
+        Self {
+            store,
+            verifier,
+            clock: Clock,
+        }
+    }
+
+    /// The store.
+    pub fn store(&self) -> &S {
+        &self.store
+    }
+
+    /// Applies committed changes to the local index before a response goes out.
+    async fn settle(&self) -> Result<(), ApiError> {
+        let Some(v) = &self.verifier else {
+            return Ok(());
+        };
+        let mut last = None;
+        for attempt in 0..3u64 {
+            match v.catch_up(&self.store).await {
+                Ok(_) => return Ok(()),
+                Err(e) => last = Some(e),
+            }
+            tokio::time::sleep(Duration::from_millis(50 * (attempt + 1))).await;
+        }
+        if let Some(e) = last {
+            tracing::error!(error = %e, "change committed but not yet applied to this node's index");
+        }
+        Err(ApiError::Unavailable(
+            "the change was saved but this node could not apply it yet; retry the request"
+                .to_owned(),
+        ))
+    }
+
+    async fn role_names(&self) -> Result<HashMap<RoleId, String>, ApiError> {
+        Ok(self
+            .store
+            .roles()
+            .await?
+            .into_iter()
+            .map(|r| (r.role.id, r.role.name))
+            .collect())
+    }
+
+    async fn views(
+        &self,
+        actor: &Actor,
+        tokens: Vec<ApiToken>,
+    ) -> Result<Vec<TokenView>, ApiError> {
+        let users: HashMap<UserId, User> = self
+            .store
+            .users()
+            .await?
+            .into_iter()
+            .map(|u| (u.id, u))
+            .collect();
+        let role_names = self.role_names().await?;
+        Ok(tokens
+            .into_iter()
+            .map(|t| {
+                let owner = users.get(&t.user_id);
+                TokenView {
+                    owner_name: owner.map(|u| u.username.clone()).unwrap_or_default(),
+                    roles: owner
+                        .map(|u| {
+                            u.role_ids
+                                .iter()
+                                .filter_map(|r| role_names.get(r).cloned())
+                                .collect()
+                        })
+                        .unwrap_or_default(),
+                    access: policy::token_access(actor, t.user_id),
+                    token: t,
+                }
+            })
+            .collect())
+    }
+
+    async fn view(&self, actor: &Actor, token: ApiToken) -> Result<TokenView, ApiError> {
+        self.views(actor, vec![token])
+            .await?
+            .pop()
+            .ok_or_else(|| ApiError::Internal("token view vanished".to_owned()))
+    }
+
+    // ---- tokens ----
+
+    /// Creates a bearer token for `owner`. Returns the view and the secret, which
+    /// exists in plain text only in this return value.
+    pub async fn create_bearer_token(
+        &self,
+        actor: &Actor,
+        owner: UserId,
+        input: TokenInput,
+    ) -> Result<(TokenView, BearerToken), ApiError> {
+        let cap = policy::token_write(actor, owner).map_err(denied)?;
+        validate::note("note", &input.note)?;
+        let secret = BearerToken::generate()?;
+        let new = NewBearerToken {
+            digest: secret.digest(),
+            access_id: secret.masked(),
+            note: input.note,
+            status: input.status,
+            created_by: actor.username.clone(),
+        };
+        let token = self
+            .store
+            .create_bearer_token(&cap, &new, self.clock.now())
+            .await?;
+        self.settle().await?;
+        Ok((self.view(actor, token).await?, secret))
+    }
+
+    /// One token, addressed under its owner.
+    pub async fn token(
+        &self,
+        actor: &Actor,
+        owner: UserId,
+        id: TokenId,
+    ) -> Result<TokenView, ApiError> {
+        if policy::token_access(actor, owner) == Access::None {
+            return Err(token_missing(owner, id));
+        }
+        let token = self
+            .store
+            .token(id)
+            .await
+            .map_err(|e| not_found_as(e, owner, id))?;
+        if token.user_id != owner {
+            return Err(token_missing(owner, id));
+        }
+        self.view(actor, token).await
+    }
+
+    /// Tokens of one owner (`Some`) or of everyone the caller may see (`None`).
+    pub async fn tokens(
+        &self,
+        actor: &Actor,
+        owner: Option<UserId>,
+        kind: Option<TokenType>,
+    ) -> Result<Vec<TokenView>, ApiError> {
+        let scope = match owner {
+            Some(o) => {
+                policy::read_tokens_of(actor, o).map_err(denied)?;
+                self.store.user(o).await?;
+                Some(o)
+            }
+            None => policy::token_list_scope(actor).map_err(denied)?,
+        };
+        let mut tokens = self.store.tokens(scope).await?;
+        if let Some(k) = kind {
+            tokens.retain(|t| t.token_type == k);
+        }
+        self.views(actor, tokens).await
+    }
+
+    /// Changes a token's note and/or status.
+    pub async fn update_token(
+        &self,
+        actor: &Actor,
+        owner: UserId,
+        id: TokenId,
+        patch: TokenPatch,
+    ) -> Result<TokenView, ApiError> {
+        let cap = policy::token_write_existing(actor, owner)
+            .map_err(|d| ApiError::from_denied(d, || token_missing(owner, id).message()))?;
+        if let Some(n) = &patch.note {
+            validate::note("note", n)?;
+        }
+        let token = self
+            .store
+            .update_token(&cap, id, &patch, self.clock.now())
+            .await
+            .map_err(|e| not_found_as(e, owner, id))?;
+        self.settle().await?;
+        self.view(actor, token).await
+    }
+
+    /// Deletes a token for good.
+    pub async fn delete_token(
+        &self,
+        actor: &Actor,
+        owner: UserId,
+        id: TokenId,
+    ) -> Result<(), ApiError> {
+        let cap = policy::token_write_existing(actor, owner)
+            .map_err(|d| ApiError::from_denied(d, || token_missing(owner, id).message()))?;
+        self.store
+            .delete_token(&cap, id, self.clock.now())
+            .await
+            .map_err(|e| not_found_as(e, owner, id))?;
+        self.settle().await
+    }
+
+    // ---- users ----
+
+    /// All users.
+    pub async fn users(&self, actor: &Actor) -> Result<(Vec<User>, Vec<RoleWithCount>), ApiError> {
+        policy::read_users(actor, None).map_err(denied)?;
+        Ok((self.store.users().await?, self.store.roles().await?))
+    }
+
+    /// One user (everyone may read their own).
+    pub async fn user(&self, actor: &Actor, id: UserId) -> Result<UserView, ApiError> {
+        policy::read_users(actor, Some(id)).map_err(denied)?;
+        let user = self.store.user(id).await?;
+        Ok(UserView {
+            user,
+            roles: self.store.roles().await?,
+        })
+    }
+
+    /// Finds a user by username (admin CLI).
+    pub async fn user_named(&self, actor: &Actor, username: &str) -> Result<User, ApiError> {
+        policy::read_users(actor, None).map_err(denied)?;
+        Ok(self.store.user_by_username(username).await?)
+    }
+
+    fn check_roles(ids: &[RoleId]) -> Result<(), ApiError> {
+        if ids.is_empty() {
+            return Err(ApiError::BadRequest(
+                "roles: a user needs at least one role".to_owned(),
+            ));
+        }
+        if ids.len() > validate::MAX_ROLES {
+            return Err(ApiError::BadRequest(format!(
+                "roles: at most {} roles",
+                validate::MAX_ROLES
+            )));
+        }
+        Ok(())
+    }
+
+    /// Creates a user.
+    pub async fn create_user(&self, actor: &Actor, input: UserInput) -> Result<UserView, ApiError> {
+        let cap = policy::user_admin(actor).map_err(denied)?;
+        validate::username(&input.username)?;
+        validate::email(&input.email)?;
+        validate::name("firstName", &input.first_name, false)?;
+        validate::name("lastName", &input.last_name, false)?;
+        validate::note("note", &input.note)?;
+        Self::check_roles(&input.role_ids)?;
+        let password_hash = match &input.password {
+            Some(p) => {
+                validate::password(p)?;
+                Some(password::hash(p)?)
+            }
+            None => None,
+        };
+        let new = NewUser {
+            username: input.username,
+            email: input.email,
+            first_name: input.first_name,
+            last_name: input.last_name,
+            role_ids: input.role_ids,
+            status: input.status,
+            api_only: input.api_only,
+            note: input.note,
+            password_hash,
+            created_by: actor.username.clone(),
+        };
+        let user = self.store.create_user(&cap, &new, self.clock.now()).await?;
+        self.settle().await?;
+        Ok(UserView {
+            user,
+            roles: self.store.roles().await?,
+        })
+    }
+
+    /// Changes a user. A role or status change applies to the user's next request.
+    pub async fn update_user(
+        &self,
+        actor: &Actor,
+        id: UserId,
+        mut changes: UserChanges,
+    ) -> Result<UserView, ApiError> {
+        let cap = policy::user_admin(actor).map_err(denied)?;
+        let p = &changes.patch;
+        if let Some(u) = &p.username {
+            validate::username(u)?;
+        }
+        if let Some(e) = &p.email {
+            validate::email(e)?;
+        }
+        if let Some(n) = &p.first_name {
+            validate::name("firstName", n, false)?;
+        }
+        if let Some(n) = &p.last_name {
+            validate::name("lastName", n, false)?;
+        }
+        if let Some(n) = &p.note {
+            validate::note("note", n)?;
+        }
+        if let Some(r) = &p.role_ids {
+            Self::check_roles(r)?;
+        }
+        if actor.user_id == Some(id) && p.status == Some(UserStatus::Suspended) {
+            return Err(ApiError::BadRequest(
+                "status: you cannot suspend yourself".to_owned(),
+            ));
+        }
+        if let Some(pw) = &changes.password {
+            validate::password(pw)?;
+            changes.patch.password_hash = Some(password::hash(pw)?);
+        }
+        let user = self
+            .store
+            .update_user(&cap, id, &changes.patch, self.clock.now())
+            .await?;
+        self.settle().await?;
+        Ok(UserView {
+            user,
+            roles: self.store.roles().await?,
+        })
+    }
+
+    /// Deletes a user and every token it owns.
+    pub async fn delete_user(&self, actor: &Actor, id: UserId) -> Result<(), ApiError> {
+        let cap = policy::user_admin(actor).map_err(denied)?;
+        if actor.user_id == Some(id) {
+            return Err(ApiError::BadRequest(
+                "you cannot delete your own user".to_owned(),
+            ));
+        }
+        self.store.delete_user(&cap, id, self.clock.now()).await?;
+        self.settle().await
+    }
+
+    // ---- roles ----
+
+    /// All roles.
+    pub async fn roles(&self, actor: &Actor) -> Result<Vec<RoleWithCount>, ApiError> {
+        policy::read_users(actor, None).map_err(denied)?;
+        Ok(self.store.roles().await?)
+    }
+
+    /// One role.
+    pub async fn role(&self, actor: &Actor, id: RoleId) -> Result<RoleWithCount, ApiError> {
+        policy::read_users(actor, None).map_err(denied)?;
+        Ok(self.store.role(id).await?)
+    }
+
+    /// Finds a role by name (admin CLI).
+    pub async fn role_named(&self, actor: &Actor, name: &str) -> Result<RoleWithCount, ApiError> {
+        policy::read_users(actor, None).map_err(denied)?;
+        Ok(self.store.role_by_name(name).await?)
+    }
+
+    fn check_privileges(ps: &[Privilege]) -> Result<(), ApiError> {
+        if ps.len() > validate::MAX_PRIVILEGES {
+            return Err(ApiError::BadRequest(format!(
+                "privileges: at most {} per role",
+                validate::MAX_PRIVILEGES
+            )));
+        }
+        for p in ps {
+            validate::privilege_part("privileges.objectType", &p.object_type)?;
+            validate::privilege_part("privileges.objectId", &p.object_id)?;
+            validate::privilege_part("privileges.operation", &p.operation)?;
+        }
+        Ok(())
+    }
+
+    /// Creates a role.
+    pub async fn create_role(
+        &self,
+        actor: &Actor,
+        input: RoleInput,
+    ) -> Result<RoleWithCount, ApiError> {
+        let cap = policy::user_admin(actor).map_err(denied)?;
+        validate::name("name", &input.name, true)?;
+        validate::description(&input.description)?;
+        Self::check_privileges(&input.privileges)?;
+        let r = self
+            .store
+            .create_role(&cap, &input, self.clock.now())
+            .await?;
+        self.settle().await?;
+        Ok(r)
+    }
+
+    /// Changes a role; its holders' next requests use the new privileges.
+    pub async fn update_role(
+        &self,
+        actor: &Actor,
+        id: RoleId,
+        patch: RolePatch,
+    ) -> Result<RoleWithCount, ApiError> {
+        let cap = policy::user_admin(actor).map_err(denied)?;
+        if let Some(n) = &patch.name {
+            validate::name("name", n, true)?;
+        }
+        if let Some(d) = &patch.description {
+            validate::description(d)?;
+        }
+        if let Some(p) = &patch.privileges {
+            Self::check_privileges(p)?;
+        }
+        let r = self
+            .store
+            .update_role(&cap, id, &patch, self.clock.now())
+            .await?;
+        self.settle().await?;
+        Ok(r)
+    }
+
+    /// Deletes a role no user holds.
+    pub async fn delete_role(&self, actor: &Actor, id: RoleId) -> Result<(), ApiError> {
+        let cap = policy::user_admin(actor).map_err(denied)?;
+        self.store.delete_role(&cap, id, self.clock.now()).await?;
+        self.settle().await
+    }
+
+    // ---- portal ----
+
+    /// Portal settings (readable by every authenticated caller: the UI needs to know
+    /// whether bearer tokens can be added).
+    pub async fn portal(&self) -> Result<Portal, ApiError> {
+        Ok(self.store.portal().await?)
+    }
+
+    /// Changes portal settings.
+    pub async fn update_portal(
+        &self,
+        actor: &Actor,
+        patch: PortalPatch,
+    ) -> Result<Portal, ApiError> {
+        let cap = policy::portal_admin(actor).map_err(denied)?;
+        if let Some(n) = &patch.company_name {
+            validate::name("companyName", n, true)?;
+        }
+        if let Some(n) = patch.max_tokens_per_user {
+            validate::max_tokens_per_user(n)?;
+        }
+        if let Some(n) = patch.lmv1_clock_skew_seconds {
+            validate::clock_skew(n)?;
+        }
+        let p = self
+            .store
+            .update_portal(&cap, &patch, self.clock.now())
+            .await?;
+        self.settle().await?;
+        Ok(p)
+    }
+}

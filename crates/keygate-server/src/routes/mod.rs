@@ -1,0 +1,147 @@
+//! The REST API v3 routes under `/santaba/rest`, plus `/healthz`.
+//!
+//! Handlers are thin: extractors (authentication, ids, query, body) → one
+//! [`crate::manage::Manager`] call → JSON. Errors map to HTTP in [`crate::error`].
+
+use std::time::Instant;
+
+use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
+use axum::http::{HeaderName, Method};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use keygate_store::Store;
+use serde_json::{Map, Value, json};
+
+use crate::body::MAX_BODY;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+mod portal;
+mod roles;
+mod tokens;
+mod users;
+
+/// A JSON object response.
+pub(crate) type JsonResult = Result<Json<Value>, ApiError>;
+
+pub(crate) fn object(m: Map<String, Value>) -> Json<Value> {
+    Json(Value::Object(m))
+}
+
+/// Builds the whole application.
+pub fn router<S: Store>(state: AppState<S>) -> Router {
+    let api = Router::new()
+        .route(
+            "/setting/admins",
+            get(users::list::<S>).post(users::create::<S>),
+        )
+        .route("/setting/admins/apitokens", get(tokens::list_all::<S>))
+        .route(
+            "/setting/admins/{adminId}",
+            get(users::get::<S>)
+                .put(users::update::<S>)
+                .patch(users::update::<S>)
+                .delete(users::delete::<S>),
+        )
+        .route(
+            "/setting/admins/{adminId}/apitokens",
+            get(tokens::list::<S>).post(tokens::create::<S>),
+        )
+        .route(
+            "/setting/admins/{adminId}/apitokens/{apitokenId}",
+            get(tokens::get::<S>)
+                .put(tokens::update::<S>)
+                .patch(tokens::update::<S>)
+                .delete(tokens::delete::<S>),
+        )
+        .route(
+            "/setting/roles",
+            get(roles::list::<S>).post(roles::create::<S>),
+        )
+        .route(
+            "/setting/roles/{roleId}",
+            get(roles::get::<S>)
+                .put(roles::update::<S>)
+                .patch(roles::update::<S>)
+                .delete(roles::delete::<S>),
+        )
+        .route(
+            "/setting/portal",
+            get(portal::get::<S>)
+                .put(portal::update::<S>)
+                .patch(portal::update::<S>),
+        )
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .route_layer(middleware::from_fn(tag_route))
+        .layer(middleware::from_fn(check_version))
+        .with_state(state);
+    Router::new()
+        .nest("/santaba/rest", api)
+        .route("/healthz", get(healthz))
+        .fallback(not_found)
+        .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn(log_request))
+}
+
+async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::NotFound("no such API path; see docs/api.md for the paths keygate serves".to_owned())
+}
+
+async fn method_not_allowed(method: Method) -> ApiError {
+    ApiError::MethodNotAllowed(method.to_string())
+}
+
+const X_VERSION: HeaderName = HeaderName::from_static("x-version");
+
+/// Clients send `X-Version: 3`; a missing header means 3, anything else is refused.
+async fn check_version(req: Request, next: Next) -> Response {
+    let mut values = req.headers().get_all(X_VERSION).iter();
+    let ok = match (values.next(), values.next()) {
+        (None, _) => true,
+        (Some(v), None) => v.as_bytes().trim_ascii() == b"3",
+        (Some(_), Some(_)) => false,
+    };
+    if ok {
+        next.run(req).await
+    } else {
+        ApiError::BadRequest("X-Version must be 3 (keygate serves REST API v3)".to_owned())
+            .into_response()
+    }
+}
+
+/// The route template a request matched, carried on the response to the logger.
+#[derive(Clone)]
+struct RouteTag(MatchedPath);
+
+async fn tag_route(path: MatchedPath, req: Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    resp.extensions_mut().insert(RouteTag(path));
+    resp
+}
+
+/// One line per request: method, route template (never the raw URI, which could
+/// carry a pasted token), status and latency.
+async fn log_request(req: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let method = req.method().clone();
+    let resp = next.run(req).await;
+    let route = resp
+        .extensions()
+        .get::<RouteTag>()
+        .map_or("unmatched", |t| t.0.as_str());
+    tracing::info!(
+        %method,
+        route = %route,
+        status = resp.status().as_u16(),
+        micros = started.elapsed().as_micros() as u64,
+        "request"
+    );
+    resp
+}

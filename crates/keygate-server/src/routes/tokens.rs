@@ -1,0 +1,177 @@
+//! `/setting/admins/{adminId}/apitokens[/{apitokenId}]` and `/setting/admins/apitokens`.
+
+use axum::extract::State;
+use keygate_core::model::{TokenStatus, TokenType};
+use keygate_core::query::{ListQuery, parse_fields};
+use keygate_store::{Store, TokenPatch};
+use serde_json::{Value, json};
+
+use super::{JsonResult, object};
+use crate::auth::Caller;
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::extract::{Body, Ids, Params};
+use crate::manage::{TokenInput, TokenView};
+use crate::state::AppState;
+use crate::wire;
+
+fn render(v: &TokenView, secret: Option<&str>) -> serde_json::Map<String, Value> {
+    wire::token(&v.token, &v.owner_name, &v.roles, v.access, secret)
+}
+
+fn type_param(p: &Params) -> Result<Option<TokenType>, ApiError> {
+    p.get("type")
+        .map(|t| {
+            TokenType::parse(t)
+                .ok_or_else(|| ApiError::BadRequest("type must be bearer or lmv1".to_owned()))
+        })
+        .transpose()
+}
+
+fn status_field(b: &JsonBody) -> Result<Option<TokenStatus>, ApiError> {
+    b.int("status")?
+        .map(|c| {
+            TokenStatus::from_code(c).ok_or_else(|| {
+                ApiError::BadRequest("status must be 2 (enabled) or 1 (disabled)".to_owned())
+            })
+        })
+        .transpose()
+}
+
+fn system_generated(field: &str) -> ApiError {
+    ApiError::BadRequest(format!("{field} is system generated, cannot be edited"))
+}
+
+/// Refuses any attempt to set what the system generates. Values equal to the current
+/// ones are accepted, because SDKs send read-only properties back.
+fn check_immutable(
+    b: &JsonBody,
+    current: Option<&TokenView>,
+    admin_id: i64,
+    kind: TokenType,
+) -> Result<(), ApiError> {
+    if b.str("accessKey")?.is_some_and(|k| !k.is_empty()) {
+        return Err(system_generated("accessKey"));
+    }
+    if let Some(a) = b.str("accessId")? {
+        if current.is_none_or(|c| c.token.access_id != a) && !a.is_empty() {
+            return Err(system_generated("accessId"));
+        }
+    }
+    if b.int("adminId")?.is_some_and(|a| a != admin_id) {
+        return Err(system_generated("adminId"));
+    }
+    if let Some(t) = b.str("type")? {
+        if TokenType::parse(t) != Some(kind) {
+            return Err(system_generated("type"));
+        }
+    }
+    Ok(())
+}
+
+pub(super) async fn create<S: Store>(
+    State(st): State<AppState<S>>,
+    caller: Caller,
+    ids: Ids,
+    params: Params,
+    Body(b): Body,
+) -> JsonResult {
+    let admin = ids.get(0)?;
+    let kind = type_param(&params)?.unwrap_or(TokenType::Lmv1);
+    if kind == TokenType::Lmv1 {
+        return Err(ApiError::BadRequest(
+            "LMv1 tokens are not available on this server; create a bearer token with ?type=bearer"
+                .to_owned(),
+        ));
+    }
+    check_immutable(&b, None, admin, kind)?;
+    let input = TokenInput {
+        note: b.str("note")?.unwrap_or_default().to_owned(),
+        status: status_field(&b)?.unwrap_or(TokenStatus::Enabled),
+    };
+    let (view, secret) = st
+        .manager
+        .create_bearer_token(&caller.actor(), admin, input)
+        .await?;
+    Ok(object(render(&view, Some(secret.expose_secret()))))
+}
+
+pub(super) async fn get<S: Store>(
+    State(st): State<AppState<S>>,
+    caller: Caller,
+    ids: Ids,
+    params: Params,
+) -> JsonResult {
+    let fields = parse_fields(params.get("fields"), wire::TOKEN_PROPS)?;
+    let view = st
+        .manager
+        .token(&caller.actor(), ids.get(0)?, ids.get(1)?)
+        .await?;
+    Ok(object(wire::project(
+        render(&view, None),
+        fields.as_deref(),
+    )))
+}
+
+async fn list_tokens<S: Store>(
+    st: &AppState<S>,
+    caller: &Caller,
+    owner: Option<i64>,
+    params: &Params,
+) -> JsonResult {
+    let q = ListQuery::parse(&params.list(), wire::TOKEN_FIELDS, wire::TOKEN_PROPS)?;
+    let views = st
+        .manager
+        .tokens(&caller.actor(), owner, type_param(params)?)
+        .await?;
+    Ok(axum::Json(wire::list(
+        views.iter().map(|v| render(v, None)).collect(),
+        &q,
+    )))
+}
+
+pub(super) async fn list<S: Store>(
+    State(st): State<AppState<S>>,
+    caller: Caller,
+    ids: Ids,
+    params: Params,
+) -> JsonResult {
+    list_tokens(&st, &caller, Some(ids.get(0)?), &params).await
+}
+
+pub(super) async fn list_all<S: Store>(
+    State(st): State<AppState<S>>,
+    caller: Caller,
+    params: Params,
+) -> JsonResult {
+    list_tokens(&st, &caller, None, &params).await
+}
+
+pub(super) async fn update<S: Store>(
+    State(st): State<AppState<S>>,
+    caller: Caller,
+    ids: Ids,
+    Body(b): Body,
+) -> JsonResult {
+    let (admin, id) = (ids.get(0)?, ids.get(1)?);
+    let actor = caller.actor();
+    let current = st.manager.token(&actor, admin, id).await?;
+    check_immutable(&b, Some(&current), admin, current.token.token_type)?;
+    let patch = TokenPatch {
+        note: b.str("note")?.map(str::to_owned),
+        status: status_field(&b)?,
+    };
+    let view = st.manager.update_token(&actor, admin, id, patch).await?;
+    Ok(object(render(&view, None)))
+}
+
+pub(super) async fn delete<S: Store>(
+    State(st): State<AppState<S>>,
+    caller: Caller,
+    ids: Ids,
+) -> JsonResult {
+    st.manager
+        .delete_token(&caller.actor(), ids.get(0)?, ids.get(1)?)
+        .await?;
+    Ok(axum::Json(json!({})))
+}

@@ -1,0 +1,210 @@
+//! The admin CLI: works on the database directly, through the same rules as the API.
+//! A running server picks the changes up from the change log within its poll interval.
+
+use anyhow::{Context, Result};
+use keygate_core::model::{TokenStatus, UserStatus};
+use keygate_core::policy::Actor;
+use keygate_server::Manager;
+use keygate_server::manage::{TokenInput, UserInput};
+use keygate_store::{PortalPatch, Store, TokenPatch};
+
+use crate::cli::{PortalCommand, TokenCommand, TokenKind, UserCommand};
+
+fn api<T>(r: Result<T, keygate_server::ApiError>) -> Result<T> {
+    r.map_err(|e| anyhow::anyhow!("{}", e.message()))
+}
+
+/// Runs `keygate user ...`.
+pub async fn user<S: Store>(m: &Manager<S>, cmd: UserCommand) -> Result<()> {
+    let actor = Actor::local_admin();
+    match cmd {
+        UserCommand::Create {
+            username,
+            email,
+            roles,
+            api_only,
+            note,
+        } => {
+            let mut role_ids = Vec::new();
+            for name in &roles {
+                role_ids.push(api(m.role_named(&actor, name).await)?.role.id);
+            }
+            let input = UserInput {
+                username,
+                email,
+                first_name: String::new(),
+                last_name: String::new(),
+                role_ids,
+                status: UserStatus::Active,
+                api_only,
+                note,
+                password: None,
+            };
+            let v = api(m.create_user(&actor, input).await)?;
+            println!("{}", v.user.id);
+        }
+        UserCommand::List => {
+            let (users, roles) = api(m.users(&actor).await)?;
+            println!(
+                "{:<6} {:<24} {:<32} {:<10} ROLES",
+                "ID", "USERNAME", "EMAIL", "STATUS"
+            );
+            for u in users {
+                let names: Vec<&str> = u
+                    .role_ids
+                    .iter()
+                    .filter_map(|id| roles.iter().find(|r| r.role.id == *id))
+                    .map(|r| r.role.name.as_str())
+                    .collect();
+                println!(
+                    "{:<6} {:<24} {:<32} {:<10} {}",
+                    u.id,
+                    u.username,
+                    u.email,
+                    u.status.as_str(),
+                    names.join(",")
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Runs `keygate token ...`.
+pub async fn token<S: Store>(m: &Manager<S>, cmd: TokenCommand) -> Result<()> {
+    let actor = Actor::local_admin();
+    match cmd {
+        TokenCommand::Create {
+            user,
+            kind: TokenKind::Bearer,
+            note,
+        } => {
+            let owner = api(m.user_named(&actor, &user).await)?;
+            let input = TokenInput {
+                note,
+                status: TokenStatus::Enabled,
+            };
+            let (_, secret) = api(m.create_bearer_token(&actor, owner.id, input).await)?;
+            // stdout carries the secret alone, so `$(keygate token create ...)` works.
+            println!("{}", secret.expose_secret());
+        }
+        TokenCommand::List { user } => {
+            let owner = match user {
+                Some(u) => Some(api(m.user_named(&actor, &u).await)?.id),
+                None => None,
+            };
+            let views = api(m.tokens(&actor, owner, None).await)?;
+            println!(
+                "{:<6} {:<16} {:<7} {:<50} {:<9} {:<11} NOTE",
+                "ID", "USER", "TYPE", "ACCESS ID", "STATUS", "LAST USED"
+            );
+            for v in views {
+                let t = &v.token;
+                let status = if t.status == TokenStatus::Enabled {
+                    "enabled"
+                } else {
+                    "disabled"
+                };
+                println!(
+                    "{:<6} {:<16} {:<7} {:<50} {:<9} {:<11} {}",
+                    t.id,
+                    v.owner_name,
+                    t.token_type.as_str(),
+                    t.access_id,
+                    status,
+                    t.last_used_on,
+                    t.note.escape_debug()
+                );
+            }
+        }
+        TokenCommand::Disable { id } => set_status(m, &actor, id, TokenStatus::Disabled).await?,
+        TokenCommand::Enable { id } => set_status(m, &actor, id, TokenStatus::Enabled).await?,
+        TokenCommand::Delete { id } => {
+            let owner = api(m
+                .store()
+                .token(id)
+                .await
+                .map_err(keygate_server::ApiError::from))?
+            .user_id;
+            api(m.delete_token(&actor, owner, id).await)?;
+            eprintln!("token {id} deleted");
+        }
+    }
+    Ok(())
+}
+
+async fn set_status<S: Store>(
+    m: &Manager<S>,
+    actor: &Actor,
+    id: i64,
+    status: TokenStatus,
+) -> Result<()> {
+    let owner = api(m
+        .store()
+        .token(id)
+        .await
+        .map_err(keygate_server::ApiError::from))?
+    .user_id;
+    let patch = TokenPatch {
+        note: None,
+        status: Some(status),
+    };
+    api(m.update_token(actor, owner, id, patch).await)?;
+    eprintln!(
+        "token {id} {}",
+        if status == TokenStatus::Enabled {
+            "enabled"
+        } else {
+            "disabled"
+        }
+    );
+    Ok(())
+}
+
+/// Runs `keygate portal ...`.
+pub async fn portal<S: Store>(m: &Manager<S>, cmd: PortalCommand) -> Result<()> {
+    let actor = Actor::local_admin();
+    let p = match cmd {
+        PortalCommand::Show => api(m.portal().await)?,
+        PortalCommand::Set {
+            traces_enabled,
+            max_tokens_per_user,
+            company_name,
+        } => {
+            let patch = PortalPatch {
+                company_name,
+                traces_enabled,
+                max_tokens_per_user,
+                lmv1_clock_skew_seconds: None,
+            };
+            api(m.update_portal(&actor, patch).await)?
+        }
+    };
+    println!("companyName: {}", p.company_name);
+    println!("tracesEnabled: {}", p.traces_enabled);
+    println!("maxTokensPerUser: {}", p.max_tokens_per_user);
+    println!("lmv1ClockSkewSeconds: {}", p.lmv1_clock_skew_seconds);
+    Ok(())
+}
+
+/// Opens the store and bootstraps it on first use, showing the admin password once.
+pub async fn open(database_url: &str) -> Result<keygate_store::SqliteStore> {
+    let path = keygate_store::sqlite::sqlite_path(database_url).with_context(|| {
+        format!("unsupported --database-url \"{database_url}\": use sqlite://PATH or a file path")
+    })?;
+    let store = keygate_store::SqliteStore::open(path)
+        .await
+        .with_context(|| format!("could not open the SQLite database at {path}"))?;
+    let password = keygate_core::password::generate()?;
+    let hash = keygate_core::password::hash(&password)?;
+    let now = keygate_server::state::Clock.now();
+    if store.bootstrap(&hash, now).await? {
+        eprintln!(
+            "\n================================================================\n\
+             keygate: first start. Created the user \"admin\" with password:\n\n    {password}\n\n\
+             It is shown only this once. Sign in and change it.\n\
+             ================================================================\n"
+        );
+    }
+    Ok(store)
+}
