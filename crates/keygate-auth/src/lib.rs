@@ -2,12 +2,12 @@
 //!
 //! # Layout
 //!
-//! - [`verifier`]: the [`Verifier`] (index of token digests, owners and roles) and the
+//! - [`verifier`] — the [`Verifier`] (index of token digests, owners and roles) and the
 //!   [`Principal`] it yields; [`Refusal`] says why a credential was refused.
-//! - [`index`]: the sharded digest map and its hasher.
-//! - [`follow`]: keeps the index current by replaying the store's change log.
-//! - [`usage`]: records last use in memory and writes it to the store in batches.
-//! - [`error`]: [`AuthError`].
+//! - [`index`] — the sharded digest map and its hasher.
+//! - [`follow`] — keeps the index current by replaying the store's change log.
+//! - [`usage`] — records last use in memory and writes it to the store in batches.
+//! - [`error`] — [`AuthError`].
 #![forbid(unsafe_code)]
 
 pub mod error;

@@ -2,15 +2,15 @@
 //!
 //! # Layout
 //!
-//! - [`token`]: the bearer token format (generate, parse with precise errors, mask, hash).
-//! - [`credentials`]: reading an `Authorization` header (Bearer, LMv1) into a credential.
-//! - [`model`]: users, roles, privileges, tokens and portal settings as plain data.
-//! - [`policy`]: who may do what; hands out the capabilities that store writes require.
-//! - [`query`]: LogicMonitor list queries (`filter`, `sort`, `fields`, paging).
-//! - [`validate`]: bounds on user-supplied values.
-//! - [`password`]: argon2id password hashing.
-//! - [`random`]: secrets from the OS CSPRNG.
-//! - [`error`]: the crate's error type.
+//! - [`token`] — the bearer token format (generate, parse with precise errors, mask, hash).
+//! - [`credentials`] — reading an `Authorization` header (Bearer, LMv1) into a credential.
+//! - [`model`] — users, roles, privileges, tokens and portal settings as plain data.
+//! - [`policy`] — who may do what; hands out the capabilities that store writes require.
+//! - [`query`] — LogicMonitor list queries (`filter`, `sort`, `fields`, paging).
+//! - [`validate`] — bounds on user-supplied values.
+//! - [`password`] — argon2id password hashing.
+//! - [`random`] — secrets from the OS CSPRNG.
+//! - [`error`] — the crate's error type.
 #![forbid(unsafe_code)]
 
 pub mod credentials;

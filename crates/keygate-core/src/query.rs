@@ -349,7 +349,7 @@ fn parse_filter(raw: &str, specs: &[FieldSpec]) -> Result<Vec<Term>, QueryError>
         .map(|(s, op)| (*op, s.len()))
         .ok_or_else(|| syntax(&format!("missing operator after \"{}\"", clip(name))))?;
         rest = &rest[op_len..];
-        let (value, after) = read_value(rest).map_err(|r| syntax(r))?;
+        let (value, after) = read_value(rest).map_err(&syntax)?;
         rest = after;
         let number = match spec.kind {
             FieldKind::Int if matches!(op, Op::Contains | Op::NotContains) => 0,

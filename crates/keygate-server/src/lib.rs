@@ -3,15 +3,15 @@
 //! # Layout
 //!
 //! - [`serve`] (this file): the entry point; tests call it with a port-0 listener.
-//! - [`routes`]: the router and one module per resource (thin handlers).
-//! - [`manage`]: the management path shared with the admin CLI (policy → store →
+//! - [`routes`] — the router and one module per resource (thin handlers).
+//! - [`manage`] — the management path shared with the admin CLI (policy → store →
 //!   Verifier catch-up).
-//! - [`auth`]: the [`auth::Caller`] extractor that authenticates every API request.
-//! - [`extract`]: path ids, query parameters and JSON bodies with API-style errors.
-//! - [`body`]: typed access to JSON request bodies, naming the field at fault.
-//! - [`wire`]: the JSON shapes of API objects and list responses.
-//! - [`error`]: [`ApiError`], the one mapping from errors to HTTP.
-//! - [`state`]: shared state and the clock.
+//! - [`auth`] — the [`auth::Caller`] extractor that authenticates every API request.
+//! - [`extract`] — path ids, query parameters and JSON bodies with API-style errors.
+//! - [`body`] — typed access to JSON request bodies, naming the field at fault.
+//! - [`wire`] — the JSON shapes of API objects and list responses.
+//! - [`error`] — [`ApiError`], the one mapping from errors to HTTP.
+//! - [`state`] — shared state and the clock.
 #![forbid(unsafe_code)]
 
 use std::future::Future;

@@ -6,9 +6,9 @@
 //! - [`Store`] (this file): every read and write keygate makes. Mutations take a
 //!   capability from [`keygate_core::policy`], run in one transaction, and append to
 //!   the change log in that same transaction.
-//! - [`types`]: inputs and outputs that are not model types (patches, snapshot, changes).
-//! - [`sqlite`]: the SQLite backend (WAL, foreign keys, migrations at start-up).
-//! - [`error`]: [`StoreError`], with the one conversion from `sqlx::Error`.
+//! - [`types`] — inputs and outputs that are not model types (patches, snapshot, changes).
+//! - [`sqlite`] — the SQLite backend (WAL, foreign keys, migrations at start-up).
+//! - [`error`] — [`StoreError`], with the one conversion from `sqlx::Error`.
 #![forbid(unsafe_code)]
 
 use std::future::Future;

@@ -53,18 +53,19 @@ fn check_immutable(
     if b.str("accessKey")?.is_some_and(|k| !k.is_empty()) {
         return Err(system_generated("accessKey"));
     }
-    if let Some(a) = b.str("accessId")? {
-        if current.is_none_or(|c| c.token.access_id != a) && !a.is_empty() {
-            return Err(system_generated("accessId"));
-        }
+    if let Some(a) = b.str("accessId")?
+        && !a.is_empty()
+        && current.is_none_or(|c| c.token.access_id != a)
+    {
+        return Err(system_generated("accessId"));
     }
     if b.int("adminId")?.is_some_and(|a| a != admin_id) {
         return Err(system_generated("adminId"));
     }
-    if let Some(t) = b.str("type")? {
-        if TokenType::parse(t) != Some(kind) {
-            return Err(system_generated("type"));
-        }
+    if let Some(t) = b.str("type")?
+        && TokenType::parse(t) != Some(kind)
+    {
+        return Err(system_generated("type"));
     }
     Ok(())
 }

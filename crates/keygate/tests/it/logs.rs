@@ -1,0 +1,167 @@
+//! No secret reaches a log line, even at trace level: run the real binary with
+//! `RUST_LOG=trace`, drive the whole flow, and sweep everything it printed.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+
+use reqwest::StatusCode;
+use serde_json::json;
+use tokio::io::{AsyncBufReadExt, BufReader};
+
+use crate::support::*;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn secrets_never_reach_the_logs_at_trace_level() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = format!("sqlite://{}", dir.path().join("kg.db").display());
+    let bin = env!("CARGO_BIN_EXE_keygate");
+    // The CLI bootstraps the store and mints the admin token.
+    let o = tokio::process::Command::new(bin)
+        .args(["token", "create", "--user", "admin"])
+        .env("KEYGATE_DATABASE_URL", &db)
+        .env("RUST_LOG", "trace")
+        .output()
+        .await
+        .expect("cli");
+    assert!(o.status.success());
+    let admin = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    let cli_err = String::from_utf8_lossy(&o.stderr).into_owned();
+    let password = cli_err
+        .lines()
+        .skip_while(|l| !l.contains("with password"))
+        .find(|l| !l.trim().is_empty() && !l.contains("with password"))
+        .expect("banner shows the password")
+        .trim()
+        .to_owned();
+
+    let mut child = tokio::process::Command::new(bin)
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("KEYGATE_DATABASE_URL", &db)
+        .env("RUST_LOG", "trace")
+        .stderr(Stdio::piped())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("serve");
+    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel::<String>();
+    let stderr = child.stderr.take().expect("stderr");
+    let collected = lines.clone();
+    let reader = tokio::spawn(async move {
+        let mut addr_tx = Some(addr_tx);
+        let mut rd = BufReader::new(stderr).lines();
+        while let Ok(Some(line)) = rd.next_line().await {
+            if let Some(rest) = line.split("keygate listening addr=").nth(1)
+                && let Some(tx) = addr_tx.take()
+            {
+                let _ = tx.send(rest.trim().to_owned());
+            }
+            collected.lock().expect("lock").push(line);
+        }
+    });
+    let addr = tokio::time::timeout(std::time::Duration::from_secs(30), addr_rx)
+        .await
+        .expect("server started")
+        .expect("address");
+    let client = reqwest::Client::new();
+    let base = format!("http://{addr}/santaba/rest");
+    let call =
+        |method: reqwest::Method, token: &str, path: &str, body: Option<serde_json::Value>| {
+            let mut rb = client
+                .request(method, format!("{base}{path}"))
+                .header("Authorization", format!("Bearer {token}"));
+            if let Some(b) = body {
+                rb = rb
+                    .header("Content-Type", "application/json")
+                    .body(b.to_string());
+            }
+            send(rb)
+        };
+    use reqwest::Method as M;
+    let r = call(M::POST, &admin, "/setting/admins", Some(json!({"username": "u", "email": "u@x.io", "roles": [{"id": 2}], "password": "hunter2hunter2"}))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = call(
+        M::POST,
+        &admin,
+        "/setting/admins/2/apitokens?type=bearer",
+        Some(json!({"note": "n"})),
+    )
+    .await;
+    let secret = r.body["accessKey"].as_str().expect("secret").to_owned();
+    let id = r.body["id"].as_i64().expect("id");
+    assert_eq!(
+        call(M::GET, &secret, "/setting/admins/2", None)
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let mut typo = secret.clone().into_bytes();
+    typo[30] = if typo[30] == b'z' { b'y' } else { b'z' };
+    let typo = String::from_utf8(typo).expect("ascii");
+    assert_eq!(
+        call(M::GET, &typo, "/setting/portal", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let in_query = client
+        .get(format!("{base}/setting/portal?access_token={secret}"))
+        .send()
+        .await
+        .expect("send");
+    assert_eq!(in_query.status(), StatusCode::UNAUTHORIZED);
+    call(
+        M::PATCH,
+        &admin,
+        &format!("/setting/admins/2/apitokens/{id}"),
+        Some(json!({"status": 1})),
+    )
+    .await;
+    assert_eq!(
+        call(M::GET, &secret, "/setting/portal", None).await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    call(
+        M::DELETE,
+        &admin,
+        &format!("/setting/admins/2/apitokens/{id}"),
+        None,
+    )
+    .await;
+
+    // Graceful stop, so the shutdown path logs too.
+    let pid = child.id().expect("pid").to_string();
+    let killed = tokio::process::Command::new("kill")
+        .args(["-TERM", &pid])
+        .status()
+        .await
+        .expect("kill");
+    assert!(killed.success());
+    let status = child.wait().await.expect("wait");
+    assert!(status.success(), "graceful exit");
+    reader.await.expect("reader");
+    let log = lines.lock().expect("lock").join("\n");
+    assert!(
+        log.contains("TRACE") || log.contains("DEBUG"),
+        "trace logging was on"
+    );
+    assert!(
+        log.contains("route=/santaba/rest/setting/admins/{adminId}/apitokens/{apitokenId}"),
+        "requests are logged by template"
+    );
+    for s in [
+        &admin,
+        &secret,
+        &typo,
+        &password,
+        &"hunter2hunter2".to_owned(),
+    ] {
+        assert!(!log.contains(s.as_str()), "a secret reached the server log");
+        assert!(
+            !log.contains(&s[3..s.len() - 3]),
+            "part of a secret reached the server log"
+        );
+    }
+    assert!(
+        !cli_err.contains(&admin),
+        "the CLI prints the token on stdout only"
+    );
+}
