@@ -60,20 +60,30 @@ impl Verifier {
             },
             Entity::User => match store.user_key(c.id).await? {
                 Some(u) => {
-                    write(&i.owners).insert(u.id, OwnerEntry::from(u));
+                    // Roles before owners: the one order in which locks are ever nested.
+                    let roles = i
+                        .roles
+                        .read()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    write(&i.owners).insert(u.id, OwnerEntry::new(u, &roles));
                 }
                 None => {
                     write(&i.owners).remove(&c.id);
                 }
             },
-            Entity::Role => match store.role_grants(c.id).await? {
-                Some(g) => {
-                    write(&i.roles).insert(c.id, g);
+            Entity::Role => {
+                let grants = store.role_grants(c.id).await?;
+                let mut roles = write(&i.roles);
+                match grants {
+                    Some(g) => roles.insert(c.id, g),
+                    None => roles.remove(&c.id),
+                };
+                // Every holder's next request sees the new privileges.
+                let mut owners = write(&i.owners);
+                for o in owners.values_mut().filter(|o| o.role_ids.contains(&c.id)) {
+                    o.regrant(&roles);
                 }
-                None => {
-                    write(&i.roles).remove(&c.id);
-                }
-            },
+            }
             Entity::Portal => {
                 let p = store.portal().await?;
                 i.traces_enabled.store(p.traces_enabled, Ordering::SeqCst);

@@ -1,16 +1,17 @@
 //! Last-use records: written to memory on every successful authentication, and to the
 //! store in one batch every few seconds (and on shutdown). Never one write per request.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
 use keygate_core::model::{EpochSeconds, TokenId};
 use keygate_store::Usage;
 
+use crate::index::IdMap;
+
 const SHARDS: usize = 16;
 
-type Pending = HashMap<TokenId, (EpochSeconds, IpAddr)>;
+type Pending = IdMap<TokenId, (EpochSeconds, IpAddr)>;
 
 /// Pending usage, newest per token.
 pub struct UsageRecorder {
@@ -20,7 +21,9 @@ pub struct UsageRecorder {
 impl Default for UsageRecorder {
     fn default() -> Self {
         Self {
-            shards: (0..SHARDS).map(|_| Mutex::new(Pending::new())).collect(),
+            shards: (0..SHARDS)
+                .map(|_| Mutex::new(Pending::default()))
+                .collect(),
         }
     }
 }

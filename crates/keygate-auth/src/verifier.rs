@@ -1,6 +1,5 @@
 //! The [`Verifier`]: credential → [`Principal`] from memory alone.
 
-use std::collections::HashMap;
 use std::net::IpAddr;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, RwLock};
@@ -11,7 +10,7 @@ use keygate_core::token::BearerToken;
 use keygate_store::{Snapshot, Store, UserKey};
 
 use crate::error::AuthError;
-use crate::index::{TokenEntry, TokenIndex};
+use crate::index::{IdMap, TokenEntry, TokenIndex};
 use crate::usage::UsageRecorder;
 
 /// An authenticated caller, with the owner's privileges as they are right now.
@@ -51,27 +50,43 @@ pub enum Refusal {
     TracesOff,
 }
 
+/// What the index keeps per user. `grants` is the union of the user's roles,
+/// recomputed on the cold path whenever a user or role changes, so a verification
+/// reads one entry and never walks roles.
 #[derive(Debug, Clone)]
 pub(crate) struct OwnerEntry {
     pub(crate) username: Arc<str>,
     pub(crate) active: bool,
     pub(crate) role_ids: Box<[RoleId]>,
+    pub(crate) grants: Grants,
 }
 
-impl From<UserKey> for OwnerEntry {
-    fn from(u: UserKey) -> Self {
-        Self {
+impl OwnerEntry {
+    pub(crate) fn new(u: UserKey, roles: &IdMap<RoleId, Grants>) -> Self {
+        let mut e = Self {
             username: u.username.into(),
             active: u.active,
             role_ids: u.role_ids.into(),
-        }
+            grants: Grants::NONE,
+        };
+        e.regrant(roles);
+        e
+    }
+
+    pub(crate) fn regrant(&mut self, roles: &IdMap<RoleId, Grants>) {
+        self.grants = self
+            .role_ids
+            .iter()
+            .filter_map(|r| roles.get(r))
+            .fold(Grants::NONE, |g, r| g.union(*r));
     }
 }
 
 pub(crate) struct Inner {
     pub(crate) tokens: TokenIndex,
-    pub(crate) owners: RwLock<HashMap<UserId, OwnerEntry>>,
-    pub(crate) roles: RwLock<HashMap<RoleId, Grants>>,
+    pub(crate) owners: RwLock<IdMap<UserId, OwnerEntry>>,
+    /// Role grants. When both locks are held, roles is taken first.
+    pub(crate) roles: RwLock<IdMap<RoleId, Grants>>,
     pub(crate) traces_enabled: AtomicBool,
     pub(crate) usage: UsageRecorder,
     /// Change-log position applied so far; the mutex serialises followers (cold path only).
@@ -95,8 +110,17 @@ pub(crate) fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 impl Verifier {
     /// Builds the index from one consistent snapshot of the store.
     pub async fn load<S: Store>(store: &S) -> Result<Self, AuthError> {
+        let started = std::time::Instant::now();
         let snap = store.snapshot().await?;
-        Ok(Self::from_snapshot(snap))
+        let read = started.elapsed();
+        let v = Self::from_snapshot(snap);
+        tracing::info!(
+            tokens = v.token_count(),
+            read_ms = read.as_millis() as u64,
+            index_ms = (started.elapsed() - read).as_millis() as u64,
+            "credential index loaded"
+        );
+        Ok(v)
     }
 
     /// Builds the index from a snapshot already read.
@@ -104,8 +128,8 @@ impl Verifier {
         let v = Self {
             inner: Arc::new(Inner {
                 tokens: TokenIndex::default(),
-                owners: RwLock::new(HashMap::new()),
-                roles: RwLock::new(HashMap::new()),
+                owners: RwLock::new(IdMap::default()),
+                roles: RwLock::new(IdMap::default()),
                 traces_enabled: AtomicBool::new(false),
                 usage: UsageRecorder::default(),
                 applied: tokio::sync::Mutex::new(snap.seq),
@@ -128,12 +152,13 @@ impl Verifier {
                 },
             )
         }));
+        let roles: IdMap<RoleId, Grants> = snap.roles.into_iter().collect();
         *write(&i.owners) = snap
             .users
             .into_iter()
-            .map(|u| (u.id, OwnerEntry::from(u)))
+            .map(|u| (u.id, OwnerEntry::new(u, &roles)))
             .collect();
-        *write(&i.roles) = snap.roles.into_iter().collect();
+        *write(&i.roles) = roles;
         i.traces_enabled
             .store(snap.portal.traces_enabled, Ordering::SeqCst);
     }
@@ -151,24 +176,17 @@ impl Verifier {
         if !entry.enabled {
             return Err(Refusal::Disabled);
         }
-        let (username, role_ids) = {
+        let (username, grants) = {
             let owners = read(&i.owners);
             let owner = owners.get(&entry.user_id).ok_or(Refusal::Unknown)?;
             if !owner.active {
                 return Err(Refusal::OwnerSuspended);
             }
-            (owner.username.clone(), owner.role_ids.clone())
+            (owner.username.clone(), owner.grants)
         };
         if !i.traces_enabled.load(Ordering::SeqCst) {
             return Err(Refusal::TracesOff);
         }
-        let grants = {
-            let roles = read(&i.roles);
-            role_ids
-                .iter()
-                .filter_map(|r| roles.get(r))
-                .fold(Grants::NONE, |g, r| g.union(*r))
-        };
         i.usage.record(entry.id, now, ip);
         Ok(Principal {
             user_id: entry.user_id,
@@ -180,16 +198,7 @@ impl Verifier {
 
     /// The privileges a user holds right now according to the index.
     pub fn grants_of(&self, user: UserId) -> Option<Grants> {
-        let owners = read(&self.inner.owners);
-        let owner = owners.get(&user)?;
-        let roles = read(&self.inner.roles);
-        Some(
-            owner
-                .role_ids
-                .iter()
-                .filter_map(|r| roles.get(r))
-                .fold(Grants::NONE, |g, r| g.union(*r)),
-        )
+        read(&self.inner.owners).get(&user).map(|o| o.grants)
     }
 
     /// Number of bearer tokens indexed.

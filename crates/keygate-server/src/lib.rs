@@ -73,7 +73,6 @@ pub async fn serve<S: Store>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let verifier = Verifier::load(&store).await?;
-    tracing::info!(tokens = verifier.token_count(), "credential index loaded");
     let state = state::AppState {
         manager: Arc::new(Manager::new(store.clone(), Some(verifier.clone()))),
         verifier: verifier.clone(),
