@@ -28,6 +28,7 @@ async fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
+    warn_unknown_env();
     let store = admin::open(&cli.database_url).await?;
     match cli.command {
         Command::Serve(args) => {
@@ -47,6 +48,33 @@ async fn main() -> Result<()> {
         Command::Portal(cmd) => admin::portal(&Manager::new(store, None), cmd).await?,
     }
     Ok(())
+}
+
+/// Every `KEYGATE_*` variable keygate reads (the test-only ones included, so a CI
+/// environment does not warn).
+const KNOWN_ENV: &[&str] = &[
+    "KEYGATE_DATABASE_URL",
+    "KEYGATE_LISTEN",
+    "KEYGATE_POLL_INTERVAL_MS",
+    "KEYGATE_USAGE_FLUSH_MS",
+    "KEYGATE_TEST_DATABASE_URL",
+    "KEYGATE_REQUIRE_POSTGRES",
+    "KEYGATE_REQUIRE_BROWSER",
+];
+
+/// A misspelt variable (`KEYGATE_LISTN`) would otherwise be ignored without a word.
+fn warn_unknown_env() {
+    for (name, _) in std::env::vars_os() {
+        if let Some(name) = name.to_str()
+            && name.starts_with("KEYGATE_")
+            && !KNOWN_ENV.contains(&name)
+        {
+            tracing::warn!(
+                variable = name,
+                "unknown KEYGATE_ environment variable ignored"
+            );
+        }
+    }
 }
 
 /// Completes on SIGINT or SIGTERM.

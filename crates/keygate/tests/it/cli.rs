@@ -205,6 +205,29 @@ async fn cli_applies_the_same_rules() {
 }
 
 #[test]
+fn misspelt_environment_variables_are_reported() {
+    let dir = tempfile::tempdir().expect("dir");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .args(["user", "list"])
+        .env(
+            "KEYGATE_DATABASE_URL",
+            format!("sqlite://{}", dir.path().join("kg.db").display()),
+        )
+        .env("KEYGATE_LISTN", "127.0.0.1:9")
+        .env_remove("RUST_LOG")
+        .output()
+        .expect("run");
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("unknown KEYGATE_ environment variable ignored"),
+        "{}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("KEYGATE_LISTN"), "{}", stderr(&o));
+    assert!(stdout(&o).contains("admin"), "{}", stdout(&o));
+}
+
+#[test]
 fn unsupported_database_url_is_a_clear_error() {
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
         .args(["--database-url", "mysql://localhost/x", "user", "list"])
