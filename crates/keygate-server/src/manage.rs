@@ -52,29 +52,6 @@ pub struct TokenInput {
     pub status: TokenStatus,
 }
 
-/// A user to create, as given by a client (password in plain text, not yet hashed).
-#[derive(Debug, Clone)]
-pub struct UserInput {
-    /// Sign-in name.
-    pub username: String,
-    /// Contact address.
-    pub email: String,
-    /// Given name.
-    pub first_name: String,
-    /// Family name.
-    pub last_name: String,
-    /// Role ids.
-    pub role_ids: Vec<RoleId>,
-    /// Active or suspended.
-    pub status: UserStatus,
-    /// API-only user.
-    pub api_only: bool,
-    /// Free text.
-    pub note: String,
-    /// Plain password, hashed before it reaches the store.
-    pub password: Option<String>,
-}
-
 /// Changes to a user as given by a client.
 #[derive(Debug, Clone, Default)]
 pub struct UserChanges {
@@ -245,6 +222,20 @@ impl<S: Store> Manager<S> {
         self.view(actor, token).await
     }
 
+    /// The owner of a token, for callers that address tokens by id alone (the admin
+    /// CLI). A token the caller may not see is reported as missing.
+    pub async fn token_owner(&self, actor: &Actor, id: TokenId) -> Result<UserId, ApiError> {
+        let missing = || ApiError::NotFound(format!("API token {id} not found"));
+        let token = self.store.token(id).await.map_err(|e| match e {
+            StoreError::NotFound(_) => missing(),
+            other => other.into(),
+        })?;
+        if policy::token_access(actor, token.user_id) == Access::None {
+            return Err(missing());
+        }
+        Ok(token.user_id)
+    }
+
     /// Tokens of one owner (`Some`) or of everyone the caller may see (`None`).
     pub async fn tokens(
         &self,
@@ -344,35 +335,37 @@ impl<S: Store> Manager<S> {
         Ok(())
     }
 
-    /// Creates a user.
-    pub async fn create_user(&self, actor: &Actor, input: UserInput) -> Result<UserView, ApiError> {
+    /// Creates a user; a plain `password` is checked and hashed here, never stored.
+    pub async fn create_user(
+        &self,
+        actor: &Actor,
+        new: NewUser,
+        password: Option<String>,
+    ) -> Result<UserView, ApiError> {
         let cap = policy::user_admin(actor).map_err(denied)?;
-        validate::username(&input.username)?;
-        validate::email(&input.email)?;
-        validate::name("firstName", &input.first_name, false)?;
-        validate::name("lastName", &input.last_name, false)?;
-        validate::note("note", &input.note)?;
-        Self::check_roles(&input.role_ids)?;
-        let password_hash = match &input.password {
+        validate::username(&new.username)?;
+        validate::email(&new.email)?;
+        validate::name("firstName", &new.first_name, false)?;
+        validate::name("lastName", &new.last_name, false)?;
+        validate::note("note", &new.note)?;
+        Self::check_roles(&new.role_ids)?;
+        let password_hash = match &password {
             Some(p) => {
                 validate::password(p)?;
                 Some(password::hash(p)?)
             }
             None => None,
         };
-        let new = NewUser {
-            username: input.username,
-            email: input.email,
-            first_name: input.first_name,
-            last_name: input.last_name,
-            role_ids: input.role_ids,
-            status: input.status,
-            api_only: input.api_only,
-            note: input.note,
-            password_hash,
-            created_by: actor.username.clone(),
-        };
-        let user = self.store.create_user(&cap, &new, self.clock.now()).await?;
+        let user = self
+            .store
+            .create_user(
+                &cap,
+                &new,
+                password_hash.as_deref(),
+                &actor.username,
+                self.clock.now(),
+            )
+            .await?;
         self.settle().await?;
         Ok(UserView {
             user,

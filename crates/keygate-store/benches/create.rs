@@ -56,10 +56,14 @@ fn bench(c: &mut Criterion) {
                 status: UserStatus::Active,
                 api_only: true,
                 note: String::new(),
-                password_hash: None,
-                created_by: "bench".into(),
             };
-            owners.push(store.create_user(&admin, &new, 1).await.expect("user").id);
+            owners.push(
+                store
+                    .create_user(&admin, &new, None, "bench", 1)
+                    .await
+                    .expect("user")
+                    .id,
+            );
         }
         let cap = policy::portal_admin(&actor).expect("cap");
         // The API caps this at 1,000; the benchmark needs room for every iteration.

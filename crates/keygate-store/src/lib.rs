@@ -83,11 +83,14 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn user(&self, id: UserId) -> impl Future<Output = Result<User>> + Send;
     /// Looks a user up by username (case-insensitive).
     fn user_by_username(&self, username: &str) -> impl Future<Output = Result<User>> + Send;
-    /// Creates a user.
+    /// Creates a user, with an argon2id password hash if it has a password, recording
+    /// `created_by` as its creator.
     fn create_user(
         &self,
         cap: &UserAdmin,
         new: &NewUser,
+        password_hash: Option<&str>,
+        created_by: &str,
         now: EpochSeconds,
     ) -> impl Future<Output = Result<User>> + Send;
     /// Changes a user.

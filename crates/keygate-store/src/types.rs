@@ -6,7 +6,8 @@ use keygate_core::model::{
 use keygate_core::policy::Grants;
 use keygate_core::token::TokenDigest;
 
-/// A user to create.
+/// A user to create: the profile a client or operator gives. The password hash and
+/// the creator are passed to [`crate::Store::create_user`] separately.
 #[derive(Debug, Clone)]
 pub struct NewUser {
     /// Unique sign-in name.
@@ -25,10 +26,6 @@ pub struct NewUser {
     pub api_only: bool,
     /// Free text.
     pub note: String,
-    /// argon2id PHC string, if the user has a password.
-    pub password_hash: Option<String>,
-    /// Creator's username.
-    pub created_by: String,
 }
 
 /// Changes to a user; `None` leaves a property as it is.

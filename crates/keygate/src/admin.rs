@@ -5,8 +5,8 @@ use anyhow::{Context, Result};
 use keygate_core::model::{TokenStatus, UserStatus};
 use keygate_core::policy::Actor;
 use keygate_server::Manager;
-use keygate_server::manage::{TokenInput, UserInput};
-use keygate_store::{PortalPatch, Store, TokenPatch};
+use keygate_server::manage::TokenInput;
+use keygate_store::{NewUser, PortalPatch, Store, TokenPatch};
 
 use crate::cli::{PortalCommand, TokenCommand, TokenKind, UserCommand};
 
@@ -29,7 +29,7 @@ pub async fn user<S: Store>(m: &Manager<S>, cmd: UserCommand) -> Result<()> {
             for name in &roles {
                 role_ids.push(api(m.role_named(&actor, name).await)?.role.id);
             }
-            let input = UserInput {
+            let new = NewUser {
                 username,
                 email,
                 first_name: String::new(),
@@ -38,9 +38,8 @@ pub async fn user<S: Store>(m: &Manager<S>, cmd: UserCommand) -> Result<()> {
                 status: UserStatus::Active,
                 api_only,
                 note,
-                password: None,
             };
-            let v = api(m.create_user(&actor, input).await)?;
+            let v = api(m.create_user(&actor, new, None).await)?;
             println!("{}", v.user.id);
         }
         UserCommand::List => {
@@ -120,12 +119,7 @@ pub async fn token<S: Store>(m: &Manager<S>, cmd: TokenCommand) -> Result<()> {
         TokenCommand::Disable { id } => set_status(m, &actor, id, TokenStatus::Disabled).await?,
         TokenCommand::Enable { id } => set_status(m, &actor, id, TokenStatus::Enabled).await?,
         TokenCommand::Delete { id } => {
-            let owner = api(m
-                .store()
-                .token(id)
-                .await
-                .map_err(keygate_server::ApiError::from))?
-            .user_id;
+            let owner = api(m.token_owner(&actor, id).await)?;
             api(m.delete_token(&actor, owner, id).await)?;
             eprintln!("token {id} deleted");
         }
@@ -139,12 +133,7 @@ async fn set_status<S: Store>(
     id: i64,
     status: TokenStatus,
 ) -> Result<()> {
-    let owner = api(m
-        .store()
-        .token(id)
-        .await
-        .map_err(keygate_server::ApiError::from))?
-    .user_id;
+    let owner = api(m.token_owner(actor, id).await)?;
     let patch = TokenPatch {
         note: None,
         status: Some(status),

@@ -3,7 +3,7 @@
 use axum::extract::State;
 use keygate_core::model::{RoleId, UserStatus};
 use keygate_core::query::{ListQuery, parse_fields};
-use keygate_store::{Store, UserPatch};
+use keygate_store::{NewUser, Store, UserPatch};
 use serde_json::{Value, json};
 
 use super::{JsonResult, object};
@@ -11,7 +11,7 @@ use crate::auth::Caller;
 use crate::body::{JsonBody, wrong_type};
 use crate::error::ApiError;
 use crate::extract::{Body, Ids, Params};
-use crate::manage::{UserChanges, UserInput, UserView};
+use crate::manage::{UserChanges, UserView};
 use crate::state::AppState;
 use crate::wire;
 
@@ -78,7 +78,7 @@ pub(super) async fn create<S: Store>(
     caller: Caller,
     Body(b): Body,
 ) -> JsonResult {
-    let input = UserInput {
+    let new = NewUser {
         username: required(&b, "username")?.to_owned(),
         email: required(&b, "email")?.to_owned(),
         first_name: b.str("firstName")?.unwrap_or_default().to_owned(),
@@ -88,9 +88,12 @@ pub(super) async fn create<S: Store>(
         status: status(&b)?.unwrap_or(UserStatus::Active),
         api_only: b.bool("apionly")?.unwrap_or(false),
         note: b.str("note")?.unwrap_or_default().to_owned(),
-        password: b.str("password")?.map(str::to_owned),
     };
-    let v = st.manager.create_user(&caller.actor(), input).await?;
+    let password = b.str("password")?.map(str::to_owned);
+    let v = st
+        .manager
+        .create_user(&caller.actor(), new, password)
+        .await?;
     Ok(object(render(&v)))
 }
 

@@ -169,10 +169,12 @@ impl Store for SqliteStore {
         &self,
         _cap: &UserAdmin,
         new: &NewUser,
+        password_hash: Option<&str>,
+        created_by: &str,
         now: EpochSeconds,
     ) -> Result<User> {
         let mut tx = self.write().await?;
-        let id = users::create(&mut tx, new, now).await?;
+        let id = users::create(&mut tx, new, password_hash, created_by, now).await?;
         let u = users::get(&mut tx, id).await?;
         tx.commit().await?;
         Ok(u)

@@ -56,10 +56,8 @@ pub(super) async fn bootstrap(
         status: UserStatus::Active,
         api_only: false,
         note: "Created on first start".to_owned(),
-        password_hash: Some(admin_password_hash.to_owned()),
-        created_by: "system".to_owned(),
     };
-    users::create(conn, &admin, now).await?;
+    users::create(conn, &admin, Some(admin_password_hash), "system", now).await?;
     Ok(true)
 }
 

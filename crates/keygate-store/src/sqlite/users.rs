@@ -119,6 +119,8 @@ async fn set_roles(conn: &mut SqliteConnection, id: UserId, role_ids: &[RoleId])
 pub(super) async fn create(
     conn: &mut SqliteConnection,
     u: &NewUser,
+    password_hash: Option<&str>,
+    created_by: &str,
     now: EpochSeconds,
 ) -> Result<UserId> {
     let id: UserId = sqlx::query_scalar(
@@ -132,8 +134,8 @@ pub(super) async fn create(
     .bind(u.status.as_str())
     .bind(u.api_only)
     .bind(&u.note)
-    .bind(u.password_hash.as_deref())
-    .bind(&u.created_by)
+    .bind(password_hash)
+    .bind(created_by)
     .bind(now)
     .fetch_one(&mut *conn)
     .await

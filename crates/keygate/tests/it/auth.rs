@@ -191,7 +191,7 @@ async fn traces_off_refuses_bearer_tokens_until_turned_back_on() {
     }
     // With bearer tokens refused, an operator turns Traces back on with the admin CLI
     // (creation while off is covered in cli.rs); the running server follows.
-    let out = crate::cli::keygate(&s, &["portal", "set", "--traces-enabled", "true"]);
+    let out = crate::cli::keygate_async(&s, &["portal", "set", "--traces-enabled", "true"]).await;
     assert!(
         out.status.success(),
         "{}",

@@ -7,19 +7,6 @@ use reqwest::StatusCode;
 
 use crate::support::*;
 
-/// Runs the keygate binary against the server's database.
-pub fn keygate(s: &Server, args: &[&str]) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
-        .args(args)
-        .env(
-            "KEYGATE_DATABASE_URL",
-            format!("sqlite://{}", s.db_path.display()),
-        )
-        .env_remove("RUST_LOG")
-        .output()
-        .expect("run keygate")
-}
-
 /// Runs the keygate binary without blocking the runtime the server shares.
 pub async fn keygate_async(s: &Server, args: &[&str]) -> Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
