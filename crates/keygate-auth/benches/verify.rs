@@ -65,6 +65,7 @@ fn fixture(n: usize) -> Fixture {
     let verifier = Verifier::from_snapshot(Snapshot {
         seq: 0,
         tokens,
+        lmv1: Vec::new(),
         users,
         roles: vec![(1, Grants::DATAINGESTION.union(Grants::APITOKEN_WRITE))],
         portal: Portal::default(),

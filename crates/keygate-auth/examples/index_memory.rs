@@ -52,6 +52,7 @@ fn main() {
     let snapshot = Snapshot {
         seq: 0,
         tokens,
+        lmv1: Vec::new(),
         users: vec![UserKey {
             id: 1,
             username: "u".into(),

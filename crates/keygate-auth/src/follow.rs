@@ -6,14 +6,13 @@
 //! admin CLI or other nodes. Each entry names what changed; the follower re-reads
 //! that thing's current state, so applying an entry twice or late is harmless.
 
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use keygate_store::{Change, Entity, Store};
+use keygate_store::{Change, Entity, IndexEntry, Store, StoreError};
 
 use crate::error::AuthError;
 use crate::index::TokenEntry;
-use crate::verifier::{OwnerEntry, Verifier, write};
+use crate::verifier::{Lmv1Entry, OwnerEntry, Verifier, write};
 
 /// Entries read per store round trip.
 const BATCH: i64 = 500;
@@ -43,8 +42,8 @@ impl Verifier {
     async fn apply<S: Store>(&self, store: &S, c: &Change) -> Result<(), AuthError> {
         let i = &self.inner;
         match c.entity {
-            Entity::Token => match store.token_key(c.id).await? {
-                Some(k) => i.tokens.insert(
+            Entity::Token => match store.index_entry(c.id).await {
+                Ok(Some(IndexEntry::Bearer(k))) => i.tokens.insert(
                     k.digest,
                     TokenEntry {
                         id: k.id,
@@ -52,11 +51,19 @@ impl Verifier {
                         enabled: k.enabled,
                     },
                 ),
-                None => {
-                    if let Some(d) = &c.digest {
-                        i.tokens.remove(d);
-                    }
+                Ok(Some(IndexEntry::Lmv1(k))) => {
+                    write(&i.lmv1).insert(k.access_id.clone(), Lmv1Entry::from(k));
                 }
+                Ok(None) => self.forget_token(c),
+                // A key that will not unseal (sealed under another master key): fail
+                // closed for this token and keep following, so later changes still apply.
+                Err(
+                    e @ (StoreError::Unseal(_) | StoreError::MasterKey(_) | StoreError::Corrupt(_)),
+                ) => {
+                    tracing::error!(token = c.id, error = %e, "token cannot be indexed; refusing it");
+                    self.forget_token(c);
+                }
+                Err(e) => return Err(e.into()),
             },
             Entity::User => match store.user_key(c.id).await? {
                 Some(u) => {
@@ -84,12 +91,18 @@ impl Verifier {
                     o.regrant(&roles);
                 }
             }
-            Entity::Portal => {
-                let p = store.portal().await?;
-                i.traces_enabled.store(p.traces_enabled, Ordering::SeqCst);
-            }
+            Entity::Portal => self.set_portal(&store.portal().await?),
         }
         Ok(())
+    }
+
+    fn forget_token(&self, c: &Change) {
+        if let Some(d) = &c.digest {
+            self.inner.tokens.remove(d);
+        }
+        if let Some(a) = &c.access_id {
+            write(&self.inner.lmv1).remove(a);
+        }
     }
 
     /// Writes pending usage records in one batch. On failure they are kept for the

@@ -6,6 +6,7 @@
 //!   [`Principal`] it yields; [`Refusal`] says why a credential was refused.
 //! - [`index`] — the sharded digest map and its hasher.
 //! - [`follow`] — keeps the index current by replaying the store's change log.
+//! - [`replay`] — the bounded memory of LMv1 signatures for replay protection.
 //! - [`usage`] — records last use in memory and writes it to the store in batches.
 //! - [`error`] — [`AuthError`].
 #![forbid(unsafe_code)]
@@ -13,8 +14,9 @@
 pub mod error;
 pub mod follow;
 pub mod index;
+pub mod replay;
 pub mod usage;
 pub mod verifier;
 
 pub use error::AuthError;
-pub use verifier::{Principal, Refusal, Verifier};
+pub use verifier::{Lmv1Pending, Principal, Refusal, Verifier};

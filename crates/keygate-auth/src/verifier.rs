@@ -1,16 +1,20 @@
 //! The [`Verifier`]: credential → [`Principal`] from memory alone.
 
+use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
 
+use keygate_core::credentials::Lmv1Credential;
+use keygate_core::lmv1::{self, AccessKey, Signer, WindowError};
 use keygate_core::model::{EpochSeconds, RoleId, TokenId, UserId};
 use keygate_core::policy::{Actor, Grants};
 use keygate_core::token::BearerToken;
-use keygate_store::{Snapshot, Store, UserKey};
+use keygate_store::{Lmv1Key, Snapshot, Store, UserKey};
 
 use crate::error::AuthError;
 use crate::index::{IdMap, TokenEntry, TokenIndex};
+use crate::replay::{Admission, DEFAULT_CAPACITY, ReplayCache};
 use crate::usage::UsageRecorder;
 
 /// An authenticated caller, with the owner's privileges as they are right now.
@@ -48,6 +52,59 @@ pub enum Refusal {
     OwnerSuspended,
     /// The portal's Traces (APM) feature is off, so bearer tokens are not accepted.
     TracesOff,
+    /// No LMv1 token has this access id.
+    UnknownAccessId,
+    /// The LMv1 signature does not match the request.
+    SignatureMismatch,
+    /// The LMv1 timestamp is outside the window around the server's clock.
+    OutsideWindow {
+        /// The server's clock, epoch milliseconds.
+        server_millis: i64,
+        /// Whether the timestamp looks like epoch seconds.
+        looks_like_seconds: bool,
+    },
+    /// The same LMv1 request was seen before inside the window.
+    Replayed,
+    /// Replay protection is on and its memory is full of live entries.
+    ReplayMemoryFull,
+}
+
+/// What the LMv1 index keeps per token. The key is zeroed when the last copy drops.
+#[derive(Clone)]
+pub(crate) struct Lmv1Entry {
+    pub(crate) id: TokenId,
+    pub(crate) user_id: UserId,
+    pub(crate) enabled: bool,
+    pub(crate) key: Arc<AccessKey>,
+}
+
+impl From<Lmv1Key> for Lmv1Entry {
+    fn from(k: Lmv1Key) -> Self {
+        Self {
+            id: k.id,
+            user_id: k.user_id,
+            enabled: k.enabled,
+            key: Arc::new(k.key),
+        }
+    }
+}
+
+/// An LMv1 verification in progress: the timestamp is in the window and the HMAC is
+/// keyed; feed it the body with [`Lmv1Pending::update`], then call
+/// [`Verifier::lmv1_finish`].
+#[derive(Debug)]
+pub struct Lmv1Pending {
+    signer: Signer,
+    access_id: String,
+    sent: String,
+    epoch_millis: i64,
+}
+
+impl Lmv1Pending {
+    /// Feeds the next piece of the request body.
+    pub fn update(&mut self, chunk: &[u8]) {
+        self.signer.update(chunk);
+    }
 }
 
 /// What the index keeps per user. `grants` is the union of the user's roles,
@@ -88,6 +145,11 @@ pub(crate) struct Inner {
     /// Role grants. When both locks are held, roles is taken first.
     pub(crate) roles: RwLock<IdMap<RoleId, Grants>>,
     pub(crate) traces_enabled: AtomicBool,
+    /// LMv1 tokens by access id.
+    pub(crate) lmv1: RwLock<HashMap<String, Lmv1Entry>>,
+    pub(crate) lmv1_skew_seconds: AtomicI64,
+    pub(crate) lmv1_replay_protection: AtomicBool,
+    pub(crate) replay: Mutex<ReplayCache>,
     pub(crate) usage: UsageRecorder,
     /// Change-log position applied so far; the mutex serialises followers (cold path only).
     pub(crate) applied: tokio::sync::Mutex<i64>,
@@ -131,6 +193,10 @@ impl Verifier {
                 owners: RwLock::new(IdMap::default()),
                 roles: RwLock::new(IdMap::default()),
                 traces_enabled: AtomicBool::new(false),
+                lmv1: RwLock::new(HashMap::new()),
+                lmv1_skew_seconds: AtomicI64::new(0),
+                lmv1_replay_protection: AtomicBool::new(false),
+                replay: Mutex::new(ReplayCache::new(DEFAULT_CAPACITY)),
                 usage: UsageRecorder::default(),
                 applied: tokio::sync::Mutex::new(snap.seq),
             }),
@@ -159,8 +225,12 @@ impl Verifier {
             .map(|u| (u.id, OwnerEntry::new(u, &roles)))
             .collect();
         *write(&i.roles) = roles;
-        i.traces_enabled
-            .store(snap.portal.traces_enabled, Ordering::SeqCst);
+        *write(&i.lmv1) = snap
+            .lmv1
+            .into_iter()
+            .map(|k| (k.access_id.clone(), Lmv1Entry::from(k)))
+            .collect();
+        self.set_portal(&snap.portal);
     }
 
     /// Verifies a well-formed bearer token. Reads memory only; takes read locks
@@ -176,14 +246,7 @@ impl Verifier {
         if !entry.enabled {
             return Err(Refusal::Disabled);
         }
-        let (username, grants) = {
-            let owners = read(&i.owners);
-            let owner = owners.get(&entry.user_id).ok_or(Refusal::Unknown)?;
-            if !owner.active {
-                return Err(Refusal::OwnerSuspended);
-            }
-            (owner.username.clone(), owner.grants)
-        };
+        let (username, grants) = self.owner(entry.user_id)?;
         if !i.traces_enabled.load(Ordering::SeqCst) {
             return Err(Refusal::TracesOff);
         }
@@ -194,6 +257,112 @@ impl Verifier {
             grants,
             token_id: entry.id,
         })
+    }
+
+    /// Applies portal settings the Verifier acts on.
+    pub(crate) fn set_portal(&self, p: &keygate_core::model::Portal) {
+        let i = &self.inner;
+        i.traces_enabled.store(p.traces_enabled, Ordering::SeqCst);
+        i.lmv1_skew_seconds
+            .store(p.lmv1_clock_skew_seconds, Ordering::SeqCst);
+        i.lmv1_replay_protection
+            .store(p.lmv1_replay_protection, Ordering::SeqCst);
+    }
+
+    /// The owner's state for a principal: name and grants, if active.
+    fn owner(&self, user: UserId) -> Result<(Arc<str>, Grants), Refusal> {
+        let owners = read(&self.inner.owners);
+        let owner = owners.get(&user).ok_or(Refusal::Unknown)?;
+        if !owner.active {
+            return Err(Refusal::OwnerSuspended);
+        }
+        Ok((owner.username.clone(), owner.grants))
+    }
+
+    /// Starts verifying an LMv1 request: finds the access id and checks the timestamp
+    /// window before any HMAC work, then keys the HMAC with `verb` and the timestamp.
+    pub fn lmv1_begin(
+        &self,
+        cred: &Lmv1Credential,
+        verb: &str,
+        now_millis: i64,
+    ) -> Result<Lmv1Pending, Refusal> {
+        let key = read(&self.inner.lmv1)
+            .get(&cred.access_id)
+            .map(|e| e.key.clone())
+            .ok_or(Refusal::UnknownAccessId)?;
+        let skew = self.inner.lmv1_skew_seconds.load(Ordering::SeqCst);
+        lmv1::check_window(cred.epoch_millis, now_millis, skew).map_err(|e| match e {
+            WindowError::Outside {
+                server_millis,
+                looks_like_seconds,
+            } => Refusal::OutsideWindow {
+                server_millis,
+                looks_like_seconds,
+            },
+        })?;
+        Ok(Lmv1Pending {
+            signer: key.signer(verb, cred.epoch_millis),
+            access_id: cred.access_id.clone(),
+            sent: cred.signature.clone(),
+            epoch_millis: cred.epoch_millis,
+        })
+    }
+
+    /// Finishes an LMv1 verification with the resource path (after `/santaba/rest`,
+    /// without the query string). The signature is checked first, in constant time;
+    /// only a correctly signed request learns whether the token is disabled.
+    pub fn lmv1_finish(
+        &self,
+        p: Lmv1Pending,
+        resource_path: &str,
+        ip: IpAddr,
+        now_millis: i64,
+    ) -> Result<Principal, Refusal> {
+        if !p.signer.finish(resource_path).matches(&p.sent) {
+            return Err(Refusal::SignatureMismatch);
+        }
+        // Read again: the token may have changed while the body streamed in.
+        let entry = read(&self.inner.lmv1)
+            .get(&p.access_id)
+            .cloned()
+            .ok_or(Refusal::UnknownAccessId)?;
+        if !entry.enabled {
+            return Err(Refusal::Disabled);
+        }
+        let (username, grants) = self.owner(entry.user_id)?;
+        if self.inner.lmv1_replay_protection.load(Ordering::SeqCst) {
+            let skew_ms = self
+                .inner
+                .lmv1_skew_seconds
+                .load(Ordering::SeqCst)
+                .saturating_mul(1000);
+            let expires = p.epoch_millis.saturating_add(skew_ms);
+            let mut cache = self
+                .inner
+                .replay
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match cache.admit(entry.id, &p.sent, expires, now_millis) {
+                Admission::Fresh => {}
+                Admission::Replayed => return Err(Refusal::Replayed),
+                Admission::Full => return Err(Refusal::ReplayMemoryFull),
+            }
+        }
+        self.inner
+            .usage
+            .record(entry.id, now_millis.div_euclid(1000), ip);
+        Ok(Principal {
+            user_id: entry.user_id,
+            username,
+            grants,
+            token_id: entry.id,
+        })
+    }
+
+    /// Number of LMv1 tokens indexed.
+    pub fn lmv1_count(&self) -> usize {
+        read(&self.inner.lmv1).len()
     }
 
     /// The privileges a user holds right now according to the index.

@@ -201,6 +201,9 @@ pub struct Portal {
     pub max_tokens_per_user: i64,
     /// LMv1 timestamp window, in seconds either side of server time.
     pub lmv1_clock_skew_seconds: i64,
+    /// Refuse a second LMv1 request with the same access id and signature inside the
+    /// window (off by default: clients may send identical requests in one millisecond).
+    pub lmv1_replay_protection: bool,
 }
 
 impl Default for Portal {
@@ -210,6 +213,7 @@ impl Default for Portal {
             traces_enabled: true,
             max_tokens_per_user: 10,
             lmv1_clock_skew_seconds: 1800,
+            lmv1_replay_protection: false,
         }
     }
 }

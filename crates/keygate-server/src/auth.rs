@@ -1,18 +1,34 @@
-//! Authentication of REST API requests: the [`Caller`] extractor, so a handler that
-//! takes one cannot run without an authenticated principal.
+//! Authentication of REST API requests, in one place: the [`authenticate`]
+//! middleware runs in front of every API route, answers failures itself, and leaves
+//! the [`Principal`] for the [`Caller`] extractor — so a handler that takes a
+//! `Caller` cannot run unauthenticated.
+//!
+//! Bearer tokens are checked from the headers alone. An LMv1 signature covers the
+//! body, so for LMv1 the body is fed into the HMAC as it arrives, and refused with 413
+//! as soon as it passes the limit; the access id and the timestamp window are checked
+//! before any of it is read.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
-use axum::extract::{ConnectInfo, FromRequestParts};
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, FromRequestParts, OriginalUri, Request, State};
 use axum::http::{header, request::Parts};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use http_body_util::BodyExt as _;
 use keygate_auth::{Principal, Refusal};
-use keygate_core::credentials::{Credential, parse_authorization};
+use keygate_core::credentials::{Credential, Lmv1Credential, parse_authorization};
 use keygate_core::policy::Actor;
 use keygate_core::token::BearerToken;
 use keygate_store::Store;
+use serde_json::json;
 
+use crate::body::MAX_BODY;
 use crate::error::ApiError;
 use crate::state::AppState;
+
+/// The API's base path; LMv1 signs the path after it.
+pub const BASE_PATH: &str = "/santaba/rest";
 
 /// Query parameter names that clients use to pass tokens in URLs.
 const TOKEN_PARAMS: &[&str] = &[
@@ -41,6 +57,22 @@ impl Caller {
     }
 }
 
+impl<S: Send + Sync> FromRequestParts<S> for Caller {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        parts
+            .extensions
+            .remove::<Principal>()
+            .map(|principal| Self { principal })
+            .ok_or_else(|| {
+                ApiError::Internal(
+                    "a route that needs a caller is not behind authenticate".to_owned(),
+                )
+            })
+    }
+}
+
 /// The client address of a request (the TCP peer).
 pub fn client_ip(parts: &Parts) -> IpAddr {
     parts
@@ -58,61 +90,126 @@ fn token_in_query(query: Option<&str>) -> bool {
     })
 }
 
-fn refusal_message(r: Refusal) -> &'static str {
-    match r {
-        Refusal::Unknown => {
-            "the bearer token is not known: it was never issued or has been deleted"
+/// The 401 (or other) error for a refused credential.
+fn refusal(r: Refusal, scheme: &str) -> ApiError {
+    let msg = match r {
+        Refusal::Unknown => format!("the {scheme} token is not known: it was never issued or has been deleted"),
+        Refusal::Disabled => format!("the {scheme} token is disabled; its owner or an administrator can enable it again"),
+        Refusal::OwnerSuspended => "the owner of this token is suspended, so its tokens are refused".to_owned(),
+        Refusal::TracesOff => "bearer tokens are not accepted while the portal's Traces (APM) feature is off; an administrator can turn it on (tracesEnabled)".to_owned(),
+        Refusal::UnknownAccessId => "the LMv1 access id is not known: it was never issued or has been deleted".to_owned(),
+        Refusal::SignatureMismatch => "the LMv1 signature does not match the request: sign VERB + epochMillis + body + path (the path after /santaba/rest, without the query string) with the access key".to_owned(),
+        Refusal::OutsideWindow { server_millis, looks_like_seconds } => {
+            let hint = if looks_like_seconds { "; it looks like epoch seconds, but LMv1 needs epoch milliseconds" } else { "; check the client's clock" };
+            return ApiError::UnauthorizedDetail(
+                format!("the LMv1 timestamp is outside the allowed window around the server time (errorDetail.serverTime, epoch milliseconds){hint}"),
+                json!({"serverTime": server_millis}),
+            );
         }
-        Refusal::Disabled => {
-            "the bearer token is disabled; its owner or an administrator can enable it again"
+        Refusal::Replayed => "replayed request: this LMv1 signature was already used inside the time window; sign every request anew".to_owned(),
+        Refusal::ReplayMemoryFull => {
+            return ApiError::Unavailable("replay protection is at capacity; retry shortly".to_owned());
         }
-        Refusal::OwnerSuspended => {
-            "the owner of this token is suspended, so its tokens are refused"
+    };
+    ApiError::Unauthorized(msg)
+}
+
+/// Authenticates every API request; see the module documentation.
+pub async fn authenticate<S: Store>(
+    State(st): State<AppState<S>>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let (mut parts, body) = req.into_parts();
+    match principal(&st, &parts, body).await {
+        Ok((principal, body)) => {
+            parts.extensions.insert(principal);
+            next.run(Request::from_parts(parts, body)).await
         }
-        Refusal::TracesOff => {
-            "bearer tokens are not accepted while the portal's Traces (APM) feature is off; an administrator can turn it on (tracesEnabled)"
+        Err(e) => e.into_response(),
+    }
+}
+
+async fn principal<S: Store>(
+    st: &AppState<S>,
+    parts: &Parts,
+    body: Body,
+) -> Result<(Principal, Body), ApiError> {
+    if token_in_query(parts.uri.query()) {
+        return Err(ApiError::Unauthorized(
+            "tokens in the query string are not accepted (URLs end up in logs); send them in the header: Authorization: Bearer <token>"
+                .to_owned(),
+        ));
+    }
+    let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Err(ApiError::Unauthorized(
+            "no credentials: send Authorization: Bearer <token> (or an LMv1 signature)".to_owned(),
+        ));
+    };
+    if values.next().is_some() {
+        return Err(ApiError::BadRequest(
+            "more than one Authorization header; send exactly one".to_owned(),
+        ));
+    }
+    match parse_authorization(value.as_bytes())
+        .map_err(|e| ApiError::Unauthorized(e.to_string()))?
+    {
+        Credential::Bearer(token) => {
+            let p = st
+                .verifier
+                .verify_bearer(&token, client_ip(parts), st.clock.now())
+                .map_err(|r| refusal(r, "bearer"))?;
+            Ok((p, body))
+        }
+        Credential::Lmv1(cred) => {
+            let (p, bytes) = lmv1(st, parts, &cred, body).await?;
+            Ok((p, Body::from(bytes)))
         }
     }
 }
 
-impl<S: Store> FromRequestParts<AppState<S>> for Caller {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, state: &AppState<S>) -> Result<Self, ApiError> {
-        if token_in_query(parts.uri.query()) {
-            return Err(ApiError::Unauthorized(
-                "tokens in the query string are not accepted (URLs end up in logs); send them in the header: Authorization: Bearer <token>"
-                    .to_owned(),
-            ));
-        }
-        let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
-        let Some(value) = values.next() else {
-            return Err(ApiError::Unauthorized(
-                "no credentials: send Authorization: Bearer <token> (or an LMv1 signature)"
-                    .to_owned(),
-            ));
-        };
-        if values.next().is_some() {
-            return Err(ApiError::BadRequest(
-                "more than one Authorization header; send exactly one".to_owned(),
-            ));
-        }
-        let credential = parse_authorization(value.as_bytes())
-            .map_err(|e| ApiError::Unauthorized(e.to_string()))?;
-        match credential {
-            Credential::Bearer(token) => {
-                let now = state.clock.now();
-                let principal = state
-                    .verifier
-                    .verify_bearer(&token, client_ip(parts), now)
-                    .map_err(|r| ApiError::Unauthorized(refusal_message(r).to_owned()))?;
-                Ok(Self { principal })
+async fn lmv1<S: Store>(
+    st: &AppState<S>,
+    parts: &Parts,
+    cred: &Lmv1Credential,
+    mut body: Body,
+) -> Result<(Principal, Bytes), ApiError> {
+    let declared = parts
+        .headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if declared.is_some_and(|n| n > MAX_BODY as u64) {
+        return Err(ApiError::PayloadTooLarge(MAX_BODY));
+    }
+    let mut pending = st
+        .verifier
+        .lmv1_begin(cred, parts.method.as_str(), st.clock.now_millis())
+        .map_err(|r| refusal(r, "LMv1"))?;
+    let mut buf = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame
+            .map_err(|_| ApiError::BadRequest("the request body could not be read".to_owned()))?;
+        if let Ok(data) = frame.into_data() {
+            if buf.len() + data.len() > MAX_BODY {
+                return Err(ApiError::PayloadTooLarge(MAX_BODY));
             }
-            Credential::Lmv1(_) => Err(ApiError::Unauthorized(
-                "the LMv1 access id is not known: no LMv1 token with that id exists".to_owned(),
-            )),
+            pending.update(&data);
+            buf.extend_from_slice(&data);
         }
     }
+    // The path as the client sent it (still percent-encoded), after the base path.
+    let full = parts
+        .extensions
+        .get::<OriginalUri>()
+        .map_or_else(|| parts.uri.path(), |u| u.0.path());
+    let path = full.strip_prefix(BASE_PATH).unwrap_or(full);
+    let p = st
+        .verifier
+        .lmv1_finish(pending, path, client_ip(parts), st.clock.now_millis())
+        .map_err(|r| refusal(r, "LMv1"))?;
+    Ok((p, Bytes::from(buf)))
 }
 
 #[cfg(test)]

@@ -97,6 +97,8 @@ impl From<StoreError> for ApiError {
             StoreError::Unavailable => {
                 Self::Unavailable("the database is unavailable; try again shortly".to_owned())
             }
+            StoreError::MasterKey(why) => Self::Unavailable(why),
+            StoreError::Unseal(id) => Self::Internal(format!("token {id}: sealed key does not open")),
             StoreError::Corrupt(what) => Self::Internal(format!("corrupt store: {what}")),
             StoreError::Database(e) => Self::Internal(format!("database: {e}")),
         }

@@ -42,6 +42,8 @@ pub struct ServerConfig {
     pub poll_interval: Duration,
     /// How often to write token usage (`lastUsedOn`, `lastAuthIp`) to the store.
     pub usage_flush_interval: Duration,
+    /// The source of time (the system clock outside tests).
+    pub clock: state::Clock,
 }
 
 impl Default for ServerConfig {
@@ -49,6 +51,7 @@ impl Default for ServerConfig {
         Self {
             poll_interval: Duration::from_millis(500),
             usage_flush_interval: Duration::from_secs(2),
+            clock: state::Clock::System,
         }
     }
 }
@@ -74,9 +77,11 @@ pub async fn serve<S: Store>(
 ) -> Result<(), ServerError> {
     let verifier = Verifier::load(&store).await?;
     let state = state::AppState {
-        manager: Arc::new(Manager::new(store.clone(), Some(verifier.clone()))),
+        manager: Arc::new(
+            Manager::new(store.clone(), Some(verifier.clone())).with_clock(config.clock.clone()),
+        ),
         verifier: verifier.clone(),
-        clock: state::Clock,
+        clock: config.clock.clone(),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let background = tokio::spawn(verifier.run_background(

@@ -7,6 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use keygate_auth::Verifier;
+use keygate_core::lmv1::{self, AccessKey};
 use keygate_core::model::{
     ApiToken, Portal, Privilege, RoleId, TokenId, TokenStatus, TokenType, User, UserId, UserStatus,
 };
@@ -14,8 +15,8 @@ use keygate_core::policy::{self, Access, Actor};
 use keygate_core::token::BearerToken;
 use keygate_core::{password, validate};
 use keygate_store::{
-    NewBearerToken, NewUser, PortalPatch, RoleInput, RolePatch, RoleWithCount, Store, StoreError,
-    TokenPatch, UserPatch,
+    NewBearerToken, NewLmv1Token, NewUser, PortalPatch, RoleInput, RolePatch, RoleWithCount, Store,
+    StoreError, TokenPatch, UserPatch,
 };
 
 use crate::error::ApiError;
@@ -91,8 +92,15 @@ impl<S: Store> Manager<S> {
         Self {
             store,
             verifier,
-            clock: Clock,
+            clock: Clock::System,
         }
+    }
+
+    /// The same manager, taking time from `clock`.
+    #[must_use]
+    pub fn with_clock(mut self, clock: Clock) -> Self {
+        self.clock = clock;
+        self
     }
 
     /// The store.
@@ -199,6 +207,32 @@ impl<S: Store> Manager<S> {
             .await?;
         self.settle().await?;
         Ok((self.view(actor, token).await?, secret))
+    }
+
+    /// Creates an LMv1 token for `owner`. Returns the view (its `accessId` is the
+    /// access id) and the access key, which exists in plain text only in this value.
+    pub async fn create_lmv1_token(
+        &self,
+        actor: &Actor,
+        owner: UserId,
+        input: TokenInput,
+    ) -> Result<(TokenView, AccessKey), ApiError> {
+        let cap = policy::token_write(actor, owner).map_err(denied)?;
+        validate::note("note", &input.note)?;
+        let key = AccessKey::generate()?;
+        let new = NewLmv1Token {
+            access_id: lmv1::generate_access_id()?,
+            key: key.clone(),
+            note: input.note,
+            status: input.status,
+            created_by: actor.username.clone(),
+        };
+        let token = self
+            .store
+            .create_lmv1_token(&cap, &new, self.clock.now())
+            .await?;
+        self.settle().await?;
+        Ok((self.view(actor, token).await?, key))
     }
 
     /// One token, addressed under its owner.

@@ -1,6 +1,7 @@
 //! Shared server state and the clock.
 
 use std::sync::Arc;
+use std::sync::atomic::{AtomicI64, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use keygate_auth::Verifier;
@@ -10,16 +11,35 @@ use keygate_store::Store;
 use crate::manage::Manager;
 
 /// The source of "now". Handlers and the Verifier take time from here, never from
-/// the system clock directly, so tests can reason about it.
-#[derive(Debug, Clone, Copy, Default)]
-pub struct Clock;
+/// the system clock directly, so tests can put a request exactly on a window edge.
+#[derive(Debug, Clone, Default)]
+pub enum Clock {
+    /// The system clock.
+    #[default]
+    System,
+    /// A clock that stands still until moved (tests).
+    Fixed(Arc<AtomicI64>),
+}
 
 impl Clock {
+    /// A fixed clock at `millis` since the Unix epoch.
+    pub fn fixed(millis: i64) -> Self {
+        Self::Fixed(Arc::new(AtomicI64::new(millis)))
+    }
+
+    /// Milliseconds since the Unix epoch.
+    pub fn now_millis(&self) -> i64 {
+        match self {
+            Self::System => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX)),
+            Self::Fixed(ms) => ms.load(Ordering::SeqCst),
+        }
+    }
+
     /// Seconds since the Unix epoch.
     pub fn now(&self) -> EpochSeconds {
-        SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+        self.now_millis().div_euclid(1000)
     }
 }
 

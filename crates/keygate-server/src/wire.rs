@@ -125,6 +125,7 @@ pub const PORTAL_PROPS: &[&str] = &[
     "tracesEnabled",
     "maxTokensPerUser",
     "lmv1ClockSkewSeconds",
+    "lmv1ReplayProtection",
     "tokenPrefix",
 ];
 
@@ -200,6 +201,7 @@ pub fn portal(p: &Portal) -> Map<String, Value> {
         "tracesEnabled": p.traces_enabled,
         "maxTokensPerUser": p.max_tokens_per_user,
         "lmv1ClockSkewSeconds": p.lmv1_clock_skew_seconds,
+        "lmv1ReplayProtection": p.lmv1_replay_protection,
         "tokenPrefix": token::PREFIX,
     }))
 }

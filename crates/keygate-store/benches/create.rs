@@ -15,7 +15,7 @@ use criterion::{Criterion, criterion_group, criterion_main};
 use keygate_core::model::{TokenStatus, UserStatus};
 use keygate_core::policy::{self, Actor};
 use keygate_core::token::TokenDigest;
-use keygate_store::{NewBearerToken, NewUser, PortalPatch, SqliteStore, Store};
+use keygate_store::{MasterKey, NewBearerToken, NewUser, PortalPatch, SqliteStore, Store};
 
 const OWNERS: i64 = 1000;
 
@@ -33,7 +33,10 @@ fn bench(c: &mut Criterion) {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("bench.db");
     let store = rt
-        .block_on(SqliteStore::open(path.to_str().expect("path")))
+        .block_on(SqliteStore::open(
+            path.to_str().expect("path"),
+            MasterKey::generate().expect("key"),
+        ))
         .expect("open");
     let actor = Actor::local_admin();
     let owners: Vec<i64> = rt.block_on(async {

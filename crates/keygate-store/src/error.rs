@@ -24,6 +24,13 @@ pub enum StoreError {
     /// The owner already has the most tokens the portal allows.
     #[error("the user already has {0} tokens, the most the portal allows (maxTokensPerUser)")]
     TokenLimit(i64),
+    /// The master key is missing, unreadable, too widely readable, or not the one the
+    /// store was set up with; the text says which and how to fix it.
+    #[error("{0}")]
+    MasterKey(String),
+    /// A sealed access key did not open (tampered, or sealed under another master key).
+    #[error("the access key of token {0} cannot be unsealed with this master key")]
+    Unseal(i64),
     /// The database could not be reached in time.
     #[error("the database is unavailable")]
     Unavailable,

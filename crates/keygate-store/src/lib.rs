@@ -7,6 +7,7 @@
 //!   capability from [`keygate_core::policy`], run in one transaction, and append to
 //!   the change log in that same transaction.
 //! - [`types`] — inputs and outputs that are not model types (patches, snapshot, changes).
+//! - [`seal`] — the master key and AES-256-GCM sealing of LMv1 access keys.
 //! - [`sqlite`] — the SQLite backend (WAL, foreign keys, migrations at start-up).
 //! - [`error`] — [`StoreError`], with the one conversion from `sqlx::Error`.
 #![forbid(unsafe_code)]
@@ -17,10 +18,12 @@ use keygate_core::model::{ApiToken, EpochSeconds, Portal, RoleId, TokenId, User,
 use keygate_core::policy::{Grants, PortalAdmin, TokenWrite, UserAdmin};
 
 pub mod error;
+pub mod seal;
 pub mod sqlite;
 pub mod types;
 
 pub use error::{Result, StoreError};
+pub use seal::MasterKey;
 pub use sqlite::SqliteStore;
 pub use types::*;
 
@@ -122,6 +125,14 @@ pub trait Store: Clone + Send + Sync + 'static {
         new: &NewBearerToken,
         now: EpochSeconds,
     ) -> impl Future<Output = Result<ApiToken>> + Send;
+    /// Creates an LMv1 token for the capability's owner (active, under
+    /// `maxTokensPerUser`), its key sealed under the master key, in one transaction.
+    fn create_lmv1_token(
+        &self,
+        cap: &TokenWrite,
+        new: &NewLmv1Token,
+        now: EpochSeconds,
+    ) -> impl Future<Output = Result<ApiToken>> + Send;
     /// Changes the note or status of one of the capability owner's tokens.
     fn update_token(
         &self,
@@ -146,12 +157,16 @@ pub trait Store: Clone + Send + Sync + 'static {
         seq: i64,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<Change>>> + Send;
-    /// The Verifier's view of one bearer token, if it exists.
-    fn token_key(&self, id: TokenId) -> impl Future<Output = Result<Option<TokenKey>>> + Send;
+    /// The Verifier's view of one token, if it exists.
+    fn index_entry(&self, id: TokenId) -> impl Future<Output = Result<Option<IndexEntry>>> + Send;
     /// The Verifier's view of one user, if it exists.
     fn user_key(&self, id: UserId) -> impl Future<Output = Result<Option<UserKey>>> + Send;
     /// What one role grants, if it exists.
     fn role_grants(&self, id: RoleId) -> impl Future<Output = Result<Option<Grants>>> + Send;
     /// Writes a batch of last-use records in one transaction (never moving a time back).
     fn record_usage(&self, batch: &[Usage]) -> impl Future<Output = Result<()>> + Send;
+    /// Re-seals every LMv1 access key under `new` and replaces the check value, in one
+    /// transaction. Returns how many keys were re-sealed. Processes that opened the
+    /// store with the old key must be restarted with the new one.
+    fn rotate_master_key(&self, new: &MasterKey) -> impl Future<Output = Result<usize>> + Send;
 }

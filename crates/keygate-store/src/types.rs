@@ -1,5 +1,6 @@
 //! Inputs and outputs of store calls that are not model types.
 
+use keygate_core::lmv1::AccessKey;
 use keygate_core::model::{
     EpochSeconds, Portal, Privilege, RoleId, TokenId, TokenStatus, UserId, UserStatus,
 };
@@ -84,6 +85,8 @@ pub struct PortalPatch {
     pub max_tokens_per_user: Option<i64>,
     /// New LMv1 window.
     pub lmv1_clock_skew_seconds: Option<i64>,
+    /// LMv1 replay protection on or off.
+    pub lmv1_replay_protection: Option<bool>,
 }
 
 /// A bearer token to create: only its digest and masked form ever reach the store.
@@ -93,6 +96,21 @@ pub struct NewBearerToken {
     pub digest: TokenDigest,
     /// The masked token, the public identifier.
     pub access_id: String,
+    /// Free text.
+    pub note: String,
+    /// Initial status.
+    pub status: TokenStatus,
+    /// Creator's username.
+    pub created_by: String,
+}
+
+/// An LMv1 token to create. The key is sealed under the master key before it is stored.
+#[derive(Debug, Clone)]
+pub struct NewLmv1Token {
+    /// The public access id (20 characters).
+    pub access_id: String,
+    /// The access key.
+    pub key: AccessKey,
     /// Free text.
     pub note: String,
     /// Initial status.
@@ -123,6 +141,30 @@ pub struct TokenKey {
     pub enabled: bool,
 }
 
+/// What the Verifier needs of one LMv1 token, key unsealed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Lmv1Key {
+    /// Token id.
+    pub id: TokenId,
+    /// Owner.
+    pub user_id: UserId,
+    /// The public access id.
+    pub access_id: String,
+    /// The access key (zeroed when dropped, never printed).
+    pub key: AccessKey,
+    /// Whether it authenticates.
+    pub enabled: bool,
+}
+
+/// What the Verifier needs of one token of either type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum IndexEntry {
+    /// A bearer token.
+    Bearer(TokenKey),
+    /// An LMv1 token.
+    Lmv1(Lmv1Key),
+}
+
 /// What the Verifier needs of one user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserKey {
@@ -143,6 +185,8 @@ pub struct Snapshot {
     pub seq: i64,
     /// Bearer tokens.
     pub tokens: Vec<TokenKey>,
+    /// LMv1 tokens.
+    pub lmv1: Vec<Lmv1Key>,
     /// Users.
     pub users: Vec<UserKey>,
     /// Roles and what they grant.
@@ -194,8 +238,10 @@ pub struct Change {
     pub entity: Entity,
     /// Its id.
     pub id: i64,
-    /// For tokens, the digest, so a deleted token can be dropped from an index.
+    /// For bearer tokens, the digest, so a deleted token can be dropped from an index.
     pub digest: Option<TokenDigest>,
+    /// For LMv1 tokens, the access id, for the same reason.
+    pub access_id: Option<String>,
 }
 
 /// The last use of a token, as recorded by the Verifier.

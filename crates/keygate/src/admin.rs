@@ -73,19 +73,23 @@ pub async fn user<S: Store>(m: &Manager<S>, cmd: UserCommand) -> Result<()> {
 pub async fn token<S: Store>(m: &Manager<S>, cmd: TokenCommand) -> Result<()> {
     let actor = Actor::local_admin();
     match cmd {
-        TokenCommand::Create {
-            user,
-            kind: TokenKind::Bearer,
-            note,
-        } => {
+        TokenCommand::Create { user, kind, note } => {
             let owner = api(m.user_named(&actor, &user).await)?;
             let input = TokenInput {
                 note,
                 status: TokenStatus::Enabled,
             };
-            let (_, secret) = api(m.create_bearer_token(&actor, owner.id, input).await)?;
             // stdout carries the secret alone, so `$(keygate token create ...)` works.
-            println!("{}", secret.expose_secret());
+            match kind {
+                TokenKind::Bearer => {
+                    let (_, secret) = api(m.create_bearer_token(&actor, owner.id, input).await)?;
+                    println!("{}", secret.expose_secret());
+                }
+                TokenKind::Lmv1 => {
+                    let (view, key) = api(m.create_lmv1_token(&actor, owner.id, input).await)?;
+                    println!("{} {}", view.token.access_id, key.expose_secret());
+                }
+            }
         }
         TokenCommand::List { user } => {
             let owner = match user {
@@ -159,12 +163,15 @@ pub async fn portal<S: Store>(m: &Manager<S>, cmd: PortalCommand) -> Result<()> 
             traces_enabled,
             max_tokens_per_user,
             company_name,
+            lmv1_clock_skew_seconds,
+            lmv1_replay_protection,
         } => {
             let patch = PortalPatch {
                 company_name,
                 traces_enabled,
                 max_tokens_per_user,
-                lmv1_clock_skew_seconds: None,
+                lmv1_clock_skew_seconds,
+                lmv1_replay_protection,
             };
             api(m.update_portal(&actor, patch).await)?
         }
@@ -173,20 +180,23 @@ pub async fn portal<S: Store>(m: &Manager<S>, cmd: PortalCommand) -> Result<()> 
     println!("tracesEnabled: {}", p.traces_enabled);
     println!("maxTokensPerUser: {}", p.max_tokens_per_user);
     println!("lmv1ClockSkewSeconds: {}", p.lmv1_clock_skew_seconds);
+    println!("lmv1ReplayProtection: {}", p.lmv1_replay_protection);
     Ok(())
 }
 
-/// Opens the store and bootstraps it on first use, showing the admin password once.
-pub async fn open(database_url: &str) -> Result<keygate_store::SqliteStore> {
+/// Opens the store (with its master key) and bootstraps it on first use, showing the
+/// admin password once.
+pub async fn open(
+    database_url: &str,
+    key_file: Option<&std::path::Path>,
+) -> Result<keygate_store::SqliteStore> {
     let path = keygate_store::sqlite::sqlite_path(database_url).with_context(|| {
         format!("unsupported --database-url \"{database_url}\": use sqlite://PATH or a file path")
     })?;
-    let store = keygate_store::SqliteStore::open(path)
-        .await
-        .with_context(|| format!("could not open the SQLite database at {path}"))?;
+    let store = crate::keys::open_store(path, key_file).await?;
     let password = keygate_core::password::generate()?;
     let hash = keygate_core::password::hash(&password)?;
-    let now = keygate_server::state::Clock.now();
+    let now = keygate_server::state::Clock::System.now();
     if store.bootstrap(&hash, now).await? {
         eprintln!(
             "\n================================================================\n\

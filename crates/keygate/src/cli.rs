@@ -1,6 +1,7 @@
 //! Command-line interface: flags, environment variables and subcommands.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
@@ -16,6 +17,12 @@ pub struct Cli {
         global = true
     )]
     pub database_url: String,
+
+    /// File holding the master key that seals LMv1 access keys (64 hex characters,
+    /// mode 0600). Default: beside the SQLite file (`keygate.key` for `keygate.db`),
+    /// created on first start.
+    #[arg(long, env = "KEYGATE_MASTER_KEY_FILE", global = true)]
+    pub master_key_file: Option<PathBuf>,
 
     /// What to do.
     #[command(subcommand)]
@@ -38,6 +45,16 @@ pub enum Command {
     /// Show or change portal settings directly in the database.
     #[command(subcommand)]
     Portal(PortalCommand),
+    /// Manage the master key that seals LMv1 access keys.
+    #[command(subcommand)]
+    MasterKey(MasterKeyCommand),
+}
+
+/// `keygate master-key ...`.
+#[derive(Debug, Subcommand)]
+pub enum MasterKeyCommand {
+    /// Re-seal every LMv1 access key under a new master key (stop servers first).
+    Rotate,
 }
 
 /// `keygate serve`.
@@ -85,12 +102,15 @@ pub enum UserCommand {
 pub enum TokenKind {
     /// `Authorization: Bearer <token>`.
     Bearer,
+    /// `Authorization: LMv1 <accessId>:<signature>:<epochMillis>`.
+    Lmv1,
 }
 
 /// `keygate token ...`.
 #[derive(Debug, Subcommand)]
 pub enum TokenCommand {
-    /// Create a token; prints only the secret on stdout.
+    /// Create a token; prints only the secret on stdout (for LMv1: the access id and
+    /// the access key, separated by a space).
     Create {
         /// Owner's username.
         #[arg(long)]
@@ -141,5 +161,11 @@ pub enum PortalCommand {
         /// Company name.
         #[arg(long)]
         company_name: Option<String>,
+        /// LMv1 timestamp window, seconds either side of server time.
+        #[arg(long)]
+        lmv1_clock_skew_seconds: Option<i64>,
+        /// Refuse replayed LMv1 requests (same access id and signature in the window).
+        #[arg(long)]
+        lmv1_replay_protection: Option<bool>,
     },
 }

@@ -10,8 +10,9 @@ use tracing_subscriber::EnvFilter;
 
 mod admin;
 mod cli;
+mod keys;
 
-use cli::{Cli, Command};
+use cli::{Cli, Command, MasterKeyCommand};
 
 #[tokio::main]
 async fn main() -> Result<()> {
@@ -29,7 +30,7 @@ async fn main() -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     warn_unknown_env();
-    let store = admin::open(&cli.database_url).await?;
+    let store = admin::open(&cli.database_url, cli.master_key_file.as_deref()).await?;
     match cli.command {
         Command::Serve(args) => {
             let listener = tokio::net::TcpListener::bind(args.listen)
@@ -38,14 +39,26 @@ async fn main() -> Result<()> {
             let config = ServerConfig {
                 poll_interval: Duration::from_millis(args.poll_interval_ms.max(10)),
                 usage_flush_interval: Duration::from_millis(args.usage_flush_ms),
+                clock: keygate_server::state::Clock::System,
             };
             keygate_server::serve(listener, store, config, shutdown_signal()).await?;
             tracing::info!("keygate stopped");
         }
-        Command::Init => eprintln!("database ready at {}", cli.database_url),
+        Command::Init => {
+            let db = keygate_store::sqlite::sqlite_path(&cli.database_url).unwrap_or_default();
+            let key = keys::key_path(cli.master_key_file.as_deref(), db);
+            eprintln!("database ready at {db}; master key in {}", key.display());
+        }
         Command::User(cmd) => admin::user(&Manager::new(store, None), cmd).await?,
         Command::Token(cmd) => admin::token(&Manager::new(store, None), cmd).await?,
         Command::Portal(cmd) => admin::portal(&Manager::new(store, None), cmd).await?,
+        Command::MasterKey(MasterKeyCommand::Rotate) => {
+            let db = keygate_store::sqlite::sqlite_path(&cli.database_url).unwrap_or_default();
+            let n = keys::rotate(&store, db, cli.master_key_file.as_deref()).await?;
+            eprintln!(
+                "re-sealed {n} LMv1 access keys under a new master key; restart running keygate servers"
+            );
+        }
     }
     Ok(())
 }
@@ -54,6 +67,7 @@ async fn main() -> Result<()> {
 /// environment does not warn).
 const KNOWN_ENV: &[&str] = &[
     "KEYGATE_DATABASE_URL",
+    "KEYGATE_MASTER_KEY_FILE",
     "KEYGATE_LISTEN",
     "KEYGATE_POLL_INTERVAL_MS",
     "KEYGATE_USAGE_FLUSH_MS",

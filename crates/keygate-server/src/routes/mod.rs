@@ -76,6 +76,10 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .route_layer(middleware::from_fn(tag_route))
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            crate::auth::authenticate::<S>,
+        ))
         .layer(middleware::from_fn(check_version))
         .with_state(state);
     Router::new()

@@ -35,6 +35,7 @@ pub(super) async fn update<S: Store>(
         traces_enabled: b.bool("tracesEnabled")?,
         max_tokens_per_user: b.int("maxTokensPerUser")?,
         lmv1_clock_skew_seconds: b.int("lmv1ClockSkewSeconds")?,
+        lmv1_replay_protection: b.bool("lmv1ReplayProtection")?,
     };
     let p = st.manager.update_portal(&caller.actor(), patch).await?;
     Ok(object(wire::portal(&p)))

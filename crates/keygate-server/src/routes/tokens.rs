@@ -78,23 +78,24 @@ pub(super) async fn create<S: Store>(
     Body(b): Body,
 ) -> JsonResult {
     let admin = ids.get(0)?;
+    // As in LogicMonitor's API, no type means LMv1.
     let kind = type_param(&params)?.unwrap_or(TokenType::Lmv1);
-    if kind == TokenType::Lmv1 {
-        return Err(ApiError::BadRequest(
-            "LMv1 tokens are not available on this server; create a bearer token with ?type=bearer"
-                .to_owned(),
-        ));
-    }
     check_immutable(&b, None, admin, kind)?;
     let input = TokenInput {
         note: b.str("note")?.unwrap_or_default().to_owned(),
         status: status_field(&b)?.unwrap_or(TokenStatus::Enabled),
     };
-    let (view, secret) = st
-        .manager
-        .create_bearer_token(&caller.actor(), admin, input)
-        .await?;
-    Ok(object(render(&view, Some(secret.expose_secret()))))
+    let actor = caller.actor();
+    match kind {
+        TokenType::Bearer => {
+            let (view, secret) = st.manager.create_bearer_token(&actor, admin, input).await?;
+            Ok(object(render(&view, Some(secret.expose_secret()))))
+        }
+        TokenType::Lmv1 => {
+            let (view, key) = st.manager.create_lmv1_token(&actor, admin, input).await?;
+            Ok(object(render(&view, Some(key.expose_secret()))))
+        }
+    }
 }
 
 pub(super) async fn get<S: Store>(

@@ -10,7 +10,9 @@ use sqlx::{Row, SqliteConnection};
 
 use super::{portal, roles};
 use crate::error::{Result, StoreError};
-use crate::types::{Change, Entity, Snapshot, TokenKey, UserKey};
+use crate::seal::MasterKey;
+use crate::types::{Change, Entity, IndexEntry, Lmv1Key, Snapshot, TokenKey, UserKey};
+use keygate_core::lmv1::AccessKey;
 
 fn digest(bytes: Option<Vec<u8>>) -> Result<Option<TokenDigest>> {
     match bytes {
@@ -34,11 +36,20 @@ fn token_key(row: &sqlx::sqlite::SqliteRow) -> Result<Option<TokenKey>> {
     }))
 }
 
-pub(super) async fn snapshot(conn: &mut SqliteConnection) -> Result<Snapshot> {
+pub(super) async fn snapshot(conn: &mut SqliteConnection, key: &MasterKey) -> Result<Snapshot> {
     let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM change_log")
         .fetch_one(&mut *conn)
         .await?;
     let tokens = bearer_keys(conn).await?;
+    let mut lmv1 = Vec::new();
+    for row in sqlx::query(
+        "SELECT id, user_id, access_id, sealed_key, status FROM api_tokens WHERE type = 'lmv1'",
+    )
+    .fetch_all(&mut *conn)
+    .await?
+    {
+        lmv1.push(lmv1_key(&row, key)?);
+    }
     let mut role_map: HashMap<UserId, Vec<RoleId>> = HashMap::new();
     for row in sqlx::query("SELECT user_id, role_id FROM user_roles ORDER BY user_id, position")
         .fetch_all(&mut *conn)
@@ -82,6 +93,7 @@ pub(super) async fn snapshot(conn: &mut SqliteConnection) -> Result<Snapshot> {
     Ok(Snapshot {
         seq,
         tokens,
+        lmv1,
         users,
         roles,
         portal,
@@ -140,7 +152,7 @@ pub(super) async fn since(
     limit: i64,
 ) -> Result<Vec<Change>> {
     let rows = sqlx::query(
-        "SELECT seq, entity, entity_id, digest FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?",
+        "SELECT seq, entity, entity_id, digest, access_id FROM change_log WHERE seq > ? ORDER BY seq LIMIT ?",
     )
     .bind(seq)
     .bind(limit)
@@ -155,23 +167,57 @@ pub(super) async fn since(
                     .ok_or(StoreError::Corrupt("unknown change-log entity"))?,
                 id: row.try_get(2)?,
                 digest: digest(row.try_get(3)?)?,
+                access_id: row.try_get(4)?,
             })
         })
         .collect()
 }
 
-pub(super) async fn token_key_by_id(
+/// Reads (`id`, `user_id`, `access_id`, `sealed_key`, `status`) and unseals the key.
+fn lmv1_key(row: &sqlx::sqlite::SqliteRow, key: &MasterKey) -> Result<Lmv1Key> {
+    let id: TokenId = row.try_get(0)?;
+    let sealed: Option<Vec<u8>> = row.try_get(3)?;
+    let sealed = sealed.ok_or(StoreError::Corrupt("LMv1 token without a sealed key"))?;
+    let plain = key.open(&sealed, id)?;
+    let text = String::from_utf8(plain.to_vec())
+        .map_err(|_| StoreError::Corrupt("LMv1 key is not UTF-8"))?;
+    let status: i64 = row.try_get(4)?;
+    Ok(Lmv1Key {
+        id,
+        user_id: row.try_get(1)?,
+        access_id: row.try_get(2)?,
+        key: AccessKey::from_secret(text),
+        enabled: status == 2,
+    })
+}
+
+pub(super) async fn index_entry(
     conn: &mut SqliteConnection,
     id: TokenId,
-) -> Result<Option<TokenKey>> {
-    let row = sqlx::query("SELECT id, user_id, secret_hash, status FROM api_tokens WHERE id = ?")
+    key: &MasterKey,
+) -> Result<Option<IndexEntry>> {
+    let Some(row) = sqlx::query("SELECT type FROM api_tokens WHERE id = ?")
         .bind(id)
         .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let kind: String = row.try_get(0)?;
+    if kind == "lmv1" {
+        let row = sqlx::query(
+            "SELECT id, user_id, access_id, sealed_key, status FROM api_tokens WHERE id = ?",
+        )
+        .bind(id)
+        .fetch_one(&mut *conn)
         .await?;
-    match row {
-        Some(r) => token_key(&r),
-        None => Ok(None),
+        return Ok(Some(IndexEntry::Lmv1(lmv1_key(&row, key)?)));
     }
+    let row = sqlx::query("SELECT id, user_id, secret_hash, status FROM api_tokens WHERE id = ?")
+        .bind(id)
+        .fetch_one(&mut *conn)
+        .await?;
+    Ok(token_key(&row)?.map(IndexEntry::Bearer))
 }
 
 pub(super) async fn user_key(conn: &mut SqliteConnection, id: UserId) -> Result<Option<UserKey>> {

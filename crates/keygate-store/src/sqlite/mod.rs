@@ -4,6 +4,7 @@
 //! including the admin CLI working on the same file.
 
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use keygate_core::model::{ApiToken, EpochSeconds, Portal, RoleId, TokenId, User, UserId};
@@ -13,6 +14,7 @@ use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use crate::Store;
 use crate::error::{Result, StoreError};
+use crate::seal::MasterKey;
 use crate::types::*;
 
 mod changes;
@@ -26,6 +28,8 @@ mod users;
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
     pool: SqlitePool,
+    /// Seals and unseals LMv1 access keys.
+    key: Arc<MasterKey>,
 }
 
 /// A database URL keygate understands for SQLite: `sqlite://PATH`, `sqlite:PATH` or a
@@ -43,8 +47,9 @@ pub fn sqlite_path(url: &str) -> Option<&str> {
 }
 
 impl SqliteStore {
-    /// Opens (creating if missing) the database file at `path` and applies migrations.
-    pub async fn open(path: &str) -> Result<Self> {
+    /// Opens (creating if missing) the database file at `path`, applies migrations and
+    /// checks `key` against the store's check value (recording it on a new store).
+    pub async fn open(path: &str, key: MasterKey) -> Result<Self> {
         let options = SqliteConnectOptions::from_str("sqlite:")
             .map_err(StoreError::Database)?
             .filename(path)
@@ -63,7 +68,31 @@ impl SqliteStore {
             .connect_with(options)
             .await?;
         migrate::run(&pool).await?;
-        Ok(Self { pool })
+        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+        let stored: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT value FROM meta WHERE name = 'master_key_check'")
+                .fetch_optional(&mut *tx)
+                .await?;
+        match stored {
+            Some(v) if key.matches(&v) => {}
+            Some(_) => {
+                return Err(StoreError::MasterKey(format!(
+                    "the master key does not match the one the database {path} was set up with; \
+                     start keygate with the original key (--master-key-file)"
+                )));
+            }
+            None => {
+                sqlx::query("INSERT INTO meta (name, value) VALUES ('master_key_check', ?)")
+                    .bind(key.check_value())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(Self {
+            pool,
+            key: Arc::new(key),
+        })
     }
 
     /// The underlying pool, for tests and benchmarks that inspect the file.
@@ -223,6 +252,18 @@ impl Store for SqliteStore {
         Ok(t)
     }
 
+    async fn create_lmv1_token(
+        &self,
+        cap: &TokenWrite,
+        new: &NewLmv1Token,
+        now: EpochSeconds,
+    ) -> Result<ApiToken> {
+        let mut tx = self.write().await?;
+        let t = tokens::create_lmv1(&mut tx, cap.owner(), new, &self.key, now).await?;
+        tx.commit().await?;
+        Ok(t)
+    }
+
     async fn update_token(
         &self,
         cap: &TokenWrite,
@@ -247,7 +288,7 @@ impl Store for SqliteStore {
     async fn snapshot(&self) -> Result<Snapshot> {
         // One read transaction: WAL gives every statement in it the same view.
         let mut tx = self.pool.begin().await?;
-        let s = changes::snapshot(&mut tx).await?;
+        let s = changes::snapshot(&mut tx, &self.key).await?;
         tx.commit().await?;
         Ok(s)
     }
@@ -257,9 +298,9 @@ impl Store for SqliteStore {
         changes::since(&mut conn, seq, limit).await
     }
 
-    async fn token_key(&self, id: TokenId) -> Result<Option<TokenKey>> {
+    async fn index_entry(&self, id: TokenId) -> Result<Option<IndexEntry>> {
         let mut conn = self.pool.acquire().await?;
-        changes::token_key_by_id(&mut conn, id).await
+        changes::index_entry(&mut conn, id, &self.key).await
     }
 
     async fn user_key(&self, id: UserId) -> Result<Option<UserKey>> {
@@ -281,24 +322,91 @@ impl Store for SqliteStore {
         tx.commit().await?;
         Ok(())
     }
+
+    async fn rotate_master_key(&self, new: &MasterKey) -> Result<usize> {
+        let mut tx = self.write().await?;
+        tokens::ensure_current_key(&mut tx, &self.key).await?;
+        let rows = sqlx::query("SELECT id, sealed_key FROM api_tokens WHERE type = 'lmv1'")
+            .fetch_all(&mut *tx)
+            .await?;
+        for row in &rows {
+            use sqlx::Row as _;
+            let id: TokenId = row.try_get(0)?;
+            let sealed: Option<Vec<u8>> = row.try_get(1)?;
+            let sealed = sealed.ok_or(StoreError::Corrupt("LMv1 token without a sealed key"))?;
+            let plain = self.key.open(&sealed, id)?;
+            sqlx::query("UPDATE api_tokens SET sealed_key = ? WHERE id = ?")
+                .bind(new.seal(&plain, id)?)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        sqlx::query("UPDATE meta SET value = ? WHERE name = 'master_key_check'")
+            .bind(new.check_value())
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(rows.len())
+    }
 }
 
-/// Appends one change-log entry inside the caller's transaction.
+/// Appends one change-log entry for a user, role or the portal, inside the caller's
+/// transaction.
 pub(crate) async fn log_change(
     conn: &mut sqlx::SqliteConnection,
     entity: Entity,
     id: i64,
-    digest: Option<&[u8]>,
     now: EpochSeconds,
 ) -> Result<()> {
-    sqlx::query(
-        "INSERT INTO change_log (entity, entity_id, digest, changed_on) VALUES (?, ?, ?, ?)",
-    )
-    .bind(entity.as_str())
-    .bind(id)
-    .bind(digest)
-    .bind(now)
-    .execute(conn)
-    .await?;
+    sqlx::query("INSERT INTO change_log (entity, entity_id, changed_on) VALUES (?, ?, ?)")
+        .bind(entity.as_str())
+        .bind(id)
+        .bind(now)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// What identifies a token in the indexes, for its change-log entry.
+pub(crate) struct TokenRef {
+    /// Bearer: the SHA-256 digest.
+    pub(crate) digest: Option<Vec<u8>>,
+    /// LMv1: the access id.
+    pub(crate) access_id: Option<String>,
+}
+
+impl TokenRef {
+    /// Reads it from a row of (`type`, `secret_hash`, `access_id`).
+    pub(crate) fn from_row(row: &sqlx::sqlite::SqliteRow, first: usize) -> Result<Self> {
+        use sqlx::Row as _;
+        let kind: String = row.try_get(first)?;
+        Ok(if kind == "lmv1" {
+            Self {
+                digest: None,
+                access_id: Some(row.try_get(first + 2)?),
+            }
+        } else {
+            Self {
+                digest: row.try_get(first + 1)?,
+                access_id: None,
+            }
+        })
+    }
+}
+
+/// Appends one change-log entry for a token inside the caller's transaction.
+pub(crate) async fn log_token_change(
+    conn: &mut sqlx::SqliteConnection,
+    id: i64,
+    token: &TokenRef,
+    now: EpochSeconds,
+) -> Result<()> {
+    sqlx::query("INSERT INTO change_log (entity, entity_id, digest, access_id, changed_on) VALUES ('token', ?, ?, ?, ?)")
+        .bind(id)
+        .bind(token.digest.as_deref())
+        .bind(token.access_id.as_deref())
+        .bind(now)
+        .execute(conn)
+        .await?;
     Ok(())
 }

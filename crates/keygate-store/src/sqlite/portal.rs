@@ -20,15 +20,17 @@ pub(super) async fn bootstrap(
     }
     let p = Portal::default();
     sqlx::query(
-        "INSERT INTO portal (id, company_name, traces_enabled, max_tokens_per_user, lmv1_clock_skew_seconds) VALUES (1, ?, ?, ?, ?)",
+        "INSERT INTO portal (id, company_name, traces_enabled, max_tokens_per_user, lmv1_clock_skew_seconds, \
+         lmv1_replay_protection) VALUES (1, ?, ?, ?, ?, ?)",
     )
     .bind(&p.company_name)
     .bind(p.traces_enabled)
     .bind(p.max_tokens_per_user)
     .bind(p.lmv1_clock_skew_seconds)
+    .bind(p.lmv1_replay_protection)
     .execute(&mut *conn)
     .await?;
-    log_change(conn, Entity::Portal, 1, None, now).await?;
+    log_change(conn, Entity::Portal, 1, now).await?;
     let mut admin_role = None;
     for (name, description, privileges) in builtin_roles() {
         let id = roles::create(
@@ -63,7 +65,8 @@ pub(super) async fn bootstrap(
 
 pub(super) async fn get(conn: &mut SqliteConnection) -> Result<Portal> {
     let row = sqlx::query(
-        "SELECT company_name, traces_enabled, max_tokens_per_user, lmv1_clock_skew_seconds FROM portal WHERE id = 1",
+        "SELECT company_name, traces_enabled, max_tokens_per_user, lmv1_clock_skew_seconds, lmv1_replay_protection \
+         FROM portal WHERE id = 1",
     )
     .fetch_optional(&mut *conn)
     .await?
@@ -73,6 +76,7 @@ pub(super) async fn get(conn: &mut SqliteConnection) -> Result<Portal> {
         traces_enabled: row.try_get(1)?,
         max_tokens_per_user: row.try_get(2)?,
         lmv1_clock_skew_seconds: row.try_get(3)?,
+        lmv1_replay_protection: row.try_get(4)?,
     })
 }
 
@@ -84,14 +88,16 @@ pub(super) async fn update(
     sqlx::query(
         "UPDATE portal SET company_name = COALESCE(?, company_name), traces_enabled = COALESCE(?, traces_enabled), \
          max_tokens_per_user = COALESCE(?, max_tokens_per_user), \
-         lmv1_clock_skew_seconds = COALESCE(?, lmv1_clock_skew_seconds) WHERE id = 1",
+         lmv1_clock_skew_seconds = COALESCE(?, lmv1_clock_skew_seconds), \
+         lmv1_replay_protection = COALESCE(?, lmv1_replay_protection) WHERE id = 1",
     )
     .bind(patch.company_name.as_deref())
     .bind(patch.traces_enabled)
     .bind(patch.max_tokens_per_user)
     .bind(patch.lmv1_clock_skew_seconds)
+    .bind(patch.lmv1_replay_protection)
     .execute(&mut *conn)
     .await?;
-    log_change(conn, Entity::Portal, 1, None, now).await?;
+    log_change(conn, Entity::Portal, 1, now).await?;
     get(conn).await
 }

@@ -98,7 +98,7 @@ pub(super) async fn create(
             .await
             .map_err(|e| name_taken(e.into(), &input.name))?;
     set_privileges(conn, id, &input.privileges).await?;
-    log_change(conn, Entity::Role, id, None, now).await?;
+    log_change(conn, Entity::Role, id, now).await?;
     Ok(id)
 }
 
@@ -147,7 +147,7 @@ pub(super) async fn update(
     if let Some(p) = &patch.privileges {
         set_privileges(conn, id, p).await?;
     }
-    log_change(conn, Entity::Role, id, None, now).await
+    log_change(conn, Entity::Role, id, now).await
 }
 
 pub(super) async fn delete(
@@ -166,7 +166,7 @@ pub(super) async fn delete(
         .bind(id)
         .execute(&mut *conn)
         .await?;
-    log_change(conn, Entity::Role, id, None, now).await
+    log_change(conn, Entity::Role, id, now).await
 }
 
 /// Fails with a clear message if any of `ids` is not a role.

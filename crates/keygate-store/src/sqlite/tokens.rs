@@ -6,9 +6,10 @@ use keygate_core::model::{
 use keygate_core::policy::{self, Grants};
 use sqlx::{Row, SqliteConnection};
 
-use super::log_change;
+use super::{TokenRef, log_token_change};
 use crate::error::{Result, StoreError};
-use crate::types::{Entity, NewBearerToken, TokenPatch, Usage};
+use crate::seal::MasterKey;
+use crate::types::{NewBearerToken, NewLmv1Token, TokenPatch, Usage};
 
 /// The token columns [`from_row`] reads, in its order (a literal, so SQL stays static).
 macro_rules! token_columns {
@@ -63,12 +64,14 @@ pub(super) async fn get(conn: &mut SqliteConnection, id: TokenId) -> Result<ApiT
     from_row(&row)
 }
 
-pub(super) async fn create_bearer(
-    conn: &mut SqliteConnection,
-    owner: UserId,
-    new: &NewBearerToken,
-    now: EpochSeconds,
-) -> Result<ApiToken> {
+/// What a new token's checks need to know of its owner.
+struct OwnerState {
+    username: String,
+    traces_enabled: bool,
+}
+
+/// Checks that `owner` exists, is active and is under `maxTokensPerUser`.
+async fn owner_for_new_token(conn: &mut SqliteConnection, owner: UserId) -> Result<OwnerState> {
     // Owner, portal and the owner's token count in one round trip: every statement
     // here runs inside the write lock, so fewer of them means more creates per second.
     let row = sqlx::query(
@@ -82,12 +85,27 @@ pub(super) async fn create_bearer(
     .ok_or_else(|| StoreError::NotFound(format!("user {owner}")))?;
     let username: String = row.try_get(0)?;
     let status: String = row.try_get(1)?;
-    let traces_enabled: bool = row.try_get(2)?;
     let max_tokens: i64 = row.try_get(3)?;
     let count: i64 = row.try_get(4)?;
     if UserStatus::parse(&status) != Some(UserStatus::Active) {
         return Err(StoreError::OwnerSuspended(username));
     }
+    if count >= max_tokens {
+        return Err(StoreError::TokenLimit(max_tokens));
+    }
+    Ok(OwnerState {
+        username,
+        traces_enabled: row.try_get(2)?,
+    })
+}
+
+pub(super) async fn create_bearer(
+    conn: &mut SqliteConnection,
+    owner: UserId,
+    new: &NewBearerToken,
+    now: EpochSeconds,
+) -> Result<ApiToken> {
+    let state = owner_for_new_token(conn, owner).await?;
     let privileges = sqlx::query(
         "SELECT rp.object_type, rp.object_id, rp.operation FROM user_roles ur \
          JOIN role_privileges rp ON rp.role_id = ur.role_id WHERE ur.user_id = ?",
@@ -104,11 +122,8 @@ pub(super) async fn create_bearer(
         };
         grants = grants.union(Grants::of(&p));
     }
-    policy::bearer_owner(grants, traces_enabled)
-        .map_err(|r| StoreError::BearerRefused(r, username))?;
-    if count >= max_tokens {
-        return Err(StoreError::TokenLimit(max_tokens));
-    }
+    policy::bearer_owner(grants, state.traces_enabled)
+        .map_err(|r| StoreError::BearerRefused(r, state.username))?;
     let row = sqlx::query(
         concat!(
             "INSERT INTO api_tokens (user_id, type, access_id, secret_hash, note, status, created_on, created_by) \
@@ -126,24 +141,85 @@ pub(super) async fn create_bearer(
     .fetch_one(&mut *conn)
     .await?;
     let token = from_row(&row)?;
-    log_change(conn, Entity::Token, token.id, Some(&new.digest.0), now).await?;
+    let r = TokenRef {
+        digest: Some(new.digest.0.to_vec()),
+        access_id: None,
+    };
+    log_token_change(conn, token.id, &r, now).await?;
     Ok(token)
 }
 
-/// The digest of `id` if it belongs to `owner`; `NotFound` otherwise, whether the
+/// How `id` is indexed, if it belongs to `owner`; `NotFound` otherwise, whether the
 /// token is missing or someone else's (the two must be indistinguishable).
-async fn owned_digest(
+async fn owned(conn: &mut SqliteConnection, owner: UserId, id: TokenId) -> Result<TokenRef> {
+    let row = sqlx::query(
+        "SELECT type, secret_hash, access_id FROM api_tokens WHERE id = ? AND user_id = ?",
+    )
+    .bind(id)
+    .bind(owner)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("API token {id}")))?;
+    TokenRef::from_row(&row, 0)
+}
+
+/// Fails unless `key` is the master key the store currently holds keys under: a
+/// process that kept running across a rotation must not seal with the old key.
+pub(super) async fn ensure_current_key(conn: &mut SqliteConnection, key: &MasterKey) -> Result<()> {
+    let stored: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT value FROM meta WHERE name = 'master_key_check'")
+            .fetch_optional(&mut *conn)
+            .await?;
+    match stored {
+        Some(v) if key.matches(&v) => Ok(()),
+        _ => Err(StoreError::MasterKey(
+            "the master key was rotated since this process started; restart it with the new key"
+                .to_owned(),
+        )),
+    }
+}
+
+pub(super) async fn create_lmv1(
     conn: &mut SqliteConnection,
     owner: UserId,
-    id: TokenId,
-) -> Result<Option<Vec<u8>>> {
-    let row = sqlx::query("SELECT secret_hash FROM api_tokens WHERE id = ? AND user_id = ?")
-        .bind(id)
-        .bind(owner)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("API token {id}")))?;
-    Ok(row.try_get(0)?)
+    new: &NewLmv1Token,
+    key: &MasterKey,
+    now: EpochSeconds,
+) -> Result<ApiToken> {
+    ensure_current_key(conn, key).await?;
+    owner_for_new_token(conn, owner).await?;
+    let row = sqlx::query(concat!(
+        "INSERT INTO api_tokens (user_id, type, access_id, note, status, created_on, created_by) \
+         VALUES (?, 'lmv1', ?, ?, ?, ?, ?) RETURNING ",
+        token_columns!()
+    ))
+    .bind(owner)
+    .bind(&new.access_id)
+    .bind(&new.note)
+    .bind(new.status.code())
+    .bind(now)
+    .bind(&new.created_by)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| match StoreError::from(e) {
+        // 62^20 ids make this practically impossible; say what it was if it happens.
+        StoreError::Conflict(_) => StoreError::Conflict("access id collision; retry".to_owned()),
+        other => other,
+    })?;
+    let token = from_row(&row)?;
+    // Sealed after the insert so the row's id can be bound into the ciphertext.
+    let sealed = key.seal(new.key.expose_secret().as_bytes(), token.id)?;
+    sqlx::query("UPDATE api_tokens SET sealed_key = ? WHERE id = ?")
+        .bind(sealed)
+        .bind(token.id)
+        .execute(&mut *conn)
+        .await?;
+    let r = TokenRef {
+        digest: None,
+        access_id: Some(new.access_id.clone()),
+    };
+    log_token_change(conn, token.id, &r, now).await?;
+    Ok(token)
 }
 
 pub(super) async fn update(
@@ -153,7 +229,7 @@ pub(super) async fn update(
     patch: &TokenPatch,
     now: EpochSeconds,
 ) -> Result<()> {
-    let digest = owned_digest(conn, owner, id).await?;
+    let r = owned(conn, owner, id).await?;
     sqlx::query(
         "UPDATE api_tokens SET note = COALESCE(?, note), status = COALESCE(?, status) WHERE id = ?",
     )
@@ -162,7 +238,7 @@ pub(super) async fn update(
     .bind(id)
     .execute(&mut *conn)
     .await?;
-    log_change(conn, Entity::Token, id, digest.as_deref(), now).await
+    log_token_change(conn, id, &r, now).await
 }
 
 pub(super) async fn delete(
@@ -171,12 +247,12 @@ pub(super) async fn delete(
     id: TokenId,
     now: EpochSeconds,
 ) -> Result<()> {
-    let digest = owned_digest(conn, owner, id).await?;
+    let r = owned(conn, owner, id).await?;
     sqlx::query("DELETE FROM api_tokens WHERE id = ?")
         .bind(id)
         .execute(&mut *conn)
         .await?;
-    log_change(conn, Entity::Token, id, digest.as_deref(), now).await
+    log_token_change(conn, id, &r, now).await
 }
 
 pub(super) async fn record_usage(conn: &mut SqliteConnection, batch: &[Usage]) -> Result<()> {

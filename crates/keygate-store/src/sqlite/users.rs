@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use keygate_core::model::{EpochSeconds, RoleId, User, UserId, UserStatus};
 use sqlx::{Row, SqliteConnection};
 
-use super::{log_change, roles};
+use super::{TokenRef, log_change, log_token_change, roles};
 use crate::error::{Result, StoreError};
 use crate::types::{Entity, NewUser, UserPatch};
 
@@ -141,7 +141,7 @@ pub(super) async fn create(
     .await
     .map_err(|e| name_taken(e, &u.username))?;
     set_roles(conn, id, &u.role_ids).await?;
-    log_change(conn, Entity::User, id, None, now).await?;
+    log_change(conn, Entity::User, id, now).await?;
     Ok(id)
 }
 
@@ -175,7 +175,7 @@ pub(super) async fn update(
     if let Some(r) = &p.role_ids {
         set_roles(conn, id, r).await?;
     }
-    log_change(conn, Entity::User, id, None, now).await
+    log_change(conn, Entity::User, id, now).await
 }
 
 pub(super) async fn delete(
@@ -184,10 +184,11 @@ pub(super) async fn delete(
     now: EpochSeconds,
 ) -> Result<()> {
     // Each token gets its own change entry (with its digest) so every index drops it.
-    let tokens = sqlx::query("SELECT id, secret_hash FROM api_tokens WHERE user_id = ?")
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await?;
+    let tokens =
+        sqlx::query("SELECT id, type, secret_hash, access_id FROM api_tokens WHERE user_id = ?")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
     let done = sqlx::query("DELETE FROM users WHERE id = ?")
         .bind(id)
         .execute(&mut *conn)
@@ -196,8 +197,7 @@ pub(super) async fn delete(
         return Err(StoreError::NotFound(format!("user {id}")));
     }
     for t in tokens {
-        let digest: Option<Vec<u8>> = t.try_get(1)?;
-        log_change(conn, Entity::Token, t.try_get(0)?, digest.as_deref(), now).await?;
+        log_token_change(conn, t.try_get(0)?, &TokenRef::from_row(&t, 1)?, now).await?;
     }
-    log_change(conn, Entity::User, id, None, now).await
+    log_change(conn, Entity::User, id, now).await
 }

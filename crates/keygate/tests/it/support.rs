@@ -9,7 +9,7 @@ use keygate_core::model::TokenStatus;
 use keygate_core::policy::Actor;
 use keygate_server::manage::TokenInput;
 use keygate_server::{Manager, ServerConfig};
-use keygate_store::{SqliteStore, Store};
+use keygate_store::{MasterKey, SqliteStore, Store};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tokio::sync::oneshot;
@@ -21,6 +21,8 @@ pub struct Server {
     pub admin_token: String,
     pub client: reqwest::Client,
     pub db_path: PathBuf,
+    pub key: MasterKey,
+    pub config: ServerConfig,
     pub dir: Option<tempfile::TempDir>,
     stop: Option<oneshot::Sender<()>>,
     handle: Option<JoinHandle<()>>,
@@ -47,6 +49,7 @@ pub fn test_config() -> ServerConfig {
     ServerConfig {
         poll_interval: Duration::from_millis(100),
         usage_flush_interval: Duration::from_millis(200),
+        ..ServerConfig::default()
     }
 }
 
@@ -59,7 +62,10 @@ impl Server {
     pub async fn start_with(config: ServerConfig) -> Self {
         let dir = tempfile::tempdir().expect("temp dir");
         let db_path = dir.path().join("keygate.db");
-        let store = SqliteStore::open(db_path.to_str().expect("utf-8 path"))
+        let key = MasterKey::generate().expect("master key");
+        // Where the admin CLI looks for it (keygate.key beside keygate.db).
+        key.write_new_file(&db_path.with_extension("key")).expect("key file");
+        let store = SqliteStore::open(db_path.to_str().expect("utf-8 path"), key.clone())
             .await
             .expect("open store");
         let hash = keygate_core::password::hash("bootstrap-password").expect("hash");
@@ -74,14 +80,14 @@ impl Server {
             .create_bearer_token(&Actor::local_admin(), admin.id, input)
             .await
             .expect("admin token");
-        let mut s = Self::launch(db_path, config).await;
+        let mut s = Self::launch(db_path, key, config).await;
         s.admin_token = secret.expose_secret().to_owned();
         s.dir = Some(dir);
         s
     }
 
-    async fn launch(db_path: PathBuf, config: ServerConfig) -> Self {
-        let store = SqliteStore::open(db_path.to_str().expect("utf-8 path"))
+    async fn launch(db_path: PathBuf, key: MasterKey, config: ServerConfig) -> Self {
+        let store = SqliteStore::open(db_path.to_str().expect("utf-8 path"), key.clone())
             .await
             .expect("open store");
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
@@ -89,8 +95,9 @@ impl Server {
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
+        let serve_config = config.clone();
         let handle = tokio::spawn(async move {
-            keygate_server::serve(listener, store, config, async {
+            keygate_server::serve(listener, store, serve_config, async {
                 let _ = rx.await;
             })
             .await
@@ -101,6 +108,8 @@ impl Server {
             admin_token: String::new(),
             client: reqwest::Client::new(),
             db_path,
+            key,
+            config,
             dir: None,
             stop: Some(tx),
             handle: Some(handle),
@@ -120,7 +129,7 @@ impl Server {
     /// Stops gracefully and starts again on the same database.
     pub async fn restart(mut self) -> Self {
         self.stop().await;
-        let mut s = Self::launch(self.db_path.clone(), test_config()).await;
+        let mut s = Self::launch(self.db_path.clone(), self.key.clone(), self.config.clone()).await;
         s.admin_token = std::mem::take(&mut self.admin_token);
         s.dir = self.dir.take();
         s

@@ -52,7 +52,7 @@ async fn graceful_shutdown_flushes_pending_usage() {
         StatusCode::OK
     );
     s.stop().await;
-    let store = SqliteStore::open(s.db_path.to_str().expect("path"))
+    let store = SqliteStore::open(s.db_path.to_str().expect("path"), s.key.clone())
         .await
         .expect("open");
     let t = store.token(id).await.expect("token");

@@ -271,7 +271,7 @@ async fn portal_settings() {
     let r = s.get(&s.admin_token, "/setting/portal").await;
     assert_eq!(
         r.body,
-        json!({"companyName": "keygate", "tracesEnabled": true, "maxTokensPerUser": 10, "lmv1ClockSkewSeconds": 1800, "tokenPrefix": "kgt"})
+        json!({"companyName": "keygate", "tracesEnabled": true, "maxTokensPerUser": 10, "lmv1ClockSkewSeconds": 1800, "lmv1ReplayProtection": false, "tokenPrefix": "kgt"})
     );
     for (body, field) in [
         (json!({"maxTokensPerUser": 0}), "maxTokensPerUser"),

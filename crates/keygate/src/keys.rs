@@ -1,0 +1,101 @@
+//! The master key file: where it lives, creating it on first start, recovering from
+//! an interrupted rotation, and rotating it.
+//!
+//! Rotation writes the new key to `<key file>.new` first, then re-seals every LMv1
+//! key in one transaction, then renames the new file over the old. A crash between
+//! the commit and the rename leaves a store sealed under `<key file>.new`, which the
+//! next start recognises (by the store's check value) and finishes.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, Result, bail};
+use keygate_store::{MasterKey, SqliteStore, Store, StoreError};
+
+/// The key file: the one given, or `keygate.key` beside `keygate.db`.
+pub fn key_path(given: Option<&Path>, db_path: &str) -> PathBuf {
+    given.map_or_else(
+        || Path::new(db_path).with_extension("key"),
+        Path::to_path_buf,
+    )
+}
+
+fn pending_path(key_path: &Path) -> PathBuf {
+    let mut s = key_path.as_os_str().to_owned();
+    s.push(".new");
+    PathBuf::from(s)
+}
+
+/// Opens the store with its master key, creating the key file if none was given and
+/// none exists yet.
+pub async fn open_store(db_path: &str, given: Option<&Path>) -> Result<SqliteStore> {
+    let key_path = key_path(given, db_path);
+    let (key, created) = if key_path.exists() {
+        (MasterKey::load(&key_path)?, false)
+    } else if given.is_some() {
+        bail!("the master key file {} does not exist", key_path.display());
+    } else {
+        let key = MasterKey::generate()?;
+        key.write_new_file(&key_path)?;
+        tracing::info!(path = %key_path.display(), "created a new master key file (mode 0600); back it up");
+        (key, true)
+    };
+    match SqliteStore::open(db_path, key).await {
+        Ok(store) => Ok(store),
+        Err(StoreError::MasterKey(msg)) => {
+            let pending = pending_path(&key_path);
+            if pending.exists()
+                && let Ok(new) = MasterKey::load(&pending)
+                && let Ok(store) = SqliteStore::open(db_path, new).await
+            {
+                std::fs::rename(&pending, &key_path).with_context(|| {
+                    format!(
+                        "could not finish the interrupted master-key rotation ({})",
+                        pending.display()
+                    )
+                })?;
+                tracing::warn!(path = %key_path.display(), "finished an interrupted master-key rotation");
+                return Ok(store);
+            }
+            if created {
+                // Not the key this store was set up with: do not leave a stray file behind.
+                let _ = std::fs::remove_file(&key_path);
+            }
+            bail!("{msg}")
+        }
+        Err(e) => {
+            Err(e).with_context(|| format!("could not open the SQLite database at {db_path}"))
+        }
+    }
+}
+
+/// Re-seals every LMv1 key under a new master key and replaces the key file.
+pub async fn rotate(store: &SqliteStore, db_path: &str, given: Option<&Path>) -> Result<usize> {
+    let key_path = key_path(given, db_path);
+    let pending = pending_path(&key_path);
+    let new = MasterKey::generate()?;
+    new.write_new_file(&pending).with_context(|| {
+        format!(
+            "remove {} if a previous rotation was abandoned",
+            pending.display()
+        )
+    })?;
+    let n = match store.rotate_master_key(&new).await {
+        Ok(n) => n,
+        Err(e) => {
+            let _ = std::fs::remove_file(&pending);
+            return Err(e.into());
+        }
+    };
+    std::fs::rename(&pending, &key_path).with_context(|| {
+        format!(
+            "the store now uses {}; move it to {}",
+            pending.display(),
+            key_path.display()
+        )
+    })?;
+    if let Some(dir) = key_path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        // Make the rename itself durable.
+        let _ = std::fs::File::open(dir).and_then(|d| d.sync_all());
+    }
+    Ok(n)
+}
