@@ -8,6 +8,7 @@ mod auth;
 mod bodies;
 mod cli;
 mod lists;
+mod lmv1;
 mod logs;
 mod support;
 mod tokens;

@@ -64,7 +64,8 @@ impl Server {
         let db_path = dir.path().join("keygate.db");
         let key = MasterKey::generate().expect("master key");
         // Where the admin CLI looks for it (keygate.key beside keygate.db).
-        key.write_new_file(&db_path.with_extension("key")).expect("key file");
+        key.write_new_file(&db_path.with_extension("key"))
+            .expect("key file");
         let store = SqliteStore::open(db_path.to_str().expect("utf-8 path"), key.clone())
             .await
             .expect("open store");
@@ -86,7 +87,8 @@ impl Server {
         s
     }
 
-    async fn launch(db_path: PathBuf, key: MasterKey, config: ServerConfig) -> Self {
+    /// Starts a server on an existing database with the given key (no bootstrap).
+    pub async fn launch(db_path: PathBuf, key: MasterKey, config: ServerConfig) -> Self {
         let store = SqliteStore::open(db_path.to_str().expect("utf-8 path"), key.clone())
             .await
             .expect("open store");
@@ -171,6 +173,51 @@ impl Server {
     }
     pub async fn delete(&self, token: &str, path: &str) -> Resp {
         self.call(Method::DELETE, Some(token), path, None).await
+    }
+
+    /// Sends an LMv1-signed request. `path` may carry a query string; only the part
+    /// before `?` is signed, as the contract says.
+    pub async fn lmv1(
+        &self,
+        method: Method,
+        access_id: &str,
+        key: &str,
+        path: &str,
+        body: Option<&str>,
+        epoch_millis: i64,
+    ) -> Resp {
+        let signed_path = path.split('?').next().unwrap_or(path);
+        let key = keygate_core::lmv1::AccessKey::from_secret(key.to_owned());
+        let body_bytes = body.unwrap_or("").as_bytes();
+        let sig =
+            keygate_core::lmv1::sign(&key, method.as_str(), epoch_millis, body_bytes, signed_path);
+        let mut rb = self.client.request(method, self.url(path)).header(
+            "Authorization",
+            format!("LMv1 {access_id}:{sig}:{epoch_millis}"),
+        );
+        if let Some(b) = body {
+            rb = rb
+                .header("Content-Type", "application/json")
+                .body(b.to_owned());
+        }
+        send(rb).await
+    }
+
+    /// Creates an LMv1 token for `owner` as the admin; returns (id, access id, key).
+    pub async fn lmv1_for(&self, owner: i64, note: &str) -> (i64, String, String) {
+        let r = self
+            .post(
+                &self.admin_token,
+                &format!("/setting/admins/{owner}/apitokens"),
+                serde_json::json!({"note": note}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "create LMv1 token: {}", r.text);
+        (
+            r.body["id"].as_i64().expect("id"),
+            r.body["accessId"].as_str().expect("access id").to_owned(),
+            r.body["accessKey"].as_str().expect("key").to_owned(),
+        )
     }
 
     /// Creates a user with the given role ids; returns its id.
@@ -261,6 +308,11 @@ pub async fn send(rb: reqwest::RequestBuilder) -> Resp {
 pub const ADMINISTRATOR: i64 = 1;
 pub const DATAINGESTION: i64 = 2;
 pub const READONLY: i64 = 3;
+
+/// Milliseconds since the Unix epoch, from the system clock.
+pub fn now_millis() -> i64 {
+    keygate_server::state::Clock::System.now_millis()
+}
 
 /// Polls `check` every 50 ms until it holds or `limit` passes; returns whether it held.
 /// For conditions that become true in the background (usage flush, change-log
