@@ -3,7 +3,8 @@
 //! Floor: SHA-256 of a 49-byte token plus a lookup in a std `HashMap` holding the
 //! same number of random 32-byte keys. Verifier: the whole `verify_bearer` (digest,
 //! sharded index, owner state, usage record), hit and miss, at 1,000 and 1,000,000
-//! tokens. Run: `cargo bench -p keygate-auth --bench verify`.
+//! tokens; and LMv1 verification of a 1 KiB body against raw HMAC-SHA256 of it.
+//! Run: `cargo bench -p keygate-auth --bench verify` (add `-- lmv1` for LMv1 only).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
 use std::collections::HashMap;
@@ -114,5 +115,67 @@ fn bench(c: &mut Criterion) {
     group.finish();
 }
 
-criterion_group!(benches, bench);
+/// LMv1: HMAC-SHA256 of a 1 KiB body with a 40-byte key (the floor) against the whole
+/// verification of a signed 1 KiB POST through the Verifier (access-id lookup, window
+/// check, HMAC over verb + timestamp + body + path, hex + base64, constant-time
+/// compare, owner state, usage record).
+fn bench_lmv1(c: &mut Criterion) {
+    use hmac::{Hmac, Mac};
+    use keygate_core::credentials::Lmv1Credential;
+    use keygate_core::lmv1::{self, AccessKey};
+    use keygate_store::Lmv1Key;
+
+    let key = AccessKey::generate().expect("key");
+    let access_id = lmv1::generate_access_id().expect("id");
+    let body = vec![b'x'; 1024];
+    let path = "/setting/admins/1/apitokens";
+    let ts = 1_700_000_000_000;
+    let verifier = Verifier::from_snapshot(Snapshot {
+        seq: 0,
+        tokens: Vec::new(),
+        lmv1: vec![Lmv1Key {
+            id: 1,
+            user_id: 1,
+            access_id: access_id.clone(),
+            key: key.clone(),
+            enabled: true,
+        }],
+        users: vec![UserKey {
+            id: 1,
+            username: "u".into(),
+            active: true,
+            role_ids: vec![1],
+        }],
+        roles: vec![(1, Grants::APITOKEN_WRITE)],
+        portal: Portal::default(),
+    });
+    let cred = Lmv1Credential {
+        access_id,
+        signature: lmv1::sign(&key, "POST", ts, &body, path),
+        epoch_millis: ts,
+    };
+    let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
+    let mut group = c.benchmark_group("lmv1_1KiB");
+    group.measurement_time(Duration::from_secs(4));
+    group.bench_function("floor_hmac_sha256", |b| {
+        b.iter(|| {
+            let mut mac =
+                <Hmac<Sha256> as Mac>::new_from_slice(key.expose_secret().as_bytes()).expect("key");
+            mac.update(black_box(&body));
+            black_box(mac.finalize().into_bytes())
+        })
+    });
+    group.bench_function("verify", |b| {
+        b.iter(|| {
+            let mut p = verifier
+                .lmv1_begin(black_box(&cred), "POST", ts)
+                .expect("begin");
+            p.update(black_box(&body));
+            black_box(verifier.lmv1_finish(p, path, ip, ts)).expect("verified")
+        })
+    });
+    group.finish();
+}
+
+criterion_group!(benches, bench, bench_lmv1);
 criterion_main!(benches);

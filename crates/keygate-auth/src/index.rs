@@ -23,11 +23,12 @@ pub struct TokenEntry {
     pub enabled: bool,
 }
 
-/// Hashes a digest by taking eight of its bytes.
+/// Hashes a key by taking its first eight bytes.
 ///
-/// The keys are SHA-256 outputs of server-generated tokens, so they are already
-/// uniformly distributed, and a client cannot insert keys (only look them up), so
-/// there is nothing to flood. SipHash would only add cost to every request.
+/// For keys the server generated at random: SHA-256 digests of bearer tokens and LMv1
+/// access ids (20 random base62 characters). They are already uniformly distributed,
+/// and a client cannot insert keys (only look them up), so there is nothing to flood.
+/// SipHash would only add cost to every request.
 #[derive(Default, Clone, Copy)]
 pub struct DigestHasher(u64);
 

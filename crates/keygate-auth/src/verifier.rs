@@ -13,7 +13,7 @@ use keygate_core::token::BearerToken;
 use keygate_store::{Lmv1Key, Snapshot, Store, UserKey};
 
 use crate::error::AuthError;
-use crate::index::{IdMap, TokenEntry, TokenIndex};
+use crate::index::{DigestState, IdMap, TokenEntry, TokenIndex};
 use crate::replay::{Admission, DEFAULT_CAPACITY, ReplayCache};
 use crate::usage::UsageRecorder;
 
@@ -93,14 +93,12 @@ impl From<Lmv1Key> for Lmv1Entry {
 /// keyed; feed it the body with [`Lmv1Pending::update`], then call
 /// [`Verifier::lmv1_finish`].
 #[derive(Debug)]
-pub struct Lmv1Pending {
+pub struct Lmv1Pending<'a> {
     signer: Signer,
-    access_id: String,
-    sent: String,
-    epoch_millis: i64,
+    cred: &'a Lmv1Credential,
 }
 
-impl Lmv1Pending {
+impl Lmv1Pending<'_> {
     /// Feeds the next piece of the request body.
     pub fn update(&mut self, chunk: &[u8]) {
         self.signer.update(chunk);
@@ -146,7 +144,7 @@ pub(crate) struct Inner {
     pub(crate) roles: RwLock<IdMap<RoleId, Grants>>,
     pub(crate) traces_enabled: AtomicBool,
     /// LMv1 tokens by access id.
-    pub(crate) lmv1: RwLock<HashMap<String, Lmv1Entry>>,
+    pub(crate) lmv1: RwLock<HashMap<String, Lmv1Entry, DigestState>>,
     pub(crate) lmv1_skew_seconds: AtomicI64,
     pub(crate) lmv1_replay_protection: AtomicBool,
     pub(crate) replay: Mutex<ReplayCache>,
@@ -193,7 +191,7 @@ impl Verifier {
                 owners: RwLock::new(IdMap::default()),
                 roles: RwLock::new(IdMap::default()),
                 traces_enabled: AtomicBool::new(false),
-                lmv1: RwLock::new(HashMap::new()),
+                lmv1: RwLock::new(HashMap::default()),
                 lmv1_skew_seconds: AtomicI64::new(0),
                 lmv1_replay_protection: AtomicBool::new(false),
                 replay: Mutex::new(ReplayCache::new(DEFAULT_CAPACITY)),
@@ -281,12 +279,12 @@ impl Verifier {
 
     /// Starts verifying an LMv1 request: finds the access id and checks the timestamp
     /// window before any HMAC work, then keys the HMAC with `verb` and the timestamp.
-    pub fn lmv1_begin(
+    pub fn lmv1_begin<'a>(
         &self,
-        cred: &Lmv1Credential,
+        cred: &'a Lmv1Credential,
         verb: &str,
         now_millis: i64,
-    ) -> Result<Lmv1Pending, Refusal> {
+    ) -> Result<Lmv1Pending<'a>, Refusal> {
         let key = read(&self.inner.lmv1)
             .get(&cred.access_id)
             .map(|e| e.key.clone())
@@ -303,9 +301,7 @@ impl Verifier {
         })?;
         Ok(Lmv1Pending {
             signer: key.signer(verb, cred.epoch_millis),
-            access_id: cred.access_id.clone(),
-            sent: cred.signature.clone(),
-            epoch_millis: cred.epoch_millis,
+            cred,
         })
     }
 
@@ -319,12 +315,12 @@ impl Verifier {
         ip: IpAddr,
         now_millis: i64,
     ) -> Result<Principal, Refusal> {
-        if !p.signer.finish(resource_path).matches(&p.sent) {
+        if !p.signer.finish(resource_path).matches(&p.cred.signature) {
             return Err(Refusal::SignatureMismatch);
         }
         // Read again: the token may have changed while the body streamed in.
         let entry = read(&self.inner.lmv1)
-            .get(&p.access_id)
+            .get(&p.cred.access_id)
             .cloned()
             .ok_or(Refusal::UnknownAccessId)?;
         if !entry.enabled {
@@ -337,13 +333,13 @@ impl Verifier {
                 .lmv1_skew_seconds
                 .load(Ordering::SeqCst)
                 .saturating_mul(1000);
-            let expires = p.epoch_millis.saturating_add(skew_ms);
+            let expires = p.cred.epoch_millis.saturating_add(skew_ms);
             let mut cache = self
                 .inner
                 .replay
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match cache.admit(entry.id, &p.sent, expires, now_millis) {
+            match cache.admit(entry.id, &p.cred.signature, expires, now_millis) {
                 Admission::Fresh => {}
                 Admission::Replayed => return Err(Refusal::Replayed),
                 Admission::Full => return Err(Refusal::ReplayMemoryFull),

@@ -36,8 +36,19 @@ impl fmt::Debug for Credential {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             Self::Bearer(t) => t.fmt(f),
-            Self::Lmv1(c) => write!(f, "Lmv1({}, <signature>, {})", c.access_id, c.epoch_millis),
+            Self::Lmv1(c) => c.fmt(f),
         }
+    }
+}
+
+impl fmt::Debug for Lmv1Credential {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The signature is secret-derived; the access id and time are not.
+        write!(
+            f,
+            "Lmv1({}, <signature>, {})",
+            self.access_id, self.epoch_millis
+        )
     }
 }
 

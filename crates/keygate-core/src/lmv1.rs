@@ -79,7 +79,8 @@ impl Signer {
         let mut mac = HmacSha256::new_from_slice(key)
             .unwrap_or_else(|_| HmacSha256::new(&Default::default()));
         mac.update(verb.as_bytes());
-        mac.update(epoch_millis.to_string().as_bytes());
+        let mut digits = [0u8; 20];
+        mac.update(decimal(epoch_millis, &mut digits));
         Self(mac)
     }
 
@@ -88,24 +89,37 @@ impl Signer {
         self.0.update(chunk);
     }
 
-    /// Feeds the resource path and returns the signature in its wire form.
+    /// Feeds the resource path and returns the signature.
     pub fn finish(mut self, resource_path: &str) -> Signature {
         self.0.update(resource_path.as_bytes());
-        let mac = self.0.finalize().into_bytes();
-        let mut hex = [0u8; 64];
-        for (i, b) in mac.iter().enumerate() {
-            hex[2 * i] = HEX[usize::from(b >> 4)];
-            hex[2 * i + 1] = HEX[usize::from(b & 0xf)];
-        }
-        Signature(base64::engine::general_purpose::STANDARD.encode(hex))
+        Signature(self.0.finalize().into_bytes().into())
     }
+}
+
+/// `n` in decimal, written into `buf` (the same text as `n.to_string()`, no allocation).
+fn decimal(n: i64, buf: &mut [u8; 20]) -> &[u8] {
+    let mut i = buf.len();
+    let mut v = n.unsigned_abs();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (v % 10) as u8;
+        v /= 10;
+        if v == 0 {
+            break;
+        }
+    }
+    if n < 0 {
+        i -= 1;
+        buf[i] = b'-';
+    }
+    &buf[i..]
 }
 
 const HEX: &[u8; 16] = b"0123456789abcdef";
 
-/// A computed signature (base64 of lowercase hex). Secret-derived: compare it only
-/// with [`Signature::matches`].
-pub struct Signature(String);
+/// A computed signature: the raw HMAC-SHA256. Secret-derived: compare it only with
+/// [`Signature::matches`].
+pub struct Signature([u8; 32]);
 
 impl fmt::Debug for Signature {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -114,14 +128,44 @@ impl fmt::Debug for Signature {
 }
 
 impl Signature {
-    /// Constant-time comparison with the signature a client sent.
+    /// Whether `sent` (base64 of lowercase hex) is this signature.
+    ///
+    /// The sent value is public, so it is decoded normally (anything that is not
+    /// base64 of 64 lowercase hex digits is simply a mismatch); the secret-derived MAC
+    /// is then compared in constant time, 32 bytes against 32 bytes.
     pub fn matches(&self, sent: &str) -> bool {
-        self.0.as_bytes().ct_eq(sent.as_bytes()).into()
+        let mut hex = [0u8; 66];
+        let Ok(64) =
+            base64::engine::general_purpose::STANDARD.decode_slice(sent.as_bytes(), &mut hex)
+        else {
+            return false;
+        };
+        let mut mac = [0u8; 32];
+        for (byte, pair) in mac.iter_mut().zip(hex.chunks_exact(2)) {
+            match (lower_hex(pair[0]), lower_hex(pair[1])) {
+                (Some(h), Some(l)) => *byte = (h << 4) | l,
+                _ => return false,
+            }
+        }
+        self.0.ct_eq(&mac).into()
     }
 
-    /// The wire form, for clients that sign requests (the admin CLI, tests).
+    /// The wire form (base64 of lowercase hex), for clients that sign requests.
     pub fn into_string(self) -> String {
-        self.0
+        let mut hex = [0u8; 64];
+        for (i, b) in self.0.iter().enumerate() {
+            hex[2 * i] = HEX[usize::from(b >> 4)];
+            hex[2 * i + 1] = HEX[usize::from(b & 0xf)];
+        }
+        base64::engine::general_purpose::STANDARD.encode(hex)
+    }
+}
+
+fn lower_hex(c: u8) -> Option<u8> {
+    match c {
+        b'0'..=b'9' => Some(c - b'0'),
+        b'a'..=b'f' => Some(c - b'a' + 10),
+        _ => None,
     }
 }
 
@@ -211,6 +255,36 @@ mod tests {
         assert_ne!(sign(&key, "POST", 1, b"{}", "/b"), good);
         let other = AccessKey::from_secret("x".repeat(40));
         assert_ne!(sign(&other, "POST", 1, b"{}", "/a"), good);
+    }
+
+    #[test]
+    fn matching_needs_base64_of_lowercase_hex() {
+        let key = AccessKey::from_secret(KEY.to_owned());
+        let good = sign(&key, "GET", 5, b"", "/x");
+        let fresh = || {
+            let mut s = key.signer("GET", 5);
+            s.update(b"");
+            s.finish("/x")
+        };
+        assert!(fresh().matches(&good));
+        let hex = String::from_utf8(
+            base64::engine::general_purpose::STANDARD
+                .decode(&good)
+                .unwrap_or_default(),
+        )
+        .unwrap_or_default();
+        let upper = base64::engine::general_purpose::STANDARD.encode(hex.to_uppercase());
+        assert!(
+            !fresh().matches(&upper),
+            "upper-case hex is not the documented form"
+        );
+        assert!(!fresh().matches(""));
+        assert!(!fresh().matches("c2ln"));
+        assert!(!fresh().matches(&good[..good.len() - 4]));
+        for n in [0_i64, 7, -7, 1_700_000_000_000, i64::MAX, i64::MIN] {
+            let mut buf = [0u8; 20];
+            assert_eq!(decimal(n, &mut buf), n.to_string().as_bytes());
+        }
     }
 
     #[test]
