@@ -527,6 +527,35 @@ async fn oversized_lmv1_bodies_are_refused_before_hashing() {
 }
 
 #[tokio::test]
+async fn a_chunked_lmv1_body_is_cut_off_at_the_limit() {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let s = Server::start().await;
+    let (_, aid, key) = s.lmv1_for(1, "t").await;
+    let ts = now_millis();
+    let k = keygate_core::lmv1::AccessKey::from_secret(key);
+    // Any signature will do: the body must be refused before it is finished.
+    let sig = keygate_core::lmv1::sign(&k, "PATCH", ts, b"{}", "/setting/portal");
+    let mut tcp = tokio::net::TcpStream::connect(s.addr).await.expect("connect");
+    let head = format!(
+        "PATCH /santaba/rest/setting/portal HTTP/1.1\r\nHost: x\r\nAuthorization: LMv1 {aid}:{sig}:{ts}\r\n\
+         Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
+    );
+    tcp.write_all(head.as_bytes()).await.expect("head");
+    let chunk = format!("{:x}\r\n{}\r\n", 64 * 1024, "a".repeat(64 * 1024));
+    // 2 MiB in 64 KiB chunks, without ever declaring a length; stop once refused.
+    for _ in 0..32 {
+        if tcp.write_all(chunk.as_bytes()).await.is_err() {
+            break;
+        }
+    }
+    let mut reply = Vec::new();
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read_to_end(&mut reply)).await;
+    let text = String::from_utf8_lossy(&reply);
+    assert!(text.starts_with("HTTP/1.1 413"), "{}", text.lines().next().unwrap_or(""));
+    assert!(text.contains("\"errorCode\":413"), "{text}");
+}
+
+#[tokio::test]
 async fn stored_rows_hold_no_plaintext_key() {
     let s = Server::start().await;
     let (id, _, key) = s.lmv1_for(1, "t").await;
