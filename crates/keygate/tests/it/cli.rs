@@ -186,6 +186,27 @@ async fn cli_applies_the_same_rules() {
         tokens.body["total"], 1,
         "no token was created by the refused commands"
     );
+    let o = keygate_async(
+        &s,
+        &[
+            "portal",
+            "set",
+            "--lmv1-replay-protection",
+            "true",
+            "--lmv1-clock-skew-seconds",
+            "60",
+        ],
+    )
+    .await;
+    assert!(o.status.success(), "{}", stderr(&o));
+    assert!(
+        stdout(&o).contains("lmv1ReplayProtection: true"),
+        "{}",
+        stdout(&o)
+    );
+    let portal = s.get(&s.admin_token, "/setting/portal").await;
+    assert_eq!(portal.body["lmv1ClockSkewSeconds"], 60);
+    assert_eq!(portal.body["lmv1ReplayProtection"], true);
     let o = keygate_async(&s, &["portal", "set", "--max-tokens-per-user", "0"]).await;
     assert!(!o.status.success());
     assert!(stderr(&o).contains("maxTokensPerUser"), "{}", stderr(&o));

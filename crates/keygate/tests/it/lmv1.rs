@@ -535,7 +535,9 @@ async fn a_chunked_lmv1_body_is_cut_off_at_the_limit() {
     let k = keygate_core::lmv1::AccessKey::from_secret(key);
     // Any signature will do: the body must be refused before it is finished.
     let sig = keygate_core::lmv1::sign(&k, "PATCH", ts, b"{}", "/setting/portal");
-    let mut tcp = tokio::net::TcpStream::connect(s.addr).await.expect("connect");
+    let mut tcp = tokio::net::TcpStream::connect(s.addr)
+        .await
+        .expect("connect");
     let head = format!(
         "PATCH /santaba/rest/setting/portal HTTP/1.1\r\nHost: x\r\nAuthorization: LMv1 {aid}:{sig}:{ts}\r\n\
          Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -549,9 +551,17 @@ async fn a_chunked_lmv1_body_is_cut_off_at_the_limit() {
         }
     }
     let mut reply = Vec::new();
-    let _ = tokio::time::timeout(std::time::Duration::from_secs(5), tcp.read_to_end(&mut reply)).await;
+    let _ = tokio::time::timeout(
+        std::time::Duration::from_secs(5),
+        tcp.read_to_end(&mut reply),
+    )
+    .await;
     let text = String::from_utf8_lossy(&reply);
-    assert!(text.starts_with("HTTP/1.1 413"), "{}", text.lines().next().unwrap_or(""));
+    assert!(
+        text.starts_with("HTTP/1.1 413"),
+        "{}",
+        text.lines().next().unwrap_or("")
+    );
     assert!(text.contains("\"errorCode\":413"), "{text}");
 }
 
