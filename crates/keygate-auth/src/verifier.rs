@@ -26,8 +26,8 @@ pub struct Principal {
     pub username: Arc<str>,
     /// The owner's privileges at the time of this request.
     pub grants: Grants,
-    /// The token that authenticated the request.
-    pub token_id: TokenId,
+    /// The token that authenticated the request (`None` for a UI session).
+    pub token_id: Option<TokenId>,
 }
 
 impl Principal {
@@ -253,7 +253,7 @@ impl Verifier {
             user_id: entry.user_id,
             username,
             grants,
-            token_id: entry.id,
+            token_id: Some(entry.id),
         })
     }
 
@@ -352,7 +352,19 @@ impl Verifier {
             user_id: entry.user_id,
             username,
             grants,
-            token_id: entry.id,
+            token_id: Some(entry.id),
+        })
+    }
+
+    /// The principal for a signed-in UI session of `user`: refused if the user is gone
+    /// or suspended. Privileges are the user's as they are now.
+    pub fn session_principal(&self, user: UserId) -> Result<Principal, Refusal> {
+        let (username, grants) = self.owner(user)?;
+        Ok(Principal {
+            user_id: user,
+            username,
+            grants,
+            token_id: None,
         })
     }
 

@@ -25,6 +25,7 @@ use serde_json::json;
 
 use crate::body::MAX_BODY;
 use crate::error::ApiError;
+use crate::session;
 use crate::state::AppState;
 
 /// The API's base path; LMv1 signs the path after it.
@@ -143,9 +144,8 @@ async fn principal<S: Store>(
     }
     let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
-        return Err(ApiError::Unauthorized(
-            "no credentials: send Authorization: Bearer <token> (or an LMv1 signature)".to_owned(),
-        ));
+        // No Authorization header: the web UI's session cookie, if there is one.
+        return session_principal(st, parts).await.map(|p| (p, body));
     };
     if values.next().is_some() {
         return Err(ApiError::BadRequest(
@@ -167,6 +167,65 @@ async fn principal<S: Store>(
             Ok((p, Body::from(bytes)))
         }
     }
+}
+
+/// The session behind a request's cookie: principal (privileges now), the stored
+/// session and its id hash. Ended, expired or unknown sessions are `Unauthorized`.
+pub async fn load_session<S: Store>(
+    st: &AppState<S>,
+    parts: &Parts,
+) -> Result<(Principal, keygate_store::Session, [u8; 32]), ApiError> {
+    let name = st.sessions.cookie_name();
+    let Some(id) = session::cookie(&parts.headers, &name) else {
+        return Err(ApiError::Unauthorized(
+            "no credentials: send Authorization: Bearer <token> (or an LMv1 signature)".to_owned(),
+        ));
+    };
+    let ended = || ApiError::Unauthorized("the session has ended; sign in again".to_owned());
+    let hash = session::hash_id(id);
+    let store = st.manager.store();
+    let s = store.session(&hash).await?.ok_or_else(ended)?;
+    let now = st.clock.now();
+    if !st.sessions.live(s.created_on, s.last_seen_on, now) {
+        store.delete_session(&hash).await?;
+        return Err(ended());
+    }
+    let p = st
+        .verifier
+        .session_principal(s.user_id)
+        .map_err(|r| refusal(r, "session"))?;
+    // One write a minute at most keeps the idle timer honest without a write per click.
+    if now - s.last_seen_on >= 60 {
+        store.touch_session(&hash, now).await?;
+    }
+    Ok((p, s, hash))
+}
+
+/// The principal of a UI session cookie for an API request: a request that changes
+/// anything must carry the session's CSRF token in `X-CSRF-Token`.
+async fn session_principal<S: Store>(
+    st: &AppState<S>,
+    parts: &Parts,
+) -> Result<Principal, ApiError> {
+    let (p, s, _) = load_session(st, parts).await?;
+    let reads_only = matches!(
+        parts.method,
+        axum::http::Method::GET | axum::http::Method::HEAD
+    );
+    if !reads_only {
+        let sent = parts
+            .headers
+            .get(session::CSRF_HEADER)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !session::same(sent, &s.csrf) {
+            return Err(ApiError::Forbidden(
+                "missing or wrong CSRF token: changes made with a session must send X-CSRF-Token"
+                    .to_owned(),
+            ));
+        }
+    }
+    Ok(p)
 }
 
 async fn lmv1<S: Store>(

@@ -6,11 +6,14 @@
 //! - [`routes`] — the router and one module per resource (thin handlers).
 //! - [`manage`] — the management path shared with the admin CLI (policy → store →
 //!   Verifier catch-up).
-//! - [`auth`] — the [`auth::Caller`] extractor that authenticates every API request.
+//! - [`auth`] — the middleware that authenticates every API request (bearer, LMv1,
+//!   session + CSRF) and the [`auth::Caller`] extractor handlers take.
 //! - [`extract`] — path ids, query parameters and JSON bodies with API-style errors.
 //! - [`body`] — typed access to JSON request bodies, naming the field at fault.
 //! - [`wire`] — the JSON shapes of API objects and list responses.
 //! - [`error`] — [`ApiError`], the one mapping from errors to HTTP.
+//! - [`session`] — web UI sessions: cookie, CSRF token, timeouts, sign-in throttle.
+//! - [`ui`] — the web UI: server-rendered pages and their small script.
 //! - [`state`] — shared state and the clock.
 #![forbid(unsafe_code)]
 
@@ -29,7 +32,9 @@ pub mod error;
 pub mod extract;
 pub mod manage;
 pub mod routes;
+pub mod session;
 pub mod state;
+pub mod ui;
 pub mod wire;
 
 pub use error::ApiError;
@@ -44,6 +49,8 @@ pub struct ServerConfig {
     pub usage_flush_interval: Duration,
     /// The source of time (the system clock outside tests).
     pub clock: state::Clock,
+    /// Web UI sessions.
+    pub sessions: session::SessionConfig,
 }
 
 impl Default for ServerConfig {
@@ -52,6 +59,7 @@ impl Default for ServerConfig {
             poll_interval: Duration::from_millis(500),
             usage_flush_interval: Duration::from_secs(2),
             clock: state::Clock::System,
+            sessions: session::SessionConfig::default(),
         }
     }
 }
@@ -82,6 +90,8 @@ pub async fn serve<S: Store>(
         ),
         verifier: verifier.clone(),
         clock: config.clock.clone(),
+        sessions: config.sessions.clone(),
+        signin: Arc::default(),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let background = tokio::spawn(verifier.run_background(

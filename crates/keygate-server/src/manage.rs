@@ -191,12 +191,28 @@ impl<S: Store> Manager<S> {
         owner: UserId,
         input: TokenInput,
     ) -> Result<(TokenView, BearerToken), ApiError> {
+        let secret = BearerToken::generate()?;
+        let view = self
+            .create_bearer_from(actor, owner, input, secret.digest(), secret.masked())
+            .await?;
+        Ok((view, secret))
+    }
+
+    /// Creates a bearer token from a token generated earlier (the UI's Add page shows
+    /// it before Save); only its digest and masked form are needed.
+    pub async fn create_bearer_from(
+        &self,
+        actor: &Actor,
+        owner: UserId,
+        input: TokenInput,
+        digest: keygate_core::token::TokenDigest,
+        access_id: String,
+    ) -> Result<TokenView, ApiError> {
         let cap = policy::token_write(actor, owner).map_err(denied)?;
         validate::note("note", &input.note)?;
-        let secret = BearerToken::generate()?;
         let new = NewBearerToken {
-            digest: secret.digest(),
-            access_id: secret.masked(),
+            digest,
+            access_id,
             note: input.note,
             status: input.status,
             created_by: actor.username.clone(),
@@ -206,7 +222,7 @@ impl<S: Store> Manager<S> {
             .create_bearer_token(&cap, &new, self.clock.now())
             .await?;
         self.settle().await?;
-        Ok((self.view(actor, token).await?, secret))
+        self.view(actor, token).await
     }
 
     /// Creates an LMv1 token for `owner`. Returns the view (its `accessId` is the

@@ -52,4 +52,8 @@ pub struct AppState<S: Store> {
     pub verifier: Verifier,
     /// Time.
     pub clock: Clock,
+    /// Web UI session settings.
+    pub sessions: crate::session::SessionConfig,
+    /// Slows repeated failed sign-ins.
+    pub signin: Arc<crate::session::SigninThrottle>,
 }

@@ -165,6 +165,52 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn role_grants(&self, id: RoleId) -> impl Future<Output = Result<Option<Grants>>> + Send;
     /// Writes a batch of last-use records in one transaction (never moving a time back).
     fn record_usage(&self, batch: &[Usage]) -> impl Future<Output = Result<()>> + Send;
+    /// A user's password hash (argon2id PHC string) by username, for sign-in.
+    fn password_hash(
+        &self,
+        username: &str,
+    ) -> impl Future<Output = Result<Option<(User, Option<String>)>>> + Send;
+    /// Records a successful UI sign-in.
+    fn record_login(
+        &self,
+        user: UserId,
+        now: EpochSeconds,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Stores a new session (by the hash of its id).
+    fn create_session(
+        &self,
+        id_hash: &[u8; 32],
+        user: UserId,
+        csrf: &str,
+        now: EpochSeconds,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// A session by the hash of its id, if it exists.
+    fn session(&self, id_hash: &[u8; 32]) -> impl Future<Output = Result<Option<Session>>> + Send;
+    /// Marks a session as used now.
+    fn touch_session(
+        &self,
+        id_hash: &[u8; 32],
+        now: EpochSeconds,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Ends a session.
+    fn delete_session(&self, id_hash: &[u8; 32]) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes sessions older than the given times (idle or absolute); returns how many.
+    fn prune_sessions(
+        &self,
+        idle_before: EpochSeconds,
+        created_before: EpochSeconds,
+    ) -> impl Future<Output = Result<u64>> + Send;
+    /// Remembers a generated, unsaved bearer token for a session (replacing any other).
+    fn set_pending_token(
+        &self,
+        id_hash: &[u8; 32],
+        pending: &PendingToken,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Takes (and forgets) a session's pending token.
+    fn take_pending_token(
+        &self,
+        id_hash: &[u8; 32],
+    ) -> impl Future<Output = Result<Option<PendingToken>>> + Send;
     /// Re-seals every LMv1 access key under `new` and replaces the check value, in one
     /// transaction. Returns how many keys were re-sealed. Processes that opened the
     /// store with the old key must be restarted with the new one.

@@ -244,6 +244,30 @@ pub struct Change {
     pub access_id: Option<String>,
 }
 
+/// A web UI session as stored (the id itself is never stored, only its hash).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Session {
+    /// The signed-in user.
+    pub user_id: UserId,
+    /// The CSRF token the UI must send with every change.
+    pub csrf: String,
+    /// When it was created (for the absolute timeout).
+    pub created_on: EpochSeconds,
+    /// When it was last used (for the idle timeout).
+    pub last_seen_on: EpochSeconds,
+}
+
+/// A bearer token generated for the Add page and not yet saved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingToken {
+    /// SHA-256 of the token.
+    pub digest: TokenDigest,
+    /// Its masked form.
+    pub access_id: String,
+    /// The user it was generated for.
+    pub owner: UserId,
+}
+
 /// The last use of a token, as recorded by the Verifier.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Usage {

@@ -70,6 +70,14 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYGATE_USAGE_FLUSH_MS", default_value_t = 2000,
           value_parser = clap::value_parser!(u64).range(100..=5000))]
     pub usage_flush_ms: u64,
+    /// Minutes after which an unused web UI session ends.
+    #[arg(long, env = "KEYGATE_SESSION_IDLE_MINUTES", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=1440))]
+    pub session_idle_minutes: u64,
+    /// Hours after sign-in at which a web UI session ends, used or not.
+    #[arg(long, env = "KEYGATE_SESSION_MAX_HOURS", default_value_t = 12,
+          value_parser = clap::value_parser!(u64).range(1..=720))]
+    pub session_max_hours: u64,
 }
 
 /// `keygate user ...`.

@@ -40,6 +40,11 @@ async fn main() -> Result<()> {
                 poll_interval: Duration::from_millis(args.poll_interval_ms.max(10)),
                 usage_flush_interval: Duration::from_millis(args.usage_flush_ms),
                 clock: keygate_server::state::Clock::System,
+                sessions: keygate_server::session::SessionConfig {
+                    idle: Duration::from_secs(args.session_idle_minutes * 60),
+                    absolute: Duration::from_secs(args.session_max_hours * 3600),
+                    secure: false,
+                },
             };
             keygate_server::serve(listener, store, config, shutdown_signal()).await?;
             tracing::info!("keygate stopped");
@@ -71,6 +76,8 @@ const KNOWN_ENV: &[&str] = &[
     "KEYGATE_LISTEN",
     "KEYGATE_POLL_INTERVAL_MS",
     "KEYGATE_USAGE_FLUSH_MS",
+    "KEYGATE_SESSION_IDLE_MINUTES",
+    "KEYGATE_SESSION_MAX_HOURS",
     "KEYGATE_TEST_DATABASE_URL",
     "KEYGATE_REQUIRE_POSTGRES",
     "KEYGATE_REQUIRE_BROWSER",

@@ -32,6 +32,7 @@ pub(crate) fn object(m: Map<String, Value>) -> Json<Value> {
 
 /// Builds the whole application.
 pub fn router<S: Store>(state: AppState<S>) -> Router {
+    let state_for_ui = state.clone();
     let api = Router::new()
         .route(
             "/setting/admins",
@@ -84,6 +85,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .with_state(state);
     Router::new()
         .nest("/santaba/rest", api)
+        .merge(crate::ui::router(state_for_ui))
         .route("/healthz", get(healthz))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))

@@ -21,6 +21,7 @@ mod changes;
 mod migrate;
 mod portal;
 mod roles;
+mod sessions;
 mod tokens;
 mod users;
 
@@ -321,6 +322,94 @@ impl Store for SqliteStore {
         tokens::record_usage(&mut tx, batch).await?;
         tx.commit().await?;
         Ok(())
+    }
+
+    async fn password_hash(&self, username: &str) -> Result<Option<(User, Option<String>)>> {
+        let mut conn = self.pool.acquire().await?;
+        sessions::password_hash(&mut conn, username).await
+    }
+
+    async fn record_login(&self, user: UserId, now: EpochSeconds) -> Result<()> {
+        // Not a change any index cares about, so no change-log entry.
+        sqlx::query("UPDATE users SET last_login_on = ? WHERE id = ?")
+            .bind(now)
+            .bind(user)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn create_session(
+        &self,
+        id_hash: &[u8; 32],
+        user: UserId,
+        csrf: &str,
+        now: EpochSeconds,
+    ) -> Result<()> {
+        sqlx::query("INSERT INTO sessions (id_hash, user_id, csrf, created_on, last_seen_on) VALUES (?, ?, ?, ?, ?)")
+            .bind(&id_hash[..])
+            .bind(user)
+            .bind(csrf)
+            .bind(now)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn session(&self, id_hash: &[u8; 32]) -> Result<Option<Session>> {
+        let mut conn = self.pool.acquire().await?;
+        sessions::session(&mut conn, id_hash).await
+    }
+
+    async fn touch_session(&self, id_hash: &[u8; 32], now: EpochSeconds) -> Result<()> {
+        sqlx::query("UPDATE sessions SET last_seen_on = ? WHERE id_hash = ?")
+            .bind(now)
+            .bind(&id_hash[..])
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn delete_session(&self, id_hash: &[u8; 32]) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE id_hash = ?")
+            .bind(&id_hash[..])
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    async fn prune_sessions(
+        &self,
+        idle_before: EpochSeconds,
+        created_before: EpochSeconds,
+    ) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE last_seen_on < ? OR created_on < ?")
+            .bind(idle_before)
+            .bind(created_before)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+
+    async fn set_pending_token(&self, id_hash: &[u8; 32], pending: &PendingToken) -> Result<()> {
+        sqlx::query(
+            "UPDATE sessions SET pending_digest = ?, pending_access_id = ?, pending_owner = ? WHERE id_hash = ?",
+        )
+        .bind(&pending.digest.0[..])
+        .bind(&pending.access_id)
+        .bind(pending.owner)
+        .bind(&id_hash[..])
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    async fn take_pending_token(&self, id_hash: &[u8; 32]) -> Result<Option<PendingToken>> {
+        let mut tx = self.write().await?;
+        let p = sessions::take_pending(&mut tx, id_hash).await?;
+        tx.commit().await?;
+        Ok(p)
     }
 
     async fn rotate_master_key(&self, new: &MasterKey) -> Result<usize> {

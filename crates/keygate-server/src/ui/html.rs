@@ -1,0 +1,221 @@
+//! HTML building blocks: escaping, the page layout and small pieces shared by pages.
+//!
+//! Every value that comes from data goes through [`esc`]. Pages carry no inline script
+//! or style, so the Content-Security-Policy can forbid both.
+
+use std::fmt::Write as _;
+
+use keygate_core::model::EpochSeconds;
+use keygate_core::policy::Grants;
+
+/// Escapes text for HTML element content and quoted attribute values.
+pub fn esc(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for c in s.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// A time: UTC in the HTML, turned into the browser's local time by the script, with
+/// the full timestamp on hover. `0` means never.
+pub fn time(t: EpochSeconds) -> String {
+    if t <= 0 {
+        return "<span class=\"muted\">Never</span>".to_owned();
+    }
+    format!("<time data-epoch=\"{t}\">{}</time>", utc(t))
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` without a date library.
+fn utc(t: EpochSeconds) -> String {
+    let days = t.div_euclid(86_400);
+    let secs = t.rem_euclid(86_400);
+    // Civil-from-days (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z.rem_euclid(146_097);
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!(
+        "{y:04}-{m:02}-{d:02} {:02}:{:02}:{:02} UTC",
+        secs / 3600,
+        secs % 3600 / 60,
+        secs % 60
+    )
+}
+
+/// Which tab of Users and Roles is shown.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Tab {
+    /// Users.
+    Users,
+    /// Roles.
+    Roles,
+    /// LMv1 API Tokens.
+    Lmv1,
+    /// Bearer Tokens.
+    Bearer,
+    /// Portal settings (not a tab; a sibling page).
+    Portal,
+}
+
+/// Who is looking at a page, for the header and for what to show.
+pub struct Viewer<'a> {
+    /// Username.
+    pub username: &'a str,
+    /// Privileges now.
+    pub grants: Grants,
+    /// CSRF token for the script and forms.
+    pub csrf: &'a str,
+}
+
+impl Viewer<'_> {
+    /// May see Users and Roles.
+    pub fn sees_users(&self) -> bool {
+        self.grants.contains(Grants::USERACCESS_READ)
+            || self.grants.contains(Grants::USERACCESS_WRITE)
+    }
+
+    /// May see the token tabs.
+    pub fn sees_tokens(&self) -> bool {
+        self.sees_users() || self.grants.contains(Grants::APITOKEN_WRITE)
+    }
+
+    /// May change users and roles.
+    pub fn manages_users(&self) -> bool {
+        self.grants.contains(Grants::USERACCESS_WRITE)
+    }
+
+    /// May change portal settings.
+    pub fn manages_portal(&self) -> bool {
+        self.grants.contains(Grants::PORTAL_WRITE)
+    }
+}
+
+/// A whole page: header with sign-out, the settings navigation, the tabs, `body`.
+pub fn page(title: &str, v: &Viewer<'_>, tab: Tab, body: &str) -> String {
+    let mut tabs = String::new();
+    if tab != Tab::Portal {
+        tabs.push_str("<nav class=\"tabs\" aria-label=\"Users and Roles\">");
+        let items = [
+            (
+                Tab::Users,
+                "Users",
+                "/settings/user-access/users",
+                v.sees_users(),
+            ),
+            (
+                Tab::Roles,
+                "Roles",
+                "/settings/user-access/roles",
+                v.sees_users(),
+            ),
+            (
+                Tab::Lmv1,
+                "LMv1 API Tokens",
+                "/settings/user-access/lmv1-tokens",
+                v.sees_tokens(),
+            ),
+            (
+                Tab::Bearer,
+                "Bearer Tokens",
+                "/settings/user-access/bearer-tokens",
+                v.sees_tokens(),
+            ),
+        ];
+        for (t, label, href, visible) in items {
+            if visible {
+                let current = if t == tab {
+                    " aria-current=\"page\" class=\"current\""
+                } else {
+                    ""
+                };
+                let _ = write!(tabs, "<a href=\"{href}\"{current}>{label}</a>");
+            }
+        }
+        tabs.push_str("</nav>");
+    }
+    let portal_link = if v.manages_portal() {
+        let current = if tab == Tab::Portal {
+            " aria-current=\"page\""
+        } else {
+            ""
+        };
+        format!("<li><a href=\"/settings/portal\"{current}>Portal</a></li>")
+    } else {
+        String::new()
+    };
+    let heading = if tab == Tab::Portal {
+        "Portal settings"
+    } else {
+        "Users and Roles"
+    };
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"csrf-token\" content=\"{csrf}\">\
+         <title>{title} · keygate</title>\
+         <link rel=\"stylesheet\" href=\"/assets/app.css\"><script src=\"/assets/app.js\" defer></script></head>\
+         <body><header class=\"top\"><a class=\"brand\" href=\"/\">keygate</a>\
+         <form method=\"post\" action=\"/signout\" class=\"signout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <span class=\"who\">Signed in as <strong>{user}</strong></span> <button type=\"submit\">Sign out</button></form></header>\
+         <div class=\"layout\"><nav class=\"side\" aria-label=\"Settings\"><p class=\"side-title\">Settings</p><ul>\
+         <li><span class=\"muted\">User Access</span><ul><li><a href=\"/settings/user-access/users\"{ua}>Users and Roles</a></li></ul></li>\
+         {portal_link}</ul></nav>\
+         <main><p class=\"crumbs\">Settings › {crumb}</p><h1>{heading}</h1>{tabs}{body}</main></div></body></html>",
+        csrf = esc(v.csrf),
+        title = esc(title),
+        user = esc(v.username),
+        ua = if tab == Tab::Portal {
+            ""
+        } else {
+            " aria-current=\"page\""
+        },
+        crumb = if tab == Tab::Portal {
+            "Portal".to_owned()
+        } else {
+            "User Access › Users and Roles".to_owned()
+        },
+    )
+}
+
+/// A page shown when the viewer lacks the privilege for it.
+pub fn forbidden(v: &Viewer<'_>, tab: Tab, what: &str) -> String {
+    page(
+        "Not allowed",
+        v,
+        tab,
+        &format!(
+            "<section class=\"panel error-page\" role=\"alert\"><h2>403 — not allowed</h2><p>{}</p></section>",
+            esc(what)
+        ),
+    )
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn escaping_and_times() {
+        assert_eq!(
+            esc("<script>alert('1')</script>&\""),
+            "&lt;script&gt;alert(&#39;1&#39;)&lt;/script&gt;&amp;&quot;"
+        );
+        assert_eq!(utc(0), "1970-01-01 00:00:00 UTC");
+        assert_eq!(utc(1_700_000_000), "2023-11-14 22:13:20 UTC");
+        assert_eq!(utc(951_782_400), "2000-02-29 00:00:00 UTC");
+        assert!(time(0).contains("Never"));
+    }
+}

@@ -1,0 +1,432 @@
+//! The web UI: Settings › User Access › Users and Roles (Users, Roles, LMv1 API
+//! Tokens, Bearer Tokens) and Portal settings.
+//!
+//! Pages are rendered here from the same [`crate::manage::Manager`] calls the API
+//! uses. Changes are made by `assets/app.js` calling the REST API with the session
+//! cookie and the CSRF token, so every rule and error message is the API's. Two
+//! endpoints exist only for the UI: generating a bearer token to show before it is
+//! saved, and saving it.
+//!
+//! # Layout
+//!
+//! - this file — routes, the security headers, the page extractor, sign-in and out.
+//! - [`html`] — escaping, times, the page layout.
+//! - [`pages`] — one function per page.
+
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Form, FromRequestParts, State};
+use axum::http::{HeaderValue, StatusCode, header, request::Parts};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::{get, post};
+use axum::{Json, Router};
+use keygate_auth::Principal;
+use keygate_core::model::{TokenStatus, UserStatus};
+use keygate_core::password;
+use keygate_core::token::BearerToken;
+use keygate_store::{PendingToken, Store};
+use serde::Deserialize;
+use serde_json::{Value, json};
+
+use crate::body::JsonBody;
+use crate::error::ApiError;
+use crate::extract::Body;
+use crate::manage::TokenInput;
+use crate::session;
+use crate::state::AppState;
+
+pub mod html;
+pub mod pages;
+
+/// The routes of the web UI.
+pub fn router<S: Store>(state: AppState<S>) -> Router {
+    Router::new()
+        .route("/", get(index))
+        .route("/signin", get(signin_page::<S>).post(signin::<S>))
+        .route("/signout", post(signout::<S>))
+        .route("/settings/user-access/users", get(pages::users::<S>))
+        .route(
+            "/settings/user-access/users/add",
+            get(pages::user_form::<S>),
+        )
+        .route(
+            "/settings/user-access/users/{id}/edit",
+            get(pages::user_form::<S>),
+        )
+        .route("/settings/user-access/roles", get(pages::roles::<S>))
+        .route(
+            "/settings/user-access/roles/add",
+            get(pages::role_form::<S>),
+        )
+        .route(
+            "/settings/user-access/roles/{id}/edit",
+            get(pages::role_form::<S>),
+        )
+        .route(
+            "/settings/user-access/bearer-tokens",
+            get(pages::bearer_tokens::<S>),
+        )
+        .route(
+            "/settings/user-access/bearer-tokens/add",
+            get(pages::add_bearer::<S>),
+        )
+        .route(
+            "/settings/user-access/lmv1-tokens",
+            get(pages::lmv1_tokens::<S>),
+        )
+        .route(
+            "/settings/user-access/lmv1-tokens/add",
+            get(pages::add_lmv1::<S>),
+        )
+        .route("/settings/portal", get(pages::portal::<S>))
+        .route("/ui/pending-token", post(pending_token::<S>))
+        .route("/ui/bearer-tokens", post(save_bearer::<S>))
+        .route("/assets/app.js", get(app_js))
+        .route("/assets/app.css", get(app_css))
+        .with_state(state)
+        .layer(middleware::from_fn(security_headers))
+}
+
+const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+                   connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'";
+
+/// Headers on every UI response: a strict CSP (no inline script or style), no
+/// sniffing, no framing, no referrer, and no caching of pages that may show a secret.
+async fn security_headers(req: axum::extract::Request, next: Next) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(CSP),
+    );
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
+/// A signed-in viewer of a page. Without a live session the page redirects to sign-in.
+pub struct Page {
+    /// Who, with privileges as they are now.
+    pub principal: Principal,
+    /// The session's CSRF token (put in the page for the script).
+    pub csrf: String,
+    /// The stored form of the session id.
+    pub session: [u8; 32],
+}
+
+impl Page {
+    /// The viewer for the layout.
+    pub fn viewer(&self) -> html::Viewer<'_> {
+        html::Viewer {
+            username: &self.principal.username,
+            grants: self.principal.grants,
+            csrf: &self.csrf,
+        }
+    }
+}
+
+impl<S: Store> FromRequestParts<AppState<S>> for Page {
+    type Rejection = Response;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState<S>) -> Result<Self, Response> {
+        match crate::auth::load_session(st, parts).await {
+            Ok((principal, s, session)) => Ok(Self {
+                principal,
+                csrf: s.csrf,
+                session,
+            }),
+            Err(ApiError::Unauthorized(_)) => Err(Redirect::to("/signin").into_response()),
+            Err(e) => Err(e.into_response()),
+        }
+    }
+}
+
+async fn index(page: Result<Page, Response>) -> Response {
+    match page {
+        Ok(p) if p.viewer().sees_users() => {
+            Redirect::to("/settings/user-access/users").into_response()
+        }
+        Ok(_) => Redirect::to("/settings/user-access/bearer-tokens").into_response(),
+        Err(r) => r,
+    }
+}
+
+fn signin_html(csrf: &str, error: Option<&str>, username: &str) -> String {
+    let error = error.map_or(String::new(), |e| {
+        format!(
+            "<p class=\"form-error\" role=\"alert\" id=\"signin-error\">{}</p>",
+            html::esc(e)
+        )
+    });
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\"><title>Sign in · keygate</title>\
+         <link rel=\"stylesheet\" href=\"/assets/app.css\"></head><body class=\"signin-body\">\
+         <main class=\"signin\"><h1>keygate</h1><p class=\"muted\">Sign in to manage users, roles and API tokens.</p>{error}\
+         <form method=\"post\" action=\"/signin\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <label for=\"username\">Username</label><input id=\"username\" name=\"username\" autocomplete=\"username\" required value=\"{user}\" autofocus>\
+         <label for=\"password\">Password</label><input id=\"password\" name=\"password\" type=\"password\" autocomplete=\"current-password\" required>\
+         <button type=\"submit\" class=\"primary\">Sign in</button></form></main></body></html>",
+        csrf = html::esc(csrf),
+        user = html::esc(username),
+    )
+}
+
+/// The sign-in form, with a fresh double-submit CSRF value in a cookie and the form.
+async fn signin_page<S: Store>(State(st): State<AppState<S>>) -> Result<Response, ApiError> {
+    let csrf = session::new_secret()?;
+    let mut resp = Html(signin_html(&csrf, None, "")).into_response();
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        st.sessions.set_cookie(session::LOGIN_COOKIE, &csrf, None),
+    );
+    Ok(resp)
+}
+
+/// The sign-in form's fields.
+#[derive(Deserialize)]
+pub struct SigninForm {
+    username: String,
+    password: String,
+    csrf: String,
+}
+
+async fn signin<S: Store>(
+    State(st): State<AppState<S>>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: axum::http::HeaderMap,
+    Form(f): Form<SigninForm>,
+) -> Result<Response, ApiError> {
+    let cookie = session::cookie(&headers, session::LOGIN_COOKIE).unwrap_or("");
+    if cookie.is_empty() || !session::same(cookie, &f.csrf) {
+        return Err(ApiError::Forbidden(
+            "the sign-in form expired or was not sent by this site; reload the page".to_owned(),
+        ));
+    }
+    let ip = peer.ip();
+    let now = st.clock.now();
+    // Repeated failures from one client wait before any password work is done.
+    let delay = st.signin.delay(ip, now);
+    if !delay.is_zero() {
+        tokio::time::sleep(delay).await;
+    }
+    let store = st.manager.store();
+    let found = if f.username.len() <= 128 && f.password.len() <= password::MAX_LEN {
+        store.password_hash(&f.username).await?
+    } else {
+        None
+    };
+    let user = match found {
+        Some((u, Some(hash)))
+            if u.status == UserStatus::Active
+                && !u.api_only
+                && password::verify(&f.password, &hash) =>
+        {
+            u
+        }
+        other => {
+            if other.is_none() {
+                // Same work for unknown users, so timing does not tell them apart.
+                let _ = password::verify(&f.password, dummy_hash());
+            }
+            st.signin.failed(ip, now);
+            let body = signin_html(
+                &f.csrf,
+                Some("Wrong username or password, or the user may not sign in."),
+                &f.username,
+            );
+            return Ok((StatusCode::UNAUTHORIZED, Html(body)).into_response());
+        }
+    };
+    st.signin.succeeded(ip);
+    // A new id at every sign-in: a session id planted before sign-in is never promoted.
+    let id = session::new_secret()?;
+    let csrf = session::new_secret()?;
+    store
+        .create_session(&session::hash_id(&id), user.id, &csrf, now)
+        .await?;
+    store.record_login(user.id, now).await?;
+    let mut resp = Redirect::to("/").into_response();
+    let h = resp.headers_mut();
+    h.append(
+        header::SET_COOKIE,
+        st.sessions
+            .set_cookie(&st.sessions.cookie_name(), &id, None),
+    );
+    h.append(
+        header::SET_COOKIE,
+        st.sessions
+            .set_cookie(session::LOGIN_COOKIE, "", Some(std::time::Duration::ZERO)),
+    );
+    Ok(resp)
+}
+
+/// An argon2id hash of a random password, checked against for unknown users so they
+/// cost the same time as known ones.
+fn dummy_hash() -> &'static str {
+    static HASH: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    HASH.get_or_init(|| {
+        password::generate()
+            .and_then(|p| password::hash(&p))
+            .unwrap_or_default()
+    })
+}
+
+/// The sign-out form's fields.
+#[derive(Deserialize)]
+pub struct SignoutForm {
+    csrf: String,
+}
+
+async fn signout<S: Store>(
+    State(st): State<AppState<S>>,
+    page: Result<Page, Response>,
+    Form(f): Form<SignoutForm>,
+) -> Result<Response, ApiError> {
+    if let Ok(p) = page {
+        if !session::same(&f.csrf, &p.csrf) {
+            return Err(ApiError::Forbidden(
+                "missing or wrong CSRF token".to_owned(),
+            ));
+        }
+        st.manager.store().delete_session(&p.session).await?;
+    }
+    let mut resp = Redirect::to("/signin").into_response();
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        st.sessions.set_cookie(
+            &st.sessions.cookie_name(),
+            "",
+            Some(std::time::Duration::ZERO),
+        ),
+    );
+    Ok(resp)
+}
+
+fn check_csrf(parts_csrf: Option<&str>, page: &Page) -> Result<(), ApiError> {
+    if session::same(parts_csrf.unwrap_or(""), &page.csrf) {
+        Ok(())
+    } else {
+        Err(ApiError::Forbidden(
+            "missing or wrong CSRF token: send X-CSRF-Token".to_owned(),
+        ))
+    }
+}
+
+fn api_page(page: Result<Page, Response>) -> Result<Page, ApiError> {
+    page.map_err(|_| ApiError::Unauthorized("the session has ended; sign in again".to_owned()))
+}
+
+/// Generates a bearer token for the Add page. The server keeps only its digest and
+/// masked form in the session; the token goes to the browser once, in this response.
+async fn pending_token<S: Store>(
+    State(st): State<AppState<S>>,
+    page: Result<Page, Response>,
+    headers: axum::http::HeaderMap,
+    Body(b): Body,
+) -> Result<Response, ApiError> {
+    let page = api_page(page)?;
+    check_csrf(
+        headers
+            .get(session::CSRF_HEADER)
+            .and_then(|v| v.to_str().ok()),
+        &page,
+    )?;
+    let owner = admin_id(&b)?;
+    // The same checks as creating it, so the page says at once if it cannot be saved.
+    let actor = page.principal.actor();
+    keygate_core::policy::token_write(&actor, owner)
+        .map_err(|d| ApiError::from_denied(d, || "not found".to_owned()))?;
+    let token = BearerToken::generate()?;
+    let pending = PendingToken {
+        digest: token.digest(),
+        access_id: token.masked(),
+        owner,
+    };
+    st.manager
+        .store()
+        .set_pending_token(&page.session, &pending)
+        .await?;
+    let mut resp = Json(json!({"token": token.expose_secret()})).into_response();
+    resp.headers_mut()
+        .insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    Ok(resp)
+}
+
+fn admin_id(b: &JsonBody) -> Result<i64, ApiError> {
+    b.int("adminId")?
+        .filter(|n| *n > 0)
+        .ok_or_else(|| ApiError::BadRequest("adminId must be a user id".to_owned()))
+}
+
+/// Saves the session's pending bearer token for the user it was generated for.
+async fn save_bearer<S: Store>(
+    State(st): State<AppState<S>>,
+    page: Result<Page, Response>,
+    headers: axum::http::HeaderMap,
+    Body(b): Body,
+) -> Result<Json<Value>, ApiError> {
+    let page = api_page(page)?;
+    check_csrf(
+        headers
+            .get(session::CSRF_HEADER)
+            .and_then(|v| v.to_str().ok()),
+        &page,
+    )?;
+    let owner = admin_id(&b)?;
+    let note = b.str("note")?.unwrap_or_default().to_owned();
+    let pending = st.manager.store().take_pending_token(&page.session).await?;
+    let Some(pending) = pending.filter(|p| p.owner == owner) else {
+        return Err(ApiError::BadRequest(
+            "no token was generated for this user on this page; select the user again".to_owned(),
+        ));
+    };
+    let input = TokenInput {
+        note,
+        status: TokenStatus::Enabled,
+    };
+    let view = st
+        .manager
+        .create_bearer_from(
+            &page.principal.actor(),
+            owner,
+            input,
+            pending.digest,
+            pending.access_id,
+        )
+        .await?;
+    Ok(Json(json!({"id": view.token.id})))
+}
+
+async fn app_js() -> Response {
+    asset(
+        include_str!("assets/app.js"),
+        "text/javascript; charset=utf-8",
+    )
+}
+
+async fn app_css() -> Response {
+    asset(include_str!("assets/app.css"), "text/css; charset=utf-8")
+}
+
+fn asset(body: &'static str, kind: &'static str) -> Response {
+    let mut resp = body.into_response();
+    let h = resp.headers_mut();
+    h.insert(header::CONTENT_TYPE, HeaderValue::from_static(kind));
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("public, max-age=300"),
+    );
+    resp
+}
