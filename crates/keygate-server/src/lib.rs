@@ -100,6 +100,7 @@ pub async fn serve<S: Store>(
         config.usage_flush_interval,
         stop_rx,
     ));
+    let pruner = tokio::spawn(prune_sessions(state.clone(), stop_tx.subscribe()));
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "keygate listening");
     }
@@ -108,8 +109,35 @@ pub async fn serve<S: Store>(
         .with_graceful_shutdown(shutdown)
         .await;
     let _ = stop_tx.send(true);
-    if let Err(e) = background.await {
-        tracing::error!(error = %e, "background task failed");
+    for task in [background, pruner] {
+        if let Err(e) = task.await {
+            tracing::error!(error = %e, "background task failed");
+        }
     }
     result.map_err(ServerError::from)
+}
+
+/// Deletes ended UI sessions every few minutes (they are refused anyway; this keeps
+/// the table small).
+async fn prune_sessions<S: Store>(
+    st: state::AppState<S>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(300));
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                let now = st.clock.now();
+                let secs = |d: Duration| i64::try_from(d.as_secs()).unwrap_or(i64::MAX);
+                let idle_before = now.saturating_sub(secs(st.sessions.idle));
+                let created_before = now.saturating_sub(secs(st.sessions.absolute));
+                match st.manager.store().prune_sessions(idle_before, created_before).await {
+                    Ok(n) if n > 0 => tracing::debug!(sessions = n, "pruned ended sessions"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not prune sessions"),
+                }
+            }
+            _ = stop.changed() => break,
+        }
+    }
 }

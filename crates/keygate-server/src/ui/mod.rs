@@ -250,7 +250,11 @@ async fn signin<S: Store>(
         }
     };
     st.signin.succeeded(ip);
-    // A new id at every sign-in: a session id planted before sign-in is never promoted.
+    // A new id at every sign-in: a session id planted before sign-in is never promoted,
+    // and a session this browser already had ends.
+    if let Some(old) = session::cookie(&headers, &st.sessions.cookie_name()) {
+        store.delete_session(&session::hash_id(old)).await?;
+    }
     let id = session::new_secret()?;
     let csrf = session::new_secret()?;
     store

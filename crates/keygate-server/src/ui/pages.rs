@@ -199,7 +199,7 @@ async fn token_page<S: Store>(
         };
         let _ = write!(
             body,
-            "<table class=\"tokens\" id=\"tokens\"><thead><tr><th>User</th><th>{id_head}</th><th>Note</th><th>Created on</th>\
+            "<div class=\"table-wrap\"><table class=\"tokens\" id=\"tokens\"><thead><tr><th>User</th><th>{id_head}</th><th>Note</th><th>Created on</th>\
              <th>Created by</th><th>Last used</th><th>Last IP</th><th>Enable</th><th><span class=\"sr-only\">Delete</span></th></tr></thead><tbody>"
         );
         for t in rows {
@@ -213,17 +213,18 @@ async fn token_page<S: Store>(
             let label = format!("token {} of {}", t.token.id, t.owner_name);
             let _ = write!(
                 body,
-                "<tr data-owner=\"{owner}\" data-id=\"{id}\"><td>{user}</td><td><code>{access}</code></td>\
-                 <td><form class=\"note-form\" data-action=\"note\"><label class=\"sr-only\" for=\"note-{id}\">Note for {label}</label>\
+                "<tr data-owner=\"{owner}\" data-id=\"{id}\"><td data-label=\"User\">{user}</td><td data-label=\"{id_head}\"><code title=\"{access}\">{short}</code></td>\
+                 <td data-label=\"Note\"><form class=\"note-form\" data-action=\"note\"><label class=\"sr-only\" for=\"note-{id}\">Note for {label}</label>\
                  <input id=\"note-{id}\" name=\"note\" maxlength=\"1024\" value=\"{note}\"{disabled}> <button type=\"submit\"{disabled}>Save</button></form></td>\
-                 <td>{created}</td><td>{by}</td><td>{used}</td><td>{ip}</td>\
-                 <td><input type=\"checkbox\" data-action=\"status\" aria-label=\"Enable {label}\"{checked}{disabled}></td>\
+                 <td data-label=\"Created on\">{created}</td><td data-label=\"Created by\">{by}</td><td data-label=\"Last used\">{used}</td><td data-label=\"Last IP\">{ip}</td>\
+                 <td data-label=\"Enable\"><input type=\"checkbox\" data-action=\"status\" aria-label=\"Enable {label}\"{checked}{disabled}></td>\
                  <td><button type=\"button\" class=\"danger\" data-action=\"delete\" aria-label=\"Delete {label}\"{disabled}>Delete</button>\
                  <span class=\"row-error\" role=\"alert\"></span></td></tr>",
                 owner = t.token.user_id,
                 id = t.token.id,
                 user = esc(&t.owner_name),
                 access = esc(&t.token.access_id),
+                short = esc(&short_id(&t.token.access_id)),
                 note = esc(&t.token.note),
                 label = esc(&label),
                 created = time(t.token.created_on),
@@ -236,9 +237,17 @@ async fn token_page<S: Store>(
                 },
             );
         }
-        body.push_str("</tbody></table>");
+        body.push_str("</tbody></table></div>");
     }
     Html(page(title, &v, tab, &body)).into_response()
+}
+
+/// A masked bearer token shown compactly (`kgtAb3d…wXyZ`); LMv1 access ids as they are.
+fn short_id(access_id: &str) -> String {
+    match (access_id.find('*'), access_id.rfind('*')) {
+        (Some(first), Some(last)) => format!("{}…{}", &access_id[..first], &access_id[last + 1..]),
+        _ => access_id.to_owned(),
+    }
 }
 
 /// The Bearer Tokens tab.

@@ -12,5 +12,8 @@ mod lmv1;
 mod logs;
 mod support;
 mod tokens;
+mod ui;
+mod ui_http;
 mod usage;
 mod users_roles;
+mod webdriver;

@@ -1,0 +1,513 @@
+//! The web UI over plain HTTP: sessions, CSRF, headers, escaping, timeouts and the
+//! Add Bearer Token flow's server side.
+
+use std::sync::atomic::Ordering;
+
+use reqwest::{Method, StatusCode};
+use serde_json::json;
+
+use crate::support::*;
+
+/// A client that does not follow redirects, so each response can be inspected.
+fn raw() -> reqwest::Client {
+    reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .build()
+        .expect("client")
+}
+
+fn set_cookie(r: &Resp, name: &str) -> Option<String> {
+    r.headers
+        .get_all("set-cookie")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .find(|v| v.starts_with(&format!("{name}=")))
+        .map(str::to_owned)
+}
+
+fn cookie_value(set: &str) -> String {
+    set.split(';')
+        .next()
+        .and_then(|kv| kv.split_once('='))
+        .map(|(_, v)| v.to_owned())
+        .unwrap_or_default()
+}
+
+fn hidden_csrf(html: &str) -> String {
+    html.split("name=\"csrf\" value=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or("")
+        .to_owned()
+}
+
+/// Signs in through the real form; returns the sign-in response.
+pub async fn signin(s: &Server, user: &str, password: &str, extra_cookie: Option<&str>) -> Resp {
+    let c = raw();
+    let page = send(c.get(format!("http://{}/signin", s.addr))).await;
+    let login = cookie_value(&set_cookie(&page, "keygate_signin").expect("sign-in cookie"));
+    let csrf = hidden_csrf(&page.text);
+    assert_eq!(login, csrf, "double-submit value in cookie and form");
+    let mut cookie = format!("keygate_signin={login}");
+    if let Some(x) = extra_cookie {
+        cookie.push_str("; ");
+        cookie.push_str(x);
+    }
+    send(
+        c.post(format!("http://{}/signin", s.addr))
+            .header("Cookie", cookie)
+            .form(&[("username", user), ("password", password), ("csrf", &csrf)]),
+    )
+    .await
+}
+
+/// Signs in and returns (session id, CSRF token from a page).
+pub async fn session(s: &Server, user: &str, password: &str) -> (String, String) {
+    let r = signin(s, user, password, None).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER, "{}", r.text);
+    let id = cookie_value(&set_cookie(&r, "keygate_session").expect("session cookie"));
+    let page = send(
+        raw()
+            .get(format!(
+                "http://{}/settings/user-access/bearer-tokens",
+                s.addr
+            ))
+            .header("Cookie", format!("keygate_session={id}")),
+    )
+    .await;
+    let csrf = page
+        .text
+        .split("name=\"csrf-token\" content=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or("")
+        .to_owned();
+    assert!(
+        !csrf.is_empty(),
+        "page carries the CSRF token: {}",
+        page.status
+    );
+    (id, csrf)
+}
+
+async fn with_cookie(
+    s: &Server,
+    method: Method,
+    path: &str,
+    id: &str,
+    csrf: Option<&str>,
+    body: Option<serde_json::Value>,
+) -> Resp {
+    let mut rb = raw()
+        .request(method, format!("http://{}{path}", s.addr))
+        .header("Cookie", format!("keygate_session={id}"));
+    if let Some(c) = csrf {
+        rb = rb.header("X-CSRF-Token", c);
+    }
+    if let Some(b) = body {
+        rb = rb
+            .header("Content-Type", "application/json")
+            .body(b.to_string());
+    }
+    send(rb).await
+}
+
+#[tokio::test]
+async fn signin_sets_a_strict_session_cookie_and_rotates_it() {
+    let s = Server::start().await;
+    let r = signin(&s, "admin", "bootstrap-password", None).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let set = set_cookie(&r, "keygate_session").expect("cookie");
+    assert!(
+        set.contains("HttpOnly") && set.contains("SameSite=Strict") && set.contains("Path=/"),
+        "{set}"
+    );
+    assert!(
+        !set.contains("Secure"),
+        "plain http://localhost: no Secure flag"
+    );
+    let first = cookie_value(&set);
+    assert!(first.len() >= 43, "at least 256 bits of base62");
+    let raw_db = std::fs::read(&s.db_path).expect("db");
+    let wal = std::fs::read(s.db_path.with_extension("db-wal")).unwrap_or_default();
+    assert!(
+        ![raw_db, wal]
+            .iter()
+            .any(|b| b.windows(first.len()).any(|w| w == first.as_bytes())),
+        "session id stored only hashed"
+    );
+    // Signing in again rotates the id and ends the old session.
+    let again = signin(
+        &s,
+        "admin",
+        "bootstrap-password",
+        Some(&format!("keygate_session={first}")),
+    )
+    .await;
+    let second = cookie_value(&set_cookie(&again, "keygate_session").expect("cookie"));
+    assert_ne!(first, second);
+    assert_eq!(
+        with_cookie(
+            &s,
+            Method::GET,
+            "/santaba/rest/setting/portal",
+            &first,
+            None,
+            None
+        )
+        .await
+        .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        with_cookie(
+            &s,
+            Method::GET,
+            "/santaba/rest/setting/portal",
+            &second,
+            None,
+            None
+        )
+        .await
+        .status,
+        StatusCode::OK
+    );
+}
+
+#[tokio::test]
+async fn wrong_passwords_and_unknown_users_get_the_same_answer() {
+    let s = Server::start().await;
+    let r = s.post(&s.admin_token, "/setting/admins", json!({"username": "robot", "email": "r@x.io", "roles": [{"id": 2}], "password": "robot-password", "apionly": true})).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let mut messages = Vec::new();
+    for (u, p) in [
+        ("admin", "wrong-password"),
+        ("nobody", "wrong-password"),
+        ("robot", "robot-password"),
+    ] {
+        let r = signin(&s, u, p, None).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{u}");
+        assert!(set_cookie(&r, "keygate_session").is_none());
+        let msg = r
+            .text
+            .split("id=\"signin-error\">")
+            .nth(1)
+            .and_then(|x| x.split('<').next())
+            .unwrap_or("")
+            .to_owned();
+        messages.push(msg);
+    }
+    assert_eq!(
+        messages[0],
+        "Wrong username or password, or the user may not sign in."
+    );
+    assert!(messages.iter().all(|m| m == &messages[0]), "{messages:?}");
+    // Without the sign-in cookie (a cross-site form post), the form is refused.
+    let r = send(raw().post(format!("http://{}/signin", s.addr)).form(&[
+        ("username", "admin"),
+        ("password", "bootstrap-password"),
+        ("csrf", "x"),
+    ]))
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN);
+}
+
+#[tokio::test]
+async fn session_changes_need_the_csrf_token() {
+    let s = Server::start().await;
+    let (id, csrf) = session(&s, "admin", "bootstrap-password").await;
+    let path = "/santaba/rest/setting/portal";
+    assert_eq!(
+        with_cookie(&s, Method::GET, path, &id, None, None)
+            .await
+            .status,
+        StatusCode::OK,
+        "reads need no token"
+    );
+    for token in [None, Some("wrong")] {
+        let r = with_cookie(
+            &s,
+            Method::PATCH,
+            path,
+            &id,
+            token,
+            Some(json!({"companyName": "x"})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+        assert!(r.message().contains("CSRF"), "{}", r.text);
+        let r = with_cookie(
+            &s,
+            Method::POST,
+            "/ui/pending-token",
+            &id,
+            token,
+            Some(json!({"adminId": 1})),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    }
+    assert_eq!(
+        s.get(&s.admin_token, "/setting/portal").await.body["companyName"],
+        "keygate",
+        "nothing changed"
+    );
+    let r = with_cookie(
+        &s,
+        Method::PATCH,
+        path,
+        &id,
+        Some(&csrf),
+        Some(json!({"companyName": "Acme"})),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    // State changes are never GETs: the UI's endpoints refuse them.
+    let r = with_cookie(&s, Method::GET, "/ui/pending-token", &id, Some(&csrf), None).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+    let r = with_cookie(&s, Method::GET, "/signout", &id, None, None).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+}
+
+#[tokio::test]
+async fn signing_out_ends_the_session_on_the_server() {
+    let s = Server::start().await;
+    let (id, csrf) = session(&s, "admin", "bootstrap-password").await;
+    let r = send(
+        raw()
+            .post(format!("http://{}/signout", s.addr))
+            .header("Cookie", format!("keygate_session={id}"))
+            .form(&[("csrf", "wrong")]),
+    )
+    .await;
+    assert_eq!(
+        r.status,
+        StatusCode::FORBIDDEN,
+        "sign-out needs the CSRF token too"
+    );
+    let r = send(
+        raw()
+            .post(format!("http://{}/signout", s.addr))
+            .header("Cookie", format!("keygate_session={id}"))
+            .form(&[("csrf", csrf.as_str())]),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    assert!(set_cookie(&r, "keygate_session").is_some_and(|c| c.contains("Max-Age=0")));
+    // The old cookie, replayed, no longer works anywhere.
+    assert_eq!(
+        with_cookie(
+            &s,
+            Method::GET,
+            "/santaba/rest/setting/portal",
+            &id,
+            None,
+            None
+        )
+        .await
+        .status,
+        StatusCode::UNAUTHORIZED
+    );
+    let page = with_cookie(
+        &s,
+        Method::GET,
+        "/settings/user-access/users",
+        &id,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::SEE_OTHER);
+    assert_eq!(
+        page.headers.get("location").and_then(|v| v.to_str().ok()),
+        Some("/signin")
+    );
+}
+
+#[tokio::test]
+async fn sessions_end_after_the_idle_and_absolute_timeouts() {
+    let t0 = 1_790_000_000_000_i64;
+    let clock = keygate_server::state::Clock::fixed(t0);
+    let keygate_server::state::Clock::Fixed(now) = clock.clone() else {
+        unreachable!()
+    };
+    let s = Server::start_with(keygate_server::ServerConfig {
+        clock,
+        ..test_config()
+    })
+    .await;
+    let check = |id: String| {
+        let s = &s;
+        async move {
+            with_cookie(
+                s,
+                Method::GET,
+                "/santaba/rest/setting/portal",
+                &id,
+                None,
+                None,
+            )
+            .await
+            .status
+        }
+    };
+    let (id, _) = session(&s, "admin", "bootstrap-password").await;
+    now.store(t0 + 30 * 60 * 1000, Ordering::SeqCst);
+    assert_eq!(
+        check(id.clone()).await,
+        StatusCode::OK,
+        "exactly 30 minutes idle is still fine"
+    );
+    now.store(t0 + 60 * 60 * 1000 + 1000, Ordering::SeqCst);
+    assert_eq!(
+        check(id).await,
+        StatusCode::UNAUTHORIZED,
+        "more than 30 minutes idle"
+    );
+    // Absolute: used every 20 minutes, it still ends 12 hours after sign-in.
+    let start = t0 + 2 * 3600 * 1000;
+    now.store(start, Ordering::SeqCst);
+    let (id, _) = session(&s, "admin", "bootstrap-password").await;
+    let mut t = start;
+    while t + 20 * 60 * 1000 <= start + 12 * 3600 * 1000 {
+        t += 20 * 60 * 1000;
+        now.store(t, Ordering::SeqCst);
+        assert_eq!(check(id.clone()).await, StatusCode::OK);
+    }
+    now.store(start + 12 * 3600 * 1000 + 60_000, Ordering::SeqCst);
+    assert_eq!(
+        check(id).await,
+        StatusCode::UNAUTHORIZED,
+        "past the absolute timeout"
+    );
+}
+
+#[tokio::test]
+async fn pages_carry_security_headers_and_escape_every_value() {
+    let s = Server::start().await;
+    let user = s.user("ingest", &[DATAINGESTION]).await;
+    let (tid, _) = s.token_for(user, "<script>alert(1)</script>").await;
+    let (id, _) = session(&s, "admin", "bootstrap-password").await;
+    let page = with_cookie(
+        &s,
+        Method::GET,
+        "/settings/user-access/bearer-tokens",
+        &id,
+        None,
+        None,
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    let h = |n: &str| {
+        page.headers
+            .get(n)
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("")
+            .to_owned()
+    };
+    assert!(h("content-security-policy").contains("script-src 'self'"));
+    assert!(h("content-security-policy").contains("frame-ancestors 'none'"));
+    assert!(!h("content-security-policy").contains("unsafe-inline"));
+    assert_eq!(h("x-content-type-options"), "nosniff");
+    assert_eq!(h("referrer-policy"), "no-referrer");
+    assert_eq!(h("cache-control"), "no-store");
+    assert!(
+        page.text.contains("&lt;script&gt;alert(1)&lt;/script&gt;"),
+        "note shown as text"
+    );
+    assert!(!page.text.contains("<script>alert(1)"), "never as markup");
+    assert!(!page.text.contains("<script>"), "no inline script at all");
+    assert!(page.text.contains(&format!("data-id=\"{tid}\"")));
+}
+
+#[tokio::test]
+async fn a_generated_token_works_only_once_saved() {
+    let s = Server::start().await;
+    let ingest = s.user("ingest", &[DATAINGESTION]).await;
+    let viewer = s.user("viewer", &[READONLY]).await;
+    let (id, csrf) = session(&s, "admin", "bootstrap-password").await;
+    let generate = |owner: i64| {
+        with_cookie(
+            &s,
+            Method::POST,
+            "/ui/pending-token",
+            &id,
+            Some(&csrf),
+            Some(json!({"adminId": owner})),
+        )
+    };
+    let r = generate(ingest).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let token = r.body["token"].as_str().expect("token").to_owned();
+    assert_eq!(token.len(), 49);
+    assert_eq!(
+        s.get(&token, "/setting/portal").await.status,
+        StatusCode::UNAUTHORIZED,
+        "unsaved: never authenticates"
+    );
+    // Saving for another user than it was generated for is refused.
+    let save = |owner: i64| {
+        with_cookie(
+            &s,
+            Method::POST,
+            "/ui/bearer-tokens",
+            &id,
+            Some(&csrf),
+            Some(json!({"adminId": owner, "note": "ui"})),
+        )
+    };
+    let r = save(viewer).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    let r = generate(ingest).await;
+    let token = r.body["token"].as_str().expect("token").to_owned();
+    let r = save(ingest).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(
+        s.get(&token, &format!("/setting/admins/{ingest}"))
+            .await
+            .status,
+        StatusCode::OK,
+        "saved: works"
+    );
+    let listed = s
+        .get(
+            &s.admin_token,
+            &format!("/setting/admins/{ingest}/apitokens"),
+        )
+        .await;
+    assert_eq!(
+        listed.body["items"][0]["accessId"],
+        format!("{}{}{}", &token[..7], "*".repeat(38), &token[45..])
+    );
+    assert!(!listed.text.contains(&token));
+    // The pending token is used up.
+    assert_eq!(save(ingest).await.status, StatusCode::BAD_REQUEST);
+    // A user without DataIngestion: the save says so.
+    let r = generate(viewer).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = save(viewer).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST);
+    assert!(r.message().contains("DataIngestion"), "{}", r.text);
+}
+
+#[tokio::test]
+async fn pages_need_the_matching_privilege() {
+    let s = Server::start().await;
+    let role = s.role("pusher", &[("dataingestion", "*", "write")]).await;
+    let r = s.post(&s.admin_token, "/setting/admins", json!({"username": "pusher", "email": "p@x.io", "roles": [{"id": role}], "password": "pusher-password"})).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let (id, _) = session(&s, "pusher", "pusher-password").await;
+    for path in [
+        "/settings/user-access/bearer-tokens",
+        "/settings/user-access/bearer-tokens/add",
+        "/settings/user-access/lmv1-tokens",
+        "/settings/user-access/users",
+        "/settings/user-access/roles/add",
+        "/settings/portal",
+    ] {
+        let r = with_cookie(&s, Method::GET, path, &id, None, None).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(r.text.contains("403 — not allowed"), "{path}");
+        assert!(!r.text.contains(">Bearer Tokens</a>"), "tab hidden: {path}");
+    }
+}
