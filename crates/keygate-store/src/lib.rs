@@ -8,6 +8,8 @@
 //!   the change log in that same transaction.
 //! - [`types`] — inputs and outputs that are not model types (patches, snapshot, changes).
 //! - [`seal`] — the master key and AES-256-GCM sealing of LMv1 access keys.
+//! - [`postgres`] — the PostgreSQL backend for several nodes (advisory-locked writers,
+//!   NOTIFY on every change).
 //! - [`sqlite`] — the SQLite backend (WAL, foreign keys, migrations at start-up).
 //! - [`error`] — [`StoreError`], with the one conversion from `sqlx::Error`.
 #![forbid(unsafe_code)]
@@ -18,11 +20,13 @@ use keygate_core::model::{ApiToken, EpochSeconds, Portal, RoleId, TokenId, User,
 use keygate_core::policy::{Grants, PortalAdmin, TokenWrite, UserAdmin};
 
 pub mod error;
+pub mod postgres;
 pub mod seal;
 pub mod sqlite;
 pub mod types;
 
 pub use error::{Result, StoreError};
+pub use postgres::PgStore;
 pub use seal::MasterKey;
 pub use sqlite::SqliteStore;
 pub use types::*;

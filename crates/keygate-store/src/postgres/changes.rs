@@ -1,0 +1,142 @@
+//! What the Verifier reads (PostgreSQL): the snapshot, then the change log.
+
+use std::collections::HashMap;
+
+use futures_util::TryStreamExt;
+use keygate_core::lmv1::AccessKey;
+use keygate_core::model::{RoleId, TokenId, UserId, UserStatus};
+use keygate_core::policy::Grants;
+use keygate_core::token::TokenDigest;
+use sqlx::{PgConnection, Row};
+
+use super::{portal, roles};
+use crate::error::{Result, StoreError};
+use crate::seal::MasterKey;
+use crate::types::{Change, Entity, IndexEntry, Lmv1Key, Snapshot, TokenKey, UserKey};
+
+fn digest(bytes: Option<Vec<u8>>) -> Result<Option<TokenDigest>> {
+    match bytes {
+        None => Ok(None),
+        Some(b) => <[u8; 32]>::try_from(b.as_slice())
+            .map(|a| Some(TokenDigest(a)))
+            .map_err(|_| StoreError::Corrupt("token digest is not 32 bytes")),
+    }
+}
+
+fn token_key(row: &sqlx::postgres::PgRow) -> Result<Option<TokenKey>> {
+    let Some(d) = digest(row.try_get(2)?)? else { return Ok(None) };
+    let status: i64 = row.try_get(3)?;
+    Ok(Some(TokenKey { id: row.try_get(0)?, user_id: row.try_get(1)?, digest: d, enabled: status == 2 }))
+}
+
+fn lmv1_key(row: &sqlx::postgres::PgRow, key: &MasterKey) -> Result<Lmv1Key> {
+    let id: TokenId = row.try_get(0)?;
+    let sealed: Option<Vec<u8>> = row.try_get(3)?;
+    let sealed = sealed.ok_or(StoreError::Corrupt("LMv1 token without a sealed key"))?;
+    let plain = key.open(&sealed, id)?;
+    let text = String::from_utf8(plain.to_vec()).map_err(|_| StoreError::Corrupt("LMv1 key is not UTF-8"))?;
+    let status: i64 = row.try_get(4)?;
+    Ok(Lmv1Key { id, user_id: row.try_get(1)?, access_id: row.try_get(2)?, key: AccessKey::from_secret(text), enabled: status == 2 })
+}
+
+pub(super) async fn snapshot(conn: &mut PgConnection, key: &MasterKey) -> Result<Snapshot> {
+    let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM change_log").fetch_one(&mut *conn).await?;
+    let mut tokens = Vec::new();
+    {
+        // Streamed: a million rows never sit in memory at once.
+        let mut rows = sqlx::query("SELECT id, user_id, secret_hash, status FROM api_tokens WHERE type = 'bearer'").fetch(&mut *conn);
+        while let Some(row) = rows.try_next().await? {
+            if let Some(k) = token_key(&row)? {
+                tokens.push(k);
+            }
+        }
+    }
+    let mut lmv1 = Vec::new();
+    for row in sqlx::query("SELECT id, user_id, access_id, sealed_key, status FROM api_tokens WHERE type = 'lmv1'")
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        lmv1.push(lmv1_key(&row, key)?);
+    }
+    let mut role_map: HashMap<UserId, Vec<RoleId>> = HashMap::new();
+    for row in sqlx::query("SELECT user_id, role_id FROM user_roles ORDER BY user_id, position").fetch_all(&mut *conn).await? {
+        role_map.entry(row.try_get(0)?).or_default().push(row.try_get(1)?);
+    }
+    let mut users = Vec::new();
+    for row in sqlx::query("SELECT id, username, status FROM users").fetch_all(&mut *conn).await? {
+        let id: UserId = row.try_get(0)?;
+        let status: String = row.try_get(2)?;
+        users.push(UserKey {
+            id,
+            username: row.try_get(1)?,
+            active: UserStatus::parse(&status) == Some(UserStatus::Active),
+            role_ids: role_map.remove(&id).unwrap_or_default(),
+        });
+    }
+    let privileges = roles::privileges(conn, None).await?;
+    let all_roles: Vec<RoleId> = sqlx::query_scalar("SELECT id FROM roles").fetch_all(&mut *conn).await?;
+    let roles = all_roles
+        .into_iter()
+        .map(|id| (id, privileges.get(&id).map_or(Grants::NONE, Grants::of_all)))
+        .collect();
+    let portal = portal::get(conn).await?;
+    Ok(Snapshot { seq, tokens, lmv1, users, roles, portal })
+}
+
+pub(super) async fn since(conn: &mut PgConnection, seq: i64, limit: i64) -> Result<Vec<Change>> {
+    let rows = sqlx::query("SELECT seq, entity, entity_id, digest, access_id FROM change_log WHERE seq > $1 ORDER BY seq LIMIT $2")
+        .bind(seq)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|row| {
+            let entity: String = row.try_get(1)?;
+            Ok(Change {
+                seq: row.try_get(0)?,
+                entity: Entity::parse(&entity).ok_or(StoreError::Corrupt("unknown change-log entity"))?,
+                id: row.try_get(2)?,
+                digest: digest(row.try_get(3)?)?,
+                access_id: row.try_get(4)?,
+            })
+        })
+        .collect()
+}
+
+pub(super) async fn index_entry(conn: &mut PgConnection, id: TokenId, key: &MasterKey) -> Result<Option<IndexEntry>> {
+    let Some(row) = sqlx::query("SELECT id, user_id, access_id, sealed_key, status, type, secret_hash FROM api_tokens WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
+        return Ok(None);
+    };
+    let kind: String = row.try_get(5)?;
+    if kind == "lmv1" {
+        return Ok(Some(IndexEntry::Lmv1(lmv1_key(&row, key)?)));
+    }
+    let Some(d) = digest(row.try_get(6)?)? else { return Ok(None) };
+    let status: i64 = row.try_get(4)?;
+    Ok(Some(IndexEntry::Bearer(TokenKey { id, user_id: row.try_get(1)?, digest: d, enabled: status == 2 })))
+}
+
+pub(super) async fn user_key(conn: &mut PgConnection, id: UserId) -> Result<Option<UserKey>> {
+    let Some(row) = sqlx::query("SELECT username, status FROM users WHERE id = $1").bind(id).fetch_optional(&mut *conn).await? else {
+        return Ok(None);
+    };
+    let status: String = row.try_get(1)?;
+    let role_ids: Vec<RoleId> = sqlx::query_scalar("SELECT role_id FROM user_roles WHERE user_id = $1 ORDER BY position")
+        .bind(id)
+        .fetch_all(&mut *conn)
+        .await?;
+    Ok(Some(UserKey { id, username: row.try_get(0)?, active: UserStatus::parse(&status) == Some(UserStatus::Active), role_ids }))
+}
+
+pub(super) async fn role_grants(conn: &mut PgConnection, id: RoleId) -> Result<Option<Grants>> {
+    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM roles WHERE id = $1").bind(id).fetch_optional(&mut *conn).await?;
+    if exists.is_none() {
+        return Ok(None);
+    }
+    let privs = roles::privileges(conn, Some(id)).await?;
+    Ok(Some(Grants::of_all(privs.values().flatten())))
+}

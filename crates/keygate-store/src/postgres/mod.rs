@@ -1,0 +1,368 @@
+//! The PostgreSQL backend, for several keygate nodes sharing one database.
+//!
+//! Every mutation runs in one transaction that first takes a transaction-level
+//! advisory lock, so writers from all nodes are serialised: change-log sequence
+//! numbers are then assigned in commit order (a follower reading `seq > last` never
+//! skips a late commit), and a read-then-write such as the `maxTokensPerUser` check
+//! cannot be raced from another node. Each mutation also sends `NOTIFY` in the same
+//! transaction, delivered on commit, to wake every node's follower.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use keygate_core::model::{ApiToken, EpochSeconds, Portal, RoleId, TokenId, User, UserId};
+use keygate_core::policy::{Grants, PortalAdmin, TokenWrite, UserAdmin};
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
+
+use crate::error::{Result, StoreError};
+use crate::seal::MasterKey;
+use crate::types::*;
+use crate::Store;
+
+mod changes;
+mod portal;
+mod roles;
+mod sessions;
+mod tokens;
+mod users;
+
+/// The channel every change is announced on.
+pub const CHANNEL: &str = "keygate_changes";
+/// The advisory lock all writers take (an arbitrary constant: "kgt" in ASCII).
+const WRITE_LOCK: i64 = 0x6b_67_74;
+
+/// Every migration, oldest first. Append only; never edit a released one.
+const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_initial.sql"))];
+
+/// The PostgreSQL store. Cloning shares the pool.
+#[derive(Clone, Debug)]
+pub struct PgStore {
+    pool: PgPool,
+    key: Arc<MasterKey>,
+    url: String,
+}
+
+impl PgStore {
+    /// Connects, applies migrations and checks `key` against the store's check value
+    /// (recording it on a new store). `acquire_timeout` bounds how long a request waits
+    /// for a connection, so an unreachable database answers 503 quickly.
+    pub async fn open(url: &str, key: MasterKey, max_connections: u32, acquire_timeout: Duration) -> Result<Self> {
+        let options: PgConnectOptions = url.parse().map_err(StoreError::Database)?;
+        let pool = PgPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(acquire_timeout)
+            .connect_with(options)
+            .await?;
+        migrate(&pool).await?;
+        let mut tx = pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *tx).await?;
+        let stored: Option<Vec<u8>> = sqlx::query_scalar("SELECT value FROM meta WHERE name = 'master_key_check'")
+            .fetch_optional(&mut *tx)
+            .await?;
+        match stored {
+            Some(v) if key.matches(&v) => {}
+            Some(_) => {
+                return Err(StoreError::MasterKey(
+                    "the master key does not match the one this PostgreSQL database was set up with; \
+                     every node must use the same --master-key-file"
+                        .to_owned(),
+                ));
+            }
+            None => {
+                sqlx::query("INSERT INTO meta (name, value) VALUES ('master_key_check', $1)")
+                    .bind(key.check_value())
+                    .execute(&mut *tx)
+                    .await?;
+            }
+        }
+        tx.commit().await?;
+        Ok(Self { pool, key: Arc::new(key), url: url.to_owned() })
+    }
+
+    /// The underlying pool, for tests that inspect the database.
+    pub fn pool(&self) -> &PgPool {
+        &self.pool
+    }
+
+    /// The URL this store was opened with (for the change listener).
+    pub fn url(&self) -> &str {
+        &self.url
+    }
+
+    async fn write(&self) -> Result<Transaction<'static, Postgres>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *tx).await?;
+        Ok(tx)
+    }
+}
+
+async fn migrate(pool: &PgPool) -> Result<()> {
+    let mut tx = pool.begin().await?;
+    // Nodes starting together: one migrates, the others wait and find it done.
+    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *tx).await?;
+    sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_on BIGINT NOT NULL)")
+        .execute(&mut *tx)
+        .await?;
+    for &(version, sql) in MIGRATIONS {
+        let done: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+            .bind(version)
+            .fetch_optional(&mut *tx)
+            .await?;
+        if done.is_none() {
+            sqlx::raw_sql(sql).execute(&mut *tx).await?;
+            sqlx::query("INSERT INTO schema_migrations (version, applied_on) VALUES ($1, extract(epoch from now())::bigint)")
+                .bind(version)
+                .execute(&mut *tx)
+                .await?;
+            tracing::info!(version, "applied database migration");
+        }
+    }
+    tx.commit().await?;
+    Ok(())
+}
+
+/// Appends a change-log entry for a user, role or the portal and announces it.
+pub(crate) async fn log_change(conn: &mut PgConnection, entity: Entity, id: i64, now: EpochSeconds) -> Result<()> {
+    sqlx::query("INSERT INTO change_log (entity, entity_id, changed_on) VALUES ($1, $2, $3)")
+        .bind(entity.as_str())
+        .bind(id)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    notify(conn).await
+}
+
+async fn notify(conn: &mut PgConnection) -> Result<()> {
+    // Delivered at commit, and only if the transaction commits.
+    sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(conn).await?;
+    Ok(())
+}
+
+/// What identifies a token in the indexes, for its change-log entry.
+pub(crate) struct TokenRef {
+    pub(crate) digest: Option<Vec<u8>>,
+    pub(crate) access_id: Option<String>,
+}
+
+impl TokenRef {
+    /// Reads it from a row of (`type`, `secret_hash`, `access_id`) starting at `first`.
+    pub(crate) fn from_row(row: &sqlx::postgres::PgRow, first: usize) -> Result<Self> {
+        let kind: String = row.try_get(first)?;
+        Ok(if kind == "lmv1" {
+            Self { digest: None, access_id: Some(row.try_get(first + 2)?) }
+        } else {
+            Self { digest: row.try_get(first + 1)?, access_id: None }
+        })
+    }
+}
+
+/// Appends a change-log entry for a token and announces it.
+pub(crate) async fn log_token_change(conn: &mut PgConnection, id: i64, token: &TokenRef, now: EpochSeconds) -> Result<()> {
+    sqlx::query("INSERT INTO change_log (entity, entity_id, digest, access_id, changed_on) VALUES ('token', $1, $2, $3, $4)")
+        .bind(id)
+        .bind(token.digest.as_deref())
+        .bind(token.access_id.as_deref())
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    notify(conn).await
+}
+
+macro_rules! read {
+    ($self:ident, $conn:ident => $body:expr) => {{
+        let mut $conn = $self.pool.acquire().await?;
+        $body
+    }};
+}
+
+macro_rules! write {
+    ($self:ident, $tx:ident => $body:expr) => {{
+        let mut $tx = $self.write().await?;
+        let out = $body;
+        $tx.commit().await?;
+        Ok(out)
+    }};
+}
+
+impl Store for PgStore {
+    async fn bootstrap(&self, admin_password_hash: &str, now: EpochSeconds) -> Result<bool> {
+        write!(self, tx => portal::bootstrap(&mut tx, admin_password_hash, now).await?)
+    }
+    async fn portal(&self) -> Result<Portal> {
+        read!(self, c => portal::get(&mut c).await)
+    }
+    async fn update_portal(&self, _cap: &PortalAdmin, patch: &PortalPatch, now: EpochSeconds) -> Result<Portal> {
+        write!(self, tx => portal::update(&mut tx, patch, now).await?)
+    }
+    async fn roles(&self) -> Result<Vec<RoleWithCount>> {
+        read!(self, c => roles::list(&mut c, None).await)
+    }
+    async fn role(&self, id: RoleId) -> Result<RoleWithCount> {
+        read!(self, c => roles::get(&mut c, id).await)
+    }
+    async fn role_by_name(&self, name: &str) -> Result<RoleWithCount> {
+        read!(self, c => roles::by_name(&mut c, name).await)
+    }
+    async fn create_role(&self, _cap: &UserAdmin, input: &RoleInput, now: EpochSeconds) -> Result<RoleWithCount> {
+        write!(self, tx => {
+            let id = roles::create(&mut tx, input, now).await?;
+            roles::get(&mut tx, id).await?
+        })
+    }
+    async fn update_role(&self, _cap: &UserAdmin, id: RoleId, patch: &RolePatch, now: EpochSeconds) -> Result<RoleWithCount> {
+        write!(self, tx => {
+            roles::update(&mut tx, id, patch, now).await?;
+            roles::get(&mut tx, id).await?
+        })
+    }
+    async fn delete_role(&self, _cap: &UserAdmin, id: RoleId, now: EpochSeconds) -> Result<()> {
+        write!(self, tx => roles::delete(&mut tx, id, now).await?)
+    }
+    async fn users(&self) -> Result<Vec<User>> {
+        read!(self, c => users::list(&mut c).await)
+    }
+    async fn user(&self, id: UserId) -> Result<User> {
+        read!(self, c => users::get(&mut c, id).await)
+    }
+    async fn user_by_username(&self, username: &str) -> Result<User> {
+        read!(self, c => users::by_username(&mut c, username).await)
+    }
+    async fn create_user(&self, _cap: &UserAdmin, new: &NewUser, password_hash: Option<&str>, created_by: &str, now: EpochSeconds) -> Result<User> {
+        write!(self, tx => {
+            let id = users::create(&mut tx, new, password_hash, created_by, now).await?;
+            users::get(&mut tx, id).await?
+        })
+    }
+    async fn update_user(&self, _cap: &UserAdmin, id: UserId, patch: &UserPatch, now: EpochSeconds) -> Result<User> {
+        write!(self, tx => {
+            users::update(&mut tx, id, patch, now).await?;
+            users::get(&mut tx, id).await?
+        })
+    }
+    async fn delete_user(&self, _cap: &UserAdmin, id: UserId, now: EpochSeconds) -> Result<()> {
+        write!(self, tx => users::delete(&mut tx, id, now).await?)
+    }
+    async fn tokens(&self, owner: Option<UserId>) -> Result<Vec<ApiToken>> {
+        read!(self, c => tokens::list(&mut c, owner).await)
+    }
+    async fn token(&self, id: TokenId) -> Result<ApiToken> {
+        read!(self, c => tokens::get(&mut c, id).await)
+    }
+    async fn create_bearer_token(&self, cap: &TokenWrite, new: &NewBearerToken, now: EpochSeconds) -> Result<ApiToken> {
+        write!(self, tx => tokens::create_bearer(&mut tx, cap.owner(), new, now).await?)
+    }
+    async fn create_lmv1_token(&self, cap: &TokenWrite, new: &NewLmv1Token, now: EpochSeconds) -> Result<ApiToken> {
+        write!(self, tx => tokens::create_lmv1(&mut tx, cap.owner(), new, &self.key, now).await?)
+    }
+    async fn update_token(&self, cap: &TokenWrite, id: TokenId, patch: &TokenPatch, now: EpochSeconds) -> Result<ApiToken> {
+        write!(self, tx => {
+            tokens::update(&mut tx, cap.owner(), id, patch, now).await?;
+            tokens::get(&mut tx, id).await?
+        })
+    }
+    async fn delete_token(&self, cap: &TokenWrite, id: TokenId, now: EpochSeconds) -> Result<()> {
+        write!(self, tx => tokens::delete(&mut tx, cap.owner(), id, now).await?)
+    }
+    async fn snapshot(&self) -> Result<Snapshot> {
+        // One REPEATABLE READ transaction: every statement sees the same snapshot.
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await?;
+        let s = changes::snapshot(&mut tx, &self.key).await?;
+        tx.commit().await?;
+        Ok(s)
+    }
+    async fn changes_since(&self, seq: i64, limit: i64) -> Result<Vec<Change>> {
+        read!(self, c => changes::since(&mut c, seq, limit).await)
+    }
+    async fn index_entry(&self, id: TokenId) -> Result<Option<IndexEntry>> {
+        read!(self, c => changes::index_entry(&mut c, id, &self.key).await)
+    }
+    async fn user_key(&self, id: UserId) -> Result<Option<UserKey>> {
+        read!(self, c => changes::user_key(&mut c, id).await)
+    }
+    async fn role_grants(&self, id: RoleId) -> Result<Option<Grants>> {
+        read!(self, c => changes::role_grants(&mut c, id).await)
+    }
+    async fn record_usage(&self, batch: &[Usage]) -> Result<()> {
+        if batch.is_empty() {
+            return Ok(());
+        }
+        // Usage is not a change any index follows: no write lock, no change-log entry.
+        let mut tx = self.pool.begin().await?;
+        tokens::record_usage(&mut tx, batch).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+    async fn password_hash(&self, username: &str) -> Result<Option<(User, Option<String>)>> {
+        read!(self, c => sessions::password_hash(&mut c, username).await)
+    }
+    async fn record_login(&self, user: UserId, now: EpochSeconds) -> Result<()> {
+        sqlx::query("UPDATE users SET last_login_on = $1 WHERE id = $2").bind(now).bind(user).execute(&self.pool).await?;
+        Ok(())
+    }
+    async fn create_session(&self, id_hash: &[u8; 32], user: UserId, csrf: &str, now: EpochSeconds) -> Result<()> {
+        sqlx::query("INSERT INTO sessions (id_hash, user_id, csrf, created_on, last_seen_on) VALUES ($1, $2, $3, $4, $4)")
+            .bind(&id_hash[..])
+            .bind(user)
+            .bind(csrf)
+            .bind(now)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+    async fn session(&self, id_hash: &[u8; 32]) -> Result<Option<Session>> {
+        read!(self, c => sessions::session(&mut c, id_hash).await)
+    }
+    async fn touch_session(&self, id_hash: &[u8; 32], now: EpochSeconds) -> Result<()> {
+        sqlx::query("UPDATE sessions SET last_seen_on = $1 WHERE id_hash = $2").bind(now).bind(&id_hash[..]).execute(&self.pool).await?;
+        Ok(())
+    }
+    async fn delete_session(&self, id_hash: &[u8; 32]) -> Result<()> {
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(&id_hash[..]).execute(&self.pool).await?;
+        Ok(())
+    }
+    async fn prune_sessions(&self, idle_before: EpochSeconds, created_before: EpochSeconds) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM sessions WHERE last_seen_on < $1 OR created_on < $2")
+            .bind(idle_before)
+            .bind(created_before)
+            .execute(&self.pool)
+            .await?;
+        Ok(done.rows_affected())
+    }
+    async fn set_pending_token(&self, id_hash: &[u8; 32], pending: &PendingToken) -> Result<()> {
+        sqlx::query("UPDATE sessions SET pending_digest = $1, pending_access_id = $2, pending_owner = $3 WHERE id_hash = $4")
+            .bind(&pending.digest.0[..])
+            .bind(&pending.access_id)
+            .bind(pending.owner)
+            .bind(&id_hash[..])
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+    async fn take_pending_token(&self, id_hash: &[u8; 32]) -> Result<Option<PendingToken>> {
+        read!(self, c => sessions::take_pending(&mut c, id_hash).await)
+    }
+    async fn rotate_master_key(&self, new: &MasterKey) -> Result<usize> {
+        write!(self, tx => {
+            tokens::ensure_current_key(&mut tx, &self.key).await?;
+            let rows = sqlx::query("SELECT id, sealed_key FROM api_tokens WHERE type = 'lmv1'").fetch_all(&mut *tx).await?;
+            for row in &rows {
+                let id: TokenId = row.try_get(0)?;
+                let sealed: Option<Vec<u8>> = row.try_get(1)?;
+                let sealed = sealed.ok_or(StoreError::Corrupt("LMv1 token without a sealed key"))?;
+                let plain = self.key.open(&sealed, id)?;
+                sqlx::query("UPDATE api_tokens SET sealed_key = $1 WHERE id = $2")
+                    .bind(new.seal(&plain, id)?)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("UPDATE meta SET value = $1 WHERE name = 'master_key_check'")
+                .bind(new.check_value())
+                .execute(&mut *tx)
+                .await?;
+            rows.len()
+        })
+    }
+}

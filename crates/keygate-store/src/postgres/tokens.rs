@@ -1,0 +1,209 @@
+//! API tokens (PostgreSQL): creation with owner checks, changes, deletion, usage.
+
+use keygate_core::model::{ApiToken, EpochSeconds, Privilege, TokenId, TokenStatus, TokenType, UserId, UserStatus};
+use keygate_core::policy::{self, Grants};
+use sqlx::{PgConnection, Row};
+
+use super::{log_token_change, TokenRef};
+use crate::error::{Result, StoreError};
+use crate::seal::MasterKey;
+use crate::types::{NewBearerToken, NewLmv1Token, TokenPatch, Usage};
+
+macro_rules! token_columns {
+    () => {
+        "id, user_id, type, access_id, note, status, created_on, created_by, last_used_on, last_auth_ip"
+    };
+}
+
+fn from_row(row: &sqlx::postgres::PgRow) -> Result<ApiToken> {
+    let kind: String = row.try_get(2)?;
+    let status: i64 = row.try_get(5)?;
+    Ok(ApiToken {
+        id: row.try_get(0)?,
+        user_id: row.try_get(1)?,
+        token_type: TokenType::parse(&kind).ok_or(StoreError::Corrupt("unknown token type"))?,
+        access_id: row.try_get(3)?,
+        note: row.try_get(4)?,
+        status: TokenStatus::from_code(status).ok_or(StoreError::Corrupt("unknown token status"))?,
+        created_on: row.try_get(6)?,
+        created_by: row.try_get(7)?,
+        last_used_on: row.try_get(8)?,
+        last_auth_ip: row.try_get(9)?,
+    })
+}
+
+pub(super) async fn list(conn: &mut PgConnection, owner: Option<UserId>) -> Result<Vec<ApiToken>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        token_columns!(),
+        " FROM api_tokens WHERE ($1::BIGINT IS NULL OR user_id = $1) ORDER BY id"
+    ))
+    .bind(owner)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter().map(from_row).collect()
+}
+
+pub(super) async fn get(conn: &mut PgConnection, id: TokenId) -> Result<ApiToken> {
+    let row = sqlx::query(concat!("SELECT ", token_columns!(), " FROM api_tokens WHERE id = $1"))
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("API token {id}")))?;
+    from_row(&row)
+}
+
+struct OwnerState {
+    username: String,
+    traces_enabled: bool,
+}
+
+/// Checks that `owner` exists, is active and is under `maxTokensPerUser`. Runs under
+/// the write lock, so no other node can create a token between the count and the insert.
+async fn owner_for_new_token(conn: &mut PgConnection, owner: UserId) -> Result<OwnerState> {
+    let row = sqlx::query(
+        "SELECT u.username, u.status, p.traces_enabled, p.max_tokens_per_user, \
+         (SELECT COUNT(*) FROM api_tokens t WHERE t.user_id = u.id) \
+         FROM users u JOIN portal p ON p.id = 1 WHERE u.id = $1",
+    )
+    .bind(owner)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("user {owner}")))?;
+    let username: String = row.try_get(0)?;
+    let status: String = row.try_get(1)?;
+    let max_tokens: i64 = row.try_get(3)?;
+    let count: i64 = row.try_get(4)?;
+    if UserStatus::parse(&status) != Some(UserStatus::Active) {
+        return Err(StoreError::OwnerSuspended(username));
+    }
+    if count >= max_tokens {
+        return Err(StoreError::TokenLimit(max_tokens));
+    }
+    Ok(OwnerState { username, traces_enabled: row.try_get(2)? })
+}
+
+pub(super) async fn create_bearer(conn: &mut PgConnection, owner: UserId, new: &NewBearerToken, now: EpochSeconds) -> Result<ApiToken> {
+    let state = owner_for_new_token(conn, owner).await?;
+    let privileges = sqlx::query(
+        "SELECT rp.object_type, rp.object_id, rp.operation FROM user_roles ur \
+         JOIN role_privileges rp ON rp.role_id = ur.role_id WHERE ur.user_id = $1",
+    )
+    .bind(owner)
+    .fetch_all(&mut *conn)
+    .await?;
+    let mut grants = Grants::NONE;
+    for p in &privileges {
+        let p = Privilege { object_type: p.try_get(0)?, object_id: p.try_get(1)?, operation: p.try_get(2)? };
+        grants = grants.union(Grants::of(&p));
+    }
+    policy::bearer_owner(grants, state.traces_enabled).map_err(|r| StoreError::BearerRefused(r, state.username))?;
+    let row = sqlx::query(concat!(
+        "INSERT INTO api_tokens (user_id, type, access_id, secret_hash, note, status, created_on, created_by) \
+         VALUES ($1, 'bearer', $2, $3, $4, $5, $6, $7) RETURNING ",
+        token_columns!()
+    ))
+    .bind(owner)
+    .bind(&new.access_id)
+    .bind(&new.digest.0[..])
+    .bind(&new.note)
+    .bind(new.status.code())
+    .bind(now)
+    .bind(&new.created_by)
+    .fetch_one(&mut *conn)
+    .await?;
+    let token = from_row(&row)?;
+    let r = TokenRef { digest: Some(new.digest.0.to_vec()), access_id: None };
+    log_token_change(conn, token.id, &r, now).await?;
+    Ok(token)
+}
+
+/// Fails unless `key` is the master key the store currently holds keys under.
+pub(super) async fn ensure_current_key(conn: &mut PgConnection, key: &MasterKey) -> Result<()> {
+    let stored: Option<Vec<u8>> = sqlx::query_scalar("SELECT value FROM meta WHERE name = 'master_key_check'")
+        .fetch_optional(&mut *conn)
+        .await?;
+    match stored {
+        Some(v) if key.matches(&v) => Ok(()),
+        _ => Err(StoreError::MasterKey(
+            "the master key was rotated since this process started; restart it with the new key".to_owned(),
+        )),
+    }
+}
+
+pub(super) async fn create_lmv1(
+    conn: &mut PgConnection,
+    owner: UserId,
+    new: &NewLmv1Token,
+    key: &MasterKey,
+    now: EpochSeconds,
+) -> Result<ApiToken> {
+    ensure_current_key(conn, key).await?;
+    owner_for_new_token(conn, owner).await?;
+    let row = sqlx::query(concat!(
+        "INSERT INTO api_tokens (user_id, type, access_id, note, status, created_on, created_by) \
+         VALUES ($1, 'lmv1', $2, $3, $4, $5, $6) RETURNING ",
+        token_columns!()
+    ))
+    .bind(owner)
+    .bind(&new.access_id)
+    .bind(&new.note)
+    .bind(new.status.code())
+    .bind(now)
+    .bind(&new.created_by)
+    .fetch_one(&mut *conn)
+    .await
+    .map_err(|e| match StoreError::from(e) {
+        StoreError::Conflict(_) => StoreError::Conflict("access id collision; retry".to_owned()),
+        other => other,
+    })?;
+    let token = from_row(&row)?;
+    // Sealed after the insert so the row's id can be bound into the ciphertext.
+    let sealed = key.seal(new.key.expose_secret().as_bytes(), token.id)?;
+    sqlx::query("UPDATE api_tokens SET sealed_key = $1 WHERE id = $2").bind(sealed).bind(token.id).execute(&mut *conn).await?;
+    let r = TokenRef { digest: None, access_id: Some(new.access_id.clone()) };
+    log_token_change(conn, token.id, &r, now).await?;
+    Ok(token)
+}
+
+/// How `id` is indexed, if it belongs to `owner`; `NotFound` otherwise, whether the
+/// token is missing or someone else's.
+async fn owned(conn: &mut PgConnection, owner: UserId, id: TokenId) -> Result<TokenRef> {
+    let row = sqlx::query("SELECT type, secret_hash, access_id FROM api_tokens WHERE id = $1 AND user_id = $2")
+        .bind(id)
+        .bind(owner)
+        .fetch_optional(&mut *conn)
+        .await?
+        .ok_or_else(|| StoreError::NotFound(format!("API token {id}")))?;
+    TokenRef::from_row(&row, 0)
+}
+
+pub(super) async fn update(conn: &mut PgConnection, owner: UserId, id: TokenId, patch: &TokenPatch, now: EpochSeconds) -> Result<()> {
+    let r = owned(conn, owner, id).await?;
+    sqlx::query("UPDATE api_tokens SET note = COALESCE($1, note), status = COALESCE($2, status) WHERE id = $3")
+        .bind(patch.note.as_deref())
+        .bind(patch.status.map(TokenStatus::code))
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    log_token_change(conn, id, &r, now).await
+}
+
+pub(super) async fn delete(conn: &mut PgConnection, owner: UserId, id: TokenId, now: EpochSeconds) -> Result<()> {
+    let r = owned(conn, owner, id).await?;
+    sqlx::query("DELETE FROM api_tokens WHERE id = $1").bind(id).execute(&mut *conn).await?;
+    log_token_change(conn, id, &r, now).await
+}
+
+pub(super) async fn record_usage(conn: &mut PgConnection, batch: &[Usage]) -> Result<()> {
+    for u in batch {
+        // A deleted token matches no row; an older record never overwrites a newer one.
+        sqlx::query("UPDATE api_tokens SET last_used_on = $1, last_auth_ip = $2 WHERE id = $3 AND last_used_on <= $1")
+            .bind(u.at)
+            .bind(&u.ip)
+            .bind(u.token_id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    Ok(())
+}
