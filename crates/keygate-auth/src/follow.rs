@@ -6,13 +6,14 @@
 //! admin CLI or other nodes. Each entry names what changed; the follower re-reads
 //! that thing's current state, so applying an entry twice or late is harmless.
 
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use keygate_store::{Change, Entity, IndexEntry, Store, StoreError};
 
 use crate::error::AuthError;
 use crate::index::TokenEntry;
-use crate::verifier::{Lmv1Entry, OwnerEntry, Verifier, write};
+use crate::verifier::{Lmv1Entry, MAX_TOMBSTONES, OwnerEntry, Tombstones, Verifier, write};
 
 /// Entries read per store round trip.
 const BATCH: i64 = 500;
@@ -97,12 +98,60 @@ impl Verifier {
     }
 
     fn forget_token(&self, c: &Change) {
+        let mut dead = self
+            .inner
+            .tombstones
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if dead.digests.len() + dead.access_ids.len() >= MAX_TOMBSTONES {
+            *dead = Tombstones::default();
+        }
         if let Some(d) = &c.digest {
             self.inner.tokens.remove(d);
+            dead.digests.insert(*d);
         }
         if let Some(a) = &c.access_id {
             write(&self.inner.lmv1).remove(a);
+            dead.access_ids.insert(a.clone());
         }
+    }
+
+    /// Reloads the whole index from the store (tokens this node saw deleted stay
+    /// deleted), and continues the change log from the snapshot's position.
+    pub async fn reconcile<S: Store>(&self, store: &S) -> Result<(), AuthError> {
+        let mut applied = self.inner.applied.lock().await;
+        let snap = store.snapshot().await?;
+        let seq = snap.seq;
+        self.install(snap);
+        *applied = seq;
+        Ok(())
+    }
+
+    /// One round of following: a full reload if one was asked for or the change log
+    /// went backwards (a restored backup), otherwise the entries since the last one.
+    /// Success means the index is current.
+    pub async fn follow_once<S: Store>(&self, store: &S) -> Result<(), AuthError> {
+        let current = store.change_seq().await?;
+        let applied = *self.inner.applied.lock().await;
+        if current < applied {
+            tracing::warn!(
+                store = current,
+                node = applied,
+                "the change log went backwards (a restored backup?): reloading; tokens deleted since this node started stay refused"
+            );
+            self.inner.reconcile_needed.store(true, Ordering::SeqCst);
+        }
+        if self.inner.reconcile_needed.swap(false, Ordering::SeqCst) {
+            if let Err(e) = self.reconcile(store).await {
+                self.inner.reconcile_needed.store(true, Ordering::SeqCst);
+                return Err(e);
+            }
+            return Ok(());
+        }
+        if current > applied {
+            self.catch_up(store).await?;
+        }
+        Ok(())
     }
 
     /// Writes pending usage records in one batch. On failure they are kept for the
@@ -120,13 +169,16 @@ impl Verifier {
         Ok(n)
     }
 
-    /// Runs until `shutdown` fires: follows the change log every `poll` and flushes
-    /// usage every `flush`; flushes once more on the way out.
+    /// Runs until `shutdown` fires: follows the change log whenever woken (a change
+    /// announcement) and every `poll`, confirming the index current after each
+    /// successful round (`clock` gives epoch ms); flushes usage every `flush`, and once
+    /// more on the way out.
     pub async fn run_background<S: Store>(
         self,
         store: S,
         poll: Duration,
         flush: Duration,
+        clock: std::sync::Arc<dyn Fn() -> i64 + Send + Sync>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
         let mut poll_tick = tokio::time::interval(poll);
@@ -135,11 +187,8 @@ impl Verifier {
         flush_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             tokio::select! {
-                _ = poll_tick.tick() => {
-                    if let Err(e) = self.catch_up(&store).await {
-                        tracing::warn!(error = %e, "could not follow the change log");
-                    }
-                }
+                _ = poll_tick.tick() => self.follow_and_confirm(&store, &*clock).await,
+                () = self.inner.wake.notified() => self.follow_and_confirm(&store, &*clock).await,
                 _ = flush_tick.tick() => {
                     if let Err(e) = self.flush_usage(&store).await {
                         tracing::warn!(error = %e, "could not write token usage; will retry");
@@ -151,6 +200,17 @@ impl Verifier {
         match self.flush_usage(&store).await {
             Ok(n) => tracing::debug!(records = n, "flushed token usage on shutdown"),
             Err(e) => tracing::warn!(error = %e, "could not write token usage on shutdown"),
+        }
+    }
+
+    async fn follow_and_confirm<S: Store>(
+        &self,
+        store: &S,
+        clock: &(dyn Fn() -> i64 + Send + Sync),
+    ) {
+        match self.follow_once(store).await {
+            Ok(()) => self.confirm(clock()),
+            Err(e) => tracing::warn!(error = %e, "could not follow the change log"),
         }
     }
 }

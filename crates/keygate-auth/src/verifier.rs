@@ -67,6 +67,13 @@ pub enum Refusal {
     Replayed,
     /// Replay protection is on and its memory is full of live entries.
     ReplayMemoryFull,
+    /// This node has not been able to confirm its index is current for longer than
+    /// the allowed staleness (the store is unreachable): it refuses rather than risk
+    /// accepting a revoked credential.
+    Stale {
+        /// Seconds since the index was last confirmed current.
+        seconds: i64,
+    },
 }
 
 /// What the LMv1 index keeps per token. The key is zeroed when the last copy drops.
@@ -148,10 +155,30 @@ pub(crate) struct Inner {
     pub(crate) lmv1_skew_seconds: AtomicI64,
     pub(crate) lmv1_replay_protection: AtomicBool,
     pub(crate) replay: Mutex<ReplayCache>,
+    /// When the index was last confirmed current (epoch ms); see [`Verifier::confirm`].
+    pub(crate) confirmed_millis: AtomicI64,
+    /// Longest the node trusts an unconfirmed index, ms.
+    pub(crate) max_staleness_millis: AtomicI64,
+    /// Tokens this node saw deleted: a full reload (after a restore) never revives them.
+    pub(crate) tombstones: Mutex<Tombstones>,
+    /// Wakes the follower at once (a change announcement arrived).
+    pub(crate) wake: tokio::sync::Notify,
+    /// Set when the follower must reload everything (announcements may have been missed).
+    pub(crate) reconcile_needed: AtomicBool,
     pub(crate) usage: UsageRecorder,
     /// Change-log position applied so far; the mutex serialises followers (cold path only).
     pub(crate) applied: tokio::sync::Mutex<i64>,
 }
+
+/// Tokens deleted while this node ran, by how the indexes key them.
+#[derive(Debug, Default)]
+pub(crate) struct Tombstones {
+    pub(crate) digests: std::collections::HashSet<keygate_core::token::TokenDigest>,
+    pub(crate) access_ids: std::collections::HashSet<String>,
+}
+
+/// Most tombstones kept (32 bytes each); beyond it the oldest knowledge is dropped.
+pub(crate) const MAX_TOMBSTONES: usize = 1_000_000;
 
 /// The in-memory credential index. Cloning shares it.
 #[derive(Clone)]
@@ -195,6 +222,11 @@ impl Verifier {
                 lmv1_skew_seconds: AtomicI64::new(0),
                 lmv1_replay_protection: AtomicBool::new(false),
                 replay: Mutex::new(ReplayCache::new(DEFAULT_CAPACITY)),
+                confirmed_millis: AtomicI64::new(i64::MAX),
+                max_staleness_millis: AtomicI64::new(30_000),
+                tombstones: Mutex::new(Tombstones::default()),
+                wake: tokio::sync::Notify::new(),
+                reconcile_needed: AtomicBool::new(false),
                 usage: UsageRecorder::default(),
                 applied: tokio::sync::Mutex::new(snap.seq),
             }),
@@ -206,6 +238,24 @@ impl Verifier {
     /// Replaces the whole index with `snap`.
     pub(crate) fn install(&self, snap: Snapshot) {
         let i = &self.inner;
+        let dead = i
+            .tombstones
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let snap = Snapshot {
+            tokens: snap
+                .tokens
+                .into_iter()
+                .filter(|t| !dead.digests.contains(&t.digest))
+                .collect(),
+            lmv1: snap
+                .lmv1
+                .into_iter()
+                .filter(|t| !dead.access_ids.contains(&t.access_id))
+                .collect(),
+            ..snap
+        };
+        drop(dead);
         i.tokens.replace_all(snap.tokens.into_iter().map(|t| {
             (
                 t.digest,
@@ -240,6 +290,7 @@ impl Verifier {
         now: EpochSeconds,
     ) -> Result<Principal, Refusal> {
         let i = &self.inner;
+        self.fresh(now.saturating_mul(1000))?;
         let entry = i.tokens.get(&token.digest()).ok_or(Refusal::Unknown)?;
         if !entry.enabled {
             return Err(Refusal::Disabled);
@@ -267,6 +318,45 @@ impl Verifier {
             .store(p.lmv1_replay_protection, Ordering::SeqCst);
     }
 
+    /// Records that the index is current as of `now_millis` (a successful catch-up).
+    pub fn confirm(&self, now_millis: i64) {
+        self.inner
+            .confirmed_millis
+            .store(now_millis, Ordering::SeqCst);
+    }
+
+    /// Sets how long an unconfirmed index is trusted.
+    pub fn set_max_staleness(&self, d: std::time::Duration) {
+        let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
+        self.inner.max_staleness_millis.store(ms, Ordering::SeqCst);
+    }
+
+    /// How long, in ms, the index has gone unconfirmed; `None` while within bounds.
+    pub fn staleness(&self, now_millis: i64) -> Option<i64> {
+        let age = now_millis.saturating_sub(self.inner.confirmed_millis.load(Ordering::SeqCst));
+        (age > self.inner.max_staleness_millis.load(Ordering::SeqCst)).then_some(age)
+    }
+
+    fn fresh(&self, now_millis: i64) -> Result<(), Refusal> {
+        match self.staleness(now_millis) {
+            Some(age) => Err(Refusal::Stale {
+                seconds: age / 1000,
+            }),
+            None => Ok(()),
+        }
+    }
+
+    /// Wakes the follower at once (a change was announced).
+    pub fn wake(&self) {
+        self.inner.wake.notify_one();
+    }
+
+    /// Asks the follower to reload the whole index before trusting it again.
+    pub fn request_reconcile(&self) {
+        self.inner.reconcile_needed.store(true, Ordering::SeqCst);
+        self.inner.wake.notify_one();
+    }
+
     /// The owner's state for a principal: name and grants, if active.
     fn owner(&self, user: UserId) -> Result<(Arc<str>, Grants), Refusal> {
         let owners = read(&self.inner.owners);
@@ -285,6 +375,7 @@ impl Verifier {
         verb: &str,
         now_millis: i64,
     ) -> Result<Lmv1Pending<'a>, Refusal> {
+        self.fresh(now_millis)?;
         let key = read(&self.inner.lmv1)
             .get(&cred.access_id)
             .map(|e| e.key.clone())
@@ -358,7 +449,8 @@ impl Verifier {
 
     /// The principal for a signed-in UI session of `user`: refused if the user is gone
     /// or suspended. Privileges are the user's as they are now.
-    pub fn session_principal(&self, user: UserId) -> Result<Principal, Refusal> {
+    pub fn session_principal(&self, user: UserId, now_millis: i64) -> Result<Principal, Refusal> {
+        self.fresh(now_millis)?;
         let (username, grants) = self.owner(user)?;
         Ok(Principal {
             user_id: user,

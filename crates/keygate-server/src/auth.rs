@@ -111,6 +111,13 @@ fn refusal(r: Refusal, scheme: &str) -> ApiError {
         Refusal::ReplayMemoryFull => {
             return ApiError::Unavailable("replay protection is at capacity; retry shortly".to_owned());
         }
+        Refusal::Stale { seconds } => {
+            return ApiError::Unavailable(format!(
+                "this node has not been able to confirm its credential index is current for {seconds} s \
+                 (the database is unreachable), so it refuses rather than risk accepting a revoked token; \
+                 try another node"
+            ));
+        }
     };
     ApiError::Unauthorized(msg)
 }
@@ -192,7 +199,7 @@ pub async fn load_session<S: Store>(
     }
     let p = st
         .verifier
-        .session_principal(s.user_id)
+        .session_principal(s.user_id, st.clock.now_millis())
         .map_err(|r| refusal(r, "session"))?;
     // One write a minute at most keeps the idle timer honest without a write per click.
     if now - s.last_seen_on >= 60 {

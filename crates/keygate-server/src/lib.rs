@@ -51,6 +51,9 @@ pub struct ServerConfig {
     pub clock: state::Clock,
     /// Web UI sessions.
     pub sessions: session::SessionConfig,
+    /// A node that cannot confirm its index is current for longer than this refuses
+    /// credentials with 503 instead of trusting a stale index.
+    pub max_staleness: Duration,
 }
 
 impl Default for ServerConfig {
@@ -60,6 +63,7 @@ impl Default for ServerConfig {
             usage_flush_interval: Duration::from_secs(2),
             clock: state::Clock::System,
             sessions: session::SessionConfig::default(),
+            max_staleness: Duration::from_secs(30),
         }
     }
 }
@@ -84,6 +88,8 @@ pub async fn serve<S: Store>(
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
     let verifier = Verifier::load(&store).await?;
+    verifier.set_max_staleness(config.max_staleness);
+    verifier.confirm(config.clock.now_millis());
     let state = state::AppState {
         manager: Arc::new(
             Manager::new(store.clone(), Some(verifier.clone())).with_clock(config.clock.clone()),
@@ -94,10 +100,18 @@ pub async fn serve<S: Store>(
         signin: Arc::default(),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
+    let (wake, lost) = (verifier.clone(), verifier.clone());
+    let change_listener = store.watch_changes(
+        Arc::new(move || wake.wake()),
+        Arc::new(move || lost.request_reconcile()),
+        stop_tx.subscribe(),
+    );
+    let clock = config.clock.clone();
     let background = tokio::spawn(verifier.run_background(
         store,
         config.poll_interval,
         config.usage_flush_interval,
+        Arc::new(move || clock.now_millis()),
         stop_rx,
     ));
     let pruner = tokio::spawn(prune_sessions(state.clone(), stop_tx.subscribe()));
@@ -109,7 +123,10 @@ pub async fn serve<S: Store>(
         .with_graceful_shutdown(shutdown)
         .await;
     let _ = stop_tx.send(true);
-    for task in [background, pruner] {
+    for task in [Some(background), Some(pruner), change_listener]
+        .into_iter()
+        .flatten()
+    {
         if let Err(e) = task.await {
             tracing::error!(error = %e, "background task failed");
         }

@@ -116,7 +116,10 @@ impl<S: Store> Manager<S> {
         let mut last = None;
         for attempt in 0..3u64 {
             match v.catch_up(&self.store).await {
-                Ok(_) => return Ok(()),
+                Ok(_) => {
+                    v.confirm(self.clock.now_millis());
+                    return Ok(());
+                }
                 Err(e) => last = Some(e),
             }
             tokio::time::sleep(Duration::from_millis(50 * (attempt + 1))).await;

@@ -15,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 use std::future::Future;
+use std::sync::Arc;
 
 use keygate_core::model::{ApiToken, EpochSeconds, Portal, RoleId, TokenId, User, UserId};
 use keygate_core::policy::{Grants, PortalAdmin, TokenWrite, UserAdmin};
@@ -161,6 +162,9 @@ pub trait Store: Clone + Send + Sync + 'static {
         seq: i64,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<Change>>> + Send;
+    /// The newest change-log position: a cheap counter that tells an idle follower it
+    /// is current (and, if it went backwards, that a backup was restored).
+    fn change_seq(&self) -> impl Future<Output = Result<i64>> + Send;
     /// The Verifier's view of one token, if it exists.
     fn index_entry(&self, id: TokenId) -> impl Future<Output = Result<Option<IndexEntry>>> + Send;
     /// The Verifier's view of one user, if it exists.
@@ -215,6 +219,19 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         id_hash: &[u8; 32],
     ) -> impl Future<Output = Result<Option<PendingToken>>> + Send;
+    /// Starts a task that calls `on_change` whenever another process announces a change,
+    /// and `on_lost` when announcements may have been missed (the listening connection
+    /// dropped and came back). Backends without announcements (SQLite: the followers
+    /// poll) return `None`.
+    fn watch_changes(
+        &self,
+        on_change: Arc<dyn Fn() + Send + Sync>,
+        on_lost: Arc<dyn Fn() + Send + Sync>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        let _ = (on_change, on_lost, stop);
+        None
+    }
     /// Re-seals every LMv1 access key under `new` and replaces the check value, in one
     /// transaction. Returns how many keys were re-sealed. Processes that opened the
     /// store with the old key must be restarted with the new one.

@@ -1,7 +1,7 @@
 //! The admin CLI: works on the database directly, through the same rules as the API.
 //! A running server picks the changes up from the change log within its poll interval.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use keygate_core::model::{TokenStatus, UserStatus};
 use keygate_core::policy::Actor;
 use keygate_server::Manager;
@@ -184,16 +184,8 @@ pub async fn portal<S: Store>(m: &Manager<S>, cmd: PortalCommand) -> Result<()> 
     Ok(())
 }
 
-/// Opens the store (with its master key) and bootstraps it on first use, showing the
-/// admin password once.
-pub async fn open(
-    database_url: &str,
-    key_file: Option<&std::path::Path>,
-) -> Result<keygate_store::SqliteStore> {
-    let path = keygate_store::sqlite::sqlite_path(database_url).with_context(|| {
-        format!("unsupported --database-url \"{database_url}\": use sqlite://PATH or a file path")
-    })?;
-    let store = crate::keys::open_store(path, key_file).await?;
+/// Bootstraps an empty store, showing the admin password once.
+pub async fn bootstrap<S: Store>(store: &S) -> Result<()> {
     let password = keygate_core::password::generate()?;
     let hash = keygate_core::password::hash(&password)?;
     let now = keygate_server::state::Clock::System.now();
@@ -205,5 +197,5 @@ pub async fn open(
              ================================================================\n"
         );
     }
-    Ok(store)
+    Ok(())
 }

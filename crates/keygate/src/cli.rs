@@ -9,7 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 #[derive(Debug, Parser)]
 #[command(name = "keygate", version, about)]
 pub struct Cli {
-    /// Database: a SQLite file (`sqlite://PATH` or a path).
+    /// Database: a SQLite file (`sqlite://PATH` or a path) or PostgreSQL (`postgres://...`).
     #[arg(
         long,
         env = "KEYGATE_DATABASE_URL",
@@ -23,6 +23,11 @@ pub struct Cli {
     /// created on first start.
     #[arg(long, env = "KEYGATE_MASTER_KEY_FILE", global = true)]
     pub master_key_file: Option<PathBuf>,
+
+    /// Most connections to PostgreSQL from this process.
+    #[arg(long, env = "KEYGATE_DB_MAX_CONNECTIONS", default_value_t = 10, global = true,
+          value_parser = clap::value_parser!(u32).range(2..=200))]
+    pub db_max_connections: u32,
 
     /// What to do.
     #[command(subcommand)]
@@ -78,6 +83,11 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYGATE_SESSION_MAX_HOURS", default_value_t = 12,
           value_parser = clap::value_parser!(u64).range(1..=720))]
     pub session_max_hours: u64,
+    /// Seconds a node trusts its index without confirming it is current; past that it
+    /// refuses credentials with 503 (the database is unreachable).
+    #[arg(long, env = "KEYGATE_MAX_STALENESS_SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub max_staleness_seconds: u64,
 }
 
 /// `keygate user ...`.

@@ -12,11 +12,37 @@ use anyhow::{Context, Result, bail};
 use keygate_store::{MasterKey, SqliteStore, Store, StoreError};
 
 /// The key file: the one given, or `keygate.key` beside `keygate.db`.
-pub fn key_path(given: Option<&Path>, db_path: &str) -> PathBuf {
-    given.map_or_else(
-        || Path::new(db_path).with_extension("key"),
-        Path::to_path_buf,
+pub fn key_path(given: Option<&Path>, database_url: &str) -> PathBuf {
+    let db = keygate_store::sqlite::sqlite_path(database_url).unwrap_or(database_url);
+    given.map_or_else(|| Path::new(db).with_extension("key"), Path::to_path_buf)
+}
+
+/// Opens a PostgreSQL store. Every node must use the same master key, so it must be
+/// given: keygate never creates one silently here.
+pub async fn open_pg(
+    url: &str,
+    given: Option<&Path>,
+    max_connections: u32,
+) -> Result<keygate_store::PgStore> {
+    let Some(path) = given else {
+        bail!(
+            "with PostgreSQL the master key must be given with --master-key-file (or KEYGATE_MASTER_KEY_FILE), \
+             the same file on every node (64 hex characters, mode 0600)"
+        );
+    };
+    let key = MasterKey::load(path)?;
+    // A short wait for a connection: with the database unreachable, requests answer 503 fast.
+    keygate_store::PgStore::open(
+        url,
+        key,
+        max_connections,
+        std::time::Duration::from_millis(1500),
     )
+    .await
+    .map_err(|e| match e {
+        StoreError::MasterKey(msg) => anyhow::anyhow!("{msg}"),
+        other => anyhow::anyhow!("could not open the PostgreSQL database: {other}"),
+    })
 }
 
 fn pending_path(key_path: &Path) -> PathBuf {
@@ -28,7 +54,10 @@ fn pending_path(key_path: &Path) -> PathBuf {
 /// Opens the store with its master key, creating the key file if none was given and
 /// none exists yet.
 pub async fn open_store(db_path: &str, given: Option<&Path>) -> Result<SqliteStore> {
-    let key_path = key_path(given, db_path);
+    let key_path = given.map_or_else(
+        || Path::new(db_path).with_extension("key"),
+        Path::to_path_buf,
+    );
     let (key, created) = if key_path.exists() {
         (MasterKey::load(&key_path)?, false)
     } else if given.is_some() {
@@ -69,8 +98,12 @@ pub async fn open_store(db_path: &str, given: Option<&Path>) -> Result<SqliteSto
 }
 
 /// Re-seals every LMv1 key under a new master key and replaces the key file.
-pub async fn rotate(store: &SqliteStore, db_path: &str, given: Option<&Path>) -> Result<usize> {
-    let key_path = key_path(given, db_path);
+pub async fn rotate<S: Store>(
+    store: &S,
+    database_url: &str,
+    given: Option<&Path>,
+) -> Result<usize> {
+    let key_path = key_path(given, database_url);
     let pending = pending_path(&key_path);
     let new = MasterKey::generate()?;
     new.write_new_file(&pending).with_context(|| {

@@ -6,6 +6,7 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::Parser;
 use keygate_server::{Manager, ServerConfig};
+use keygate_store::Store;
 use tracing_subscriber::EnvFilter;
 
 mod admin;
@@ -30,7 +31,29 @@ async fn main() -> Result<()> {
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
     warn_unknown_env();
-    let store = admin::open(&cli.database_url, cli.master_key_file.as_deref()).await?;
+    if keygate_store::postgres::is_postgres_url(&cli.database_url) {
+        let store = keys::open_pg(
+            &cli.database_url,
+            cli.master_key_file.as_deref(),
+            cli.db_max_connections,
+        )
+        .await?;
+        run(store, cli).await
+    } else {
+        let path = keygate_store::sqlite::sqlite_path(&cli.database_url).with_context(|| {
+            format!(
+                "unsupported --database-url \"{}\": use sqlite://PATH, a file path, or postgres://...",
+                cli.database_url
+            )
+        })?;
+        let store = keys::open_store(path, cli.master_key_file.as_deref()).await?;
+        run(store, cli).await
+    }
+}
+
+/// Everything after the store is open, the same for every backend.
+async fn run<S: Store>(store: S, cli: Cli) -> Result<()> {
+    admin::bootstrap(&store).await?;
     match cli.command {
         Command::Serve(args) => {
             let listener = tokio::net::TcpListener::bind(args.listen)
@@ -45,21 +68,24 @@ async fn main() -> Result<()> {
                     absolute: Duration::from_secs(args.session_max_hours * 3600),
                     secure: false,
                 },
+                max_staleness: Duration::from_secs(args.max_staleness_seconds),
             };
             keygate_server::serve(listener, store, config, shutdown_signal()).await?;
             tracing::info!("keygate stopped");
         }
         Command::Init => {
-            let db = keygate_store::sqlite::sqlite_path(&cli.database_url).unwrap_or_default();
-            let key = keys::key_path(cli.master_key_file.as_deref(), db);
-            eprintln!("database ready at {db}; master key in {}", key.display());
+            let key = keys::key_path(cli.master_key_file.as_deref(), &cli.database_url);
+            eprintln!(
+                "database ready at {}; master key in {}",
+                cli.database_url,
+                key.display()
+            );
         }
         Command::User(cmd) => admin::user(&Manager::new(store, None), cmd).await?,
         Command::Token(cmd) => admin::token(&Manager::new(store, None), cmd).await?,
         Command::Portal(cmd) => admin::portal(&Manager::new(store, None), cmd).await?,
         Command::MasterKey(MasterKeyCommand::Rotate) => {
-            let db = keygate_store::sqlite::sqlite_path(&cli.database_url).unwrap_or_default();
-            let n = keys::rotate(&store, db, cli.master_key_file.as_deref()).await?;
+            let n = keys::rotate(&store, &cli.database_url, cli.master_key_file.as_deref()).await?;
             eprintln!(
                 "re-sealed {n} LMv1 access keys under a new master key; restart running keygate servers"
             );
@@ -73,6 +99,8 @@ async fn main() -> Result<()> {
 const KNOWN_ENV: &[&str] = &[
     "KEYGATE_DATABASE_URL",
     "KEYGATE_MASTER_KEY_FILE",
+    "KEYGATE_DB_MAX_CONNECTIONS",
+    "KEYGATE_MAX_STALENESS_SECONDS",
     "KEYGATE_LISTEN",
     "KEYGATE_POLL_INTERVAL_MS",
     "KEYGATE_USAGE_FLUSH_MS",

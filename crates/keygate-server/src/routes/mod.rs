@@ -33,6 +33,7 @@ pub(crate) fn object(m: Map<String, Value>) -> Json<Value> {
 /// Builds the whole application.
 pub fn router<S: Store>(state: AppState<S>) -> Router {
     let state_for_ui = state.clone();
+    let state_for_ready = state.clone();
     let api = Router::new()
         .route(
             "/setting/admins",
@@ -87,6 +88,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .nest("/santaba/rest", api)
         .merge(crate::ui::router(state_for_ui))
         .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz::<S>).with_state(state_for_ready))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn(log_request))
@@ -94,6 +96,23 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
 
 async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
+}
+
+/// Readiness for load balancers: 200 while this node's index is confirmed current,
+/// 503 with the reason when it is stale (the database is unreachable).
+async fn readyz<S: Store>(axum::extract::State(st): axum::extract::State<AppState<S>>) -> Response {
+    let now = st.clock.now_millis();
+    match st.verifier.staleness(now) {
+        None => Json(json!({"status": "ready"})).into_response(),
+        Some(ms) => (
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({
+                "status": "stale",
+                "reason": format!("the credential index has not been confirmed current for {} s; the database may be unreachable", ms / 1000),
+            })),
+        )
+            .into_response(),
+    }
 }
 
 async fn not_found() -> ApiError {

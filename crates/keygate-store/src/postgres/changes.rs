@@ -24,9 +24,16 @@ fn digest(bytes: Option<Vec<u8>>) -> Result<Option<TokenDigest>> {
 }
 
 fn token_key(row: &sqlx::postgres::PgRow) -> Result<Option<TokenKey>> {
-    let Some(d) = digest(row.try_get(2)?)? else { return Ok(None) };
+    let Some(d) = digest(row.try_get(2)?)? else {
+        return Ok(None);
+    };
     let status: i64 = row.try_get(3)?;
-    Ok(Some(TokenKey { id: row.try_get(0)?, user_id: row.try_get(1)?, digest: d, enabled: status == 2 }))
+    Ok(Some(TokenKey {
+        id: row.try_get(0)?,
+        user_id: row.try_get(1)?,
+        digest: d,
+        enabled: status == 2,
+    }))
 }
 
 fn lmv1_key(row: &sqlx::postgres::PgRow, key: &MasterKey) -> Result<Lmv1Key> {
@@ -34,17 +41,29 @@ fn lmv1_key(row: &sqlx::postgres::PgRow, key: &MasterKey) -> Result<Lmv1Key> {
     let sealed: Option<Vec<u8>> = row.try_get(3)?;
     let sealed = sealed.ok_or(StoreError::Corrupt("LMv1 token without a sealed key"))?;
     let plain = key.open(&sealed, id)?;
-    let text = String::from_utf8(plain.to_vec()).map_err(|_| StoreError::Corrupt("LMv1 key is not UTF-8"))?;
+    let text = String::from_utf8(plain.to_vec())
+        .map_err(|_| StoreError::Corrupt("LMv1 key is not UTF-8"))?;
     let status: i64 = row.try_get(4)?;
-    Ok(Lmv1Key { id, user_id: row.try_get(1)?, access_id: row.try_get(2)?, key: AccessKey::from_secret(text), enabled: status == 2 })
+    Ok(Lmv1Key {
+        id,
+        user_id: row.try_get(1)?,
+        access_id: row.try_get(2)?,
+        key: AccessKey::from_secret(text),
+        enabled: status == 2,
+    })
 }
 
 pub(super) async fn snapshot(conn: &mut PgConnection, key: &MasterKey) -> Result<Snapshot> {
-    let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM change_log").fetch_one(&mut *conn).await?;
+    let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM change_log")
+        .fetch_one(&mut *conn)
+        .await?;
     let mut tokens = Vec::new();
     {
         // Streamed: a million rows never sit in memory at once.
-        let mut rows = sqlx::query("SELECT id, user_id, secret_hash, status FROM api_tokens WHERE type = 'bearer'").fetch(&mut *conn);
+        let mut rows = sqlx::query(
+            "SELECT id, user_id, secret_hash, status FROM api_tokens WHERE type = 'bearer'",
+        )
+        .fetch(&mut *conn);
         while let Some(row) = rows.try_next().await? {
             if let Some(k) = token_key(&row)? {
                 tokens.push(k);
@@ -52,18 +71,29 @@ pub(super) async fn snapshot(conn: &mut PgConnection, key: &MasterKey) -> Result
         }
     }
     let mut lmv1 = Vec::new();
-    for row in sqlx::query("SELECT id, user_id, access_id, sealed_key, status FROM api_tokens WHERE type = 'lmv1'")
-        .fetch_all(&mut *conn)
-        .await?
+    for row in sqlx::query(
+        "SELECT id, user_id, access_id, sealed_key, status FROM api_tokens WHERE type = 'lmv1'",
+    )
+    .fetch_all(&mut *conn)
+    .await?
     {
         lmv1.push(lmv1_key(&row, key)?);
     }
     let mut role_map: HashMap<UserId, Vec<RoleId>> = HashMap::new();
-    for row in sqlx::query("SELECT user_id, role_id FROM user_roles ORDER BY user_id, position").fetch_all(&mut *conn).await? {
-        role_map.entry(row.try_get(0)?).or_default().push(row.try_get(1)?);
+    for row in sqlx::query("SELECT user_id, role_id FROM user_roles ORDER BY user_id, position")
+        .fetch_all(&mut *conn)
+        .await?
+    {
+        role_map
+            .entry(row.try_get(0)?)
+            .or_default()
+            .push(row.try_get(1)?);
     }
     let mut users = Vec::new();
-    for row in sqlx::query("SELECT id, username, status FROM users").fetch_all(&mut *conn).await? {
+    for row in sqlx::query("SELECT id, username, status FROM users")
+        .fetch_all(&mut *conn)
+        .await?
+    {
         let id: UserId = row.try_get(0)?;
         let status: String = row.try_get(2)?;
         users.push(UserKey {
@@ -74,13 +104,22 @@ pub(super) async fn snapshot(conn: &mut PgConnection, key: &MasterKey) -> Result
         });
     }
     let privileges = roles::privileges(conn, None).await?;
-    let all_roles: Vec<RoleId> = sqlx::query_scalar("SELECT id FROM roles").fetch_all(&mut *conn).await?;
+    let all_roles: Vec<RoleId> = sqlx::query_scalar("SELECT id FROM roles")
+        .fetch_all(&mut *conn)
+        .await?;
     let roles = all_roles
         .into_iter()
         .map(|id| (id, privileges.get(&id).map_or(Grants::NONE, Grants::of_all)))
         .collect();
     let portal = portal::get(conn).await?;
-    Ok(Snapshot { seq, tokens, lmv1, users, roles, portal })
+    Ok(Snapshot {
+        seq,
+        tokens,
+        lmv1,
+        users,
+        roles,
+        portal,
+    })
 }
 
 pub(super) async fn since(conn: &mut PgConnection, seq: i64, limit: i64) -> Result<Vec<Change>> {
@@ -94,7 +133,8 @@ pub(super) async fn since(conn: &mut PgConnection, seq: i64, limit: i64) -> Resu
             let entity: String = row.try_get(1)?;
             Ok(Change {
                 seq: row.try_get(0)?,
-                entity: Entity::parse(&entity).ok_or(StoreError::Corrupt("unknown change-log entity"))?,
+                entity: Entity::parse(&entity)
+                    .ok_or(StoreError::Corrupt("unknown change-log entity"))?,
                 id: row.try_get(2)?,
                 digest: digest(row.try_get(3)?)?,
                 access_id: row.try_get(4)?,
@@ -103,7 +143,11 @@ pub(super) async fn since(conn: &mut PgConnection, seq: i64, limit: i64) -> Resu
         .collect()
 }
 
-pub(super) async fn index_entry(conn: &mut PgConnection, id: TokenId, key: &MasterKey) -> Result<Option<IndexEntry>> {
+pub(super) async fn index_entry(
+    conn: &mut PgConnection,
+    id: TokenId,
+    key: &MasterKey,
+) -> Result<Option<IndexEntry>> {
     let Some(row) = sqlx::query("SELECT id, user_id, access_id, sealed_key, status, type, secret_hash FROM api_tokens WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *conn)
@@ -115,25 +159,45 @@ pub(super) async fn index_entry(conn: &mut PgConnection, id: TokenId, key: &Mast
     if kind == "lmv1" {
         return Ok(Some(IndexEntry::Lmv1(lmv1_key(&row, key)?)));
     }
-    let Some(d) = digest(row.try_get(6)?)? else { return Ok(None) };
+    let Some(d) = digest(row.try_get(6)?)? else {
+        return Ok(None);
+    };
     let status: i64 = row.try_get(4)?;
-    Ok(Some(IndexEntry::Bearer(TokenKey { id, user_id: row.try_get(1)?, digest: d, enabled: status == 2 })))
+    Ok(Some(IndexEntry::Bearer(TokenKey {
+        id,
+        user_id: row.try_get(1)?,
+        digest: d,
+        enabled: status == 2,
+    })))
 }
 
 pub(super) async fn user_key(conn: &mut PgConnection, id: UserId) -> Result<Option<UserKey>> {
-    let Some(row) = sqlx::query("SELECT username, status FROM users WHERE id = $1").bind(id).fetch_optional(&mut *conn).await? else {
+    let Some(row) = sqlx::query("SELECT username, status FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?
+    else {
         return Ok(None);
     };
     let status: String = row.try_get(1)?;
-    let role_ids: Vec<RoleId> = sqlx::query_scalar("SELECT role_id FROM user_roles WHERE user_id = $1 ORDER BY position")
-        .bind(id)
-        .fetch_all(&mut *conn)
-        .await?;
-    Ok(Some(UserKey { id, username: row.try_get(0)?, active: UserStatus::parse(&status) == Some(UserStatus::Active), role_ids }))
+    let role_ids: Vec<RoleId> =
+        sqlx::query_scalar("SELECT role_id FROM user_roles WHERE user_id = $1 ORDER BY position")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
+    Ok(Some(UserKey {
+        id,
+        username: row.try_get(0)?,
+        active: UserStatus::parse(&status) == Some(UserStatus::Active),
+        role_ids,
+    }))
 }
 
 pub(super) async fn role_grants(conn: &mut PgConnection, id: RoleId) -> Result<Option<Grants>> {
-    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM roles WHERE id = $1").bind(id).fetch_optional(&mut *conn).await?;
+    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM roles WHERE id = $1")
+        .bind(id)
+        .fetch_optional(&mut *conn)
+        .await?;
     if exists.is_none() {
         return Ok(None);
     }

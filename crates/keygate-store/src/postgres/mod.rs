@@ -15,10 +15,10 @@ use keygate_core::policy::{Grants, PortalAdmin, TokenWrite, UserAdmin};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 
+use crate::Store;
 use crate::error::{Result, StoreError};
 use crate::seal::MasterKey;
 use crate::types::*;
-use crate::Store;
 
 mod changes;
 mod portal;
@@ -33,7 +33,15 @@ pub const CHANNEL: &str = "keygate_changes";
 const WRITE_LOCK: i64 = 0x6b_67_74;
 
 /// Every migration, oldest first. Append only; never edit a released one.
-const MIGRATIONS: &[(i64, &str)] = &[(1, include_str!("../../migrations/postgres/0001_initial.sql"))];
+const MIGRATIONS: &[(i64, &str)] = &[(
+    1,
+    include_str!("../../migrations/postgres/0001_initial.sql"),
+)];
+
+/// Whether a database URL names PostgreSQL.
+pub fn is_postgres_url(url: &str) -> bool {
+    url.starts_with("postgres://") || url.starts_with("postgresql://")
+}
 
 /// The PostgreSQL store. Cloning shares the pool.
 #[derive(Clone, Debug)]
@@ -47,7 +55,12 @@ impl PgStore {
     /// Connects, applies migrations and checks `key` against the store's check value
     /// (recording it on a new store). `acquire_timeout` bounds how long a request waits
     /// for a connection, so an unreachable database answers 503 quickly.
-    pub async fn open(url: &str, key: MasterKey, max_connections: u32, acquire_timeout: Duration) -> Result<Self> {
+    pub async fn open(
+        url: &str,
+        key: MasterKey,
+        max_connections: u32,
+        acquire_timeout: Duration,
+    ) -> Result<Self> {
         let options: PgConnectOptions = url.parse().map_err(StoreError::Database)?;
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
@@ -56,10 +69,14 @@ impl PgStore {
             .await?;
         migrate(&pool).await?;
         let mut tx = pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *tx).await?;
-        let stored: Option<Vec<u8>> = sqlx::query_scalar("SELECT value FROM meta WHERE name = 'master_key_check'")
-            .fetch_optional(&mut *tx)
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(WRITE_LOCK)
+            .execute(&mut *tx)
             .await?;
+        let stored: Option<Vec<u8>> =
+            sqlx::query_scalar("SELECT value FROM meta WHERE name = 'master_key_check'")
+                .fetch_optional(&mut *tx)
+                .await?;
         match stored {
             Some(v) if key.matches(&v) => {}
             Some(_) => {
@@ -77,7 +94,11 @@ impl PgStore {
             }
         }
         tx.commit().await?;
-        Ok(Self { pool, key: Arc::new(key), url: url.to_owned() })
+        Ok(Self {
+            pool,
+            key: Arc::new(key),
+            url: url.to_owned(),
+        })
     }
 
     /// The underlying pool, for tests that inspect the database.
@@ -92,7 +113,10 @@ impl PgStore {
 
     async fn write(&self) -> Result<Transaction<'static, Postgres>> {
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *tx).await?;
+        sqlx::query("SELECT pg_advisory_xact_lock($1)")
+            .bind(WRITE_LOCK)
+            .execute(&mut *tx)
+            .await?;
         Ok(tx)
     }
 }
@@ -100,15 +124,19 @@ impl PgStore {
 async fn migrate(pool: &PgPool) -> Result<()> {
     let mut tx = pool.begin().await?;
     // Nodes starting together: one migrates, the others wait and find it done.
-    sqlx::query("SELECT pg_advisory_xact_lock($1)").bind(WRITE_LOCK).execute(&mut *tx).await?;
+    sqlx::query("SELECT pg_advisory_xact_lock($1)")
+        .bind(WRITE_LOCK)
+        .execute(&mut *tx)
+        .await?;
     sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, applied_on BIGINT NOT NULL)")
         .execute(&mut *tx)
         .await?;
     for &(version, sql) in MIGRATIONS {
-        let done: Option<i64> = sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
-            .bind(version)
-            .fetch_optional(&mut *tx)
-            .await?;
+        let done: Option<i64> =
+            sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = $1")
+                .bind(version)
+                .fetch_optional(&mut *tx)
+                .await?;
         if done.is_none() {
             sqlx::raw_sql(sql).execute(&mut *tx).await?;
             sqlx::query("INSERT INTO schema_migrations (version, applied_on) VALUES ($1, extract(epoch from now())::bigint)")
@@ -123,7 +151,12 @@ async fn migrate(pool: &PgPool) -> Result<()> {
 }
 
 /// Appends a change-log entry for a user, role or the portal and announces it.
-pub(crate) async fn log_change(conn: &mut PgConnection, entity: Entity, id: i64, now: EpochSeconds) -> Result<()> {
+pub(crate) async fn log_change(
+    conn: &mut PgConnection,
+    entity: Entity,
+    id: i64,
+    now: EpochSeconds,
+) -> Result<()> {
     sqlx::query("INSERT INTO change_log (entity, entity_id, changed_on) VALUES ($1, $2, $3)")
         .bind(entity.as_str())
         .bind(id)
@@ -135,7 +168,10 @@ pub(crate) async fn log_change(conn: &mut PgConnection, entity: Entity, id: i64,
 
 async fn notify(conn: &mut PgConnection) -> Result<()> {
     // Delivered at commit, and only if the transaction commits.
-    sqlx::query("SELECT pg_notify($1, '')").bind(CHANNEL).execute(conn).await?;
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(CHANNEL)
+        .execute(conn)
+        .await?;
     Ok(())
 }
 
@@ -150,15 +186,26 @@ impl TokenRef {
     pub(crate) fn from_row(row: &sqlx::postgres::PgRow, first: usize) -> Result<Self> {
         let kind: String = row.try_get(first)?;
         Ok(if kind == "lmv1" {
-            Self { digest: None, access_id: Some(row.try_get(first + 2)?) }
+            Self {
+                digest: None,
+                access_id: Some(row.try_get(first + 2)?),
+            }
         } else {
-            Self { digest: row.try_get(first + 1)?, access_id: None }
+            Self {
+                digest: row.try_get(first + 1)?,
+                access_id: None,
+            }
         })
     }
 }
 
 /// Appends a change-log entry for a token and announces it.
-pub(crate) async fn log_token_change(conn: &mut PgConnection, id: i64, token: &TokenRef, now: EpochSeconds) -> Result<()> {
+pub(crate) async fn log_token_change(
+    conn: &mut PgConnection,
+    id: i64,
+    token: &TokenRef,
+    now: EpochSeconds,
+) -> Result<()> {
     sqlx::query("INSERT INTO change_log (entity, entity_id, digest, access_id, changed_on) VALUES ('token', $1, $2, $3, $4)")
         .bind(id)
         .bind(token.digest.as_deref())
@@ -167,6 +214,60 @@ pub(crate) async fn log_token_change(conn: &mut PgConnection, id: i64, token: &T
         .execute(&mut *conn)
         .await?;
     notify(conn).await
+}
+
+/// Listens for change announcements until `stop`, reconnecting with backoff. After any
+/// gap in listening, `on_lost` asks the follower to reconcile everything.
+async fn listen(
+    url: String,
+    on_change: Arc<dyn Fn() + Send + Sync>,
+    on_lost: Arc<dyn Fn() + Send + Sync>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut backoff = Duration::from_millis(100);
+    loop {
+        let connected = async {
+            let mut l = sqlx::postgres::PgListener::connect(&url).await?;
+            l.listen(CHANNEL).await?;
+            Ok::<_, sqlx::Error>(l)
+        };
+        let mut listener = tokio::select! {
+            r = connected => match r {
+                Ok(l) => l,
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot listen for changes; retrying");
+                    tokio::select! {
+                        () = tokio::time::sleep(backoff) => {}
+                        _ = stop.changed() => return,
+                    }
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            },
+            _ = stop.changed() => return,
+        };
+        // Connected (again): anything announced while not listening must be caught up.
+        on_lost();
+        backoff = Duration::from_millis(100);
+        loop {
+            tokio::select! {
+                msg = listener.try_recv() => match msg {
+                    Ok(Some(_)) => on_change(),
+                    // The connection dropped and was re-established: announcements may be lost.
+                    Ok(None) => {
+                        tracing::warn!("change listener reconnected; reconciling");
+                        on_lost();
+                    }
+                    Err(e) => {
+                        tracing::warn!(error = %e, "change listener failed; reconnecting");
+                        on_lost();
+                        break;
+                    }
+                },
+                _ = stop.changed() => return,
+            }
+        }
+    }
 }
 
 macro_rules! read {
@@ -192,7 +293,12 @@ impl Store for PgStore {
     async fn portal(&self) -> Result<Portal> {
         read!(self, c => portal::get(&mut c).await)
     }
-    async fn update_portal(&self, _cap: &PortalAdmin, patch: &PortalPatch, now: EpochSeconds) -> Result<Portal> {
+    async fn update_portal(
+        &self,
+        _cap: &PortalAdmin,
+        patch: &PortalPatch,
+        now: EpochSeconds,
+    ) -> Result<Portal> {
         write!(self, tx => portal::update(&mut tx, patch, now).await?)
     }
     async fn roles(&self) -> Result<Vec<RoleWithCount>> {
@@ -204,13 +310,24 @@ impl Store for PgStore {
     async fn role_by_name(&self, name: &str) -> Result<RoleWithCount> {
         read!(self, c => roles::by_name(&mut c, name).await)
     }
-    async fn create_role(&self, _cap: &UserAdmin, input: &RoleInput, now: EpochSeconds) -> Result<RoleWithCount> {
+    async fn create_role(
+        &self,
+        _cap: &UserAdmin,
+        input: &RoleInput,
+        now: EpochSeconds,
+    ) -> Result<RoleWithCount> {
         write!(self, tx => {
             let id = roles::create(&mut tx, input, now).await?;
             roles::get(&mut tx, id).await?
         })
     }
-    async fn update_role(&self, _cap: &UserAdmin, id: RoleId, patch: &RolePatch, now: EpochSeconds) -> Result<RoleWithCount> {
+    async fn update_role(
+        &self,
+        _cap: &UserAdmin,
+        id: RoleId,
+        patch: &RolePatch,
+        now: EpochSeconds,
+    ) -> Result<RoleWithCount> {
         write!(self, tx => {
             roles::update(&mut tx, id, patch, now).await?;
             roles::get(&mut tx, id).await?
@@ -228,13 +345,26 @@ impl Store for PgStore {
     async fn user_by_username(&self, username: &str) -> Result<User> {
         read!(self, c => users::by_username(&mut c, username).await)
     }
-    async fn create_user(&self, _cap: &UserAdmin, new: &NewUser, password_hash: Option<&str>, created_by: &str, now: EpochSeconds) -> Result<User> {
+    async fn create_user(
+        &self,
+        _cap: &UserAdmin,
+        new: &NewUser,
+        password_hash: Option<&str>,
+        created_by: &str,
+        now: EpochSeconds,
+    ) -> Result<User> {
         write!(self, tx => {
             let id = users::create(&mut tx, new, password_hash, created_by, now).await?;
             users::get(&mut tx, id).await?
         })
     }
-    async fn update_user(&self, _cap: &UserAdmin, id: UserId, patch: &UserPatch, now: EpochSeconds) -> Result<User> {
+    async fn update_user(
+        &self,
+        _cap: &UserAdmin,
+        id: UserId,
+        patch: &UserPatch,
+        now: EpochSeconds,
+    ) -> Result<User> {
         write!(self, tx => {
             users::update(&mut tx, id, patch, now).await?;
             users::get(&mut tx, id).await?
@@ -249,13 +379,29 @@ impl Store for PgStore {
     async fn token(&self, id: TokenId) -> Result<ApiToken> {
         read!(self, c => tokens::get(&mut c, id).await)
     }
-    async fn create_bearer_token(&self, cap: &TokenWrite, new: &NewBearerToken, now: EpochSeconds) -> Result<ApiToken> {
+    async fn create_bearer_token(
+        &self,
+        cap: &TokenWrite,
+        new: &NewBearerToken,
+        now: EpochSeconds,
+    ) -> Result<ApiToken> {
         write!(self, tx => tokens::create_bearer(&mut tx, cap.owner(), new, now).await?)
     }
-    async fn create_lmv1_token(&self, cap: &TokenWrite, new: &NewLmv1Token, now: EpochSeconds) -> Result<ApiToken> {
+    async fn create_lmv1_token(
+        &self,
+        cap: &TokenWrite,
+        new: &NewLmv1Token,
+        now: EpochSeconds,
+    ) -> Result<ApiToken> {
         write!(self, tx => tokens::create_lmv1(&mut tx, cap.owner(), new, &self.key, now).await?)
     }
-    async fn update_token(&self, cap: &TokenWrite, id: TokenId, patch: &TokenPatch, now: EpochSeconds) -> Result<ApiToken> {
+    async fn update_token(
+        &self,
+        cap: &TokenWrite,
+        id: TokenId,
+        patch: &TokenPatch,
+        now: EpochSeconds,
+    ) -> Result<ApiToken> {
         write!(self, tx => {
             tokens::update(&mut tx, cap.owner(), id, patch, now).await?;
             tokens::get(&mut tx, id).await?
@@ -267,13 +413,22 @@ impl Store for PgStore {
     async fn snapshot(&self) -> Result<Snapshot> {
         // One REPEATABLE READ transaction: every statement sees the same snapshot.
         let mut tx = self.pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY").execute(&mut *tx).await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *tx)
+            .await?;
         let s = changes::snapshot(&mut tx, &self.key).await?;
         tx.commit().await?;
         Ok(s)
     }
     async fn changes_since(&self, seq: i64, limit: i64) -> Result<Vec<Change>> {
         read!(self, c => changes::since(&mut c, seq, limit).await)
+    }
+    async fn change_seq(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM change_log")
+                .fetch_one(&self.pool)
+                .await?,
+        )
     }
     async fn index_entry(&self, id: TokenId) -> Result<Option<IndexEntry>> {
         read!(self, c => changes::index_entry(&mut c, id, &self.key).await)
@@ -298,10 +453,20 @@ impl Store for PgStore {
         read!(self, c => sessions::password_hash(&mut c, username).await)
     }
     async fn record_login(&self, user: UserId, now: EpochSeconds) -> Result<()> {
-        sqlx::query("UPDATE users SET last_login_on = $1 WHERE id = $2").bind(now).bind(user).execute(&self.pool).await?;
+        sqlx::query("UPDATE users SET last_login_on = $1 WHERE id = $2")
+            .bind(now)
+            .bind(user)
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
-    async fn create_session(&self, id_hash: &[u8; 32], user: UserId, csrf: &str, now: EpochSeconds) -> Result<()> {
+    async fn create_session(
+        &self,
+        id_hash: &[u8; 32],
+        user: UserId,
+        csrf: &str,
+        now: EpochSeconds,
+    ) -> Result<()> {
         sqlx::query("INSERT INTO sessions (id_hash, user_id, csrf, created_on, last_seen_on) VALUES ($1, $2, $3, $4, $4)")
             .bind(&id_hash[..])
             .bind(user)
@@ -315,14 +480,25 @@ impl Store for PgStore {
         read!(self, c => sessions::session(&mut c, id_hash).await)
     }
     async fn touch_session(&self, id_hash: &[u8; 32], now: EpochSeconds) -> Result<()> {
-        sqlx::query("UPDATE sessions SET last_seen_on = $1 WHERE id_hash = $2").bind(now).bind(&id_hash[..]).execute(&self.pool).await?;
+        sqlx::query("UPDATE sessions SET last_seen_on = $1 WHERE id_hash = $2")
+            .bind(now)
+            .bind(&id_hash[..])
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
     async fn delete_session(&self, id_hash: &[u8; 32]) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE id_hash = $1").bind(&id_hash[..]).execute(&self.pool).await?;
+        sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+            .bind(&id_hash[..])
+            .execute(&self.pool)
+            .await?;
         Ok(())
     }
-    async fn prune_sessions(&self, idle_before: EpochSeconds, created_before: EpochSeconds) -> Result<u64> {
+    async fn prune_sessions(
+        &self,
+        idle_before: EpochSeconds,
+        created_before: EpochSeconds,
+    ) -> Result<u64> {
         let done = sqlx::query("DELETE FROM sessions WHERE last_seen_on < $1 OR created_on < $2")
             .bind(idle_before)
             .bind(created_before)
@@ -342,6 +518,19 @@ impl Store for PgStore {
     }
     async fn take_pending_token(&self, id_hash: &[u8; 32]) -> Result<Option<PendingToken>> {
         read!(self, c => sessions::take_pending(&mut c, id_hash).await)
+    }
+    fn watch_changes(
+        &self,
+        on_change: Arc<dyn Fn() + Send + Sync>,
+        on_lost: Arc<dyn Fn() + Send + Sync>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        Some(tokio::spawn(listen(
+            self.url.clone(),
+            on_change,
+            on_lost,
+            stop,
+        )))
     }
     async fn rotate_master_key(&self, new: &MasterKey) -> Result<usize> {
         write!(self, tx => {

@@ -1,14 +1,20 @@
 //! Portal settings and first-start bootstrap (PostgreSQL).
 
-use keygate_core::model::{builtin_roles, EpochSeconds, Portal, UserStatus};
+use keygate_core::model::{EpochSeconds, Portal, UserStatus, builtin_roles};
 use sqlx::{PgConnection, Row};
 
 use super::{log_change, roles, users};
 use crate::error::{Result, StoreError};
 use crate::types::{Entity, NewUser, PortalPatch, RoleInput};
 
-pub(super) async fn bootstrap(conn: &mut PgConnection, admin_password_hash: &str, now: EpochSeconds) -> Result<bool> {
-    let exists: Option<i32> = sqlx::query_scalar("SELECT id FROM portal WHERE id = 1").fetch_optional(&mut *conn).await?;
+pub(super) async fn bootstrap(
+    conn: &mut PgConnection,
+    admin_password_hash: &str,
+    now: EpochSeconds,
+) -> Result<bool> {
+    let exists: Option<i32> = sqlx::query_scalar("SELECT id FROM portal WHERE id = 1")
+        .fetch_optional(&mut *conn)
+        .await?;
     if exists.is_some() {
         return Ok(false);
     }
@@ -27,12 +33,22 @@ pub(super) async fn bootstrap(conn: &mut PgConnection, admin_password_hash: &str
     log_change(conn, Entity::Portal, 1, now).await?;
     let mut admin_role = None;
     for (name, description, privileges) in builtin_roles() {
-        let id = roles::create(conn, &RoleInput { name: name.clone(), description, privileges }, now).await?;
+        let id = roles::create(
+            conn,
+            &RoleInput {
+                name: name.clone(),
+                description,
+                privileges,
+            },
+            now,
+        )
+        .await?;
         if name == "administrator" {
             admin_role = Some(id);
         }
     }
-    let admin_role = admin_role.ok_or(StoreError::Corrupt("built-in administrator role missing"))?;
+    let admin_role =
+        admin_role.ok_or(StoreError::Corrupt("built-in administrator role missing"))?;
     let admin = NewUser {
         username: "admin".to_owned(),
         email: "admin@localhost".to_owned(),
@@ -64,7 +80,11 @@ pub(super) async fn get(conn: &mut PgConnection) -> Result<Portal> {
     })
 }
 
-pub(super) async fn update(conn: &mut PgConnection, patch: &PortalPatch, now: EpochSeconds) -> Result<Portal> {
+pub(super) async fn update(
+    conn: &mut PgConnection,
+    patch: &PortalPatch,
+    now: EpochSeconds,
+) -> Result<Portal> {
     sqlx::query(
         "UPDATE portal SET company_name = COALESCE($1, company_name), traces_enabled = COALESCE($2, traces_enabled), \
          max_tokens_per_user = COALESCE($3, max_tokens_per_user), \

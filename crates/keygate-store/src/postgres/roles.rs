@@ -9,7 +9,10 @@ use super::log_change;
 use crate::error::{Result, StoreError};
 use crate::types::{Entity, RoleInput, RolePatch, RoleWithCount};
 
-pub(super) async fn list(conn: &mut PgConnection, only: Option<RoleId>) -> Result<Vec<RoleWithCount>> {
+pub(super) async fn list(
+    conn: &mut PgConnection,
+    only: Option<RoleId>,
+) -> Result<Vec<RoleWithCount>> {
     let rows = sqlx::query(
         "SELECT r.id, r.name, r.description, (SELECT COUNT(*) FROM user_roles ur WHERE ur.role_id = r.id) \
          FROM roles r WHERE ($1::BIGINT IS NULL OR r.id = $1) ORDER BY r.id",
@@ -34,7 +37,10 @@ pub(super) async fn list(conn: &mut PgConnection, only: Option<RoleId>) -> Resul
         .collect()
 }
 
-pub(super) async fn privileges(conn: &mut PgConnection, only: Option<RoleId>) -> Result<HashMap<RoleId, Vec<Privilege>>> {
+pub(super) async fn privileges(
+    conn: &mut PgConnection,
+    only: Option<RoleId>,
+) -> Result<HashMap<RoleId, Vec<Privilege>>> {
     let rows = sqlx::query(
         "SELECT role_id, object_type, object_id, operation FROM role_privileges \
          WHERE ($1::BIGINT IS NULL OR role_id = $1) ORDER BY role_id, position",
@@ -54,39 +60,57 @@ pub(super) async fn privileges(conn: &mut PgConnection, only: Option<RoleId>) ->
 }
 
 pub(super) async fn get(conn: &mut PgConnection, id: RoleId) -> Result<RoleWithCount> {
-    list(conn, Some(id)).await?.pop().ok_or_else(|| StoreError::NotFound(format!("role {id}")))
+    list(conn, Some(id))
+        .await?
+        .pop()
+        .ok_or_else(|| StoreError::NotFound(format!("role {id}")))
 }
 
 pub(super) async fn by_name(conn: &mut PgConnection, name: &str) -> Result<RoleWithCount> {
-    let id: Option<RoleId> = sqlx::query_scalar("SELECT id FROM roles WHERE lower(name) = lower($1)")
-        .bind(name)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let id: Option<RoleId> =
+        sqlx::query_scalar("SELECT id FROM roles WHERE lower(name) = lower($1)")
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await?;
     let id = id.ok_or_else(|| StoreError::NotFound(format!("role named \"{name}\"")))?;
     get(conn, id).await
 }
 
 fn name_taken(e: StoreError, name: &str) -> StoreError {
     match e {
-        StoreError::Conflict(_) => StoreError::Conflict(format!("a role named \"{name}\" already exists")),
+        StoreError::Conflict(_) => {
+            StoreError::Conflict(format!("a role named \"{name}\" already exists"))
+        }
         other => other,
     }
 }
 
-pub(super) async fn create(conn: &mut PgConnection, input: &RoleInput, now: EpochSeconds) -> Result<RoleId> {
-    let id: RoleId = sqlx::query_scalar("INSERT INTO roles (name, description) VALUES ($1, $2) RETURNING id")
-        .bind(&input.name)
-        .bind(&input.description)
-        .fetch_one(&mut *conn)
-        .await
-        .map_err(|e| name_taken(e.into(), &input.name))?;
+pub(super) async fn create(
+    conn: &mut PgConnection,
+    input: &RoleInput,
+    now: EpochSeconds,
+) -> Result<RoleId> {
+    let id: RoleId =
+        sqlx::query_scalar("INSERT INTO roles (name, description) VALUES ($1, $2) RETURNING id")
+            .bind(&input.name)
+            .bind(&input.description)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(|e| name_taken(e.into(), &input.name))?;
     set_privileges(conn, id, &input.privileges).await?;
     log_change(conn, Entity::Role, id, now).await?;
     Ok(id)
 }
 
-async fn set_privileges(conn: &mut PgConnection, id: RoleId, privileges: &[Privilege]) -> Result<()> {
-    sqlx::query("DELETE FROM role_privileges WHERE role_id = $1").bind(id).execute(&mut *conn).await?;
+async fn set_privileges(
+    conn: &mut PgConnection,
+    id: RoleId,
+    privileges: &[Privilege],
+) -> Result<()> {
+    sqlx::query("DELETE FROM role_privileges WHERE role_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     for (position, p) in (0_i64..).zip(privileges) {
         sqlx::query(
             "INSERT INTO role_privileges (role_id, position, object_type, object_id, operation) VALUES ($1, $2, $3, $4, $5)",
@@ -102,7 +126,12 @@ async fn set_privileges(conn: &mut PgConnection, id: RoleId, privileges: &[Privi
     Ok(())
 }
 
-pub(super) async fn update(conn: &mut PgConnection, id: RoleId, patch: &RolePatch, now: EpochSeconds) -> Result<()> {
+pub(super) async fn update(
+    conn: &mut PgConnection,
+    id: RoleId,
+    patch: &RolePatch,
+    now: EpochSeconds,
+) -> Result<()> {
     let done = sqlx::query("UPDATE roles SET name = COALESCE($1, name), description = COALESCE($2, description) WHERE id = $3")
         .bind(patch.name.as_deref())
         .bind(patch.description.as_deref())
@@ -127,16 +156,25 @@ pub(super) async fn delete(conn: &mut PgConnection, id: RoleId, now: EpochSecond
             role.role.name, role.user_count
         )));
     }
-    sqlx::query("DELETE FROM roles WHERE id = $1").bind(id).execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM roles WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     log_change(conn, Entity::Role, id, now).await
 }
 
 /// Fails with a clear message if any of `ids` is not a role.
 pub(super) async fn require_all(conn: &mut PgConnection, ids: &[RoleId]) -> Result<()> {
     for &id in ids {
-        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM roles WHERE id = $1").bind(id).fetch_optional(&mut *conn).await?;
+        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM roles WHERE id = $1")
+            .bind(id)
+            .fetch_optional(&mut *conn)
+            .await?;
         if found.is_none() {
-            return Err(StoreError::Invalid(keygate_core::Error::Invalid { field: "roles", reason: format!("role {id} does not exist") }));
+            return Err(StoreError::Invalid(keygate_core::Error::Invalid {
+                field: "roles",
+                reason: format!("role {id} does not exist"),
+            }));
         }
     }
     Ok(())

@@ -8,7 +8,10 @@ use super::users;
 use crate::error::{Result, StoreError};
 use crate::types::{PendingToken, Session};
 
-pub(super) async fn password_hash(conn: &mut PgConnection, username: &str) -> Result<Option<(User, Option<String>)>> {
+pub(super) async fn password_hash(
+    conn: &mut PgConnection,
+    username: &str,
+) -> Result<Option<(User, Option<String>)>> {
     let row = sqlx::query("SELECT id, password_hash FROM users WHERE lower(username) = lower($1)")
         .bind(username)
         .fetch_optional(&mut *conn)
@@ -19,17 +22,32 @@ pub(super) async fn password_hash(conn: &mut PgConnection, username: &str) -> Re
     Ok(Some((users::get(conn, id).await?, hash)))
 }
 
-pub(super) async fn session(conn: &mut PgConnection, id_hash: &[u8; 32]) -> Result<Option<Session>> {
-    let row = sqlx::query("SELECT user_id, csrf, created_on, last_seen_on FROM sessions WHERE id_hash = $1")
-        .bind(&id_hash[..])
-        .fetch_optional(&mut *conn)
-        .await?;
-    row.map(|r| Ok(Session { user_id: r.try_get(0)?, csrf: r.try_get(1)?, created_on: r.try_get(2)?, last_seen_on: r.try_get(3)? }))
-        .transpose()
+pub(super) async fn session(
+    conn: &mut PgConnection,
+    id_hash: &[u8; 32],
+) -> Result<Option<Session>> {
+    let row = sqlx::query(
+        "SELECT user_id, csrf, created_on, last_seen_on FROM sessions WHERE id_hash = $1",
+    )
+    .bind(&id_hash[..])
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.map(|r| {
+        Ok(Session {
+            user_id: r.try_get(0)?,
+            csrf: r.try_get(1)?,
+            created_on: r.try_get(2)?,
+            last_seen_on: r.try_get(3)?,
+        })
+    })
+    .transpose()
 }
 
 /// Takes and clears a session's pending token in one statement.
-pub(super) async fn take_pending(conn: &mut PgConnection, id_hash: &[u8; 32]) -> Result<Option<PendingToken>> {
+pub(super) async fn take_pending(
+    conn: &mut PgConnection,
+    id_hash: &[u8; 32],
+) -> Result<Option<PendingToken>> {
     let row = sqlx::query(
         "UPDATE sessions s SET pending_digest = NULL, pending_access_id = NULL, pending_owner = NULL \
          FROM (SELECT pending_digest, pending_access_id, pending_owner FROM sessions WHERE id_hash = $1 FOR UPDATE) old \
@@ -44,8 +62,13 @@ pub(super) async fn take_pending(conn: &mut PgConnection, id_hash: &[u8; 32]) ->
     let owner: Option<UserId> = row.try_get(2)?;
     match (digest, access_id, owner) {
         (Some(d), Some(access_id), Some(owner)) => {
-            let d = <[u8; 32]>::try_from(d.as_slice()).map_err(|_| StoreError::Corrupt("pending digest is not 32 bytes"))?;
-            Ok(Some(PendingToken { digest: TokenDigest(d), access_id, owner }))
+            let d = <[u8; 32]>::try_from(d.as_slice())
+                .map_err(|_| StoreError::Corrupt("pending digest is not 32 bytes"))?;
+            Ok(Some(PendingToken {
+                digest: TokenDigest(d),
+                access_id,
+                owner,
+            }))
         }
         _ => Ok(None),
     }

@@ -1,10 +1,12 @@
 //! API tokens (PostgreSQL): creation with owner checks, changes, deletion, usage.
 
-use keygate_core::model::{ApiToken, EpochSeconds, Privilege, TokenId, TokenStatus, TokenType, UserId, UserStatus};
+use keygate_core::model::{
+    ApiToken, EpochSeconds, Privilege, TokenId, TokenStatus, TokenType, UserId, UserStatus,
+};
 use keygate_core::policy::{self, Grants};
 use sqlx::{PgConnection, Row};
 
-use super::{log_token_change, TokenRef};
+use super::{TokenRef, log_token_change};
 use crate::error::{Result, StoreError};
 use crate::seal::MasterKey;
 use crate::types::{NewBearerToken, NewLmv1Token, TokenPatch, Usage};
@@ -24,7 +26,8 @@ fn from_row(row: &sqlx::postgres::PgRow) -> Result<ApiToken> {
         token_type: TokenType::parse(&kind).ok_or(StoreError::Corrupt("unknown token type"))?,
         access_id: row.try_get(3)?,
         note: row.try_get(4)?,
-        status: TokenStatus::from_code(status).ok_or(StoreError::Corrupt("unknown token status"))?,
+        status: TokenStatus::from_code(status)
+            .ok_or(StoreError::Corrupt("unknown token status"))?,
         created_on: row.try_get(6)?,
         created_by: row.try_get(7)?,
         last_used_on: row.try_get(8)?,
@@ -45,11 +48,15 @@ pub(super) async fn list(conn: &mut PgConnection, owner: Option<UserId>) -> Resu
 }
 
 pub(super) async fn get(conn: &mut PgConnection, id: TokenId) -> Result<ApiToken> {
-    let row = sqlx::query(concat!("SELECT ", token_columns!(), " FROM api_tokens WHERE id = $1"))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("API token {id}")))?;
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        token_columns!(),
+        " FROM api_tokens WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("API token {id}")))?;
     from_row(&row)
 }
 
@@ -80,10 +87,18 @@ async fn owner_for_new_token(conn: &mut PgConnection, owner: UserId) -> Result<O
     if count >= max_tokens {
         return Err(StoreError::TokenLimit(max_tokens));
     }
-    Ok(OwnerState { username, traces_enabled: row.try_get(2)? })
+    Ok(OwnerState {
+        username,
+        traces_enabled: row.try_get(2)?,
+    })
 }
 
-pub(super) async fn create_bearer(conn: &mut PgConnection, owner: UserId, new: &NewBearerToken, now: EpochSeconds) -> Result<ApiToken> {
+pub(super) async fn create_bearer(
+    conn: &mut PgConnection,
+    owner: UserId,
+    new: &NewBearerToken,
+    now: EpochSeconds,
+) -> Result<ApiToken> {
     let state = owner_for_new_token(conn, owner).await?;
     let privileges = sqlx::query(
         "SELECT rp.object_type, rp.object_id, rp.operation FROM user_roles ur \
@@ -94,10 +109,15 @@ pub(super) async fn create_bearer(conn: &mut PgConnection, owner: UserId, new: &
     .await?;
     let mut grants = Grants::NONE;
     for p in &privileges {
-        let p = Privilege { object_type: p.try_get(0)?, object_id: p.try_get(1)?, operation: p.try_get(2)? };
+        let p = Privilege {
+            object_type: p.try_get(0)?,
+            object_id: p.try_get(1)?,
+            operation: p.try_get(2)?,
+        };
         grants = grants.union(Grants::of(&p));
     }
-    policy::bearer_owner(grants, state.traces_enabled).map_err(|r| StoreError::BearerRefused(r, state.username))?;
+    policy::bearer_owner(grants, state.traces_enabled)
+        .map_err(|r| StoreError::BearerRefused(r, state.username))?;
     let row = sqlx::query(concat!(
         "INSERT INTO api_tokens (user_id, type, access_id, secret_hash, note, status, created_on, created_by) \
          VALUES ($1, 'bearer', $2, $3, $4, $5, $6, $7) RETURNING ",
@@ -113,20 +133,25 @@ pub(super) async fn create_bearer(conn: &mut PgConnection, owner: UserId, new: &
     .fetch_one(&mut *conn)
     .await?;
     let token = from_row(&row)?;
-    let r = TokenRef { digest: Some(new.digest.0.to_vec()), access_id: None };
+    let r = TokenRef {
+        digest: Some(new.digest.0.to_vec()),
+        access_id: None,
+    };
     log_token_change(conn, token.id, &r, now).await?;
     Ok(token)
 }
 
 /// Fails unless `key` is the master key the store currently holds keys under.
 pub(super) async fn ensure_current_key(conn: &mut PgConnection, key: &MasterKey) -> Result<()> {
-    let stored: Option<Vec<u8>> = sqlx::query_scalar("SELECT value FROM meta WHERE name = 'master_key_check'")
-        .fetch_optional(&mut *conn)
-        .await?;
+    let stored: Option<Vec<u8>> =
+        sqlx::query_scalar("SELECT value FROM meta WHERE name = 'master_key_check'")
+            .fetch_optional(&mut *conn)
+            .await?;
     match stored {
         Some(v) if key.matches(&v) => Ok(()),
         _ => Err(StoreError::MasterKey(
-            "the master key was rotated since this process started; restart it with the new key".to_owned(),
+            "the master key was rotated since this process started; restart it with the new key"
+                .to_owned(),
         )),
     }
 }
@@ -160,8 +185,15 @@ pub(super) async fn create_lmv1(
     let token = from_row(&row)?;
     // Sealed after the insert so the row's id can be bound into the ciphertext.
     let sealed = key.seal(new.key.expose_secret().as_bytes(), token.id)?;
-    sqlx::query("UPDATE api_tokens SET sealed_key = $1 WHERE id = $2").bind(sealed).bind(token.id).execute(&mut *conn).await?;
-    let r = TokenRef { digest: None, access_id: Some(new.access_id.clone()) };
+    sqlx::query("UPDATE api_tokens SET sealed_key = $1 WHERE id = $2")
+        .bind(sealed)
+        .bind(token.id)
+        .execute(&mut *conn)
+        .await?;
+    let r = TokenRef {
+        digest: None,
+        access_id: Some(new.access_id.clone()),
+    };
     log_token_change(conn, token.id, &r, now).await?;
     Ok(token)
 }
@@ -169,16 +201,24 @@ pub(super) async fn create_lmv1(
 /// How `id` is indexed, if it belongs to `owner`; `NotFound` otherwise, whether the
 /// token is missing or someone else's.
 async fn owned(conn: &mut PgConnection, owner: UserId, id: TokenId) -> Result<TokenRef> {
-    let row = sqlx::query("SELECT type, secret_hash, access_id FROM api_tokens WHERE id = $1 AND user_id = $2")
-        .bind(id)
-        .bind(owner)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("API token {id}")))?;
+    let row = sqlx::query(
+        "SELECT type, secret_hash, access_id FROM api_tokens WHERE id = $1 AND user_id = $2",
+    )
+    .bind(id)
+    .bind(owner)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("API token {id}")))?;
     TokenRef::from_row(&row, 0)
 }
 
-pub(super) async fn update(conn: &mut PgConnection, owner: UserId, id: TokenId, patch: &TokenPatch, now: EpochSeconds) -> Result<()> {
+pub(super) async fn update(
+    conn: &mut PgConnection,
+    owner: UserId,
+    id: TokenId,
+    patch: &TokenPatch,
+    now: EpochSeconds,
+) -> Result<()> {
     let r = owned(conn, owner, id).await?;
     sqlx::query("UPDATE api_tokens SET note = COALESCE($1, note), status = COALESCE($2, status) WHERE id = $3")
         .bind(patch.note.as_deref())
@@ -189,9 +229,17 @@ pub(super) async fn update(conn: &mut PgConnection, owner: UserId, id: TokenId, 
     log_token_change(conn, id, &r, now).await
 }
 
-pub(super) async fn delete(conn: &mut PgConnection, owner: UserId, id: TokenId, now: EpochSeconds) -> Result<()> {
+pub(super) async fn delete(
+    conn: &mut PgConnection,
+    owner: UserId,
+    id: TokenId,
+    now: EpochSeconds,
+) -> Result<()> {
     let r = owned(conn, owner, id).await?;
-    sqlx::query("DELETE FROM api_tokens WHERE id = $1").bind(id).execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM api_tokens WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     log_token_change(conn, id, &r, now).await
 }
 

@@ -5,7 +5,7 @@ use std::collections::HashMap;
 use keygate_core::model::{EpochSeconds, RoleId, User, UserId, UserStatus};
 use sqlx::{PgConnection, Row};
 
-use super::{log_change, log_token_change, roles, TokenRef};
+use super::{TokenRef, log_change, log_token_change, roles};
 use crate::error::{Result, StoreError};
 use crate::types::{Entity, NewUser, UserPatch};
 
@@ -18,7 +18,10 @@ macro_rules! select_users {
     };
 }
 
-async fn role_ids(conn: &mut PgConnection, only: Option<UserId>) -> Result<HashMap<UserId, Vec<RoleId>>> {
+async fn role_ids(
+    conn: &mut PgConnection,
+    only: Option<UserId>,
+) -> Result<HashMap<UserId, Vec<RoleId>>> {
     let rows = sqlx::query(
         "SELECT user_id, role_id FROM user_roles WHERE ($1::BIGINT IS NULL OR user_id = $1) ORDER BY user_id, position",
     )
@@ -27,7 +30,9 @@ async fn role_ids(conn: &mut PgConnection, only: Option<UserId>) -> Result<HashM
     .await?;
     let mut out: HashMap<UserId, Vec<RoleId>> = HashMap::new();
     for row in rows {
-        out.entry(row.try_get(0)?).or_default().push(row.try_get(1)?);
+        out.entry(row.try_get(0)?)
+            .or_default()
+            .push(row.try_get(1)?);
     }
     Ok(out)
 }
@@ -52,7 +57,9 @@ fn from_row(row: &sqlx::postgres::PgRow, roles: &mut HashMap<UserId, Vec<RoleId>
 }
 
 pub(super) async fn list(conn: &mut PgConnection) -> Result<Vec<User>> {
-    let rows = sqlx::query(select_users!("ORDER BY id")).fetch_all(&mut *conn).await?;
+    let rows = sqlx::query(select_users!("ORDER BY id"))
+        .fetch_all(&mut *conn)
+        .await?;
     let mut roles = role_ids(conn, None).await?;
     rows.iter().map(|r| from_row(r, &mut roles)).collect()
 }
@@ -68,24 +75,30 @@ pub(super) async fn get(conn: &mut PgConnection, id: UserId) -> Result<User> {
 }
 
 pub(super) async fn by_username(conn: &mut PgConnection, username: &str) -> Result<User> {
-    let id: Option<UserId> = sqlx::query_scalar("SELECT id FROM users WHERE lower(username) = lower($1)")
-        .bind(username)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let id: Option<UserId> =
+        sqlx::query_scalar("SELECT id FROM users WHERE lower(username) = lower($1)")
+            .bind(username)
+            .fetch_optional(&mut *conn)
+            .await?;
     let id = id.ok_or_else(|| StoreError::NotFound(format!("user \"{username}\"")))?;
     get(conn, id).await
 }
 
 fn name_taken(e: sqlx::Error, username: &str) -> StoreError {
     match StoreError::from(e) {
-        StoreError::Conflict(_) => StoreError::Conflict(format!("a user named \"{username}\" already exists")),
+        StoreError::Conflict(_) => {
+            StoreError::Conflict(format!("a user named \"{username}\" already exists"))
+        }
         other => other,
     }
 }
 
 async fn set_roles(conn: &mut PgConnection, id: UserId, role_ids: &[RoleId]) -> Result<()> {
     roles::require_all(conn, role_ids).await?;
-    sqlx::query("DELETE FROM user_roles WHERE user_id = $1").bind(id).execute(&mut *conn).await?;
+    sqlx::query("DELETE FROM user_roles WHERE user_id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
     for (position, role) in (0_i64..).zip(role_ids) {
         sqlx::query("INSERT INTO user_roles (user_id, role_id, position) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
             .bind(id)
@@ -126,7 +139,12 @@ pub(super) async fn create(
     Ok(id)
 }
 
-pub(super) async fn update(conn: &mut PgConnection, id: UserId, p: &UserPatch, now: EpochSeconds) -> Result<()> {
+pub(super) async fn update(
+    conn: &mut PgConnection,
+    id: UserId,
+    p: &UserPatch,
+    now: EpochSeconds,
+) -> Result<()> {
     let done = sqlx::query(
         "UPDATE users SET username = COALESCE($1, username), email = COALESCE($2, email), \
          first_name = COALESCE($3, first_name), last_name = COALESCE($4, last_name), status = COALESCE($5, status), \
@@ -156,11 +174,15 @@ pub(super) async fn update(conn: &mut PgConnection, id: UserId, p: &UserPatch, n
 
 pub(super) async fn delete(conn: &mut PgConnection, id: UserId, now: EpochSeconds) -> Result<()> {
     // Each token gets its own change entry so every index drops it.
-    let tokens = sqlx::query("SELECT id, type, secret_hash, access_id FROM api_tokens WHERE user_id = $1")
+    let tokens =
+        sqlx::query("SELECT id, type, secret_hash, access_id FROM api_tokens WHERE user_id = $1")
+            .bind(id)
+            .fetch_all(&mut *conn)
+            .await?;
+    let done = sqlx::query("DELETE FROM users WHERE id = $1")
         .bind(id)
-        .fetch_all(&mut *conn)
+        .execute(&mut *conn)
         .await?;
-    let done = sqlx::query("DELETE FROM users WHERE id = $1").bind(id).execute(&mut *conn).await?;
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound(format!("user {id}")));
     }

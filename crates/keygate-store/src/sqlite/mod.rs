@@ -299,6 +299,14 @@ impl Store for SqliteStore {
         changes::since(&mut conn, seq, limit).await
     }
 
+    async fn change_seq(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM change_log")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
     async fn index_entry(&self, id: TokenId) -> Result<Option<IndexEntry>> {
         let mut conn = self.pool.acquire().await?;
         changes::index_entry(&mut conn, id, &self.key).await
