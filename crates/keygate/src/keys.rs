@@ -30,19 +30,21 @@ pub async fn open_pg(
              the same file on every node (64 hex characters, mode 0600)"
         );
     };
-    let key = MasterKey::load(path)?;
+    if !path.exists() {
+        bail!("the master key file {} does not exist", path.display());
+    }
     // A short wait for a connection: with the database unreachable, requests answer 503 fast.
-    keygate_store::PgStore::open(
-        url,
-        key,
-        max_connections,
-        std::time::Duration::from_millis(1500),
-    )
-    .await
-    .map_err(|e| match e {
-        StoreError::MasterKey(msg) => anyhow::anyhow!("{msg}"),
-        other => anyhow::anyhow!("could not open the PostgreSQL database: {other}"),
-    })
+    let open = |key| {
+        keygate_store::PgStore::open(
+            url,
+            key,
+            max_connections,
+            std::time::Duration::from_millis(1500),
+        )
+    };
+    open_with_recovery(path, MasterKey::load(path)?, false, open)
+        .await
+        .context("could not open the PostgreSQL database")
 }
 
 fn pending_path(key_path: &Path) -> PathBuf {
@@ -51,8 +53,8 @@ fn pending_path(key_path: &Path) -> PathBuf {
     PathBuf::from(s)
 }
 
-/// Opens the store with its master key, creating the key file if none was given and
-/// none exists yet.
+/// Opens the SQLite store with its master key, creating the key file if none was
+/// given and none exists yet.
 pub async fn open_store(db_path: &str, given: Option<&Path>) -> Result<SqliteStore> {
     let key_path = given.map_or_else(
         || Path::new(db_path).with_extension("key"),
@@ -68,15 +70,35 @@ pub async fn open_store(db_path: &str, given: Option<&Path>) -> Result<SqliteSto
         tracing::info!(path = %key_path.display(), "created a new master key file (mode 0600); back it up");
         (key, true)
     };
-    match SqliteStore::open(db_path, key).await {
+    open_with_recovery(&key_path, key, created, |key| {
+        SqliteStore::open(db_path, key)
+    })
+    .await
+    .with_context(|| format!("could not open the SQLite database at {db_path}"))
+}
+
+/// Opens a store with `key`. If the store says the key is not its own and an
+/// interrupted rotation left `<key file>.new` that is, finishes that rotation. A key
+/// file created just now for a store that turns out to have another key is removed.
+async fn open_with_recovery<T, F, Fut>(
+    key_path: &Path,
+    key: MasterKey,
+    created: bool,
+    open: F,
+) -> Result<T>
+where
+    F: Fn(MasterKey) -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    match open(key).await {
         Ok(store) => Ok(store),
         Err(StoreError::MasterKey(msg)) => {
-            let pending = pending_path(&key_path);
+            let pending = pending_path(key_path);
             if pending.exists()
                 && let Ok(new) = MasterKey::load(&pending)
-                && let Ok(store) = SqliteStore::open(db_path, new).await
+                && let Ok(store) = open(new).await
             {
-                std::fs::rename(&pending, &key_path).with_context(|| {
+                std::fs::rename(&pending, key_path).with_context(|| {
                     format!(
                         "could not finish the interrupted master-key rotation ({})",
                         pending.display()
@@ -87,13 +109,11 @@ pub async fn open_store(db_path: &str, given: Option<&Path>) -> Result<SqliteSto
             }
             if created {
                 // Not the key this store was set up with: do not leave a stray file behind.
-                let _ = std::fs::remove_file(&key_path);
+                let _ = std::fs::remove_file(key_path);
             }
             bail!("{msg}")
         }
-        Err(e) => {
-            Err(e).with_context(|| format!("could not open the SQLite database at {db_path}"))
-        }
+        Err(e) => Err(e.into()),
     }
 }
 

@@ -5,16 +5,13 @@ use std::time::Duration;
 
 use reqwest::StatusCode;
 
-use crate::support::*;
+use super::support::*;
 
 /// Runs the keygate binary without blocking the runtime the server shares.
 pub async fn keygate_async(s: &Server, args: &[&str]) -> Output {
     tokio::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
         .args(args)
-        .env(
-            "KEYGATE_DATABASE_URL",
-            format!("sqlite://{}", s.db_path.display()),
-        )
+        .envs(s.cli_env())
         .env_remove("RUST_LOG")
         .output()
         .await
@@ -45,7 +42,9 @@ async fn refused(s: &Server, token: &str) -> bool {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_manages_users_and_tokens_while_the_server_runs() {
-    let s = Server::start().await;
+    let Some(s) = Server::start().await else {
+        return;
+    };
     let o = keygate_async(
         &s,
         &[
@@ -132,7 +131,9 @@ async fn cli_manages_users_and_tokens_while_the_server_runs() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn cli_applies_the_same_rules() {
-    let s = Server::start().await;
+    let Some(s) = Server::start().await else {
+        return;
+    };
     let o = keygate_async(&s, &["token", "create", "--user", "nobody"]).await;
     assert!(!o.status.success());
     assert!(

@@ -4,12 +4,14 @@
 use reqwest::{Method, StatusCode};
 use serde_json::json;
 
-use crate::cli::keygate_async;
-use crate::support::*;
+use super::cli::keygate_async;
+use super::support::*;
 
 #[tokio::test]
 async fn lmv1_tokens_are_created_shown_once_and_need_no_data_ingestion() {
-    let s = Server::start().await;
+    let Some(s) = Server::start().await else {
+        return;
+    };
     let viewer = s.user("viewer", &[READONLY]).await;
     for path in [
         format!("/setting/admins/{viewer}/apitokens"),
@@ -145,7 +147,9 @@ impl Server {
 
 #[tokio::test]
 async fn signed_requests_work_and_tampering_is_refused() {
-    let s = Server::start().await;
+    let Some(s) = Server::start().await else {
+        return;
+    };
     let (tid, aid, key) = s.lmv1_for(1, "t").await;
     let now = now_millis();
     // GET without body, POST and PATCH with JSON bodies, a query string that is not
@@ -264,7 +268,9 @@ async fn signed_requests_work_and_tampering_is_refused() {
 
 #[tokio::test]
 async fn a_request_signed_by_python_hmac_is_accepted() {
-    let s = Server::start().await;
+    let Some(s) = Server::start().await else {
+        return;
+    };
     let (_, aid, key) = s.lmv1_for(1, "py").await;
     let ts = now_millis().to_string();
     let body = r#"{"companyName":"Signed by Python"}"#;
@@ -298,11 +304,14 @@ async fn a_request_signed_by_python_hmac_is_accepted() {
 #[tokio::test]
 async fn timestamps_are_checked_against_the_window_exactly() {
     let t = 1_790_000_000_000_i64;
-    let s = Server::start_with(keygate_server::ServerConfig {
+    let Some(s) = Server::start_with(keygate_server::ServerConfig {
         clock: keygate_server::state::Clock::fixed(t),
         ..test_config()
     })
-    .await;
+    .await
+    else {
+        return;
+    };
     let (_, aid, key) = s.lmv1_for(1, "clock").await;
     let window = 1_800_000;
     for (ts, ok) in [
@@ -372,7 +381,9 @@ async fn timestamps_are_checked_against_the_window_exactly() {
 
 #[tokio::test]
 async fn each_lmv1_refusal_has_its_own_message() {
-    let s = Server::start().await;
+    let Some(s) = Server::start().await else {
+        return;
+    };
     let user = s.user("ops", &[DATAINGESTION]).await;
     let (tid, aid, key) = s.lmv1_for(user, "t").await;
     let now = now_millis();
@@ -465,7 +476,9 @@ async fn each_lmv1_refusal_has_its_own_message() {
 
 #[tokio::test]
 async fn replay_protection_refuses_a_second_identical_request_when_on() {
-    let s = Server::start().await;
+    let Some(s) = Server::start().await else {
+        return;
+    };
     let (_, aid, key) = s.lmv1_for(1, "t").await;
     let now = now_millis();
     for _ in 0..2 {
@@ -509,7 +522,9 @@ async fn replay_protection_refuses_a_second_identical_request_when_on() {
 
 #[tokio::test]
 async fn oversized_lmv1_bodies_are_refused_before_hashing() {
-    let s = Server::start().await;
+    let Some(s) = Server::start().await else {
+        return;
+    };
     let (_, aid, key) = s.lmv1_for(1, "t").await;
     let body = format!("{{\"note\":\"{}\"}}", "a".repeat(2 * 1024 * 1024));
     let r = s
@@ -529,7 +544,9 @@ async fn oversized_lmv1_bodies_are_refused_before_hashing() {
 #[tokio::test]
 async fn a_chunked_lmv1_body_is_cut_off_at_the_limit() {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let s = Server::start().await;
+    let Some(s) = Server::start().await else {
+        return;
+    };
     let (_, aid, key) = s.lmv1_for(1, "t").await;
     let ts = now_millis();
     let k = keygate_core::lmv1::AccessKey::from_secret(key);
@@ -567,33 +584,33 @@ async fn a_chunked_lmv1_body_is_cut_off_at_the_limit() {
 
 #[tokio::test]
 async fn stored_rows_hold_no_plaintext_key() {
-    let s = Server::start().await;
+    let Some(s) = Server::start().await else {
+        return;
+    };
     let (id, _, key) = s.lmv1_for(1, "t").await;
-    let raw = std::fs::read(&s.db_path).expect("db");
-    let wal = std::fs::read(s.db_path.with_extension("db-wal")).unwrap_or_default();
-    for bytes in [&raw, &wal] {
+    let raw = s.raw_contents().await;
+    for bytes in [&raw] {
         assert!(
             !bytes.windows(key.len()).any(|w| w == key.as_bytes()),
             "plaintext access key stored"
         );
     }
-    let row: (Option<Vec<u8>>,) = sqlx::query_as("SELECT sealed_key FROM api_tokens WHERE id = ?")
-        .bind(id)
-        .fetch_one(
-            keygate_store::SqliteStore::open(s.db_path.to_str().expect("path"), s.key.clone())
-                .await
-                .expect("open")
-                .pool(),
+    let sealed = s
+        .with_key(
+            s.key.clone(),
+            |store| async move { store.sealed_key(id).await },
         )
         .await
-        .expect("row");
-    let sealed = row.0.expect("sealed key present");
+        .expect("open")
+        .expect("sealed key present");
     assert_eq!(sealed.len(), 12 + 40 + 16, "nonce + ciphertext + tag");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn master_key_rotation_keeps_every_lmv1_token_working() {
-    let mut s = Server::start().await;
+    let Some(mut s) = Server::start().await else {
+        return;
+    };
     let mut tokens = Vec::new();
     for n in 0..3 {
         tokens.push(s.lmv1_for(1, &format!("t{n}")).await);
@@ -603,15 +620,12 @@ async fn master_key_rotation_keeps_every_lmv1_token_working() {
     let o = keygate_async(&s, &["master-key", "rotate"]).await;
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stderr).contains("re-sealed 3 LMv1 access keys"));
-    let new =
-        keygate_store::MasterKey::load(&s.db_path.with_extension("key")).expect("new key file");
+    let new = keygate_store::MasterKey::load(&s.key_file()).expect("new key file");
     assert!(
-        keygate_store::SqliteStore::open(s.db_path.to_str().expect("path"), old)
-            .await
-            .is_err(),
+        s.with_key(old, |_| async {}).await.is_err(),
         "old key refused"
     );
-    let s2 = Server::launch(s.db_path.clone(), new, test_config()).await;
+    let s2 = Server::launch(&s.db, new, test_config()).await;
     for (_, aid, key) in &tokens {
         let r = s2
             .lmv1(Method::GET, aid, key, "/setting/portal", None, now_millis())
@@ -653,25 +667,26 @@ async fn master_key_rotation_keeps_every_lmv1_token_working() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_interrupted_rotation_is_finished_at_the_next_start() {
-    let mut s = Server::start().await;
+    let Some(mut s) = Server::start().await else {
+        return;
+    };
     let (_, aid, key) = s.lmv1_for(1, "t").await;
     s.stop().await;
     // The state a crash between the commit and the rename leaves behind.
     let new = keygate_store::MasterKey::generate().expect("key");
-    let pending = s.db_path.with_extension("key.new");
+    let pending = std::path::PathBuf::from(format!("{}.new", s.key_file().display()));
     new.write_new_file(&pending).expect("pending file");
-    let store = keygate_store::SqliteStore::open(s.db_path.to_str().expect("path"), s.key.clone())
-        .await
-        .expect("open");
-    keygate_store::Store::rotate_master_key(&store, &new)
-        .await
-        .expect("rotate");
-    drop(store);
+    let rotated = new.clone();
+    s.with_key(s.key.clone(), |store| async move {
+        store.rotate(&rotated).await
+    })
+    .await
+    .expect("open");
     let o = keygate_async(&s, &["portal", "show"]).await;
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(!pending.exists(), "the pending key was moved into place");
-    let now_key = keygate_store::MasterKey::load(&s.db_path.with_extension("key")).expect("key");
-    let s2 = Server::launch(s.db_path.clone(), now_key, test_config()).await;
+    let now_key = keygate_store::MasterKey::load(&s.key_file()).expect("key");
+    let s2 = Server::launch(&s.db, now_key, test_config()).await;
     assert_eq!(
         s2.lmv1(
             Method::GET,
@@ -689,8 +704,10 @@ async fn an_interrupted_rotation_is_finished_at_the_next_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn key_file_problems_stop_start_up_with_a_clear_message() {
-    let s = Server::start().await;
-    let key_file = s.db_path.with_extension("key");
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let key_file = s.key_file();
     #[cfg(unix)]
     {
         use std::os::unix::fs::PermissionsExt as _;

@@ -9,18 +9,39 @@ use keygate_core::model::TokenStatus;
 use keygate_core::policy::Actor;
 use keygate_server::manage::TokenInput;
 use keygate_server::{Manager, ServerConfig};
-use keygate_store::{MasterKey, SqliteStore, Store};
+use keygate_store::{MasterKey, PgStore, SqliteStore, Store};
 use reqwest::{Method, StatusCode};
 use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
+
+/// Which storage backend a copy of the tests runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A temporary SQLite file.
+    Sqlite,
+    /// A fresh, randomly named PostgreSQL database.
+    Postgres,
+}
+
+/// Where a test server keeps its data.
+#[derive(Debug, Clone)]
+pub enum Db {
+    /// A SQLite file.
+    Sqlite(PathBuf),
+    /// A PostgreSQL database, dropped when the test ends.
+    Postgres {
+        /// Its URL.
+        url: String,
+    },
+}
 
 /// A running server.
 pub struct Server {
     pub addr: SocketAddr,
     pub admin_token: String,
     pub client: reqwest::Client,
-    pub db_path: PathBuf,
+    pub db: Db,
     pub key: MasterKey,
     pub config: ServerConfig,
     pub dir: Option<tempfile::TempDir>,
@@ -55,67 +76,131 @@ pub fn test_config() -> ServerConfig {
 
 impl Server {
     /// A fresh server with a bootstrapped store and a bearer token for `admin`.
-    pub async fn start() -> Self {
+    pub async fn start() -> Option<Self> {
         Self::start_with(test_config()).await
     }
 
-    pub async fn start_with(config: ServerConfig) -> Self {
+    /// A fresh server on this copy's backend; `None` (after a loud line) when that
+    /// backend is PostgreSQL and no test database is configured.
+    pub async fn start_with(config: ServerConfig) -> Option<Self> {
         let dir = tempfile::tempdir().expect("temp dir");
-        let db_path = dir.path().join("keygate.db");
         let key = MasterKey::generate().expect("master key");
-        // Where the admin CLI looks for it (keygate.key beside keygate.db).
-        key.write_new_file(&db_path.with_extension("key"))
-            .expect("key file");
-        let store = SqliteStore::open(db_path.to_str().expect("utf-8 path"), key.clone())
-            .await
-            .expect("open store");
-        let hash = keygate_core::password::hash("bootstrap-password").expect("hash");
-        assert!(store.bootstrap(&hash, 1).await.expect("bootstrap"));
-        let admin = store.user_by_username("admin").await.expect("admin exists");
-        let m = Manager::new(store.clone(), None);
-        let input = TokenInput {
-            note: "test admin".into(),
-            status: TokenStatus::Enabled,
+        // Where the admin CLI looks for it (keygate.key beside keygate.db; for
+        // PostgreSQL it is passed explicitly, see `cli_env`).
+        let key_file = dir.path().join("keygate.key");
+        key.write_new_file(&key_file).expect("key file");
+        let db = match super::BACKEND {
+            Backend::Sqlite => Db::Sqlite(dir.path().join("keygate.db")),
+            Backend::Postgres => Db::Postgres {
+                url: pg::create_database().await?,
+            },
         };
-        let (_, secret) = m
-            .create_bearer_token(&Actor::local_admin(), admin.id, input)
-            .await
-            .expect("admin token");
-        let mut s = Self::launch(db_path, key, config).await;
-        s.admin_token = secret.expose_secret().to_owned();
+        let admin_token = bootstrap_admin(&db, key.clone()).await;
+        let mut s = Self::launch(&db, key, config).await;
+        s.admin_token = admin_token;
         s.dir = Some(dir);
-        s
+        Some(s)
     }
 
     /// Starts a server on an existing database with the given key (no bootstrap).
-    pub async fn launch(db_path: PathBuf, key: MasterKey, config: ServerConfig) -> Self {
-        let store = SqliteStore::open(db_path.to_str().expect("utf-8 path"), key.clone())
-            .await
-            .expect("open store");
+    pub async fn launch(db: &Db, key: MasterKey, config: ServerConfig) -> Self {
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
         let serve_config = config.clone();
-        let handle = tokio::spawn(async move {
-            keygate_server::serve(listener, store, serve_config, async {
-                let _ = rx.await;
-            })
-            .await
-            .expect("server ran");
-        });
+        let stop = async {
+            let _ = rx.await;
+        };
+        let handle = match db {
+            Db::Sqlite(path) => {
+                let store = SqliteStore::open(path.to_str().expect("utf-8 path"), key.clone())
+                    .await
+                    .expect("open store");
+                tokio::spawn(async move {
+                    keygate_server::serve(listener, store, serve_config, stop)
+                        .await
+                        .expect("server ran");
+                })
+            }
+            Db::Postgres { url } => {
+                let store = PgStore::open(url, key.clone(), 5, Duration::from_millis(1500))
+                    .await
+                    .expect("open store");
+                tokio::spawn(async move {
+                    keygate_server::serve(listener, store, serve_config, stop)
+                        .await
+                        .expect("server ran");
+                })
+            }
+        };
         Self {
             addr,
             admin_token: String::new(),
             client: reqwest::Client::new(),
-            db_path,
+            db: db.clone(),
             key,
             config,
             dir: None,
             stop: Some(tx),
             handle: Some(handle),
         }
+    }
+
+    /// The `--database-url` of this server's data.
+    pub fn database_url(&self) -> String {
+        match &self.db {
+            Db::Sqlite(p) => format!("sqlite://{}", p.display()),
+            Db::Postgres { url } => url.clone(),
+        }
+    }
+
+    /// The master key file (beside the SQLite file; given explicitly for PostgreSQL).
+    pub fn key_file(&self) -> PathBuf {
+        self.dir
+            .as_ref()
+            .expect("temp dir")
+            .path()
+            .join("keygate.key")
+    }
+
+    /// Environment for the admin CLI pointing at this server's data.
+    pub fn cli_env(&self) -> Vec<(&'static str, String)> {
+        let mut env = vec![("KEYGATE_DATABASE_URL", self.database_url())];
+        if matches!(self.db, Db::Postgres { .. }) {
+            env.push((
+                "KEYGATE_MASTER_KEY_FILE",
+                self.key_file().display().to_string(),
+            ));
+        }
+        env
+    }
+
+    /// Everything the database holds, as bytes, to search for a secret: the SQLite
+    /// file and its WAL, or every row of every keygate table in PostgreSQL.
+    pub async fn raw_contents(&self) -> Vec<u8> {
+        match &self.db {
+            Db::Sqlite(p) => {
+                let mut bytes = std::fs::read(p).expect("db file");
+                bytes.extend(std::fs::read(p.with_extension("db-wal")).unwrap_or_default());
+                bytes
+            }
+            Db::Postgres { url } => pg::dump(url).await,
+        }
+    }
+
+    /// Runs `f` with a store opened on this server's data with `key`.
+    pub async fn with_key<F, Fut, T>(
+        &self,
+        key: MasterKey,
+        f: F,
+    ) -> Result<T, keygate_store::StoreError>
+    where
+        F: FnOnce(AnyStore) -> Fut,
+        Fut: std::future::Future<Output = T>,
+    {
+        Ok(f(open_any(&self.db, key).await?).await)
     }
 
     /// Graceful stop (drains requests, flushes usage).
@@ -131,7 +216,7 @@ impl Server {
     /// Stops gracefully and starts again on the same database.
     pub async fn restart(mut self) -> Self {
         self.stop().await;
-        let mut s = Self::launch(self.db_path.clone(), self.key.clone(), self.config.clone()).await;
+        let mut s = Self::launch(&self.db, self.key.clone(), self.config.clone()).await;
         s.admin_token = std::mem::take(&mut self.admin_token);
         s.dir = self.dir.take();
         s
@@ -286,6 +371,216 @@ impl Drop for Server {
         if let Some(tx) = self.stop.take() {
             let _ = tx.send(());
         }
+        // The database goes with the test that made it (a restarted server shares it
+        // and only the last holder of the temp dir drops it).
+        if let (Db::Postgres { url }, Some(_)) = (&self.db, &self.dir) {
+            pg::drop_database(url);
+        }
+    }
+}
+
+/// Either store, for tests that open the data directly.
+pub enum AnyStore {
+    /// SQLite.
+    Sqlite(SqliteStore),
+    /// PostgreSQL.
+    Postgres(PgStore),
+}
+
+async fn open_any(db: &Db, key: MasterKey) -> Result<AnyStore, keygate_store::StoreError> {
+    Ok(match db {
+        Db::Sqlite(p) => AnyStore::Sqlite(SqliteStore::open(p.to_str().expect("path"), key).await?),
+        Db::Postgres { url } => {
+            AnyStore::Postgres(PgStore::open(url, key, 2, Duration::from_millis(1500)).await?)
+        }
+    })
+}
+
+/// Bootstraps the store and mints a bearer token for `admin`; returns the token.
+async fn bootstrap_admin(db: &Db, key: MasterKey) -> String {
+    match open_any(db, key).await.expect("open store") {
+        AnyStore::Sqlite(s) => bootstrap_on(s).await,
+        AnyStore::Postgres(s) => bootstrap_on(s).await,
+    }
+}
+
+async fn bootstrap_on<S: Store>(store: S) -> String {
+    let hash = keygate_core::password::hash("bootstrap-password").expect("hash");
+    assert!(store.bootstrap(&hash, 1).await.expect("bootstrap"));
+    let admin = store.user_by_username("admin").await.expect("admin exists");
+    let m = Manager::new(store, None);
+    let input = TokenInput {
+        note: "test admin".into(),
+        status: TokenStatus::Enabled,
+    };
+    let (_, secret) = m
+        .create_bearer_token(&Actor::local_admin(), admin.id, input)
+        .await
+        .expect("admin token");
+    secret.expose_secret().to_owned()
+}
+
+impl AnyStore {
+    /// A token as stored.
+    pub async fn token(&self, id: i64) -> keygate_core::model::ApiToken {
+        match self {
+            Self::Sqlite(s) => s.token(id).await,
+            Self::Postgres(s) => s.token(id).await,
+        }
+        .expect("token")
+    }
+
+    /// The sealed LMv1 key of a token, as stored.
+    pub async fn sealed_key(&self, id: i64) -> Option<Vec<u8>> {
+        match self {
+            Self::Sqlite(s) => {
+                sqlx::query_scalar("SELECT sealed_key FROM api_tokens WHERE id = ?")
+                    .bind(id)
+                    .fetch_one(s.pool())
+                    .await
+            }
+            Self::Postgres(s) => {
+                sqlx::query_scalar("SELECT sealed_key FROM api_tokens WHERE id = $1")
+                    .bind(id)
+                    .fetch_one(s.pool())
+                    .await
+            }
+        }
+        .expect("row")
+    }
+
+    /// Re-seals every LMv1 key under `new` (without touching key files).
+    pub async fn rotate(&self, new: &MasterKey) -> usize {
+        match self {
+            Self::Sqlite(s) => s.rotate_master_key(new).await,
+            Self::Postgres(s) => s.rotate_master_key(new).await,
+        }
+        .expect("rotate")
+    }
+
+    /// Prunes ended sessions, then counts what is left.
+    pub async fn prune_and_count_sessions(&self, idle_before: i64, created_before: i64) -> i64 {
+        match self {
+            Self::Sqlite(s) => {
+                s.prune_sessions(idle_before, created_before)
+                    .await
+                    .expect("prune");
+                sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
+                    .fetch_one(s.pool())
+                    .await
+                    .expect("count")
+            }
+            Self::Postgres(s) => {
+                s.prune_sessions(idle_before, created_before)
+                    .await
+                    .expect("prune");
+                sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
+                    .fetch_one(s.pool())
+                    .await
+                    .expect("count")
+            }
+        }
+    }
+}
+
+/// PostgreSQL test databases: one per test, randomly named, dropped afterwards.
+pub mod pg {
+    use sqlx::Connection as _;
+
+    /// The server to make test databases on, or `None` (with a loud line) when
+    /// KEYGATE_TEST_DATABASE_URL is unset; fails when KEYGATE_REQUIRE_POSTGRES is set.
+    fn admin_url() -> Option<String> {
+        match std::env::var("KEYGATE_TEST_DATABASE_URL") {
+            Ok(u) if !u.is_empty() => Some(u),
+            _ => {
+                if std::env::var_os("KEYGATE_REQUIRE_POSTGRES").is_some() {
+                    panic!("KEYGATE_REQUIRE_POSTGRES is set but KEYGATE_TEST_DATABASE_URL is not");
+                }
+                // Written to the stderr handle itself: the test harness captures eprintln!.
+                static ONCE: std::sync::Once = std::sync::Once::new();
+                ONCE.call_once(|| {
+                    use std::io::Write as _;
+                    let _ = writeln!(
+                        std::io::stderr(),
+                        "\n*** SKIPPED the PostgreSQL copies of the API tests and the multi-node tests: \
+                         KEYGATE_TEST_DATABASE_URL is not set (e.g. postgres://postgres@127.0.0.1:5432/postgres) ***\n"
+                    );
+                });
+                None
+            }
+        }
+    }
+
+    fn with_database(url: &str, name: &str) -> String {
+        let (base, _) = url.rsplit_once('/').expect("database URL has a path");
+        format!("{base}/{name}")
+    }
+
+    /// Creates a database with a random name; returns its URL.
+    pub async fn create_database() -> Option<String> {
+        let admin = admin_url()?;
+        let mut suffix = [0u8; 8];
+        getrandom::fill(&mut suffix).expect("random");
+        let name: String = std::iter::once("kg_test_".to_owned())
+            .chain(suffix.iter().map(|b| format!("{b:02x}")))
+            .collect();
+        let mut conn = sqlx::PgConnection::connect(&admin)
+            .await
+            .expect("connect to the test PostgreSQL");
+        // The name is ours (hex digits), never input: safe to put into the statement.
+        sqlx::query(sqlx::AssertSqlSafe(format!("CREATE DATABASE {name}")))
+            .execute(&mut conn)
+            .await
+            .expect("create database");
+        Some(with_database(&admin, &name))
+    }
+
+    /// Drops a test database (terminating its connections), from a Drop impl.
+    pub fn drop_database(url: &str) {
+        let Some(admin) = std::env::var("KEYGATE_TEST_DATABASE_URL").ok() else {
+            return;
+        };
+        let name = url.rsplit('/').next().unwrap_or("").to_owned();
+        if !name.starts_with("kg_test_")
+            || !name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+        {
+            return;
+        }
+        let _ = std::thread::spawn(move || {
+            let rt = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .expect("runtime");
+            rt.block_on(async {
+                if let Ok(mut conn) = sqlx::PgConnection::connect(&admin).await {
+                    let _ = sqlx::query(sqlx::AssertSqlSafe(format!(
+                        "DROP DATABASE IF EXISTS {name} WITH (FORCE)"
+                    )))
+                    .execute(&mut conn)
+                    .await;
+                }
+            });
+        })
+        .join();
+    }
+
+    /// Every row of keygate's tables as text.
+    pub async fn dump(url: &str) -> Vec<u8> {
+        let mut conn = sqlx::PgConnection::connect(url).await.expect("connect");
+        let mut out = Vec::new();
+        for table in ["api_tokens", "users", "sessions", "meta", "change_log"] {
+            let rows: Vec<String> = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT t::text FROM {table} t"
+            )))
+            .fetch_all(&mut conn)
+            .await
+            .expect("dump");
+            for r in rows {
+                out.extend_from_slice(r.as_bytes());
+                out.push(b'\n');
+            }
+        }
+        out
     }
 }
 

@@ -4,7 +4,7 @@
 use reqwest::StatusCode;
 use serde_json::json;
 
-use crate::support::*;
+use super::support::*;
 use crate::webdriver::{Browser, available};
 
 async fn sign_in(b: &Browser, s: &Server, user: &str, password: &str) {
@@ -27,7 +27,9 @@ async fn sign_in_navigate_and_sign_out() {
     if !available("sign_in_navigate_and_sign_out") {
         return;
     }
-    let s = Server::start().await;
+    let Some(s) = Server::start().await else {
+        return;
+    };
     let role = s.role("pusher", &[("dataingestion", "*", "write")]).await;
     s.post(&s.admin_token, "/setting/admins", json!({"username": "pusher", "email": "p@x.io", "roles": [{"id": role}], "password": "pusher-password"})).await;
     let b = Browser::start(1280, 900).await;
@@ -115,7 +117,9 @@ async fn bearer_tokens_add_table_filter_enable_note_delete() {
     if !available("bearer_tokens_add_table_filter_enable_note_delete") {
         return;
     }
-    let s = Server::start().await;
+    let Some(s) = Server::start().await else {
+        return;
+    };
     let ingest = s.user("ingest", &[DATAINGESTION]).await;
     s.user("viewer", &[READONLY]).await;
     let b = Browser::start(1280, 900).await;
@@ -369,7 +373,9 @@ async fn lmv1_users_roles_and_portal() {
     if !available("lmv1_users_roles_and_portal") {
         return;
     }
-    let s = Server::start().await;
+    let Some(s) = Server::start().await else {
+        return;
+    };
     let b = Browser::start(1280, 900).await;
     sign_in(&b, &s, "admin", "bootstrap-password").await;
     b.until("signed in", "return location.pathname !== '/signin'")

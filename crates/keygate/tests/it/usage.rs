@@ -4,18 +4,20 @@
 use std::time::Duration;
 
 use keygate_server::ServerConfig;
-use keygate_store::{SqliteStore, Store};
 use reqwest::StatusCode;
 
-use crate::support::*;
+use super::support::*;
 
 #[tokio::test]
 async fn last_use_appears_within_five_seconds_and_survives_restart() {
-    let s = Server::start_with(ServerConfig {
+    let Some(s) = Server::start_with(ServerConfig {
         usage_flush_interval: Duration::from_secs(2),
         ..test_config()
     })
-    .await;
+    .await
+    else {
+        return;
+    };
     let user = s.user("ingest", &[DATAINGESTION]).await;
     let (id, secret) = s.token_for(user, "t").await;
     let path = format!("/setting/admins/{user}/apitokens/{id}");
@@ -40,11 +42,14 @@ async fn last_use_appears_within_five_seconds_and_survives_restart() {
 #[tokio::test]
 async fn graceful_shutdown_flushes_pending_usage() {
     // A flush interval far longer than the test: only the shutdown flush can write it.
-    let mut s = Server::start_with(ServerConfig {
+    let Some(mut s) = Server::start_with(ServerConfig {
         usage_flush_interval: Duration::from_secs(3600),
         ..test_config()
     })
-    .await;
+    .await
+    else {
+        return;
+    };
     let user = s.user("ingest", &[DATAINGESTION]).await;
     let (id, secret) = s.token_for(user, "t").await;
     assert_eq!(
@@ -52,10 +57,10 @@ async fn graceful_shutdown_flushes_pending_usage() {
         StatusCode::OK
     );
     s.stop().await;
-    let store = SqliteStore::open(s.db_path.to_str().expect("path"), s.key.clone())
+    let t = s
+        .with_key(s.key.clone(), |store| async move { store.token(id).await })
         .await
         .expect("open");
-    let t = store.token(id).await.expect("token");
     assert!(t.last_used_on > 0, "usage written on shutdown");
     assert_eq!(t.last_auth_ip, "127.0.0.1");
 }

@@ -1,0 +1,28 @@
+//! The API tests on PostgreSQL (a fresh database per test), plus several nodes on
+//! one database.
+
+/// Which backend this copy of the tests uses.
+pub const BACKEND: support::Backend = support::Backend::Postgres;
+
+#[path = "auth.rs"]
+mod auth;
+#[path = "bodies.rs"]
+mod bodies;
+#[path = "cli.rs"]
+mod cli;
+#[path = "lists.rs"]
+mod lists;
+#[path = "lmv1.rs"]
+mod lmv1;
+#[path = "multinode.rs"]
+mod multinode;
+#[path = "support.rs"]
+pub mod support;
+#[path = "tokens.rs"]
+mod tokens;
+#[path = "ui_http.rs"]
+mod ui_http;
+#[path = "usage.rs"]
+mod usage;
+#[path = "users_roles.rs"]
+mod users_roles;

@@ -1,0 +1,29 @@
+//! The API tests on the embedded default: a temporary SQLite file per server.
+
+/// Which backend this copy of the tests uses.
+pub const BACKEND: support::Backend = support::Backend::Sqlite;
+
+#[path = "auth.rs"]
+mod auth;
+#[path = "bodies.rs"]
+mod bodies;
+#[path = "cli.rs"]
+mod cli;
+#[path = "lists.rs"]
+mod lists;
+#[path = "lmv1.rs"]
+mod lmv1;
+#[path = "logs.rs"]
+mod logs;
+#[path = "support.rs"]
+pub mod support;
+#[path = "tokens.rs"]
+mod tokens;
+#[path = "ui.rs"]
+mod ui;
+#[path = "ui_http.rs"]
+mod ui_http;
+#[path = "usage.rs"]
+mod usage;
+#[path = "users_roles.rs"]
+mod users_roles;
