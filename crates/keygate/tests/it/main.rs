@@ -15,3 +15,12 @@ mod webdriver;
 
 mod postgres;
 mod sqlite;
+
+/// Which storage backend a copy of the tests runs against.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    /// A temporary SQLite file.
+    Sqlite,
+    /// A fresh, randomly named PostgreSQL database.
+    Postgres,
+}

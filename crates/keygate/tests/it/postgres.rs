@@ -2,7 +2,7 @@
 //! one database.
 
 /// Which backend this copy of the tests uses.
-pub const BACKEND: support::Backend = support::Backend::Postgres;
+pub const BACKEND: crate::Backend = crate::Backend::Postgres;
 
 #[path = "auth.rs"]
 mod auth;

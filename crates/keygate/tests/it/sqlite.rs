@@ -1,7 +1,7 @@
 //! The API tests on the embedded default: a temporary SQLite file per server.
 
 /// Which backend this copy of the tests uses.
-pub const BACKEND: support::Backend = support::Backend::Sqlite;
+pub const BACKEND: crate::Backend = crate::Backend::Sqlite;
 
 #[path = "auth.rs"]
 mod auth;

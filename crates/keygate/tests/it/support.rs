@@ -15,14 +15,7 @@ use serde_json::Value;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
-/// Which storage backend a copy of the tests runs against.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Backend {
-    /// A temporary SQLite file.
-    Sqlite,
-    /// A fresh, randomly named PostgreSQL database.
-    Postgres,
-}
+pub use crate::Backend;
 
 /// Where a test server keeps its data.
 #[derive(Debug, Clone)]
