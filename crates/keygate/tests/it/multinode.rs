@@ -196,3 +196,182 @@ async fn a_node_whose_listener_is_killed_catches_up() {
     let r = send(b.client.get(format!("http://{}/readyz", b.addr))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 }
+
+/// A TCP proxy in front of PostgreSQL that can cut every connection and refuse new
+/// ones, so a node can lose its database without touching the shared server.
+struct Proxy {
+    port: u16,
+    up: tokio::sync::watch::Sender<bool>,
+}
+
+impl Proxy {
+    async fn start(target: std::net::SocketAddr) -> Self {
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind proxy");
+        let port = listener.local_addr().expect("addr").port();
+        let (up, watch) = tokio::sync::watch::channel(true);
+        tokio::spawn(async move {
+            while let Ok((mut client, _)) = listener.accept().await {
+                if !*watch.borrow() {
+                    continue; // refused: dropped at once
+                }
+                let mut down = watch.clone();
+                tokio::spawn(async move {
+                    let Ok(mut server) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut client, &mut server) => {}
+                        _ = down.wait_for(|up| !*up) => {} // cut: both sides dropped
+                    }
+                });
+            }
+        });
+        Self { port, up }
+    }
+
+    fn set(&self, up: bool) {
+        let _ = self.up.send(up);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_cut_off_from_the_database_fails_closed_and_recovers() {
+    let Some(a) = Server::start().await else {
+        return;
+    };
+    let user = a.user("ingest", &[DATAINGESTION]).await;
+    let (_, secret) = a.token_for(user, "t").await;
+    let (revoked_id, revoked) = a.token_for(user, "revoked before the cut").await;
+    // Node P reaches the same database only through the proxy.
+    let Db::Postgres { url } = &a.db else {
+        unreachable!("multi-node tests run on PostgreSQL")
+    };
+    let (scheme_host, db) = url.rsplit_once('/').expect("url");
+    let target: std::net::SocketAddr = scheme_host
+        .rsplit('@')
+        .next()
+        .and_then(|hp| hp.parse().ok())
+        .expect("host:port in the test URL");
+    let proxy = Proxy::start(target).await;
+    let via_proxy = format!(
+        "{}@127.0.0.1:{}/{db}",
+        scheme_host.split('@').next().unwrap_or(""),
+        proxy.port
+    );
+    let config = keygate_server::ServerConfig {
+        max_staleness: std::time::Duration::from_secs(3),
+        ..test_config()
+    };
+    let mut p = Server::launch(&Db::Postgres { url: via_proxy }, a.key.clone(), config).await;
+    p.admin_token = a.admin_token.clone();
+    let me = format!("/setting/admins/{user}");
+    assert!(
+        eventually(std::time::Duration::from_secs(5), || async {
+            p.get(&secret, &me).await.status == StatusCode::OK
+        })
+        .await
+    );
+    a.delete(
+        &a.admin_token,
+        &format!("/setting/admins/{user}/apitokens/{revoked_id}"),
+    )
+    .await;
+    assert!(
+        eventually(std::time::Duration::from_secs(5), || async {
+            p.get(&revoked, &me).await.status == StatusCode::UNAUTHORIZED
+        })
+        .await
+    );
+
+    proxy.set(false);
+    // Management needs the database: a quick 503, not a hang (the client gives up at 2 s).
+    let bounded = reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(2))
+        .build()
+        .expect("client");
+    let r = send(
+        bounded
+            .post(p.url("/setting/admins"))
+            .header("Authorization", format!("Bearer {}", a.admin_token))
+            .header("Content-Type", "application/json")
+            .body(r#"{"username":"x","email":"x@x.io","roles":[{"id":2}]}"#),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+    assert_eq!(r.body["errorCode"], 503);
+    // Known tokens keep verifying from memory while within max_staleness: the request
+    // passes authentication and only the handler, which reads the database, answers
+    // 503 "database unavailable"; a token revoked before the cut stays refused.
+    let r = p.get(&secret, &me).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert!(
+        r.message().contains("database is unavailable"),
+        "authenticated, then the handler: {}",
+        r.text
+    );
+    assert_eq!(p.get(&revoked, &me).await.status, StatusCode::UNAUTHORIZED);
+    // ...and then the node fails closed, and says so to load balancers.
+    let stale = eventually(std::time::Duration::from_secs(10), || async {
+        let r = p.get(&secret, &me).await;
+        r.status == StatusCode::SERVICE_UNAVAILABLE
+            && r.message().contains("not been able to confirm")
+    })
+    .await;
+    assert!(stale, "past max_staleness the node refuses with 503");
+    let r = send(p.client.get(format!("http://{}/readyz", p.addr))).await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.body["status"], "stale");
+    // The other node, which still reaches the database, is unaffected.
+    assert_eq!(a.get(&secret, &me).await.status, StatusCode::OK);
+
+    proxy.set(true);
+    let back = eventually(std::time::Duration::from_secs(10), || async {
+        send(p.client.get(format!("http://{}/readyz", p.addr)))
+            .await
+            .status
+            == StatusCode::OK
+    })
+    .await;
+    assert!(back, "the node recovers by itself");
+    assert_eq!(p.get(&secret, &me).await.status, StatusCode::OK);
+    let r = p
+        .post(
+            &a.admin_token,
+            "/setting/admins",
+            json!({"username": "y", "email": "y@x.io", "roles": [{"id": 2}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    p.stop().await;
+}
+
+#[tokio::test]
+async fn postgres_needs_an_explicit_master_key() {
+    let Some(a) = Server::start().await else {
+        return;
+    };
+    let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .args(["portal", "show"])
+        .env("KEYGATE_DATABASE_URL", a.database_url())
+        .env_remove("KEYGATE_MASTER_KEY_FILE")
+        .current_dir(a.dir.as_ref().expect("dir").path())
+        .output()
+        .await
+        .expect("run");
+    assert!(!o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("with PostgreSQL the master key must be given"),
+        "{err}"
+    );
+    let files: Vec<_> = std::fs::read_dir(a.dir.as_ref().expect("dir").path())
+        .expect("dir")
+        .collect();
+    assert_eq!(
+        files.len(),
+        1,
+        "no key file was created (only the test's own)"
+    );
+}
