@@ -7,6 +7,7 @@
 //! - [`index`] — the sharded digest map and its hasher.
 //! - [`follow`] — keeps the index current by replaying the store's change log.
 //! - [`replay`] — the bounded memory of LMv1 signatures for replay protection.
+//! - [`throttle`] — token buckets per client address on failed authentications.
 //! - [`usage`] — records last use in memory and writes it to the store in batches.
 //! - [`error`] — [`AuthError`].
 #![forbid(unsafe_code)]
@@ -15,6 +16,7 @@ pub mod error;
 pub mod follow;
 pub mod index;
 pub mod replay;
+pub mod throttle;
 pub mod usage;
 pub mod verifier;
 

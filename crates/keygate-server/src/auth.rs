@@ -74,12 +74,33 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
     }
 }
 
-/// The client address of a request (the TCP peer).
-pub fn client_ip(parts: &Parts) -> IpAddr {
-    parts
+/// The client address of a request: the TCP peer, or — when the peer is a trusted
+/// proxy — the rightmost `X-Forwarded-For` entry that is not itself a trusted proxy.
+/// Untrusted peers cannot spoof an address this way.
+pub fn client_ip(parts: &Parts, trusted: &[IpAddr]) -> IpAddr {
+    let peer = parts
         .extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    client_ip_of(peer, &parts.headers, trusted)
+}
+
+/// [`client_ip`] from the peer address and headers.
+pub fn client_ip_of(peer: IpAddr, headers: &axum::http::HeaderMap, trusted: &[IpAddr]) -> IpAddr {
+    if !trusted.contains(&peer) {
+        return peer;
+    }
+    let hops: Vec<IpAddr> = headers
+        .get_all("x-forwarded-for")
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|h| h.trim().parse().ok())
+        .collect();
+    hops.into_iter()
+        .rev()
+        .find(|h| !trusted.contains(h))
+        .unwrap_or(peer)
 }
 
 fn token_in_query(query: Option<&str>) -> bool {
@@ -134,8 +155,31 @@ pub async fn authenticate<S: Store>(
             parts.extensions.insert(principal);
             next.run(Request::from_parts(parts, body)).await
         }
+        Err(e @ (ApiError::Unauthorized(_) | ApiError::UnauthorizedDetail(..)))
+            if presented(&parts) =>
+        {
+            // A presented credential that failed spends from the client's bucket.
+            let ip = client_ip(&parts, &st.trusted_proxies);
+            match st.throttle.take(ip, st.clock.now_millis()) {
+                Ok(()) => e.into_response(),
+                Err(wait) => throttled(wait.0).into_response(),
+            }
+        }
         Err(e) => e.into_response(),
     }
+}
+
+/// Whether the request carried a credential at all (absent ones are not guesses).
+fn presented(parts: &Parts) -> bool {
+    parts.headers.contains_key(header::AUTHORIZATION) || parts.headers.contains_key(header::COOKIE)
+}
+
+/// The answer to a client over its failed-authentication limit.
+pub fn throttled(retry_after: u64) -> ApiError {
+    ApiError::TooManyRequests(
+        format!("too many failed authentications from this address; retry after {retry_after} s"),
+        retry_after,
+    )
 }
 
 async fn principal<S: Store>(
@@ -165,7 +209,11 @@ async fn principal<S: Store>(
         Credential::Bearer(token) => {
             let p = st
                 .verifier
-                .verify_bearer(&token, client_ip(parts), st.clock.now())
+                .verify_bearer(
+                    &token,
+                    client_ip(parts, &st.trusted_proxies),
+                    st.clock.now(),
+                )
                 .map_err(|r| refusal(r, "bearer"))?;
             Ok((p, body))
         }
@@ -273,7 +321,12 @@ async fn lmv1<S: Store>(
     let path = full.strip_prefix(BASE_PATH).unwrap_or(full);
     let p = st
         .verifier
-        .lmv1_finish(pending, path, client_ip(parts), st.clock.now_millis())
+        .lmv1_finish(
+            pending,
+            path,
+            client_ip(parts, &st.trusted_proxies),
+            st.clock.now_millis(),
+        )
         .map_err(|r| refusal(r, "LMv1"))?;
     Ok((p, Bytes::from(buf)))
 }

@@ -35,6 +35,9 @@ pub enum ApiError {
     /// 415: the body is not JSON.
     #[error("send the body as JSON with Content-Type: application/json")]
     UnsupportedMediaType,
+    /// 429: too many failed authentications from this client; retry after the seconds.
+    #[error("{0}")]
+    TooManyRequests(String, u64),
     /// 503: the database is unavailable.
     #[error("{0}")]
     Unavailable(String),
@@ -57,6 +60,7 @@ impl ApiError {
             Self::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -149,6 +153,11 @@ impl IntoResponse for ApiError {
             "errorDetail": detail,
         });
         let mut resp = (status, axum::Json(body)).into_response();
+        if let Self::TooManyRequests(_, secs) = &self
+            && let Ok(v) = HeaderValue::from_str(&secs.to_string())
+        {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(
                 header::WWW_AUTHENTICATE,

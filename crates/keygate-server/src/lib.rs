@@ -12,7 +12,7 @@
 //! - [`body`] — typed access to JSON request bodies, naming the field at fault.
 //! - [`wire`] — the JSON shapes of API objects and list responses.
 //! - [`error`] — [`ApiError`], the one mapping from errors to HTTP.
-//! - [`session`] — web UI sessions: cookie, CSRF token, timeouts, sign-in throttle.
+//! - [`session`] — web UI sessions: cookie, CSRF token, timeouts.
 //! - [`ui`] — the web UI: server-rendered pages and their small script.
 //! - [`state`] — shared state and the clock.
 #![forbid(unsafe_code)]
@@ -54,6 +54,11 @@ pub struct ServerConfig {
     /// A node that cannot confirm its index is current for longer than this refuses
     /// credentials with 503 instead of trusting a stale index.
     pub max_staleness: Duration,
+    /// Failed-authentication throttling.
+    pub throttle: keygate_auth::throttle::ThrottleConfig,
+    /// Reverse proxies whose `X-Forwarded-For` names the client (none by default: the
+    /// TCP peer is the client, so no one can spoof an address).
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 impl Default for ServerConfig {
@@ -64,6 +69,8 @@ impl Default for ServerConfig {
             clock: state::Clock::System,
             sessions: session::SessionConfig::default(),
             max_staleness: Duration::from_secs(30),
+            throttle: keygate_auth::throttle::ThrottleConfig::default(),
+            trusted_proxies: Vec::new(),
         }
     }
 }
@@ -97,7 +104,10 @@ pub async fn serve<S: Store>(
         verifier: verifier.clone(),
         clock: config.clock.clone(),
         sessions: config.sessions.clone(),
-        signin: Arc::default(),
+        throttle: Arc::new(keygate_auth::throttle::FailureThrottle::new(
+            config.throttle,
+        )),
+        trusted_proxies: config.trusted_proxies.clone().into(),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (wake, lost) = (verifier.clone(), verifier.clone());

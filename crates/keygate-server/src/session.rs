@@ -1,4 +1,4 @@
-//! Web UI sessions: the cookie, the CSRF token, timeouts and the sign-in throttle.
+//! Web UI sessions: the cookie, the CSRF token and timeouts.
 //!
 //! A session id is 256 random bits sent only in an HttpOnly, SameSite=Strict cookie;
 //! the store keeps its SHA-256. Every change made with a session must also carry the
@@ -6,9 +6,6 @@
 //! cross-site attacker cannot). Sign-in forms use a double-submit cookie instead,
 //! since there is no session yet.
 
-use std::collections::HashMap;
-use std::net::IpAddr;
-use std::sync::Mutex;
 use std::time::Duration;
 
 use axum::http::{HeaderMap, HeaderValue, header};
@@ -99,65 +96,6 @@ pub fn same(a: &str, b: &str) -> bool {
     subtle::ConstantTimeEq::ct_eq(a.as_bytes(), b.as_bytes()).into()
 }
 
-/// Slows repeated failed sign-ins from one client: after [`FREE_FAILURES`] failures
-/// within [`WINDOW`], each further attempt waits longer (doubling, up to 8 s) before
-/// the password is even checked. Memory is bounded.
-#[derive(Debug, Default)]
-pub struct SigninThrottle {
-    failures: Mutex<HashMap<IpAddr, (u32, EpochSeconds)>>,
-}
-
-/// Failures allowed before attempts are slowed.
-pub const FREE_FAILURES: u32 = 5;
-/// How long failures are remembered, seconds.
-pub const WINDOW: i64 = 15 * 60;
-/// Most clients remembered.
-const MAX_CLIENTS: usize = 10_000;
-
-impl SigninThrottle {
-    /// How long this client must wait before its attempt is checked.
-    pub fn delay(&self, ip: IpAddr, now: EpochSeconds) -> Duration {
-        let map = self
-            .failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        match map.get(&ip) {
-            Some(&(n, last)) if now - last <= WINDOW && n >= FREE_FAILURES => {
-                Duration::from_millis(250u64 << (n - FREE_FAILURES).min(5))
-            }
-            _ => Duration::ZERO,
-        }
-    }
-
-    /// Notes a failed attempt.
-    pub fn failed(&self, ip: IpAddr, now: EpochSeconds) {
-        let mut map = self
-            .failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if map.len() >= MAX_CLIENTS {
-            map.retain(|_, (_, last)| now - *last <= WINDOW);
-            if map.len() >= MAX_CLIENTS {
-                map.clear();
-            }
-        }
-        let e = map.entry(ip).or_insert((0, now));
-        if now - e.1 > WINDOW {
-            e.0 = 0;
-        }
-        e.0 += 1;
-        e.1 = now;
-    }
-
-    /// Forgets a client after a successful sign-in.
-    pub fn succeeded(&self, ip: IpAddr) {
-        self.failures
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .remove(&ip);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -191,21 +129,5 @@ mod tests {
                 .unwrap_or("")
                 .contains("; Secure")
         );
-        let t = SigninThrottle::default();
-        let ip = IpAddr::from([127, 0, 0, 1]);
-        for _ in 0..FREE_FAILURES {
-            assert_eq!(t.delay(ip, 10), Duration::ZERO);
-            t.failed(ip, 10);
-        }
-        assert_eq!(t.delay(ip, 10), Duration::from_millis(250));
-        t.failed(ip, 10);
-        assert_eq!(t.delay(ip, 10), Duration::from_millis(500));
-        assert_eq!(
-            t.delay(IpAddr::from([10, 0, 0, 1]), 10),
-            Duration::ZERO,
-            "other clients unaffected"
-        );
-        t.succeeded(ip);
-        assert_eq!(t.delay(ip, 10), Duration::ZERO);
     }
 }

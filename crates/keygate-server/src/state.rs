@@ -54,6 +54,8 @@ pub struct AppState<S: Store> {
     pub clock: Clock,
     /// Web UI session settings.
     pub sessions: crate::session::SessionConfig,
-    /// Slows repeated failed sign-ins.
-    pub signin: Arc<crate::session::SigninThrottle>,
+    /// Token buckets on failed authentications, per client.
+    pub throttle: Arc<keygate_auth::throttle::FailureThrottle>,
+    /// Peers whose `X-Forwarded-For` is believed.
+    pub trusted_proxies: Arc<[std::net::IpAddr]>,
 }

@@ -88,6 +88,22 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYGATE_MAX_STALENESS_SECONDS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
     pub max_staleness_seconds: u64,
+    /// Failed authentications a client may make in a burst before getting 429.
+    #[arg(long, env = "KEYGATE_AUTH_FAIL_BURST", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub auth_fail_burst: u32,
+    /// Failed authentications forgiven per minute (the bucket's refill).
+    #[arg(long, env = "KEYGATE_AUTH_FAIL_PER_MINUTE", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub auth_fail_per_minute: u32,
+    /// A reverse proxy whose X-Forwarded-For names the client (repeat, or
+    /// comma-separated in the environment). None by default.
+    #[arg(
+        long = "trusted-proxy",
+        env = "KEYGATE_TRUSTED_PROXIES",
+        value_delimiter = ','
+    )]
+    pub trusted_proxies: Vec<std::net::IpAddr>,
 }
 
 /// `keygate user ...`.

@@ -69,6 +69,12 @@ async fn run<S: Store>(store: S, cli: Cli) -> Result<()> {
                     secure: false,
                 },
                 max_staleness: Duration::from_secs(args.max_staleness_seconds),
+                throttle: keygate_auth::throttle::ThrottleConfig {
+                    burst: f64::from(args.auth_fail_burst),
+                    refill_per_second: f64::from(args.auth_fail_per_minute) / 60.0,
+                    ..Default::default()
+                },
+                trusted_proxies: args.trusted_proxies,
             };
             keygate_server::serve(listener, store, config, shutdown_signal()).await?;
             tracing::info!("keygate stopped");
@@ -101,6 +107,9 @@ const KNOWN_ENV: &[&str] = &[
     "KEYGATE_MASTER_KEY_FILE",
     "KEYGATE_DB_MAX_CONNECTIONS",
     "KEYGATE_MAX_STALENESS_SECONDS",
+    "KEYGATE_AUTH_FAIL_BURST",
+    "KEYGATE_AUTH_FAIL_PER_MINUTE",
+    "KEYGATE_TRUSTED_PROXIES",
     "KEYGATE_LISTEN",
     "KEYGATE_POLL_INTERVAL_MS",
     "KEYGATE_USAGE_FLUSH_MS",

@@ -214,12 +214,24 @@ async fn signin<S: Store>(
             "the sign-in form expired or was not sent by this site; reload the page".to_owned(),
         ));
     }
-    let ip = peer.ip();
+    let ip = crate::auth::client_ip_of(peer.ip(), &headers, &st.trusted_proxies);
     let now = st.clock.now();
-    // Repeated failures from one client wait before any password work is done.
-    let delay = st.signin.delay(ip, now);
-    if !delay.is_zero() {
-        tokio::time::sleep(delay).await;
+    // Each attempt reserves a token from the client's failure bucket before any
+    // password work; a correct password gives it back.
+    if let Err(wait) = st.throttle.take(ip, st.clock.now_millis()) {
+        let msg = format!(
+            "Too many failed sign-in attempts from this address; try again in {} s.",
+            wait.0
+        );
+        let mut resp = (
+            StatusCode::TOO_MANY_REQUESTS,
+            Html(signin_html(&f.csrf, Some(&msg), &f.username)),
+        )
+            .into_response();
+        if let Ok(v) = HeaderValue::from_str(&wait.0.to_string()) {
+            resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        return Ok(resp);
     }
     let store = st.manager.store();
     let found = if f.username.len() <= 128 && f.password.len() <= password::MAX_LEN {
@@ -240,7 +252,6 @@ async fn signin<S: Store>(
                 // Same work for unknown users, so timing does not tell them apart.
                 let _ = password::verify(&f.password, dummy_hash());
             }
-            st.signin.failed(ip, now);
             let body = signin_html(
                 &f.csrf,
                 Some("Wrong username or password, or the user may not sign in."),
@@ -249,7 +260,7 @@ async fn signin<S: Store>(
             return Ok((StatusCode::UNAUTHORIZED, Html(body)).into_response());
         }
     };
-    st.signin.succeeded(ip);
+    st.throttle.refund(ip);
     // A new id at every sign-in: a session id planted before sign-in is never promoted,
     // and a session this browser already had ends.
     if let Some(old) = session::cookie(&headers, &st.sessions.cookie_name()) {

@@ -126,6 +126,25 @@ async fn secrets_never_reach_the_logs_at_trace_level() {
         None,
     )
     .await;
+    // An LMv1 token and a signed request.
+    let r = call(
+        M::POST,
+        &admin,
+        "/setting/admins/1/apitokens",
+        Some(json!({"note": "lmv1"})),
+    )
+    .await;
+    let access_key = r.body["accessKey"].as_str().expect("key").to_owned();
+    let access_id = r.body["accessId"].as_str().expect("id").to_owned();
+    let ts = keygate_server::state::Clock::System.now_millis();
+    let k = keygate_core::lmv1::AccessKey::from_secret(access_key.clone());
+    let signature = keygate_core::lmv1::sign(&k, "GET", ts, b"", "/setting/portal");
+    let r = send(client.get(format!("{base}/setting/portal")).header(
+        "Authorization",
+        format!("LMv1 {access_id}:{signature}:{ts}"),
+    ))
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 
     // Graceful stop, so the shutdown path logs too.
     let pid = child.id().expect("pid").to_string();
@@ -153,6 +172,8 @@ async fn secrets_never_reach_the_logs_at_trace_level() {
         &typo,
         &password,
         &"hunter2hunter2".to_owned(),
+        &access_key,
+        &signature,
     ] {
         assert!(!log.contains(s.as_str()), "a secret reached the server log");
         assert!(

@@ -18,6 +18,8 @@ mod lmv1;
 mod multinode;
 #[path = "support.rs"]
 pub mod support;
+#[path = "throttle.rs"]
+mod throttle;
 #[path = "tokens.rs"]
 mod tokens;
 #[path = "ui_http.rs"]

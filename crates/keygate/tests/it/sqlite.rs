@@ -17,6 +17,8 @@ mod lmv1;
 mod logs;
 #[path = "support.rs"]
 pub mod support;
+#[path = "throttle.rs"]
+mod throttle;
 #[path = "tokens.rs"]
 mod tokens;
 #[path = "ui.rs"]

@@ -63,6 +63,11 @@ pub fn test_config() -> ServerConfig {
     ServerConfig {
         poll_interval: Duration::from_millis(100),
         usage_flush_interval: Duration::from_millis(200),
+        // Many tests fail authentication on purpose; the throttle tests set their own limits.
+        throttle: keygate_auth::throttle::ThrottleConfig {
+            burst: 100_000.0,
+            ..Default::default()
+        },
         ..ServerConfig::default()
     }
 }
