@@ -152,8 +152,12 @@ pub async fn authenticate<S: Store>(
     let (mut parts, body) = req.into_parts();
     match principal(&st, &parts, body).await {
         Ok((principal, body)) => {
+            let id = PrincipalId(principal.user_id);
             parts.extensions.insert(principal);
-            next.run(Request::from_parts(parts, body)).await
+            let mut resp = next.run(Request::from_parts(parts, body)).await;
+            // For the request log line, which is written outside this middleware.
+            resp.extensions_mut().insert(id);
+            resp
         }
         Err(e @ (ApiError::Unauthorized(_) | ApiError::UnauthorizedDetail(..)))
             if presented(&parts) =>
@@ -168,6 +172,10 @@ pub async fn authenticate<S: Store>(
         Err(e) => e.into_response(),
     }
 }
+
+/// The authenticated user of a request, carried on its response to the request log.
+#[derive(Debug, Clone, Copy)]
+pub struct PrincipalId(pub i64);
 
 /// Whether the request carried a credential at all (absent ones are not guesses).
 fn presented(parts: &Parts) -> bool {

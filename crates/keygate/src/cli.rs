@@ -29,9 +29,28 @@ pub struct Cli {
           value_parser = clap::value_parser!(u32).range(2..=200))]
     pub db_max_connections: u32,
 
+    /// Log output: `plain` text or one `json` object per line.
+    #[arg(
+        long,
+        env = "KEYGATE_LOG_FORMAT",
+        value_enum,
+        default_value = "plain",
+        global = true
+    )]
+    pub log_format: LogFormat,
+
     /// What to do.
     #[command(subcommand)]
     pub command: Command,
+}
+
+/// Log output formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// Human-readable lines.
+    Plain,
+    /// One JSON object per line.
+    Json,
 }
 
 /// Subcommands.

@@ -23,13 +23,17 @@ async fn main() -> Result<()> {
     } else {
         "warn"
     };
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level)),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
+    let filter =
+        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_level));
+    let logs = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match cli.log_format {
+        cli::LogFormat::Json => logs.json().init(),
+        cli::LogFormat::Plain => logs
+            .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .init(),
+    }
     warn_unknown_env();
     if keygate_store::postgres::is_postgres_url(&cli.database_url) {
         let store = keys::open_pg(
@@ -111,6 +115,7 @@ const KNOWN_ENV: &[&str] = &[
     "KEYGATE_AUTH_FAIL_PER_MINUTE",
     "KEYGATE_TRUSTED_PROXIES",
     "KEYGATE_LISTEN",
+    "KEYGATE_LOG_FORMAT",
     "KEYGATE_POLL_INTERVAL_MS",
     "KEYGATE_USAGE_FLUSH_MS",
     "KEYGATE_SESSION_IDLE_MINUTES",

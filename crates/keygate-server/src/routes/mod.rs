@@ -152,7 +152,7 @@ async fn tag_route(path: MatchedPath, req: Request, next: Next) -> Response {
 }
 
 /// One line per request: method, route template (never the raw URI, which could
-/// carry a pasted token), status and latency.
+/// carry a pasted token), status, latency and the authenticated user's id.
 async fn log_request(req: Request, next: Next) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
@@ -161,11 +161,16 @@ async fn log_request(req: Request, next: Next) -> Response {
         .extensions()
         .get::<RouteTag>()
         .map_or("unmatched", |t| t.0.as_str());
+    let principal = resp
+        .extensions()
+        .get::<crate::auth::PrincipalId>()
+        .map(|p| p.0);
     tracing::info!(
         %method,
         route = %route,
         status = resp.status().as_u16(),
         micros = started.elapsed().as_micros() as u64,
+        principal,
         "request"
     );
     resp

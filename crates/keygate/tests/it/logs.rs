@@ -34,35 +34,8 @@ async fn secrets_never_reach_the_logs_at_trace_level() {
         .trim()
         .to_owned();
 
-    let mut child = tokio::process::Command::new(bin)
-        .args(["serve", "--listen", "127.0.0.1:0"])
-        .env("KEYGATE_DATABASE_URL", &db)
-        .env("RUST_LOG", "trace")
-        .stderr(Stdio::piped())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("serve");
-    let lines = Arc::new(Mutex::new(Vec::<String>::new()));
-    let (addr_tx, addr_rx) = tokio::sync::oneshot::channel::<String>();
-    let stderr = child.stderr.take().expect("stderr");
-    let collected = lines.clone();
-    let reader = tokio::spawn(async move {
-        let mut addr_tx = Some(addr_tx);
-        let mut rd = BufReader::new(stderr).lines();
-        while let Ok(Some(line)) = rd.next_line().await {
-            if let Some(rest) = line.split("keygate listening addr=").nth(1)
-                && let Some(tx) = addr_tx.take()
-            {
-                let _ = tx.send(rest.trim().to_owned());
-            }
-            collected.lock().expect("lock").push(line);
-        }
-    });
-    let addr = tokio::time::timeout(std::time::Duration::from_secs(30), addr_rx)
-        .await
-        .expect("server started")
-        .expect("address");
+    let running = Running::start(&db, &[], "trace").await;
+    let addr = running.addr.clone();
     let client = reqwest::Client::new();
     let base = format!("http://{addr}/santaba/rest");
     let call =
@@ -147,17 +120,8 @@ async fn secrets_never_reach_the_logs_at_trace_level() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
 
     // Graceful stop, so the shutdown path logs too.
-    let pid = child.id().expect("pid").to_string();
-    let killed = tokio::process::Command::new("kill")
-        .args(["-TERM", &pid])
-        .status()
-        .await
-        .expect("kill");
-    assert!(killed.success());
-    let status = child.wait().await.expect("wait");
-    assert!(status.success(), "graceful exit");
-    reader.await.expect("reader");
-    let log = lines.lock().expect("lock").join("\n");
+    let lines = running.stop().await;
+    let log = lines.join("\n");
     assert!(
         log.contains("TRACE") || log.contains("DEBUG"),
         "trace logging was on"
@@ -185,4 +149,130 @@ async fn secrets_never_reach_the_logs_at_trace_level() {
         !cli_err.contains(&admin),
         "the CLI prints the token on stdout only"
     );
+}
+
+/// `keygate serve` running as a real process on an ephemeral port, its stderr collected.
+struct Running {
+    child: tokio::process::Child,
+    addr: String,
+    lines: Arc<Mutex<Vec<String>>>,
+    reader: tokio::task::JoinHandle<()>,
+}
+
+/// The listening address from a log line, plain or JSON.
+fn listening_addr(line: &str) -> Option<String> {
+    if let Some(rest) = line.split("keygate listening addr=").nth(1) {
+        return Some(rest.trim().to_owned());
+    }
+    let v: serde_json::Value = serde_json::from_str(line).ok()?;
+    (v["fields"]["message"] == "keygate listening")
+        .then(|| v["fields"]["addr"].as_str().unwrap_or("").to_owned())
+}
+
+impl Running {
+    async fn start(db: &str, extra: &[&str], rust_log: &str) -> Self {
+        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+            .args(extra)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .env("KEYGATE_DATABASE_URL", db)
+            .env("RUST_LOG", rust_log)
+            .stderr(Stdio::piped())
+            .stdout(Stdio::piped())
+            .kill_on_drop(true)
+            .spawn()
+            .expect("serve");
+        let lines = Arc::new(Mutex::new(Vec::<String>::new()));
+        let (addr_tx, addr_rx) = tokio::sync::oneshot::channel::<String>();
+        let stderr = child.stderr.take().expect("stderr");
+        let collected = lines.clone();
+        let reader = tokio::spawn(async move {
+            let mut addr_tx = Some(addr_tx);
+            let mut rd = BufReader::new(stderr).lines();
+            while let Ok(Some(line)) = rd.next_line().await {
+                if let Some(addr) = listening_addr(&line)
+                    && let Some(tx) = addr_tx.take()
+                {
+                    let _ = tx.send(addr);
+                }
+                collected.lock().expect("lock").push(line);
+            }
+        });
+        // Wait for the process's own "listening" line (it is an outside process).
+        let addr = tokio::time::timeout(std::time::Duration::from_secs(30), addr_rx)
+            .await
+            .expect("server started")
+            .expect("address");
+        Self {
+            child,
+            addr,
+            lines,
+            reader,
+        }
+    }
+
+    /// SIGTERM, wait for a clean exit, and return everything it printed.
+    async fn stop(mut self) -> Vec<String> {
+        let pid = self.child.id().expect("pid").to_string();
+        let killed = tokio::process::Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .await
+            .expect("kill");
+        assert!(killed.success());
+        let status = self.child.wait().await.expect("wait");
+        assert!(status.success(), "graceful exit");
+        self.reader.await.expect("reader");
+        self.lines.lock().expect("lock").clone()
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn json_logs_have_one_object_per_line_with_the_principal() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = format!("sqlite://{}", dir.path().join("kg.db").display());
+    // Bootstrap first, so the server prints no first-start banner (which is not a log line).
+    let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .args(["token", "create", "--user", "admin"])
+        .env("KEYGATE_DATABASE_URL", &db)
+        .output()
+        .await
+        .expect("cli");
+    let admin = String::from_utf8_lossy(&o.stdout).trim().to_owned();
+    let running = Running::start(&db, &["--log-format", "json"], "info").await;
+    let client = reqwest::Client::new();
+    let url = format!("http://{}/santaba/rest/setting/admins/1", running.addr);
+    let ok = send(
+        client
+            .get(&url)
+            .header("Authorization", format!("Bearer {admin}")),
+    )
+    .await;
+    assert_eq!(ok.status, StatusCode::OK);
+    let refused = send(client.get(&url)).await;
+    assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    let lines = running.stop().await;
+    let objects: Vec<serde_json::Value> = lines
+        .iter()
+        .map(|l| {
+            serde_json::from_str(l).unwrap_or_else(|e| panic!("not a JSON log line ({e}): {l}"))
+        })
+        .collect();
+    let requests: Vec<&serde_json::Value> = objects
+        .iter()
+        .filter(|o| o["fields"]["message"] == "request")
+        .collect();
+    assert_eq!(requests.len(), 2, "one line per request");
+    assert_eq!(
+        requests[0]["fields"]["route"],
+        "/santaba/rest/setting/admins/{adminId}"
+    );
+    assert_eq!(requests[0]["fields"]["status"], 200);
+    assert_eq!(requests[0]["fields"]["principal"], 1);
+    assert!(requests[0]["fields"]["micros"].is_u64());
+    assert_eq!(requests[1]["fields"]["status"], 401);
+    assert!(
+        requests[1]["fields"].get("principal").is_none(),
+        "no principal when none authenticated"
+    );
+    assert!(!lines.join("\n").contains(&admin));
 }
