@@ -20,6 +20,7 @@ use std::sync::Arc;
 use keygate_core::model::{ApiToken, EpochSeconds, Portal, RoleId, TokenId, User, UserId};
 use keygate_core::policy::{Grants, PortalAdmin, TokenWrite, UserAdmin};
 
+mod common;
 pub mod error;
 pub mod postgres;
 pub mod seal;

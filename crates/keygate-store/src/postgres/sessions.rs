@@ -1,11 +1,10 @@
 //! Web UI sessions and sign-in lookups (PostgreSQL).
 
 use keygate_core::model::{User, UserId};
-use keygate_core::token::TokenDigest;
 use sqlx::{PgConnection, Row};
 
 use super::users;
-use crate::error::{Result, StoreError};
+use crate::error::Result;
 use crate::types::{PendingToken, Session};
 
 pub(super) async fn password_hash(
@@ -60,16 +59,5 @@ pub(super) async fn take_pending(
     let digest: Option<Vec<u8>> = row.try_get(0)?;
     let access_id: Option<String> = row.try_get(1)?;
     let owner: Option<UserId> = row.try_get(2)?;
-    match (digest, access_id, owner) {
-        (Some(d), Some(access_id), Some(owner)) => {
-            let d = <[u8; 32]>::try_from(d.as_slice())
-                .map_err(|_| StoreError::Corrupt("pending digest is not 32 bytes"))?;
-            Ok(Some(PendingToken {
-                digest: TokenDigest(d),
-                access_id,
-                owner,
-            }))
-        }
-        _ => Ok(None),
-    }
+    crate::common::pending(digest, access_id, owner)
 }

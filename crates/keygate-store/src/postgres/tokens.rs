@@ -1,7 +1,7 @@
 //! API tokens (PostgreSQL): creation with owner checks, changes, deletion, usage.
 
 use keygate_core::model::{
-    ApiToken, EpochSeconds, Privilege, TokenId, TokenStatus, TokenType, UserId, UserStatus,
+    ApiToken, EpochSeconds, Privilege, TokenId, TokenStatus, TokenType, UserId,
 };
 use keygate_core::policy::{self, Grants};
 use sqlx::{PgConnection, Row};
@@ -81,12 +81,7 @@ async fn owner_for_new_token(conn: &mut PgConnection, owner: UserId) -> Result<O
     let status: String = row.try_get(1)?;
     let max_tokens: i64 = row.try_get(3)?;
     let count: i64 = row.try_get(4)?;
-    if UserStatus::parse(&status) != Some(UserStatus::Active) {
-        return Err(StoreError::OwnerSuspended(username));
-    }
-    if count >= max_tokens {
-        return Err(StoreError::TokenLimit(max_tokens));
-    }
+    let username = crate::common::check_new_token_owner(username, &status, count, max_tokens)?;
     Ok(OwnerState {
         username,
         traces_enabled: row.try_get(2)?,

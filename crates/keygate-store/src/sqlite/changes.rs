@@ -9,19 +9,11 @@ use keygate_core::token::TokenDigest;
 use sqlx::{Row, SqliteConnection};
 
 use super::{portal, roles};
+use crate::common::digest;
 use crate::error::{Result, StoreError};
 use crate::seal::MasterKey;
 use crate::types::{Change, Entity, IndexEntry, Lmv1Key, Snapshot, TokenKey, UserKey};
 use keygate_core::lmv1::AccessKey;
-
-fn digest(bytes: Option<Vec<u8>>) -> Result<Option<TokenDigest>> {
-    match bytes {
-        None => Ok(None),
-        Some(b) => <[u8; 32]>::try_from(b.as_slice())
-            .map(|a| Some(TokenDigest(a)))
-            .map_err(|_| StoreError::Corrupt("token digest is not 32 bytes")),
-    }
-}
 
 fn token_key(row: &sqlx::sqlite::SqliteRow) -> Result<Option<TokenKey>> {
     let Some(d) = digest(row.try_get(2)?)? else {

@@ -1,11 +1,11 @@
 //! Portal settings and first-start bootstrap.
 
-use keygate_core::model::{EpochSeconds, Portal, UserStatus, builtin_roles};
+use keygate_core::model::{EpochSeconds, Portal, builtin_roles};
 use sqlx::{Row, SqliteConnection};
 
 use super::{log_change, roles, users};
 use crate::error::{Result, StoreError};
-use crate::types::{Entity, NewUser, PortalPatch, RoleInput};
+use crate::types::{Entity, PortalPatch, RoleInput};
 
 pub(super) async fn bootstrap(
     conn: &mut SqliteConnection,
@@ -49,16 +49,7 @@ pub(super) async fn bootstrap(
     }
     let admin_role =
         admin_role.ok_or(StoreError::Corrupt("built-in administrator role missing"))?;
-    let admin = NewUser {
-        username: "admin".to_owned(),
-        email: "admin@localhost".to_owned(),
-        first_name: String::new(),
-        last_name: String::new(),
-        role_ids: vec![admin_role],
-        status: UserStatus::Active,
-        api_only: false,
-        note: "Created on first start".to_owned(),
-    };
+    let admin = crate::common::bootstrap_admin(admin_role);
     users::create(conn, &admin, Some(admin_password_hash), "system", now).await?;
     Ok(true)
 }

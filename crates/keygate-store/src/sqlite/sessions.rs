@@ -1,11 +1,10 @@
 //! Web UI sessions, stored by the SHA-256 of their id, and sign-in lookups.
 
 use keygate_core::model::{User, UserId};
-use keygate_core::token::TokenDigest;
 use sqlx::{Row, SqliteConnection};
 
 use super::users;
-use crate::error::{Result, StoreError};
+use crate::error::Result;
 use crate::types::{PendingToken, Session};
 
 pub(super) async fn password_hash(
@@ -61,16 +60,5 @@ pub(super) async fn take_pending(
         .bind(&id_hash[..])
         .execute(&mut *conn)
         .await?;
-    match (digest, access_id, owner) {
-        (Some(d), Some(access_id), Some(owner)) => {
-            let d = <[u8; 32]>::try_from(d.as_slice())
-                .map_err(|_| StoreError::Corrupt("pending digest is not 32 bytes"))?;
-            Ok(Some(PendingToken {
-                digest: TokenDigest(d),
-                access_id,
-                owner,
-            }))
-        }
-        _ => Ok(None),
-    }
+    crate::common::pending(digest, access_id, owner)
 }
