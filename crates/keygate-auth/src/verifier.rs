@@ -238,25 +238,18 @@ impl Verifier {
     /// Replaces the whole index with `snap`.
     pub(crate) fn install(&self, snap: Snapshot) {
         let i = &self.inner;
+        // Tokens this node saw deleted are never re-added by a reload. The set is empty
+        // at start-up, so a first load skips the lookups entirely.
         let dead = i
             .tombstones
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let snap = Snapshot {
-            tokens: snap
-                .tokens
-                .into_iter()
-                .filter(|t| !dead.digests.contains(&t.digest))
-                .collect(),
-            lmv1: snap
-                .lmv1
-                .into_iter()
-                .filter(|t| !dead.access_ids.contains(&t.access_id))
-                .collect(),
-            ..snap
-        };
-        drop(dead);
-        i.tokens.replace_all(snap.tokens.into_iter().map(|t| {
+        let (check_digests, check_ids) = (!dead.digests.is_empty(), !dead.access_ids.is_empty());
+        let live = snap
+            .tokens
+            .into_iter()
+            .filter(|t| !(check_digests && dead.digests.contains(&t.digest)));
+        i.tokens.replace_all(live.map(|t| {
             (
                 t.digest,
                 TokenEntry {
@@ -276,8 +269,10 @@ impl Verifier {
         *write(&i.lmv1) = snap
             .lmv1
             .into_iter()
+            .filter(|k| !(check_ids && dead.access_ids.contains(&k.access_id)))
             .map(|k| (k.access_id.clone(), Lmv1Entry::from(k)))
             .collect();
+        drop(dead);
         self.set_portal(&snap.portal);
     }
 
@@ -460,23 +455,8 @@ impl Verifier {
         })
     }
 
-    /// Number of LMv1 tokens indexed.
-    pub fn lmv1_count(&self) -> usize {
-        read(&self.inner.lmv1).len()
-    }
-
-    /// The privileges a user holds right now according to the index.
-    pub fn grants_of(&self, user: UserId) -> Option<Grants> {
-        read(&self.inner.owners).get(&user).map(|o| o.grants)
-    }
-
     /// Number of bearer tokens indexed.
     pub fn token_count(&self) -> usize {
         self.inner.tokens.len()
-    }
-
-    /// Whether the Traces (APM) feature is on, as last seen.
-    pub fn traces_enabled(&self) -> bool {
-        self.inner.traces_enabled.load(Ordering::SeqCst)
     }
 }
