@@ -37,6 +37,7 @@ impl Principal {
             user_id: Some(self.user_id),
             username: self.username.to_string(),
             grants: self.grants,
+            ip: None,
         }
     }
 }

@@ -69,6 +69,8 @@ pub struct Actor {
     pub username: String,
     /// The user's privileges at the time of the request.
     pub grants: Grants,
+    /// The client address the request came from, as the audit log records it.
+    pub ip: Option<String>,
 }
 
 impl Actor {
@@ -78,6 +80,21 @@ impl Actor {
             user_id: None,
             username: "keygate-cli".to_owned(),
             grants: Grants::ALL,
+            ip: None,
+        }
+    }
+
+    /// The same actor, acting from `ip`.
+    pub fn from_ip(mut self, ip: impl ToString) -> Self {
+        self.ip = Some(ip.to_string());
+        self
+    }
+
+    fn by(&self) -> By {
+        By {
+            user_id: self.user_id,
+            username: self.username.clone(),
+            ip: self.ip.clone(),
         }
     }
 
@@ -117,10 +134,22 @@ pub enum Denied {
     Hidden,
 }
 
+/// Who exercises a capability: what the audit log records as the actor of a change.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct By {
+    /// The acting user; `None` for the admin CLI.
+    pub user_id: Option<UserId>,
+    /// The acting user's name (`keygate-cli` for the admin CLI).
+    pub username: String,
+    /// The client address, when the change came over HTTP.
+    pub ip: Option<String>,
+}
+
 /// Proof that the caller may create or change tokens of `owner`.
 #[derive(Debug)]
 pub struct TokenWrite {
     owner: UserId,
+    by: By,
 }
 
 impl TokenWrite {
@@ -128,15 +157,34 @@ impl TokenWrite {
     pub fn owner(&self) -> UserId {
         self.owner
     }
+
+    /// Who holds it.
+    pub fn by(&self) -> &By {
+        &self.by
+    }
 }
 
 /// Proof that the caller may manage users and roles.
 #[derive(Debug)]
-pub struct UserAdmin(());
+pub struct UserAdmin(By);
+
+impl UserAdmin {
+    /// Who holds it.
+    pub fn by(&self) -> &By {
+        &self.0
+    }
+}
 
 /// Proof that the caller may change portal settings.
 #[derive(Debug)]
-pub struct PortalAdmin(());
+pub struct PortalAdmin(By);
+
+impl PortalAdmin {
+    /// Who holds it.
+    pub fn by(&self) -> &By {
+        &self.0
+    }
+}
 
 /// What `actor` may do to the tokens of `owner`.
 pub fn token_access(actor: &Actor, owner: UserId) -> Access {
@@ -165,7 +213,10 @@ pub fn read_tokens_of(actor: &Actor, owner: UserId) -> Result<(), Denied> {
 /// existing tokens (see [`token_write_existing`]); creating is a plain 403.
 pub fn token_write(actor: &Actor, owner: UserId) -> Result<TokenWrite, Denied> {
     match token_access(actor, owner) {
-        Access::Write => Ok(TokenWrite { owner }),
+        Access::Write => Ok(TokenWrite {
+            owner,
+            by: actor.by(),
+        }),
         Access::Read | Access::None => Err(token_denial(actor)),
     }
 }
@@ -173,7 +224,10 @@ pub fn token_write(actor: &Actor, owner: UserId) -> Result<TokenWrite, Denied> {
 /// Like [`token_write`] for an existing token: invisible tokens are [`Denied::Hidden`].
 pub fn token_write_existing(actor: &Actor, owner: UserId) -> Result<TokenWrite, Denied> {
     match token_access(actor, owner) {
-        Access::Write => Ok(TokenWrite { owner }),
+        Access::Write => Ok(TokenWrite {
+            owner,
+            by: actor.by(),
+        }),
         Access::Read => Err(Denied::Forbidden(
             "changing this token needs the \"Manage users and roles\" privilege (setting useraccess write)",
         )),
@@ -220,10 +274,23 @@ pub fn read_users(actor: &Actor, target: Option<UserId>) -> Result<(), Denied> {
     }
 }
 
+/// May `actor` read the audit log? The same privilege as viewing users and roles.
+pub fn read_audit(actor: &Actor) -> Result<(), Denied> {
+    if actor.grants.contains(Grants::USERACCESS_READ)
+        || actor.grants.contains(Grants::USERACCESS_WRITE)
+    {
+        Ok(())
+    } else {
+        Err(Denied::Forbidden(
+            "reading the audit log needs setting useraccess read or write",
+        ))
+    }
+}
+
 /// Grants the right to manage users and roles.
 pub fn user_admin(actor: &Actor) -> Result<UserAdmin, Denied> {
     if actor.grants.contains(Grants::USERACCESS_WRITE) {
-        Ok(UserAdmin(()))
+        Ok(UserAdmin(actor.by()))
     } else {
         Err(Denied::Forbidden(
             "managing users and roles needs setting useraccess write",
@@ -234,7 +301,7 @@ pub fn user_admin(actor: &Actor) -> Result<UserAdmin, Denied> {
 /// Grants the right to change portal settings.
 pub fn portal_admin(actor: &Actor) -> Result<PortalAdmin, Denied> {
     if actor.grants.contains(Grants::PORTAL_WRITE) {
-        Ok(PortalAdmin(()))
+        Ok(PortalAdmin(actor.by()))
     } else {
         Err(Denied::Forbidden(
             "changing portal settings needs setting portal write",
@@ -272,6 +339,7 @@ mod tests {
             user_id: Some(id),
             username: format!("u{id}"),
             grants: g,
+            ip: None,
         }
     }
 

@@ -49,23 +49,33 @@ const TOKEN_PARAMS: &[&str] = &[
 pub struct Caller {
     /// Who it is and what they may do right now.
     pub principal: Principal,
+    /// The client address (see [`client_ip`]).
+    pub ip: IpAddr,
 }
 
 impl Caller {
-    /// The caller as a policy actor.
+    /// The caller as a policy actor, acting from the client's address.
     pub fn actor(&self) -> Actor {
-        self.principal.actor()
+        self.principal.actor().from_ip(self.ip)
     }
 }
+
+/// The client address, left in request extensions by [`authenticate`].
+#[derive(Debug, Clone, Copy)]
+struct ClientIp(IpAddr);
 
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, _state: &S) -> Result<Self, ApiError> {
+        let ip = parts
+            .extensions
+            .get::<ClientIp>()
+            .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0);
         parts
             .extensions
             .remove::<Principal>()
-            .map(|principal| Self { principal })
+            .map(|principal| Self { principal, ip })
             .ok_or_else(|| {
                 ApiError::Internal(
                     "a route that needs a caller is not behind authenticate".to_owned(),
@@ -153,7 +163,9 @@ pub async fn authenticate<S: Store>(
     match principal(&st, &parts, body).await {
         Ok((principal, body)) => {
             let id = PrincipalId(principal.user_id);
+            let ip = client_ip(&parts, &st.trusted_proxies);
             parts.extensions.insert(principal);
+            parts.extensions.insert(ClientIp(ip));
             let mut resp = next.run(Request::from_parts(parts, body)).await;
             // For the request log line, which is written outside this middleware.
             resp.extensions_mut().insert(id);

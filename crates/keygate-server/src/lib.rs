@@ -59,6 +59,8 @@ pub struct ServerConfig {
     /// Reverse proxies whose `X-Forwarded-For` names the client (none by default: the
     /// TCP peer is the client, so no one can spoof an address).
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// How long audit-log entries are kept (pruned in the background).
+    pub audit_retention: Duration,
 }
 
 impl Default for ServerConfig {
@@ -71,6 +73,7 @@ impl Default for ServerConfig {
             max_staleness: Duration::from_secs(30),
             throttle: keygate_auth::throttle::ThrottleConfig::default(),
             trusted_proxies: Vec::new(),
+            audit_retention: Duration::from_secs(90 * 86_400),
         }
     }
 }
@@ -124,7 +127,11 @@ pub async fn serve<S: Store>(
         Arc::new(move || clock.now_millis()),
         stop_rx,
     ));
-    let pruner = tokio::spawn(prune_sessions(state.clone(), stop_tx.subscribe()));
+    let pruner = tokio::spawn(housekeeping(
+        state.clone(),
+        config.audit_retention,
+        stop_tx.subscribe(),
+    ));
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "keygate listening");
     }
@@ -144,10 +151,11 @@ pub async fn serve<S: Store>(
     result.map_err(ServerError::from)
 }
 
-/// Deletes ended UI sessions every few minutes (they are refused anyway; this keeps
-/// the table small).
-async fn prune_sessions<S: Store>(
+/// Every few minutes (and at start): deletes ended UI sessions (they are refused
+/// anyway; this keeps the table small) and audit entries past their retention.
+async fn housekeeping<S: Store>(
     st: state::AppState<S>,
+    audit_retention: Duration,
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(300));
@@ -162,6 +170,11 @@ async fn prune_sessions<S: Store>(
                     Ok(n) if n > 0 => tracing::debug!(sessions = n, "pruned ended sessions"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "could not prune sessions"),
+                }
+                match st.manager.store().prune_audit(now.saturating_sub(secs(audit_retention))).await {
+                    Ok(n) if n > 0 => tracing::info!(entries = n, "pruned audit-log entries past retention"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not prune the audit log"),
                 }
             }
             _ = stop.changed() => break,

@@ -15,8 +15,8 @@ use keygate_core::policy::{self, Access, Actor};
 use keygate_core::token::BearerToken;
 use keygate_core::{password, validate};
 use keygate_store::{
-    NewBearerToken, NewLmv1Token, NewUser, PortalPatch, RoleInput, RolePatch, RoleWithCount, Store,
-    StoreError, TokenPatch, UserPatch,
+    AuditEntry, AuditRange, NewBearerToken, NewLmv1Token, NewUser, PortalPatch, RoleInput,
+    RolePatch, RoleWithCount, Store, StoreError, TokenPatch, UserPatch,
 };
 
 use crate::error::ApiError;
@@ -601,4 +601,20 @@ impl<S: Store> Manager<S> {
         self.settle().await?;
         Ok(p)
     }
+
+    // ---- audit log ----
+
+    /// Audit entries in a time window, newest first: at most [`AUDIT_SCAN_LIMIT`].
+    pub async fn audit_log(
+        &self,
+        actor: &Actor,
+        range: AuditRange,
+    ) -> Result<Vec<AuditEntry>, ApiError> {
+        policy::read_audit(actor).map_err(denied)?;
+        Ok(self.store.audit_log(&range).await?)
+    }
 }
+
+/// Most audit entries one list request reads (the newest ones in its time window);
+/// narrower `happenedOn` bounds reach further back.
+pub const AUDIT_SCAN_LIMIT: i64 = 100_000;

@@ -7,7 +7,7 @@ use keygate_core::model::{ApiToken, Portal, Role, User};
 use keygate_core::policy::Access;
 use keygate_core::query::{FieldKind, FieldSpec, FieldValue, ListQuery, Record};
 use keygate_core::token;
-use keygate_store::RoleWithCount;
+use keygate_store::{AuditEntry, RoleWithCount};
 use serde_json::{Map, Value, json};
 
 /// A JSON object that list queries can evaluate.
@@ -203,6 +203,70 @@ pub fn portal(p: &Portal) -> Map<String, Value> {
         "lmv1ClockSkewSeconds": p.lmv1_clock_skew_seconds,
         "lmv1ReplayProtection": p.lmv1_replay_protection,
         "tokenPrefix": token::PREFIX,
+    }))
+}
+
+/// Filterable and sortable fields of an access-log entry.
+pub const AUDIT_FIELDS: &[FieldSpec] = &[
+    int("id"),
+    int("happenedOn"),
+    text("username"),
+    int("userId"),
+    text("ip"),
+    text("action"),
+    text("targetType"),
+    int("targetId"),
+    text("target"),
+    text("outcome"),
+    text("description"),
+];
+/// Properties of an access-log entry.
+pub const AUDIT_PROPS: &[&str] = &[
+    "id",
+    "happenedOn",
+    "happenedOnLocal",
+    "username",
+    "userId",
+    "ip",
+    "action",
+    "targetType",
+    "targetId",
+    "target",
+    "outcome",
+    "detail",
+    "description",
+];
+
+/// One access-log (audit) entry: LogicMonitor's `AccessLogItem` properties plus the
+/// structured parts keygate records.
+pub fn audit_entry(e: &AuditEntry) -> Map<String, Value> {
+    let r = &e.record;
+    let outcome = if r.success { "success" } else { "failure" };
+    let mut description = format!("{} {}", r.action.as_str(), r.target_type);
+    if !r.target.is_empty() {
+        description.push_str(&format!(" \"{}\"", r.target));
+    }
+    if let Some(id) = r.target_id {
+        description.push_str(&format!(" (id {id})"));
+    }
+    description.push_str(&format!(": {outcome}"));
+    if !r.detail.is_empty() {
+        description.push_str(&format!("; {}", r.detail));
+    }
+    into_map(json!({
+        "id": e.id,
+        "happenedOn": r.at,
+        "happenedOnLocal": crate::ui::html::utc(r.at),
+        "username": r.username,
+        "userId": r.user_id,
+        "ip": r.ip.as_deref().unwrap_or(""),
+        "action": r.action.as_str(),
+        "targetType": r.target_type,
+        "targetId": r.target_id,
+        "target": r.target,
+        "outcome": outcome,
+        "detail": r.detail,
+        "description": description,
     }))
 }
 

@@ -63,3 +63,198 @@ pub(crate) fn pending(
         _ => Ok(None),
     }
 }
+
+/// Audit-log entries: built here so both backends record exactly the same.
+pub(crate) mod audit {
+    use keygate_core::model::{ApiToken, EpochSeconds, TokenStatus, User};
+    use keygate_core::policy::By;
+
+    use crate::types::{
+        AuditAction, AuditRecord, PortalPatch, RolePatch, RoleWithCount, SignInAttempt, TokenPatch,
+        UserPatch,
+    };
+
+    /// Longest audit text kept; longer user-supplied text is cut (on a char boundary).
+    const MAX_TEXT: usize = 256;
+
+    fn clip(s: &str) -> String {
+        if s.len() <= MAX_TEXT {
+            return s.to_owned();
+        }
+        let mut end = MAX_TEXT;
+        while !s.is_char_boundary(end) {
+            end -= 1;
+        }
+        format!("{}…", &s[..end])
+    }
+
+    fn record(
+        by: &By,
+        action: AuditAction,
+        target_type: &'static str,
+        target_id: Option<i64>,
+        target: &str,
+        detail: String,
+        now: EpochSeconds,
+    ) -> AuditRecord {
+        AuditRecord {
+            at: now,
+            user_id: by.user_id,
+            username: by.username.clone(),
+            ip: by.ip.clone(),
+            action,
+            target_type: target_type.to_owned(),
+            target_id,
+            target: clip(target),
+            success: true,
+            detail: clip(&detail),
+        }
+    }
+
+    /// A token event: the token is named by id and public access id only.
+    pub(crate) fn token(
+        by: &By,
+        action: AuditAction,
+        t: &ApiToken,
+        now: EpochSeconds,
+    ) -> AuditRecord {
+        let detail = format!("{} token of user {}", t.token_type.as_str(), t.user_id);
+        record(
+            by,
+            action,
+            "apitoken",
+            Some(t.id),
+            &t.access_id,
+            detail,
+            now,
+        )
+    }
+
+    /// The entries a token patch makes: one per thing it changes.
+    pub(crate) fn token_patch(
+        by: &By,
+        patch: &TokenPatch,
+        t: &ApiToken,
+        now: EpochSeconds,
+    ) -> Vec<AuditRecord> {
+        let mut out = Vec::new();
+        match patch.status {
+            Some(TokenStatus::Enabled) => out.push(token(by, AuditAction::TokenEnable, t, now)),
+            Some(TokenStatus::Disabled) => out.push(token(by, AuditAction::TokenDisable, t, now)),
+            None => {}
+        }
+        if patch.note.is_some() {
+            out.push(token(by, AuditAction::TokenNote, t, now));
+        }
+        out
+    }
+
+    /// A user event.
+    pub(crate) fn user(
+        by: &By,
+        action: AuditAction,
+        u: &User,
+        detail: String,
+        now: EpochSeconds,
+    ) -> AuditRecord {
+        record(by, action, "user", Some(u.id), &u.username, detail, now)
+    }
+
+    /// Which properties a user patch sets (names only: never a password or its hash).
+    pub(crate) fn user_patch_detail(p: &UserPatch) -> String {
+        let set = [
+            ("username", p.username.is_some()),
+            ("email", p.email.is_some()),
+            ("firstName", p.first_name.is_some()),
+            ("lastName", p.last_name.is_some()),
+            ("roles", p.role_ids.is_some()),
+            ("status", p.status.is_some()),
+            ("apionly", p.api_only.is_some()),
+            ("note", p.note.is_some()),
+            ("password", p.password_hash.is_some()),
+        ];
+        changed(&set)
+    }
+
+    /// A role event.
+    pub(crate) fn role(
+        by: &By,
+        action: AuditAction,
+        r: &RoleWithCount,
+        detail: String,
+        now: EpochSeconds,
+    ) -> AuditRecord {
+        record(
+            by,
+            action,
+            "role",
+            Some(r.role.id),
+            &r.role.name,
+            detail,
+            now,
+        )
+    }
+
+    /// Which properties a role patch sets.
+    pub(crate) fn role_patch_detail(p: &RolePatch) -> String {
+        changed(&[
+            ("name", p.name.is_some()),
+            ("description", p.description.is_some()),
+            ("privileges", p.privileges.is_some()),
+        ])
+    }
+
+    /// A portal-settings change, naming the settings and their new values (none secret).
+    pub(crate) fn portal(by: &By, p: &PortalPatch, now: EpochSeconds) -> AuditRecord {
+        let mut parts = Vec::new();
+        if let Some(v) = &p.company_name {
+            parts.push(format!("companyName={v:?}"));
+        }
+        if let Some(v) = p.traces_enabled {
+            parts.push(format!("tracesEnabled={v}"));
+        }
+        if let Some(v) = p.max_tokens_per_user {
+            parts.push(format!("maxTokensPerUser={v}"));
+        }
+        if let Some(v) = p.lmv1_clock_skew_seconds {
+            parts.push(format!("lmv1ClockSkewSeconds={v}"));
+        }
+        if let Some(v) = p.lmv1_replay_protection {
+            parts.push(format!("lmv1ReplayProtection={v}"));
+        }
+        record(
+            by,
+            AuditAction::PortalUpdate,
+            "portal",
+            None,
+            "portal",
+            parts.join(", "),
+            now,
+        )
+    }
+
+    /// A UI sign-in attempt.
+    pub(crate) fn sign_in(a: &SignInAttempt, now: EpochSeconds) -> AuditRecord {
+        AuditRecord {
+            at: now,
+            user_id: a.user,
+            username: clip(&a.username),
+            ip: Some(a.ip.clone()),
+            action: AuditAction::SignIn,
+            target_type: "user".to_owned(),
+            target_id: a.user,
+            target: clip(&a.username),
+            success: a.success,
+            detail: a.reason.to_owned(),
+        }
+    }
+
+    fn changed(set: &[(&str, bool)]) -> String {
+        let names: Vec<&str> = set.iter().filter(|(_, s)| *s).map(|(n, _)| *n).collect();
+        if names.is_empty() {
+            "no changes".to_owned()
+        } else {
+            format!("changed: {}", names.join(", "))
+        }
+    }
+}

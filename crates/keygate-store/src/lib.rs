@@ -179,12 +179,18 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         username: &str,
     ) -> impl Future<Output = Result<Option<(User, Option<String>)>>> + Send;
-    /// Records a successful UI sign-in.
-    fn record_login(
+    /// Records a UI sign-in attempt in the audit log (and, when it succeeded, as the
+    /// user's last sign-in), in one transaction.
+    fn record_sign_in(
         &self,
-        user: UserId,
+        attempt: &SignInAttempt,
         now: EpochSeconds,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// Audit-log entries in a time window, newest first.
+    fn audit_log(&self, range: &AuditRange)
+    -> impl Future<Output = Result<Vec<AuditEntry>>> + Send;
+    /// Deletes audit-log entries older than `before`; returns how many.
+    fn prune_audit(&self, before: EpochSeconds) -> impl Future<Output = Result<u64>> + Send;
     /// Stores a new session (by the hash of its id).
     fn create_session(
         &self,

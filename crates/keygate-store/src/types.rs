@@ -287,3 +287,141 @@ pub struct RoleWithCount {
     /// How many users hold it.
     pub user_count: i64,
 }
+
+/// What an audit-log entry records.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuditAction {
+    /// A token was created.
+    TokenCreate,
+    /// A token was enabled.
+    TokenEnable,
+    /// A token was disabled.
+    TokenDisable,
+    /// A token's note was changed.
+    TokenNote,
+    /// A token was deleted.
+    TokenDelete,
+    /// A user was created.
+    UserCreate,
+    /// A user was changed.
+    UserUpdate,
+    /// A user (and its tokens) was deleted.
+    UserDelete,
+    /// A role was created.
+    RoleCreate,
+    /// A role was changed.
+    RoleUpdate,
+    /// A role was deleted.
+    RoleDelete,
+    /// Portal settings were changed.
+    PortalUpdate,
+    /// A UI sign-in, successful or not.
+    SignIn,
+}
+
+impl AuditAction {
+    /// Every action, for parsing and documentation.
+    pub const ALL: [Self; 13] = [
+        Self::TokenCreate,
+        Self::TokenEnable,
+        Self::TokenDisable,
+        Self::TokenNote,
+        Self::TokenDelete,
+        Self::UserCreate,
+        Self::UserUpdate,
+        Self::UserDelete,
+        Self::RoleCreate,
+        Self::RoleUpdate,
+        Self::RoleDelete,
+        Self::PortalUpdate,
+        Self::SignIn,
+    ];
+
+    /// The stored and served spelling.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::TokenCreate => "apitoken.create",
+            Self::TokenEnable => "apitoken.enable",
+            Self::TokenDisable => "apitoken.disable",
+            Self::TokenNote => "apitoken.note",
+            Self::TokenDelete => "apitoken.delete",
+            Self::UserCreate => "user.create",
+            Self::UserUpdate => "user.update",
+            Self::UserDelete => "user.delete",
+            Self::RoleCreate => "role.create",
+            Self::RoleUpdate => "role.update",
+            Self::RoleDelete => "role.delete",
+            Self::PortalUpdate => "portal.update",
+            Self::SignIn => "signin",
+        }
+    }
+
+    /// The action a stored spelling names.
+    pub fn parse(s: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|a| a.as_str() == s)
+    }
+}
+
+/// A new audit-log entry. Tokens appear only by id and masked value (or LMv1 access
+/// id); no secret is ever part of one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditRecord {
+    /// When it happened.
+    pub at: EpochSeconds,
+    /// The acting user (`None` for the admin CLI or an unknown sign-in name).
+    pub user_id: Option<UserId>,
+    /// The acting user's name, or the name a failed sign-in gave.
+    pub username: String,
+    /// The client address, when over HTTP.
+    pub ip: Option<String>,
+    /// What was done.
+    pub action: AuditAction,
+    /// The kind of target: `apitoken`, `user`, `role` or `portal`.
+    pub target_type: String,
+    /// The target's id, if it has one.
+    pub target_id: Option<i64>,
+    /// The target's name: a username, role name or masked token.
+    pub target: String,
+    /// Whether it succeeded.
+    pub success: bool,
+    /// What changed, in words (property names, never values of secrets).
+    pub detail: String,
+}
+
+/// An audit-log entry as stored.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AuditEntry {
+    /// Its id, increasing with time.
+    pub id: i64,
+    /// The entry.
+    pub record: AuditRecord,
+}
+
+/// Which audit entries to read: a time window (inclusive), newest first, at most
+/// `limit` of them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AuditRange {
+    /// Earliest time, if bounded.
+    pub from: Option<EpochSeconds>,
+    /// Latest time, if bounded.
+    pub to: Option<EpochSeconds>,
+    /// Most entries returned.
+    pub limit: i64,
+    /// Only the entry with this id.
+    pub id: Option<i64>,
+}
+
+/// A UI sign-in attempt, for the audit log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SignInAttempt {
+    /// The user, if the name matched one.
+    pub user: Option<UserId>,
+    /// The name given (bounded by the sign-in form's limits).
+    pub username: String,
+    /// The client address.
+    pub ip: String,
+    /// Whether the password was right and the user may sign in.
+    pub success: bool,
+    /// Why it failed, when it did.
+    pub reason: &'static str,
+}

@@ -123,6 +123,10 @@ pub struct ServeArgs {
         value_delimiter = ','
     )]
     pub trusted_proxies: Vec<std::net::IpAddr>,
+    /// Days audit-log entries are kept before they are pruned.
+    #[arg(long, env = "KEYGATE_AUDIT_RETENTION_DAYS", default_value_t = 90,
+          value_parser = clap::value_parser!(u64).range(1..=36_500))]
+    pub audit_retention_days: u64,
 }
 
 /// `keygate user ...`.

@@ -79,6 +79,7 @@ async fn run<S: Store>(store: S, cli: Cli) -> Result<()> {
                     ..Default::default()
                 },
                 trusted_proxies: args.trusted_proxies,
+                audit_retention: Duration::from_secs(args.audit_retention_days * 86_400),
             };
             keygate_server::serve(listener, store, config, shutdown_signal()).await?;
             tracing::info!("keygate stopped");
@@ -114,6 +115,7 @@ const KNOWN_ENV: &[&str] = &[
     "KEYGATE_AUTH_FAIL_BURST",
     "KEYGATE_AUTH_FAIL_PER_MINUTE",
     "KEYGATE_TRUSTED_PROXIES",
+    "KEYGATE_AUDIT_RETENTION_DAYS",
     "KEYGATE_LISTEN",
     "KEYGATE_LOG_FORMAT",
     "KEYGATE_POLL_INTERVAL_MS",

@@ -18,6 +18,7 @@ use crate::body::MAX_BODY;
 use crate::error::ApiError;
 use crate::state::AppState;
 
+mod accesslogs;
 mod portal;
 mod roles;
 mod tokens;
@@ -69,6 +70,8 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
                 .patch(roles::update::<S>)
                 .delete(roles::delete::<S>),
         )
+        .route("/setting/accesslogs", get(accesslogs::list::<S>))
+        .route("/setting/accesslogs/{id}", get(accesslogs::get::<S>))
         .route(
             "/setting/portal",
             get(portal::get::<S>)

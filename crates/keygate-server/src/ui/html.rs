@@ -34,7 +34,7 @@ pub fn time(t: EpochSeconds) -> String {
 }
 
 /// `YYYY-MM-DD HH:MM:SS UTC` without a date library.
-fn utc(t: EpochSeconds) -> String {
+pub fn utc(t: EpochSeconds) -> String {
     let days = t.div_euclid(86_400);
     let secs = t.rem_euclid(86_400);
     // Civil-from-days (Howard Hinnant's algorithm).
@@ -66,6 +66,8 @@ pub enum Tab {
     Lmv1,
     /// Bearer Tokens.
     Bearer,
+    /// The audit log.
+    Audit,
     /// Portal settings (not a tab; a sibling page).
     Portal,
 }
@@ -132,6 +134,12 @@ pub fn page(title: &str, v: &Viewer<'_>, tab: Tab, body: &str) -> String {
                 "Bearer Tokens",
                 "/settings/user-access/bearer-tokens",
                 v.sees_tokens(),
+            ),
+            (
+                Tab::Audit,
+                "Audit Log",
+                "/settings/user-access/audit",
+                v.sees_users(),
             ),
         ];
         for (t, label, href, visible) in items {

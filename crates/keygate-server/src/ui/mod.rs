@@ -24,8 +24,9 @@ use axum::{Json, Router};
 use keygate_auth::Principal;
 use keygate_core::model::{TokenStatus, UserStatus};
 use keygate_core::password;
+use keygate_core::policy::Actor;
 use keygate_core::token::BearerToken;
-use keygate_store::{PendingToken, Store};
+use keygate_store::{PendingToken, SignInAttempt, Store};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
@@ -79,6 +80,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             "/settings/user-access/lmv1-tokens/add",
             get(pages::add_lmv1::<S>),
         )
+        .route("/settings/user-access/audit", get(pages::audit::<S>))
         .route("/settings/portal", get(pages::portal::<S>))
         .route("/ui/pending-token", post(pending_token::<S>))
         .route("/ui/bearer-tokens", post(save_bearer::<S>))
@@ -123,9 +125,16 @@ pub struct Page {
     pub csrf: String,
     /// The stored form of the session id.
     pub session: [u8; 32],
+    /// The client address, for the audit log.
+    pub ip: std::net::IpAddr,
 }
 
 impl Page {
+    /// The viewer as a policy actor, acting from the client's address.
+    pub fn actor(&self) -> Actor {
+        self.principal.actor().from_ip(self.ip)
+    }
+
     /// The viewer for the layout.
     pub fn viewer(&self) -> html::Viewer<'_> {
         html::Viewer {
@@ -145,6 +154,7 @@ impl<S: Store> FromRequestParts<AppState<S>> for Page {
                 principal,
                 csrf: s.csrf,
                 session,
+                ip: crate::auth::client_ip(parts, &st.trusted_proxies),
             }),
             Err(ApiError::Unauthorized(_)) => Err(Redirect::to("/signin").into_response()),
             Err(e) => Err(e.into_response()),
@@ -239,6 +249,13 @@ async fn signin<S: Store>(
     } else {
         None
     };
+    let refused = |user: Option<&keygate_core::model::User>, reason| SignInAttempt {
+        user: user.map(|u| u.id),
+        username: f.username.clone(),
+        ip: ip.to_string(),
+        success: false,
+        reason,
+    };
     let user = match found {
         Some((u, Some(hash)))
             if u.status == UserStatus::Active
@@ -248,10 +265,20 @@ async fn signin<S: Store>(
             u
         }
         other => {
-            if other.is_none() {
-                // Same work for unknown users, so timing does not tell them apart.
-                let _ = password::verify(&f.password, dummy_hash());
-            }
+            let attempt = match &other {
+                None => {
+                    // Same work for unknown users, so timing does not tell them apart.
+                    let _ = password::verify(&f.password, dummy_hash());
+                    refused(None, "unknown user")
+                }
+                Some((u, _)) if u.status != UserStatus::Active => {
+                    refused(Some(u), "user is suspended")
+                }
+                Some((u, _)) if u.api_only => refused(Some(u), "user is API-only"),
+                Some((u, None)) => refused(Some(u), "user has no password"),
+                Some((u, Some(_))) => refused(Some(u), "wrong password"),
+            };
+            store.record_sign_in(&attempt, now).await?;
             let body = signin_html(
                 &f.csrf,
                 Some("Wrong username or password, or the user may not sign in."),
@@ -271,7 +298,14 @@ async fn signin<S: Store>(
     store
         .create_session(&session::hash_id(&id), user.id, &csrf, now)
         .await?;
-    store.record_login(user.id, now).await?;
+    let attempt = SignInAttempt {
+        user: Some(user.id),
+        username: user.username.clone(),
+        ip: ip.to_string(),
+        success: true,
+        reason: "",
+    };
+    store.record_sign_in(&attempt, now).await?;
     let mut resp = Redirect::to("/").into_response();
     let h = resp.headers_mut();
     h.append(
@@ -360,7 +394,7 @@ async fn pending_token<S: Store>(
     )?;
     let owner = admin_id(&b)?;
     // The same checks as creating it, so the page says at once if it cannot be saved.
-    let actor = page.principal.actor();
+    let actor = page.actor();
     keygate_core::policy::token_write(&actor, owner)
         .map_err(|d| ApiError::from_denied(d, || "not found".to_owned()))?;
     let token = BearerToken::generate()?;
@@ -414,7 +448,7 @@ async fn save_bearer<S: Store>(
     let view = st
         .manager
         .create_bearer_from(
-            &page.principal.actor(),
+            &page.actor(),
             owner,
             input,
             pending.digest,

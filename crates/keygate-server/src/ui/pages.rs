@@ -112,7 +112,7 @@ async fn token_page<S: Store>(
             "API tokens are shown to users with the \"Allow Creation of API Tokens\" privilege or who may view users and roles.",
         );
     }
-    let actor = p.principal.actor();
+    let actor = p.actor();
     let views = match st.manager.tokens(&actor, None, Some(kind)).await {
         Ok(v) => v,
         Err(e) => return fail(e),
@@ -274,7 +274,7 @@ async fn token_owners<S: Store>(
     p: &Page,
     bearer: bool,
 ) -> Result<Vec<User>, ApiError> {
-    let actor = p.principal.actor();
+    let actor = p.actor();
     let (users, roles) = if p.viewer().manages_users() {
         st.manager.users(&actor).await?
     } else {
@@ -393,7 +393,7 @@ pub async fn users<S: Store>(State(st): State<AppState<S>>, p: Page, Query(q): Q
             "Users are shown to those who may view users and roles.",
         );
     }
-    let (users, roles) = match st.manager.users(&p.principal.actor()).await {
+    let (users, roles) = match st.manager.users(&p.actor()).await {
         Ok(x) => x,
         Err(e) => return fail(e),
     };
@@ -461,7 +461,7 @@ pub async fn user_form<S: Store>(
             "Adding and editing users needs the \"Manage users and roles\" privilege.",
         );
     }
-    let actor = p.principal.actor();
+    let actor = p.actor();
     let roles = match st.manager.roles(&actor).await {
         Ok(r) => r,
         Err(e) => return fail(e),
@@ -541,7 +541,7 @@ pub async fn roles<S: Store>(State(st): State<AppState<S>>, p: Page, Query(q): Q
             "Roles are shown to those who may view users and roles.",
         );
     }
-    let roles = match st.manager.roles(&p.principal.actor()).await {
+    let roles = match st.manager.roles(&p.actor()).await {
         Ok(r) => r,
         Err(e) => return fail(e),
     };
@@ -594,6 +594,70 @@ pub async fn roles<S: Store>(State(st): State<AppState<S>>, p: Page, Query(q): Q
     Html(page("Roles", &v, Tab::Roles, &body)).into_response()
 }
 
+/// Most audit entries the Audit Log tab shows (the API pages through all of them).
+const AUDIT_PAGE: i64 = 500;
+
+/// The Audit Log tab: the newest entries, searchable.
+pub async fn audit<S: Store>(State(st): State<AppState<S>>, p: Page, Query(q): Q) -> Response {
+    let v = p.viewer();
+    if !v.sees_users() {
+        return deny(
+            &p,
+            Tab::Audit,
+            "The audit log is shown to those who may view users and roles.",
+        );
+    }
+    let range = keygate_store::AuditRange {
+        from: None,
+        to: None,
+        limit: AUDIT_PAGE,
+        id: None,
+    };
+    let entries = match st.manager.audit_log(&p.actor(), range).await {
+        Ok(e) => e,
+        Err(e) => return fail(e),
+    };
+    let mut body = String::from("<div class=\"bar\">");
+    body.push_str(&search_box(
+        &q,
+        "Search by user, action, target or address",
+        false,
+    ));
+    let _ = write!(
+        body,
+        "</div><p class=\"muted\">The newest {AUDIT_PAGE} entries; <code>GET /santaba/rest/setting/accesslogs</code> pages through all of them.</p>\
+         <table id=\"audit\"><thead><tr><th>When</th><th>User</th><th>Address</th><th>Action</th><th>Target</th><th>Outcome</th><th>Detail</th></tr></thead><tbody>"
+    );
+    for e in &entries {
+        let r = &e.record;
+        let ip = r.ip.as_deref().unwrap_or("");
+        let target = match r.target_id {
+            Some(id) => format!("{} {} (id {id})", r.target_type, r.target),
+            None => format!("{} {}", r.target_type, r.target),
+        };
+        if !matches(
+            &q,
+            &[&r.username, r.action.as_str(), &target, ip, &r.detail],
+        ) {
+            continue;
+        }
+        let outcome = if r.success { "success" } else { "failure" };
+        let _ = write!(
+            body,
+            "<tr data-id=\"{id}\"><td>{when}</td><td>{user}</td><td>{ip}</td><td><code>{action}</code></td><td>{target}</td><td class=\"outcome-{outcome}\">{outcome}</td><td>{detail}</td></tr>",
+            id = e.id,
+            when = time(r.at),
+            user = esc(&r.username),
+            ip = esc(ip),
+            action = r.action.as_str(),
+            target = esc(&target),
+            detail = esc(&r.detail),
+        );
+    }
+    body.push_str("</tbody></table>");
+    Html(page("Audit Log", &v, Tab::Audit, &body)).into_response()
+}
+
 /// Add Role, or Edit Role with `id`. Privileges keygate does not name are kept.
 pub async fn role_form<S: Store>(
     State(st): State<AppState<S>>,
@@ -609,7 +673,7 @@ pub async fn role_form<S: Store>(
         );
     }
     let role = match id {
-        Some(Path(id)) => match st.manager.role(&p.principal.actor(), id).await {
+        Some(Path(id)) => match st.manager.role(&p.actor(), id).await {
             Ok(r) => Some(r.role),
             Err(e) => return fail(e),
         },

@@ -16,10 +16,12 @@ use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 
 use crate::Store;
+use crate::common;
 use crate::error::{Result, StoreError};
 use crate::seal::MasterKey;
 use crate::types::*;
 
+mod audit;
 mod changes;
 mod portal;
 mod roles;
@@ -33,10 +35,13 @@ pub const CHANNEL: &str = "keygate_changes";
 const WRITE_LOCK: i64 = 0x6b_67_74;
 
 /// Every migration, oldest first. Append only; never edit a released one.
-const MIGRATIONS: &[(i64, &str)] = &[(
-    1,
-    include_str!("../../migrations/postgres/0001_initial.sql"),
-)];
+const MIGRATIONS: &[(i64, &str)] = &[
+    (
+        1,
+        include_str!("../../migrations/postgres/0001_initial.sql"),
+    ),
+    (2, include_str!("../../migrations/postgres/0002_audit.sql")),
+];
 
 /// Whether a database URL names PostgreSQL.
 pub fn is_postgres_url(url: &str) -> bool {
@@ -295,11 +300,15 @@ impl Store for PgStore {
     }
     async fn update_portal(
         &self,
-        _cap: &PortalAdmin,
+        cap: &PortalAdmin,
         patch: &PortalPatch,
         now: EpochSeconds,
     ) -> Result<Portal> {
-        write!(self, tx => portal::update(&mut tx, patch, now).await?)
+        write!(self, tx => {
+            let p = portal::update(&mut tx, patch, now).await?;
+            audit::append(&mut tx, &common::audit::portal(cap.by(), patch, now)).await?;
+            p
+        })
     }
     async fn roles(&self) -> Result<Vec<RoleWithCount>> {
         read!(self, c => roles::list(&mut c, None).await)
@@ -312,29 +321,41 @@ impl Store for PgStore {
     }
     async fn create_role(
         &self,
-        _cap: &UserAdmin,
+        cap: &UserAdmin,
         input: &RoleInput,
         now: EpochSeconds,
     ) -> Result<RoleWithCount> {
         write!(self, tx => {
             let id = roles::create(&mut tx, input, now).await?;
-            roles::get(&mut tx, id).await?
+            let r = roles::get(&mut tx, id).await?;
+            let e = common::audit::role(cap.by(), AuditAction::RoleCreate, &r, String::new(), now);
+            audit::append(&mut tx, &e).await?;
+            r
         })
     }
     async fn update_role(
         &self,
-        _cap: &UserAdmin,
+        cap: &UserAdmin,
         id: RoleId,
         patch: &RolePatch,
         now: EpochSeconds,
     ) -> Result<RoleWithCount> {
         write!(self, tx => {
             roles::update(&mut tx, id, patch, now).await?;
-            roles::get(&mut tx, id).await?
+            let r = roles::get(&mut tx, id).await?;
+            let detail = common::audit::role_patch_detail(patch);
+            let e = common::audit::role(cap.by(), AuditAction::RoleUpdate, &r, detail, now);
+            audit::append(&mut tx, &e).await?;
+            r
         })
     }
-    async fn delete_role(&self, _cap: &UserAdmin, id: RoleId, now: EpochSeconds) -> Result<()> {
-        write!(self, tx => roles::delete(&mut tx, id, now).await?)
+    async fn delete_role(&self, cap: &UserAdmin, id: RoleId, now: EpochSeconds) -> Result<()> {
+        write!(self, tx => {
+            let r = roles::get(&mut tx, id).await?;
+            roles::delete(&mut tx, id, now).await?;
+            let e = common::audit::role(cap.by(), AuditAction::RoleDelete, &r, String::new(), now);
+            audit::append(&mut tx, &e).await?;
+        })
     }
     async fn users(&self) -> Result<Vec<User>> {
         read!(self, c => users::list(&mut c).await)
@@ -347,7 +368,7 @@ impl Store for PgStore {
     }
     async fn create_user(
         &self,
-        _cap: &UserAdmin,
+        cap: &UserAdmin,
         new: &NewUser,
         password_hash: Option<&str>,
         created_by: &str,
@@ -355,23 +376,35 @@ impl Store for PgStore {
     ) -> Result<User> {
         write!(self, tx => {
             let id = users::create(&mut tx, new, password_hash, created_by, now).await?;
-            users::get(&mut tx, id).await?
+            let u = users::get(&mut tx, id).await?;
+            let e = common::audit::user(cap.by(), AuditAction::UserCreate, &u, String::new(), now);
+            audit::append(&mut tx, &e).await?;
+            u
         })
     }
     async fn update_user(
         &self,
-        _cap: &UserAdmin,
+        cap: &UserAdmin,
         id: UserId,
         patch: &UserPatch,
         now: EpochSeconds,
     ) -> Result<User> {
         write!(self, tx => {
             users::update(&mut tx, id, patch, now).await?;
-            users::get(&mut tx, id).await?
+            let u = users::get(&mut tx, id).await?;
+            let detail = common::audit::user_patch_detail(patch);
+            let e = common::audit::user(cap.by(), AuditAction::UserUpdate, &u, detail, now);
+            audit::append(&mut tx, &e).await?;
+            u
         })
     }
-    async fn delete_user(&self, _cap: &UserAdmin, id: UserId, now: EpochSeconds) -> Result<()> {
-        write!(self, tx => users::delete(&mut tx, id, now).await?)
+    async fn delete_user(&self, cap: &UserAdmin, id: UserId, now: EpochSeconds) -> Result<()> {
+        write!(self, tx => {
+            let u = users::get(&mut tx, id).await?;
+            users::delete(&mut tx, id, now).await?;
+            let e = common::audit::user(cap.by(), AuditAction::UserDelete, &u, String::new(), now);
+            audit::append(&mut tx, &e).await?;
+        })
     }
     async fn tokens(&self, owner: Option<UserId>) -> Result<Vec<ApiToken>> {
         read!(self, c => tokens::list(&mut c, owner).await)
@@ -385,7 +418,12 @@ impl Store for PgStore {
         new: &NewBearerToken,
         now: EpochSeconds,
     ) -> Result<ApiToken> {
-        write!(self, tx => tokens::create_bearer(&mut tx, cap.owner(), new, now).await?)
+        write!(self, tx => {
+            let t = tokens::create_bearer(&mut tx, cap.owner(), new, now).await?;
+            let e = common::audit::token(cap.by(), AuditAction::TokenCreate, &t, now);
+            audit::append(&mut tx, &e).await?;
+            t
+        })
     }
     async fn create_lmv1_token(
         &self,
@@ -393,7 +431,12 @@ impl Store for PgStore {
         new: &NewLmv1Token,
         now: EpochSeconds,
     ) -> Result<ApiToken> {
-        write!(self, tx => tokens::create_lmv1(&mut tx, cap.owner(), new, &self.key, now).await?)
+        write!(self, tx => {
+            let t = tokens::create_lmv1(&mut tx, cap.owner(), new, &self.key, now).await?;
+            let e = common::audit::token(cap.by(), AuditAction::TokenCreate, &t, now);
+            audit::append(&mut tx, &e).await?;
+            t
+        })
     }
     async fn update_token(
         &self,
@@ -404,11 +447,20 @@ impl Store for PgStore {
     ) -> Result<ApiToken> {
         write!(self, tx => {
             tokens::update(&mut tx, cap.owner(), id, patch, now).await?;
-            tokens::get(&mut tx, id).await?
+            let t = tokens::get(&mut tx, id).await?;
+            for e in common::audit::token_patch(cap.by(), patch, &t, now) {
+                audit::append(&mut tx, &e).await?;
+            }
+            t
         })
     }
     async fn delete_token(&self, cap: &TokenWrite, id: TokenId, now: EpochSeconds) -> Result<()> {
-        write!(self, tx => tokens::delete(&mut tx, cap.owner(), id, now).await?)
+        write!(self, tx => {
+            let t = tokens::get(&mut tx, id).await?;
+            tokens::delete(&mut tx, cap.owner(), id, now).await?;
+            let e = common::audit::token(cap.by(), AuditAction::TokenDelete, &t, now);
+            audit::append(&mut tx, &e).await?;
+        })
     }
     async fn snapshot(&self) -> Result<Snapshot> {
         // One REPEATABLE READ transaction: every statement sees the same snapshot.
@@ -452,13 +504,29 @@ impl Store for PgStore {
     async fn password_hash(&self, username: &str) -> Result<Option<(User, Option<String>)>> {
         read!(self, c => sessions::password_hash(&mut c, username).await)
     }
-    async fn record_login(&self, user: UserId, now: EpochSeconds) -> Result<()> {
-        sqlx::query("UPDATE users SET last_login_on = $1 WHERE id = $2")
-            .bind(now)
-            .bind(user)
+    async fn record_sign_in(&self, attempt: &SignInAttempt, now: EpochSeconds) -> Result<()> {
+        // Not a change any index cares about: no change-log entry, no write lock.
+        let mut tx = self.pool.begin().await?;
+        if let (true, Some(user)) = (attempt.success, attempt.user) {
+            sqlx::query("UPDATE users SET last_login_on = $1 WHERE id = $2")
+                .bind(now)
+                .bind(user)
+                .execute(&mut *tx)
+                .await?;
+        }
+        audit::append(&mut tx, &common::audit::sign_in(attempt, now)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+    async fn audit_log(&self, range: &AuditRange) -> Result<Vec<AuditEntry>> {
+        read!(self, c => audit::list(&mut c, range).await)
+    }
+    async fn prune_audit(&self, before: EpochSeconds) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM audit_log WHERE at < $1")
+            .bind(before)
             .execute(&self.pool)
             .await?;
-        Ok(())
+        Ok(done.rows_affected())
     }
     async fn create_session(
         &self,

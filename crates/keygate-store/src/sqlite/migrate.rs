@@ -9,6 +9,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (1, include_str!("../../migrations/sqlite/0001_initial.sql")),
     (2, include_str!("../../migrations/sqlite/0002_lmv1.sql")),
     (3, include_str!("../../migrations/sqlite/0003_sessions.sql")),
+    (4, include_str!("../../migrations/sqlite/0004_audit.sql")),
 ];
 
 pub(super) async fn run(pool: &SqlitePool) -> Result<()> {

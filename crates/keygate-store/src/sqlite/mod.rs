@@ -13,10 +13,12 @@ use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, S
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use crate::Store;
+use crate::common;
 use crate::error::{Result, StoreError};
 use crate::seal::MasterKey;
 use crate::types::*;
 
+mod audit;
 mod changes;
 mod migrate;
 mod portal;
@@ -121,12 +123,13 @@ impl Store for SqliteStore {
 
     async fn update_portal(
         &self,
-        _cap: &PortalAdmin,
+        cap: &PortalAdmin,
         patch: &PortalPatch,
         now: EpochSeconds,
     ) -> Result<Portal> {
         let mut tx = self.write().await?;
         let p = portal::update(&mut tx, patch, now).await?;
+        audit::append(&mut tx, &common::audit::portal(cap.by(), patch, now)).await?;
         tx.commit().await?;
         Ok(p)
     }
@@ -148,20 +151,22 @@ impl Store for SqliteStore {
 
     async fn create_role(
         &self,
-        _cap: &UserAdmin,
+        cap: &UserAdmin,
         input: &RoleInput,
         now: EpochSeconds,
     ) -> Result<RoleWithCount> {
         let mut tx = self.write().await?;
         let id = roles::create(&mut tx, input, now).await?;
         let r = roles::get(&mut tx, id).await?;
+        let e = common::audit::role(cap.by(), AuditAction::RoleCreate, &r, String::new(), now);
+        audit::append(&mut tx, &e).await?;
         tx.commit().await?;
         Ok(r)
     }
 
     async fn update_role(
         &self,
-        _cap: &UserAdmin,
+        cap: &UserAdmin,
         id: RoleId,
         patch: &RolePatch,
         now: EpochSeconds,
@@ -169,13 +174,19 @@ impl Store for SqliteStore {
         let mut tx = self.write().await?;
         roles::update(&mut tx, id, patch, now).await?;
         let r = roles::get(&mut tx, id).await?;
+        let detail = common::audit::role_patch_detail(patch);
+        let e = common::audit::role(cap.by(), AuditAction::RoleUpdate, &r, detail, now);
+        audit::append(&mut tx, &e).await?;
         tx.commit().await?;
         Ok(r)
     }
 
-    async fn delete_role(&self, _cap: &UserAdmin, id: RoleId, now: EpochSeconds) -> Result<()> {
+    async fn delete_role(&self, cap: &UserAdmin, id: RoleId, now: EpochSeconds) -> Result<()> {
         let mut tx = self.write().await?;
+        let r = roles::get(&mut tx, id).await?;
         roles::delete(&mut tx, id, now).await?;
+        let e = common::audit::role(cap.by(), AuditAction::RoleDelete, &r, String::new(), now);
+        audit::append(&mut tx, &e).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -197,7 +208,7 @@ impl Store for SqliteStore {
 
     async fn create_user(
         &self,
-        _cap: &UserAdmin,
+        cap: &UserAdmin,
         new: &NewUser,
         password_hash: Option<&str>,
         created_by: &str,
@@ -206,13 +217,15 @@ impl Store for SqliteStore {
         let mut tx = self.write().await?;
         let id = users::create(&mut tx, new, password_hash, created_by, now).await?;
         let u = users::get(&mut tx, id).await?;
+        let e = common::audit::user(cap.by(), AuditAction::UserCreate, &u, String::new(), now);
+        audit::append(&mut tx, &e).await?;
         tx.commit().await?;
         Ok(u)
     }
 
     async fn update_user(
         &self,
-        _cap: &UserAdmin,
+        cap: &UserAdmin,
         id: UserId,
         patch: &UserPatch,
         now: EpochSeconds,
@@ -220,13 +233,19 @@ impl Store for SqliteStore {
         let mut tx = self.write().await?;
         users::update(&mut tx, id, patch, now).await?;
         let u = users::get(&mut tx, id).await?;
+        let detail = common::audit::user_patch_detail(patch);
+        let e = common::audit::user(cap.by(), AuditAction::UserUpdate, &u, detail, now);
+        audit::append(&mut tx, &e).await?;
         tx.commit().await?;
         Ok(u)
     }
 
-    async fn delete_user(&self, _cap: &UserAdmin, id: UserId, now: EpochSeconds) -> Result<()> {
+    async fn delete_user(&self, cap: &UserAdmin, id: UserId, now: EpochSeconds) -> Result<()> {
         let mut tx = self.write().await?;
+        let u = users::get(&mut tx, id).await?;
         users::delete(&mut tx, id, now).await?;
+        let e = common::audit::user(cap.by(), AuditAction::UserDelete, &u, String::new(), now);
+        audit::append(&mut tx, &e).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -249,6 +268,8 @@ impl Store for SqliteStore {
     ) -> Result<ApiToken> {
         let mut tx = self.write().await?;
         let t = tokens::create_bearer(&mut tx, cap.owner(), new, now).await?;
+        let e = common::audit::token(cap.by(), AuditAction::TokenCreate, &t, now);
+        audit::append(&mut tx, &e).await?;
         tx.commit().await?;
         Ok(t)
     }
@@ -261,6 +282,8 @@ impl Store for SqliteStore {
     ) -> Result<ApiToken> {
         let mut tx = self.write().await?;
         let t = tokens::create_lmv1(&mut tx, cap.owner(), new, &self.key, now).await?;
+        let e = common::audit::token(cap.by(), AuditAction::TokenCreate, &t, now);
+        audit::append(&mut tx, &e).await?;
         tx.commit().await?;
         Ok(t)
     }
@@ -275,13 +298,19 @@ impl Store for SqliteStore {
         let mut tx = self.write().await?;
         tokens::update(&mut tx, cap.owner(), id, patch, now).await?;
         let t = tokens::get(&mut tx, id).await?;
+        for e in common::audit::token_patch(cap.by(), patch, &t, now) {
+            audit::append(&mut tx, &e).await?;
+        }
         tx.commit().await?;
         Ok(t)
     }
 
     async fn delete_token(&self, cap: &TokenWrite, id: TokenId, now: EpochSeconds) -> Result<()> {
         let mut tx = self.write().await?;
+        let t = tokens::get(&mut tx, id).await?;
         tokens::delete(&mut tx, cap.owner(), id, now).await?;
+        let e = common::audit::token(cap.by(), AuditAction::TokenDelete, &t, now);
+        audit::append(&mut tx, &e).await?;
         tx.commit().await?;
         Ok(())
     }
@@ -337,14 +366,32 @@ impl Store for SqliteStore {
         sessions::password_hash(&mut conn, username).await
     }
 
-    async fn record_login(&self, user: UserId, now: EpochSeconds) -> Result<()> {
+    async fn record_sign_in(&self, attempt: &SignInAttempt, now: EpochSeconds) -> Result<()> {
         // Not a change any index cares about, so no change-log entry.
-        sqlx::query("UPDATE users SET last_login_on = ? WHERE id = ?")
-            .bind(now)
-            .bind(user)
+        let mut tx = self.write().await?;
+        if let (true, Some(user)) = (attempt.success, attempt.user) {
+            sqlx::query("UPDATE users SET last_login_on = ? WHERE id = ?")
+                .bind(now)
+                .bind(user)
+                .execute(&mut *tx)
+                .await?;
+        }
+        audit::append(&mut tx, &common::audit::sign_in(attempt, now)).await?;
+        tx.commit().await?;
+        Ok(())
+    }
+
+    async fn audit_log(&self, range: &AuditRange) -> Result<Vec<AuditEntry>> {
+        let mut conn = self.pool.acquire().await?;
+        audit::list(&mut conn, range).await
+    }
+
+    async fn prune_audit(&self, before: EpochSeconds) -> Result<u64> {
+        let done = sqlx::query("DELETE FROM audit_log WHERE at < ?")
+            .bind(before)
             .execute(&self.pool)
             .await?;
-        Ok(())
+        Ok(done.rows_affected())
     }
 
     async fn create_session(

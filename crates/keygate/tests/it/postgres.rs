@@ -4,6 +4,8 @@
 /// Which backend this copy of the tests uses.
 pub const BACKEND: crate::Backend = crate::Backend::Postgres;
 
+#[path = "audit.rs"]
+mod audit;
 #[path = "auth.rs"]
 mod auth;
 #[path = "bodies.rs"]

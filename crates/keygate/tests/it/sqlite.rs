@@ -3,6 +3,8 @@
 /// Which backend this copy of the tests uses.
 pub const BACKEND: crate::Backend = crate::Backend::Sqlite;
 
+#[path = "audit.rs"]
+mod audit;
 #[path = "auth.rs"]
 mod auth;
 #[path = "bodies.rs"]

@@ -212,9 +212,15 @@ impl Server {
     }
 
     /// Stops gracefully and starts again on the same database.
-    pub async fn restart(mut self) -> Self {
+    pub async fn restart(self) -> Self {
+        let config = self.config.clone();
+        self.restart_with(config).await
+    }
+
+    /// Stops gracefully and starts again on the same database with `config`.
+    pub async fn restart_with(mut self, config: ServerConfig) -> Self {
         self.stop().await;
-        let mut s = Self::launch(&self.db, self.key.clone(), self.config.clone()).await;
+        let mut s = Self::launch(&self.db, self.key.clone(), config).await;
         s.admin_token = std::mem::take(&mut self.admin_token);
         s.dir = self.dir.take();
         s
