@@ -38,7 +38,10 @@ pub enum ApiError {
     /// 429: too many failed authentications from this client; retry after the seconds.
     #[error("{0}")]
     TooManyRequests(String, u64),
-    /// 503: the database is unavailable.
+    /// 408: the request (its body included) took longer than the seconds allowed.
+    #[error("the request was not completed within {0} s")]
+    RequestTimeout(u64),
+    /// 503: the database is unavailable, or the server is at its request limit.
     #[error("{0}")]
     Unavailable(String),
     /// 500: a fault inside keygate. The detail is logged, never sent.
@@ -63,6 +66,7 @@ impl ApiError {
             Self::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
         }
     }

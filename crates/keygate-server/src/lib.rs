@@ -18,7 +18,6 @@
 #![forbid(unsafe_code)]
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -30,6 +29,7 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod extract;
+pub mod listen;
 pub mod manage;
 pub mod routes;
 pub mod session;
@@ -61,6 +61,8 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// How long audit-log entries are kept (pruned in the background).
     pub audit_retention: Duration,
+    /// Request size, time and concurrency limits.
+    pub limits: listen::Limits,
 }
 
 impl Default for ServerConfig {
@@ -74,6 +76,7 @@ impl Default for ServerConfig {
             throttle: keygate_auth::throttle::ThrottleConfig::default(),
             trusted_proxies: Vec::new(),
             audit_retention: Duration::from_secs(90 * 86_400),
+            limits: listen::Limits::default(),
         }
     }
 }
@@ -135,10 +138,8 @@ pub async fn serve<S: Store>(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "keygate listening");
     }
-    let app = routes::router(state).into_make_service_with_connect_info::<SocketAddr>();
-    let result = axum::serve(listener, app)
-        .with_graceful_shutdown(shutdown)
-        .await;
+    let app = routes::router(state, listen::RequestLimits::new(&config.limits));
+    listen::serve(listener, app, listen::Plain, config.limits, shutdown).await;
     let _ = stop_tx.send(true);
     for task in [Some(background), Some(pruner), change_listener]
         .into_iter()
@@ -148,7 +149,7 @@ pub async fn serve<S: Store>(
             tracing::error!(error = %e, "background task failed");
         }
     }
-    result.map_err(ServerError::from)
+    Ok(())
 }
 
 /// Every few minutes (and at start): deletes ended UI sessions (they are refused

@@ -127,6 +127,22 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYGATE_AUDIT_RETENTION_DAYS", default_value_t = 90,
           value_parser = clap::value_parser!(u64).range(1..=36_500))]
     pub audit_retention_days: u64,
+    /// Largest request head (request line and headers) in bytes; larger ones get 431.
+    #[arg(long, env = "KEYGATE_MAX_HEADER_BYTES", default_value_t = 32 * 1024,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(8192..=1_048_576))]
+    pub max_header_bytes: usize,
+    /// Seconds a client has to send a complete request head before it is disconnected.
+    #[arg(long, env = "KEYGATE_HEADER_TIMEOUT_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub header_timeout_seconds: u64,
+    /// Seconds a request may take, body included, before it is answered with 408.
+    #[arg(long, env = "KEYGATE_REQUEST_TIMEOUT_SECONDS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..=3600))]
+    pub request_timeout_seconds: u64,
+    /// Requests served at once; more are answered with 503 at once.
+    #[arg(long, env = "KEYGATE_MAX_CONCURRENT_REQUESTS", default_value_t = 512,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+    pub max_concurrent_requests: usize,
 }
 
 /// `keygate user ...`.

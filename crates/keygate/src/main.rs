@@ -80,6 +80,13 @@ async fn run<S: Store>(store: S, cli: Cli) -> Result<()> {
                 },
                 trusted_proxies: args.trusted_proxies,
                 audit_retention: Duration::from_secs(args.audit_retention_days * 86_400),
+                limits: keygate_server::listen::Limits {
+                    max_header_bytes: args.max_header_bytes,
+                    header_timeout: Duration::from_secs(args.header_timeout_seconds),
+                    request_timeout: Duration::from_secs(args.request_timeout_seconds),
+                    max_concurrent: args.max_concurrent_requests,
+                    ..Default::default()
+                },
             };
             keygate_server::serve(listener, store, config, shutdown_signal()).await?;
             tracing::info!("keygate stopped");
@@ -116,6 +123,10 @@ const KNOWN_ENV: &[&str] = &[
     "KEYGATE_AUTH_FAIL_PER_MINUTE",
     "KEYGATE_TRUSTED_PROXIES",
     "KEYGATE_AUDIT_RETENTION_DAYS",
+    "KEYGATE_MAX_HEADER_BYTES",
+    "KEYGATE_HEADER_TIMEOUT_SECONDS",
+    "KEYGATE_REQUEST_TIMEOUT_SECONDS",
+    "KEYGATE_MAX_CONCURRENT_REQUESTS",
     "KEYGATE_LISTEN",
     "KEYGATE_LOG_FORMAT",
     "KEYGATE_POLL_INTERVAL_MS",

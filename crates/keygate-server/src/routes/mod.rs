@@ -32,7 +32,7 @@ pub(crate) fn object(m: Map<String, Value>) -> Json<Value> {
 }
 
 /// Builds the whole application.
-pub fn router<S: Store>(state: AppState<S>) -> Router {
+pub fn router<S: Store>(state: AppState<S>, limits: crate::listen::RequestLimits) -> Router {
     let state_for_ui = state.clone();
     let state_for_ready = state.clone();
     let api = Router::new()
@@ -94,6 +94,10 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/readyz", get(readyz::<S>).with_state(state_for_ready))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
+        .layer(middleware::from_fn_with_state(
+            limits,
+            crate::listen::limit_requests,
+        ))
         .layer(middleware::from_fn(log_request))
 }
 

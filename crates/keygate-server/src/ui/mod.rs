@@ -87,6 +87,9 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/assets/app.js", get(app_js))
         .route("/assets/app.css", get(app_css))
         .with_state(state)
+        .layer(axum::extract::DefaultBodyLimit::max(
+            crate::body::UI_MAX_BODY,
+        ))
         .layer(middleware::from_fn(security_headers))
 }
 

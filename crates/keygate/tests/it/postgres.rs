@@ -12,6 +12,8 @@ mod auth;
 mod bodies;
 #[path = "cli.rs"]
 mod cli;
+#[path = "hostile.rs"]
+mod hostile;
 #[path = "lists.rs"]
 mod lists;
 #[path = "lmv1.rs"]
