@@ -218,6 +218,7 @@ pub const AUDIT_FIELDS: &[FieldSpec] = &[
     int("targetId"),
     text("target"),
     text("outcome"),
+    text("detail"),
     text("description"),
 ];
 /// Properties of an access-log entry.

@@ -127,6 +127,8 @@ async fn user_role_portal_and_cli_changes_are_recorded() {
     let roles = entries(&s, &format!("targetType:role,targetId:{role}")).await;
     assert_eq!(actions(&roles), ["role.create", "role.delete"]);
     assert_eq!(roles[0]["target"], "ops");
+    let by_detail = entries(&s, "detail:\"maxTokensPerUser=7\"").await;
+    assert_eq!(actions(&by_detail), ["portal.update"]);
     let portal = entries(&s, "action:portal.update").await;
     assert_eq!(portal.len(), 2, "{portal:?}");
     assert_eq!(portal[0]["detail"], "maxTokensPerUser=7");

@@ -152,9 +152,11 @@ async fn secrets_never_reach_the_logs_at_trace_level() {
 }
 
 /// `keygate serve` running as a real process on an ephemeral port, its stderr collected.
-struct Running {
+/// The real binary serving on an ephemeral port, with its stderr collected.
+pub struct Running {
     child: tokio::process::Child,
-    addr: String,
+    /// `host:port` it listens on.
+    pub addr: String,
     lines: Arc<Mutex<Vec<String>>>,
     reader: tokio::task::JoinHandle<()>,
 }
@@ -170,10 +172,22 @@ fn listening_addr(line: &str) -> Option<String> {
 }
 
 impl Running {
-    async fn start(db: &str, extra: &[&str], rust_log: &str) -> Self {
+    /// Starts `keygate [extra] serve` on `db` and waits for its listening line.
+    pub async fn start(db: &str, extra: &[&str], rust_log: &str) -> Self {
+        Self::start_serving(db, extra, &[], rust_log).await
+    }
+
+    /// Starts `keygate [global] serve [serve_args]` on `db`.
+    pub async fn start_serving(
+        db: &str,
+        global: &[&str],
+        serve_args: &[&str],
+        rust_log: &str,
+    ) -> Self {
         let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
-            .args(extra)
+            .args(global)
             .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(serve_args)
             .env("KEYGATE_DATABASE_URL", db)
             .env("RUST_LOG", rust_log)
             .stderr(Stdio::piped())
@@ -210,8 +224,14 @@ impl Running {
         }
     }
 
+    /// SIGKILL: no shutdown work of any kind happens.
+    pub async fn kill(mut self) {
+        self.child.kill().await.expect("SIGKILL");
+        let _ = self.reader.await;
+    }
+
     /// SIGTERM, wait for a clean exit, and return everything it printed.
-    async fn stop(mut self) -> Vec<String> {
+    pub async fn stop(mut self) -> Vec<String> {
         let pid = self.child.id().expect("pid").to_string();
         let killed = tokio::process::Command::new("kill")
             .args(["-TERM", &pid])

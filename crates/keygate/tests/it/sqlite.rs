@@ -11,6 +11,8 @@ mod auth;
 mod bodies;
 #[path = "cli.rs"]
 mod cli;
+#[path = "crash.rs"]
+mod crash;
 #[path = "hostile.rs"]
 mod hostile;
 #[path = "lists.rs"]
