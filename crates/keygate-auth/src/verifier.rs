@@ -77,6 +77,24 @@ pub enum Refusal {
     },
 }
 
+impl Refusal {
+    /// A fixed name for metrics labels.
+    pub fn label(&self) -> &'static str {
+        match self {
+            Self::Unknown => "unknown",
+            Self::Disabled => "disabled",
+            Self::OwnerSuspended => "owner_suspended",
+            Self::TracesOff => "traces_off",
+            Self::UnknownAccessId => "unknown",
+            Self::SignatureMismatch => "bad_signature",
+            Self::OutsideWindow { .. } => "outside_window",
+            Self::Replayed => "replayed",
+            Self::ReplayMemoryFull => "replay_memory_full",
+            Self::Stale { .. } => "stale",
+        }
+    }
+}
+
 /// What the LMv1 index keeps per token. The key is zeroed when the last copy drops.
 #[derive(Clone)]
 pub(crate) struct Lmv1Entry {
@@ -325,6 +343,12 @@ impl Verifier {
     pub fn set_max_staleness(&self, d: std::time::Duration) {
         let ms = i64::try_from(d.as_millis()).unwrap_or(i64::MAX);
         self.inner.max_staleness_millis.store(ms, Ordering::SeqCst);
+    }
+
+    /// How long ago, in ms, the index was last confirmed current (by a change-log
+    /// read or a full reconciliation).
+    pub fn confirmed_age_millis(&self, now_millis: i64) -> i64 {
+        now_millis.saturating_sub(self.inner.confirmed_millis.load(Ordering::SeqCst))
     }
 
     /// How long, in ms, the index has gone unconfirmed; `None` while within bounds.

@@ -160,8 +160,12 @@ pub async fn authenticate<S: Store>(
     next: Next,
 ) -> Response {
     let (mut parts, body) = req.into_parts();
-    match principal(&st, &parts, body).await {
+    let scheme = scheme_of(&parts);
+    // Set by `principal` to the refusal's name when a credential is refused.
+    let mut outcome = "malformed";
+    match principal(&st, &parts, body, &mut outcome).await {
         Ok((principal, body)) => {
+            st.metrics.auth(scheme, "success");
             let id = PrincipalId(principal.user_id);
             let ip = client_ip(&parts, &st.trusted_proxies);
             parts.extensions.insert(principal);
@@ -177,11 +181,47 @@ pub async fn authenticate<S: Store>(
             // A presented credential that failed spends from the client's bucket.
             let ip = client_ip(&parts, &st.trusted_proxies);
             match st.throttle.take(ip, st.clock.now_millis()) {
-                Ok(()) => e.into_response(),
-                Err(wait) => throttled(wait.0).into_response(),
+                Ok(()) => {
+                    st.metrics.auth(scheme, outcome);
+                    e.into_response()
+                }
+                Err(wait) => {
+                    st.metrics.auth(scheme, "throttled");
+                    st.metrics.throttled();
+                    throttled(wait.0).into_response()
+                }
             }
         }
-        Err(e) => e.into_response(),
+        Err(e) => {
+            let outcome = match &e {
+                ApiError::Unauthorized(_) => "missing",
+                ApiError::Forbidden(_) => "csrf",
+                ApiError::Unavailable(_) | ApiError::StoreUnavailable => "unavailable",
+                _ => outcome,
+            };
+            st.metrics.auth(scheme, outcome);
+            e.into_response()
+        }
+    }
+}
+
+/// The credential scheme a request uses, for metrics (a fixed set of names).
+fn scheme_of(parts: &Parts) -> &'static str {
+    let Some(v) = parts.headers.get(header::AUTHORIZATION) else {
+        return if parts.headers.contains_key(header::COOKIE) {
+            "session"
+        } else {
+            "none"
+        };
+    };
+    let v = v.as_bytes();
+    let starts = |p: &[u8]| v.len() >= p.len() && v[..p.len()].eq_ignore_ascii_case(p);
+    if starts(b"bearer") {
+        "bearer"
+    } else if starts(b"lmv1") {
+        "lmv1"
+    } else {
+        "other"
     }
 }
 
@@ -206,6 +246,7 @@ async fn principal<S: Store>(
     st: &AppState<S>,
     parts: &Parts,
     body: Body,
+    outcome: &mut &'static str,
 ) -> Result<(Principal, Body), ApiError> {
     if token_in_query(parts.uri.query()) {
         return Err(ApiError::Unauthorized(
@@ -216,7 +257,9 @@ async fn principal<S: Store>(
     let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         // No Authorization header: the web UI's session cookie, if there is one.
-        return session_principal(st, parts).await.map(|p| (p, body));
+        return session_principal(st, parts, outcome)
+            .await
+            .map(|p| (p, body));
     };
     if values.next().is_some() {
         return Err(ApiError::BadRequest(
@@ -227,18 +270,18 @@ async fn principal<S: Store>(
         .map_err(|e| ApiError::Unauthorized(e.to_string()))?
     {
         Credential::Bearer(token) => {
-            let p = st
-                .verifier
-                .verify_bearer(
-                    &token,
-                    client_ip(parts, &st.trusted_proxies),
-                    st.clock.now(),
-                )
-                .map_err(|r| refusal(r, "bearer"))?;
+            let (ip, now) = (client_ip(parts, &st.trusted_proxies), st.clock.now());
+            let started = std::time::Instant::now();
+            let checked = st.verifier.verify_bearer(&token, ip, now);
+            st.metrics.verify_latency(started.elapsed());
+            let p = checked.map_err(|r| {
+                *outcome = r.label();
+                refusal(r, "bearer")
+            })?;
             Ok((p, body))
         }
         Credential::Lmv1(cred) => {
-            let (p, bytes) = lmv1(st, parts, &cred, body).await?;
+            let (p, bytes) = lmv1(st, parts, &cred, body, outcome).await?;
             Ok((p, Body::from(bytes)))
         }
     }
@@ -281,8 +324,11 @@ pub async fn load_session<S: Store>(
 async fn session_principal<S: Store>(
     st: &AppState<S>,
     parts: &Parts,
+    outcome: &mut &'static str,
 ) -> Result<Principal, ApiError> {
-    let (p, s, _) = load_session(st, parts).await?;
+    let (p, s, _) = load_session(st, parts)
+        .await
+        .inspect_err(|_| *outcome = "session_ended")?;
     let reads_only = matches!(
         parts.method,
         axum::http::Method::GET | axum::http::Method::HEAD
@@ -308,6 +354,7 @@ async fn lmv1<S: Store>(
     parts: &Parts,
     cred: &Lmv1Credential,
     mut body: Body,
+    outcome: &mut &'static str,
 ) -> Result<(Principal, Bytes), ApiError> {
     let declared = parts
         .headers
@@ -320,7 +367,10 @@ async fn lmv1<S: Store>(
     let mut pending = st
         .verifier
         .lmv1_begin(cred, parts.method.as_str(), st.clock.now_millis())
-        .map_err(|r| refusal(r, "LMv1"))?;
+        .map_err(|r| {
+            *outcome = r.label();
+            refusal(r, "LMv1")
+        })?;
     let mut buf = Vec::new();
     while let Some(frame) = body.frame().await {
         let frame = frame
@@ -339,15 +389,14 @@ async fn lmv1<S: Store>(
         .get::<OriginalUri>()
         .map_or_else(|| parts.uri.path(), |u| u.0.path());
     let path = full.strip_prefix(BASE_PATH).unwrap_or(full);
-    let p = st
-        .verifier
-        .lmv1_finish(
-            pending,
-            path,
-            client_ip(parts, &st.trusted_proxies),
-            st.clock.now_millis(),
-        )
-        .map_err(|r| refusal(r, "LMv1"))?;
+    let (ip, now) = (client_ip(parts, &st.trusted_proxies), st.clock.now_millis());
+    let started = std::time::Instant::now();
+    let checked = st.verifier.lmv1_finish(pending, path, ip, now);
+    st.metrics.verify_latency(started.elapsed());
+    let p = checked.map_err(|r| {
+        *outcome = r.label();
+        refusal(r, "LMv1")
+    })?;
     Ok((p, Bytes::from(buf)))
 }
 

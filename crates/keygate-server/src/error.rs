@@ -44,6 +44,12 @@ pub enum ApiError {
     /// 503: the database is unavailable, or the server is at its request limit.
     #[error("{0}")]
     Unavailable(String),
+    /// 503: the database could not be reached.
+    #[error("the database is unavailable; try again shortly")]
+    StoreUnavailable,
+    /// 500: the database failed. The detail is logged, never sent.
+    #[error("internal error")]
+    StoreFailed(String),
     /// 500: a fault inside keygate. The detail is logged, never sent.
     #[error("internal error")]
     Internal(String),
@@ -67,7 +73,8 @@ impl ApiError {
             Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
-            Self::Internal(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Internal(_) | Self::StoreFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -102,13 +109,11 @@ impl From<StoreError> for ApiError {
             StoreError::TokenLimit(max) => Self::BadRequest(format!(
                 "the user already has {max} API tokens, the most the portal allows (maxTokensPerUser); delete one first"
             )),
-            StoreError::Unavailable => {
-                Self::Unavailable("the database is unavailable; try again shortly".to_owned())
-            }
+            StoreError::Unavailable => Self::StoreUnavailable,
             StoreError::MasterKey(why) => Self::Unavailable(why),
             StoreError::Unseal(id) => Self::Internal(format!("token {id}: sealed key does not open")),
-            StoreError::Corrupt(what) => Self::Internal(format!("corrupt store: {what}")),
-            StoreError::Database(e) => Self::Internal(format!("database: {e}")),
+            StoreError::Corrupt(what) => Self::StoreFailed(format!("corrupt store: {what}")),
+            StoreError::Database(e) => Self::StoreFailed(format!("database: {e}")),
         }
     }
 }
@@ -141,10 +146,14 @@ impl From<keygate_auth::AuthError> for ApiError {
     }
 }
 
+/// Marks a response whose request failed because the store did (for metrics).
+#[derive(Debug, Clone, Copy)]
+pub struct StoreFailure;
+
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let status = self.status();
-        if let Self::Internal(detail) = &self {
+        if let Self::Internal(detail) | Self::StoreFailed(detail) = &self {
             tracing::error!(%detail, "internal error");
         }
         let detail = match &self {
@@ -157,6 +166,9 @@ impl IntoResponse for ApiError {
             "errorDetail": detail,
         });
         let mut resp = (status, axum::Json(body)).into_response();
+        if matches!(self, Self::StoreFailed(_) | Self::StoreUnavailable) {
+            resp.extensions_mut().insert(StoreFailure);
+        }
         if let Self::TooManyRequests(_, secs) = &self
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {

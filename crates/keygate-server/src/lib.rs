@@ -31,6 +31,7 @@ pub mod error;
 pub mod extract;
 pub mod listen;
 pub mod manage;
+pub mod metrics;
 pub mod routes;
 pub mod session;
 pub mod state;
@@ -63,6 +64,8 @@ pub struct ServerConfig {
     pub audit_retention: Duration,
     /// Request size, time and concurrency limits.
     pub limits: listen::Limits,
+    /// Where to serve `/metrics` instead of the main listener (`None`: on it).
+    pub metrics_addr: Option<std::net::SocketAddr>,
 }
 
 impl Default for ServerConfig {
@@ -77,6 +80,7 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             audit_retention: Duration::from_secs(90 * 86_400),
             limits: listen::Limits::default(),
+            metrics_addr: None,
         }
     }
 }
@@ -114,6 +118,7 @@ pub async fn serve<S: Store>(
             config.throttle,
         )),
         trusted_proxies: config.trusted_proxies.clone().into(),
+        metrics: Arc::new(metrics::Metrics::default()),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (wake, lost) = (verifier.clone(), verifier.clone());
@@ -138,12 +143,41 @@ pub async fn serve<S: Store>(
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "keygate listening");
     }
-    let app = routes::router(state, listen::RequestLimits::new(&config.limits));
+    let metrics_server = match config.metrics_addr {
+        Some(addr) => {
+            let l = TcpListener::bind(addr).await?;
+            if let Ok(addr) = l.local_addr() {
+                tracing::info!(%addr, "metrics listening");
+            }
+            let mut stop = stop_tx.subscribe();
+            let app = routes::metrics_router(state.clone());
+            Some(tokio::spawn(listen::serve(
+                l,
+                app,
+                listen::Plain,
+                config.limits,
+                async move {
+                    let _ = stop.changed().await;
+                },
+            )))
+        }
+        None => None,
+    };
+    let app = routes::router(
+        state,
+        listen::RequestLimits::new(&config.limits),
+        config.metrics_addr.is_none(),
+    );
     listen::serve(listener, app, listen::Plain, config.limits, shutdown).await;
     let _ = stop_tx.send(true);
-    for task in [Some(background), Some(pruner), change_listener]
-        .into_iter()
-        .flatten()
+    for task in [
+        Some(background),
+        Some(pruner),
+        change_listener,
+        metrics_server,
+    ]
+    .into_iter()
+    .flatten()
     {
         if let Err(e) = task.await {
             tracing::error!(error = %e, "background task failed");

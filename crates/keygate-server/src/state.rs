@@ -58,4 +58,6 @@ pub struct AppState<S: Store> {
     pub throttle: Arc<keygate_auth::throttle::FailureThrottle>,
     /// Peers whose `X-Forwarded-For` is believed.
     pub trusted_proxies: Arc<[std::net::IpAddr]>,
+    /// Counters and histograms for `/metrics`.
+    pub metrics: Arc<crate::metrics::Metrics>,
 }

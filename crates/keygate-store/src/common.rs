@@ -64,6 +64,21 @@ pub(crate) fn pending(
     }
 }
 
+/// Turns (type, status code, count) rows into [`TokenCount`]s.
+pub(crate) fn token_counts(rows: Vec<(String, i64, i64)>) -> Result<Vec<crate::types::TokenCount>> {
+    rows.into_iter()
+        .map(|(kind, status, count)| {
+            Ok(crate::types::TokenCount {
+                token_type: keygate_core::model::TokenType::parse(&kind)
+                    .ok_or(StoreError::Corrupt("unknown token type"))?,
+                status: keygate_core::model::TokenStatus::from_code(status)
+                    .ok_or(StoreError::Corrupt("unknown token status"))?,
+                count,
+            })
+        })
+        .collect()
+}
+
 /// Audit-log entries: built here so both backends record exactly the same.
 pub(crate) mod audit {
     use keygate_core::model::{ApiToken, EpochSeconds, TokenStatus, User};

@@ -122,6 +122,8 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn tokens(&self, owner: Option<UserId>) -> impl Future<Output = Result<Vec<ApiToken>>> + Send;
     /// One token.
     fn token(&self, id: TokenId) -> impl Future<Output = Result<ApiToken>> + Send;
+    /// How many tokens there are of each type and status.
+    fn token_counts(&self) -> impl Future<Output = Result<Vec<TokenCount>>> + Send;
     /// Creates a bearer token for the capability's owner, checking in the same
     /// transaction that the owner exists, is active, holds DataIngestion, that Traces
     /// is on and that the owner is under `maxTokensPerUser`.

@@ -288,6 +288,17 @@ pub struct RoleWithCount {
     pub user_count: i64,
 }
 
+/// How many tokens of one type have one status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenCount {
+    /// Bearer or LMv1.
+    pub token_type: keygate_core::model::TokenType,
+    /// Enabled or disabled.
+    pub status: TokenStatus,
+    /// How many.
+    pub count: i64,
+}
+
 /// What an audit-log entry records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum AuditAction {

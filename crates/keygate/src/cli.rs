@@ -143,6 +143,10 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYGATE_MAX_CONCURRENT_REQUESTS", default_value_t = 512,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
     pub max_concurrent_requests: usize,
+    /// Serve /metrics on this address instead of the main one (for example an
+    /// address only the monitoring network reaches).
+    #[arg(long, env = "KEYGATE_METRICS_LISTEN")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// `keygate user ...`.

@@ -87,6 +87,7 @@ async fn run<S: Store>(store: S, cli: Cli) -> Result<()> {
                     max_concurrent: args.max_concurrent_requests,
                     ..Default::default()
                 },
+                metrics_addr: args.metrics_listen,
             };
             keygate_server::serve(listener, store, config, shutdown_signal()).await?;
             tracing::info!("keygate stopped");
@@ -127,6 +128,7 @@ const KNOWN_ENV: &[&str] = &[
     "KEYGATE_HEADER_TIMEOUT_SECONDS",
     "KEYGATE_REQUEST_TIMEOUT_SECONDS",
     "KEYGATE_MAX_CONCURRENT_REQUESTS",
+    "KEYGATE_METRICS_LISTEN",
     "KEYGATE_LISTEN",
     "KEYGATE_LOG_FORMAT",
     "KEYGATE_POLL_INTERVAL_MS",

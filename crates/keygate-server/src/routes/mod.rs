@@ -32,9 +32,26 @@ pub(crate) fn object(m: Map<String, Value>) -> Json<Value> {
 }
 
 /// Builds the whole application.
-pub fn router<S: Store>(state: AppState<S>, limits: crate::listen::RequestLimits) -> Router {
+///
+/// With `with_metrics`, `/metrics` is served here too; otherwise it is left to a
+/// separate listener ([`metrics_router`]).
+pub fn router<S: Store>(
+    state: AppState<S>,
+    limits: crate::listen::RequestLimits,
+    with_metrics: bool,
+) -> Router {
     let state_for_ui = state.clone();
     let state_for_ready = state.clone();
+    let metrics = state.metrics.clone();
+    let mut extra = Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz::<S>));
+    if with_metrics {
+        extra = extra.route("/metrics", get(metrics_text::<S>));
+    }
+    let extra = extra
+        .route_layer(middleware::from_fn(tag_route))
+        .with_state(state_for_ready);
     let api = Router::new()
         .route(
             "/setting/admins",
@@ -80,25 +97,72 @@ pub fn router<S: Store>(state: AppState<S>, limits: crate::listen::RequestLimits
         )
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        .route_layer(middleware::from_fn(tag_route))
-        .layer(middleware::from_fn_with_state(
+        // Authentication runs once a route matched, inside the route tag, so refused
+        // requests are still counted and logged under their route template.
+        .route_layer(middleware::from_fn_with_state(
             state.clone(),
             crate::auth::authenticate::<S>,
         ))
+        .route_layer(middleware::from_fn(tag_route))
         .layer(middleware::from_fn(check_version))
         .with_state(state);
     Router::new()
         .nest("/santaba/rest", api)
         .merge(crate::ui::router(state_for_ui))
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz::<S>).with_state(state_for_ready))
+        .merge(extra)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(
             limits,
             crate::listen::limit_requests,
         ))
-        .layer(middleware::from_fn(log_request))
+        .layer(middleware::from_fn_with_state(metrics, log_request))
+}
+
+/// `/metrics` alone, for a separate listen address.
+pub fn metrics_router<S: Store>(state: AppState<S>) -> Router {
+    Router::new()
+        .route("/metrics", get(metrics_text::<S>))
+        .fallback(not_found)
+        .with_state(state)
+}
+
+/// The Prometheus text exposition.
+async fn metrics_text<S: Store>(
+    axum::extract::State(st): axum::extract::State<AppState<S>>,
+) -> Response {
+    let mut snap = crate::metrics::Snapshot {
+        reconciliation_age_seconds: st.verifier.confirmed_age_millis(st.clock.now_millis()) as f64
+            / 1000.0,
+        indexed_tokens: st.verifier.token_count(),
+        ..Default::default()
+    };
+    match st.manager.store().token_counts().await {
+        Ok(counts) => {
+            snap.tokens = counts
+                .iter()
+                .map(|c| {
+                    let status = match c.status {
+                        keygate_core::model::TokenStatus::Enabled => "enabled",
+                        keygate_core::model::TokenStatus::Disabled => "disabled",
+                    };
+                    (c.token_type.as_str(), status, c.count)
+                })
+                .collect();
+        }
+        Err(e) => {
+            st.metrics.store_error();
+            tracing::warn!(error = %e, "metrics: could not count tokens");
+        }
+    }
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        st.metrics.render(&snap),
+    )
+        .into_response()
 }
 
 async fn healthz() -> Json<Value> {
@@ -152,7 +216,7 @@ async fn check_version(req: Request, next: Next) -> Response {
 #[derive(Clone)]
 struct RouteTag(MatchedPath);
 
-async fn tag_route(path: MatchedPath, req: Request, next: Next) -> Response {
+pub(crate) async fn tag_route(path: MatchedPath, req: Request, next: Next) -> Response {
     let mut resp = next.run(req).await;
     resp.extensions_mut().insert(RouteTag(path));
     resp
@@ -160,7 +224,11 @@ async fn tag_route(path: MatchedPath, req: Request, next: Next) -> Response {
 
 /// One line per request: method, route template (never the raw URI, which could
 /// carry a pasted token), status, latency and the authenticated user's id.
-async fn log_request(req: Request, next: Next) -> Response {
+async fn log_request(
+    axum::extract::State(metrics): axum::extract::State<std::sync::Arc<crate::metrics::Metrics>>,
+    req: Request,
+    next: Next,
+) -> Response {
     let started = Instant::now();
     let method = req.method().clone();
     let resp = next.run(req).await;
@@ -172,6 +240,14 @@ async fn log_request(req: Request, next: Next) -> Response {
         .extensions()
         .get::<crate::auth::PrincipalId>()
         .map(|p| p.0);
+    metrics.http(method.as_str(), route, resp.status().as_u16());
+    if resp
+        .extensions()
+        .get::<crate::error::StoreFailure>()
+        .is_some()
+    {
+        metrics.store_error();
+    }
     tracing::info!(
         %method,
         route = %route,

@@ -86,6 +86,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/ui/bearer-tokens", post(save_bearer::<S>))
         .route("/assets/app.js", get(app_js))
         .route("/assets/app.css", get(app_css))
+        .route_layer(middleware::from_fn(crate::routes::tag_route))
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::body::UI_MAX_BODY,
@@ -232,6 +233,8 @@ async fn signin<S: Store>(
     // Each attempt reserves a token from the client's failure bucket before any
     // password work; a correct password gives it back.
     if let Err(wait) = st.throttle.take(ip, st.clock.now_millis()) {
+        st.metrics.auth("password", "throttled");
+        st.metrics.throttled();
         let msg = format!(
             "Too many failed sign-in attempts from this address; try again in {} s.",
             wait.0
@@ -282,6 +285,7 @@ async fn signin<S: Store>(
                 Some((u, Some(_))) => refused(Some(u), "wrong password"),
             };
             store.record_sign_in(&attempt, now).await?;
+            st.metrics.auth("password", "refused");
             let body = signin_html(
                 &f.csrf,
                 Some("Wrong username or password, or the user may not sign in."),
@@ -291,6 +295,7 @@ async fn signin<S: Store>(
         }
     };
     st.throttle.refund(ip);
+    st.metrics.auth("password", "success");
     // A new id at every sign-in: a session id planted before sign-in is never promoted,
     // and a session this browser already had ends.
     if let Some(old) = session::cookie(&headers, &st.sessions.cookie_name()) {

@@ -518,6 +518,14 @@ impl Store for PgStore {
         tx.commit().await?;
         Ok(())
     }
+    async fn token_counts(&self) -> Result<Vec<TokenCount>> {
+        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
+            "SELECT type, status::BIGINT, COUNT(*) FROM api_tokens GROUP BY type, status",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        common::token_counts(rows)
+    }
     async fn audit_log(&self, range: &AuditRange) -> Result<Vec<AuditEntry>> {
         read!(self, c => audit::list(&mut c, range).await)
     }

@@ -381,6 +381,14 @@ impl Store for SqliteStore {
         Ok(())
     }
 
+    async fn token_counts(&self) -> Result<Vec<TokenCount>> {
+        let rows: Vec<(String, i64, i64)> =
+            sqlx::query_as("SELECT type, status, COUNT(*) FROM api_tokens GROUP BY type, status")
+                .fetch_all(&self.pool)
+                .await?;
+        common::token_counts(rows)
+    }
+
     async fn audit_log(&self, range: &AuditRange) -> Result<Vec<AuditEntry>> {
         let mut conn = self.pool.acquire().await?;
         audit::list(&mut conn, range).await

@@ -18,6 +18,8 @@ mod hostile;
 mod lists;
 #[path = "lmv1.rs"]
 mod lmv1;
+#[path = "metrics.rs"]
+mod metrics;
 #[path = "multinode.rs"]
 mod multinode;
 #[path = "support.rs"]

@@ -21,6 +21,8 @@ mod lists;
 mod lmv1;
 #[path = "logs.rs"]
 mod logs;
+#[path = "metrics.rs"]
+mod metrics;
 #[path = "support.rs"]
 pub mod support;
 #[path = "throttle.rs"]

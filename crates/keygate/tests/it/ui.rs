@@ -63,7 +63,16 @@ async fn sign_in_navigate_and_sign_out() {
         }
         t
     };
-    assert_eq!(tabs, ["Users", "Roles", "LMv1 API Tokens", "Bearer Tokens"]);
+    assert_eq!(
+        tabs,
+        [
+            "Users",
+            "Roles",
+            "LMv1 API Tokens",
+            "Bearer Tokens",
+            "Audit Log"
+        ]
+    );
     assert!(
         b.text(&b.find("p.crumbs").await)
             .await
@@ -77,6 +86,27 @@ async fn sign_in_navigate_and_sign_out() {
     )
     .await;
     b.screenshot("roles").await;
+    // The audit log shows the failed and the successful sign-in just made.
+    b.click(&b.find("nav.tabs a[href$='audit']").await).await;
+    b.until("Audit Log", "return location.pathname.endsWith('/audit')")
+        .await;
+    let outcomes = b
+        .script(
+            "return [...document.querySelectorAll('#audit tbody tr')]\
+             .filter(r => r.cells[3].textContent === 'signin')\
+             .map(r => r.cells[1].textContent + ' ' + r.cells[5].textContent)",
+        )
+        .await;
+    let outcomes: Vec<String> = serde_json::from_value(outcomes).unwrap_or_default();
+    assert!(
+        outcomes.contains(&"admin success".to_owned()),
+        "{outcomes:?}"
+    );
+    assert!(
+        outcomes.contains(&"admin failure".to_owned()),
+        "{outcomes:?}"
+    );
+    b.screenshot("audit").await;
     b.click(&b.find("nav.tabs a[href$='bearer-tokens']").await)
         .await;
     b.until(

@@ -1,0 +1,177 @@
+//! Prometheus metrics, kept in process and rendered as text at `/metrics`.
+//!
+//! Labels come only from fixed sets (schemes, outcomes, route templates, status
+//! codes, token types): never a token, a user name or a raw path, so neither secrets
+//! nor unbounded label sets can reach a scrape.
+
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds (seconds) of the verify-latency histogram buckets.
+const VERIFY_BUCKETS: [f64; 12] = [
+    1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 1e-2, 1e-1,
+];
+
+/// Every metric keygate keeps. One per server; cheap to update from any task.
+#[derive(Debug, Default)]
+pub struct Metrics {
+    auth: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
+    verify_buckets: [AtomicU64; VERIFY_BUCKETS.len()],
+    verify_count: AtomicU64,
+    verify_sum_nanos: AtomicU64,
+    throttled: AtomicU64,
+    store_errors: AtomicU64,
+    http: Mutex<BTreeMap<(String, String, u16), u64>>,
+}
+
+/// Values read from elsewhere at scrape time.
+#[derive(Debug, Default)]
+pub struct Snapshot {
+    /// Tokens by (type, status).
+    pub tokens: Vec<(&'static str, &'static str, i64)>,
+    /// Seconds since the credential index was last confirmed current.
+    pub reconciliation_age_seconds: f64,
+    /// Tokens in this node's index.
+    pub indexed_tokens: usize,
+}
+
+impl Metrics {
+    /// Counts one authentication attempt.
+    pub fn auth(&self, scheme: &'static str, outcome: &'static str) {
+        if let Ok(mut m) = self.auth.lock() {
+            *m.entry((scheme, outcome)).or_default() += 1;
+        }
+    }
+
+    /// Records how long one credential check in the index took.
+    pub fn verify_latency(&self, d: Duration) {
+        let secs = d.as_secs_f64();
+        for (bound, count) in VERIFY_BUCKETS.iter().zip(&self.verify_buckets) {
+            if secs <= *bound {
+                count.fetch_add(1, Ordering::Relaxed);
+            }
+        }
+        self.verify_count.fetch_add(1, Ordering::Relaxed);
+        let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
+        self.verify_sum_nanos.fetch_add(nanos, Ordering::Relaxed);
+    }
+
+    /// Counts a request refused by the failed-authentication throttle.
+    pub fn throttled(&self) {
+        self.throttled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts a request that failed because the store did.
+    pub fn store_error(&self) {
+        self.store_errors.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one HTTP response by method, route template and status.
+    pub fn http(&self, method: &str, route: &str, status: u16) {
+        if let Ok(mut m) = self.http.lock() {
+            *m.entry((method.to_owned(), route.to_owned(), status))
+                .or_default() += 1;
+        }
+    }
+
+    /// The Prometheus text exposition (format 0.0.4).
+    pub fn render(&self, snap: &Snapshot) -> String {
+        let mut out = String::with_capacity(4096);
+        out.push_str("# HELP keygate_authentications_total Authentication attempts by scheme and outcome.\n# TYPE keygate_authentications_total counter\n");
+        if let Ok(m) = self.auth.lock() {
+            for ((scheme, outcome), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "keygate_authentications_total{{scheme=\"{scheme}\",outcome=\"{outcome}\"}} {n}"
+                );
+            }
+        }
+        out.push_str("# HELP keygate_verify_duration_seconds Time to check one credential against the in-memory index.\n# TYPE keygate_verify_duration_seconds histogram\n");
+        for (bound, count) in VERIFY_BUCKETS.iter().zip(&self.verify_buckets) {
+            let _ = writeln!(
+                out,
+                "keygate_verify_duration_seconds_bucket{{le=\"{bound}\"}} {}",
+                count.load(Ordering::Relaxed)
+            );
+        }
+        let count = self.verify_count.load(Ordering::Relaxed);
+        let sum = self.verify_sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
+        let _ = writeln!(
+            out,
+            "keygate_verify_duration_seconds_bucket{{le=\"+Inf\"}} {count}\nkeygate_verify_duration_seconds_sum {sum}\nkeygate_verify_duration_seconds_count {count}"
+        );
+        out.push_str(
+            "# HELP keygate_tokens API tokens by type and status.\n# TYPE keygate_tokens gauge\n",
+        );
+        for (kind, status, n) in &snap.tokens {
+            let _ = writeln!(
+                out,
+                "keygate_tokens{{type=\"{kind}\",status=\"{status}\"}} {n}"
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP keygate_index_tokens Tokens in this node's credential index.\n# TYPE keygate_index_tokens gauge\nkeygate_index_tokens {}",
+            snap.indexed_tokens
+        );
+        let _ = writeln!(
+            out,
+            "# HELP keygate_throttled_requests_total Requests refused by the failed-authentication throttle.\n# TYPE keygate_throttled_requests_total counter\nkeygate_throttled_requests_total {}",
+            self.throttled.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP keygate_store_errors_total Requests that failed because the database did.\n# TYPE keygate_store_errors_total counter\nkeygate_store_errors_total {}",
+            self.store_errors.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP keygate_last_reconciliation_age_seconds Seconds since this node last confirmed its index matches the database.\n# TYPE keygate_last_reconciliation_age_seconds gauge\nkeygate_last_reconciliation_age_seconds {}",
+            snap.reconciliation_age_seconds
+        );
+        out.push_str("# HELP keygate_http_requests_total HTTP responses by method, route template and status.\n# TYPE keygate_http_requests_total counter\n");
+        if let Ok(m) = self.http.lock() {
+            for ((method, route, status), n) in m.iter() {
+                let _ = writeln!(
+                    out,
+                    "keygate_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
+                    escape_label(route)
+                );
+            }
+        }
+        out
+    }
+}
+
+/// Escapes a label value (route templates contain only path characters, but the
+/// format's rules are kept regardless).
+fn escape_label(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn histogram_buckets_are_cumulative() {
+        let m = Metrics::default();
+        m.verify_latency(Duration::from_nanos(800));
+        m.verify_latency(Duration::from_micros(30));
+        let text = m.render(&Snapshot::default());
+        assert!(text.contains("keygate_verify_duration_seconds_bucket{le=\"0.000001\"} 1"));
+        assert!(text.contains("keygate_verify_duration_seconds_bucket{le=\"0.00005\"} 2"));
+        assert!(text.contains("keygate_verify_duration_seconds_bucket{le=\"+Inf\"} 2"));
+        assert!(text.contains("keygate_verify_duration_seconds_count 2"));
+    }
+
+    #[test]
+    fn labels_are_escaped() {
+        assert_eq!(escape_label("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}

@@ -1,0 +1,227 @@
+//! `/metrics`: Prometheus text with authentications by scheme and outcome, verify
+//! latency, tokens by type and status, throttling, reconciliation age and requests by
+//! route template — and never a token, user name or raw path.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use keygate_server::ServerConfig;
+use reqwest::StatusCode;
+use serde_json::json;
+
+use super::support::*;
+
+/// Every sample of a scrape, by its full name with labels.
+async fn scrape(base: &str) -> (String, HashMap<String, f64>) {
+    let r = send(reqwest::Client::new().get(format!("{base}/metrics"))).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let ctype = r
+        .headers
+        .get("content-type")
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    assert!(ctype.starts_with("text/plain; version=0.0.4"), "{ctype}");
+    let samples = r
+        .text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+        .filter_map(|l| {
+            let (name, value) = l.rsplit_once(' ')?;
+            Some((name.to_owned(), value.parse().ok()?))
+        })
+        .collect();
+    (r.text, samples)
+}
+
+fn get(m: &HashMap<String, f64>, name: &str) -> f64 {
+    m.get(name).copied().unwrap_or(0.0)
+}
+
+fn auth(scheme: &str, outcome: &str) -> String {
+    format!("keygate_authentications_total{{scheme=\"{scheme}\",outcome=\"{outcome}\"}}")
+}
+
+#[tokio::test]
+async fn counts_authentications_tokens_and_routes_without_secrets() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let base = format!("http://{}", s.addr);
+    let user = s.user("metrics-owner", &[DATAINGESTION]).await;
+    let (id, secret) = s.token_for(user, "n").await;
+    let (lmv1_id, access_id, _key) = s.lmv1_for(user, "l").await;
+    let _ = lmv1_id;
+    let path = format!("/setting/admins/{user}/apitokens/{id}");
+    assert_eq!(
+        s.patch(&s.admin_token, &path, json!({"status": 1}))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let (_, before) = scrape(&base).await;
+
+    // 2 successes, 1 disabled, 1 unknown, 1 malformed, 1 bad LMv1 signature, 1 missing.
+    assert_eq!(
+        s.get(&s.admin_token, "/setting/portal").await.status,
+        StatusCode::OK
+    );
+    assert_eq!(s.get(&s.admin_token, &path).await.status, StatusCode::OK);
+    assert_eq!(
+        s.get(&secret, "/setting/portal").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let unknown = keygate_core::token::BearerToken::generate().expect("token");
+    assert_eq!(
+        s.get(unknown.expose_secret(), "/setting/portal")
+            .await
+            .status,
+        StatusCode::UNAUTHORIZED
+    );
+    assert_eq!(
+        s.get("not-a-token", "/setting/portal").await.status,
+        StatusCode::UNAUTHORIZED
+    );
+    let ts = now_millis();
+    let r = send(s.client.get(s.url("/setting/portal")).header(
+        "Authorization",
+        format!("LMv1 {access_id}:{}:{ts}", "A".repeat(44)),
+    ))
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    let r = send(s.client.get(s.url("/setting/portal"))).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+
+    let (text, after) = scrape(&base).await;
+    let delta = |name: String| get(&after, &name) - get(&before, &name);
+    assert_eq!(delta(auth("bearer", "success")), 2.0);
+    assert_eq!(delta(auth("bearer", "disabled")), 1.0);
+    assert_eq!(delta(auth("bearer", "unknown")), 1.0);
+    assert_eq!(delta(auth("bearer", "malformed")), 1.0);
+    assert_eq!(delta(auth("lmv1", "bad_signature")), 1.0);
+    assert_eq!(delta(auth("none", "missing")), 1.0);
+    // Bearer and LMv1 checks that reached the index are timed (2 + 1 + 1 + 1).
+    assert_eq!(
+        delta("keygate_verify_duration_seconds_count".to_owned()),
+        5.0
+    );
+    assert!(
+        get(
+            &after,
+            "keygate_verify_duration_seconds_bucket{le=\"+Inf\"}"
+        ) >= 5.0
+    );
+    assert_eq!(
+        get(
+            &after,
+            "keygate_tokens{type=\"bearer\",status=\"disabled\"}"
+        ),
+        1.0
+    );
+    assert_eq!(
+        get(&after, "keygate_tokens{type=\"bearer\",status=\"enabled\"}"),
+        1.0
+    );
+    assert_eq!(
+        get(&after, "keygate_tokens{type=\"lmv1\",status=\"enabled\"}"),
+        1.0
+    );
+    assert!(get(&after, "keygate_last_reconciliation_age_seconds") < 60.0);
+    let route = "keygate_http_requests_total{method=\"GET\",route=\"/santaba/rest/setting/admins/{adminId}/apitokens/{apitokenId}\",status=\"200\"}";
+    assert_eq!(delta(route.to_owned()), 1.0, "{text}");
+    assert!(
+        get(
+            &after,
+            "keygate_http_requests_total{method=\"GET\",route=\"/santaba/rest/setting/portal\",status=\"401\"}"
+        ) >= 5.0
+    );
+
+    for secret_or_name in [
+        s.admin_token.as_str(),
+        secret.as_str(),
+        unknown.expose_secret(),
+        "not-a-token",
+        access_id.as_str(),
+        "metrics-owner",
+        &format!("/apitokens/{id}"),
+    ] {
+        assert!(
+            !text.contains(secret_or_name),
+            "scrape contains {secret_or_name}"
+        );
+    }
+}
+
+#[tokio::test]
+async fn throttled_requests_are_counted() {
+    let Some(s) = Server::start_with(ServerConfig {
+        throttle: keygate_auth::throttle::ThrottleConfig {
+            burst: 2.0,
+            refill_per_second: 0.001,
+            ..Default::default()
+        },
+        ..test_config()
+    })
+    .await
+    else {
+        return;
+    };
+    let base = format!("http://{}", s.addr);
+    let unknown = keygate_core::token::BearerToken::generate().expect("token");
+    let codes: Vec<StatusCode> = futures_free_loop(&s, unknown.expose_secret(), 4).await;
+    assert_eq!(
+        codes,
+        [
+            StatusCode::UNAUTHORIZED,
+            StatusCode::UNAUTHORIZED,
+            StatusCode::TOO_MANY_REQUESTS,
+            StatusCode::TOO_MANY_REQUESTS
+        ]
+    );
+    let (_, m) = scrape(&base).await;
+    assert_eq!(get(&m, "keygate_throttled_requests_total"), 2.0);
+    assert_eq!(get(&m, &auth("bearer", "throttled")), 2.0);
+    assert_eq!(get(&m, &auth("bearer", "unknown")), 2.0);
+}
+
+async fn futures_free_loop(s: &Server, token: &str, n: usize) -> Vec<StatusCode> {
+    let mut out = Vec::new();
+    for _ in 0..n {
+        out.push(s.get(token, "/setting/portal").await.status);
+    }
+    out
+}
+
+#[tokio::test]
+async fn metrics_can_move_to_their_own_address() {
+    // A free port for the metrics listener.
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .expect("free port")
+        .port();
+    let addr: std::net::SocketAddr = ([127, 0, 0, 1], port).into();
+    let Some(s) = Server::start_with(ServerConfig {
+        metrics_addr: Some(addr),
+        ..test_config()
+    })
+    .await
+    else {
+        return;
+    };
+    assert_eq!(
+        s.get(&s.admin_token, "/setting/portal").await.status,
+        StatusCode::OK
+    );
+    let main = send(reqwest::Client::new().get(format!("http://{}/metrics", s.addr))).await;
+    assert_eq!(main.status, StatusCode::NOT_FOUND);
+    let ready = eventually(Duration::from_secs(5), || async {
+        reqwest::get(format!("http://{addr}/metrics")).await.is_ok()
+    })
+    .await;
+    assert!(ready);
+    let (_, m) = scrape(&format!("http://{addr}")).await;
+    assert!(get(&m, &auth("bearer", "success")) >= 1.0);
+    let other =
+        send(reqwest::Client::new().get(format!("http://{addr}/santaba/rest/setting/portal")))
+            .await;
+    assert_eq!(other.status, StatusCode::NOT_FOUND);
+}
