@@ -35,6 +35,7 @@ pub mod metrics;
 pub mod routes;
 pub mod session;
 pub mod state;
+pub mod tls;
 pub mod ui;
 pub mod wire;
 
@@ -66,6 +67,9 @@ pub struct ServerConfig {
     pub limits: listen::Limits,
     /// Where to serve `/metrics` instead of the main listener (`None`: on it).
     pub metrics_addr: Option<std::net::SocketAddr>,
+    /// Serve HTTPS with these certificates (`None`: plain HTTP). Keep a clone of the
+    /// `Arc` to [`tls::Certificates::reload`] them while serving.
+    pub tls: Option<Arc<tls::Certificates>>,
 }
 
 impl Default for ServerConfig {
@@ -81,6 +85,7 @@ impl Default for ServerConfig {
             audit_retention: Duration::from_secs(90 * 86_400),
             limits: listen::Limits::default(),
             metrics_addr: None,
+            tls: None,
         }
     }
 }
@@ -94,6 +99,9 @@ pub enum ServerError {
     /// The listener failed.
     #[error("server I/O error: {0}")]
     Io(#[from] std::io::Error),
+    /// The TLS configuration is unusable.
+    #[error("TLS: {0}")]
+    Tls(#[from] tls::TlsError),
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then drains in-flight
@@ -104,6 +112,8 @@ pub async fn serve<S: Store>(
     config: ServerConfig,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServerError> {
+    // Before anything starts: a bad certificate must stop start-up, not a handshake.
+    let acceptor = config.tls.as_ref().map(tls::TlsAcceptor::new).transpose()?;
     let verifier = Verifier::load(&store).await?;
     verifier.set_max_staleness(config.max_staleness);
     verifier.confirm(config.clock.now_millis());
@@ -167,8 +177,12 @@ pub async fn serve<S: Store>(
         state,
         listen::RequestLimits::new(&config.limits),
         config.metrics_addr.is_none(),
+        config.tls.is_some(),
     );
-    listen::serve(listener, app, listen::Plain, config.limits, shutdown).await;
+    match &acceptor {
+        Some(tls) => listen::serve(listener, app, tls.clone(), config.limits, shutdown).await,
+        None => listen::serve(listener, app, listen::Plain, config.limits, shutdown).await,
+    }
     let _ = stop_tx.send(true);
     for task in [
         Some(background),

@@ -147,6 +147,22 @@ pub struct ServeArgs {
     /// address only the monitoring network reaches).
     #[arg(long, env = "KEYGATE_METRICS_LISTEN")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Serve HTTPS with this certificate chain (PEM); needs --tls-key. Send SIGHUP to
+    /// reload both files without dropping connections.
+    #[arg(
+        long,
+        env = "KEYGATE_TLS_CERT",
+        requires = "tls_key",
+        conflicts_with = "tls_self_signed"
+    )]
+    pub tls_cert: Option<std::path::PathBuf>,
+    /// The private key (PEM) for --tls-cert.
+    #[arg(long, env = "KEYGATE_TLS_KEY", requires = "tls_cert")]
+    pub tls_key: Option<std::path::PathBuf>,
+    /// Serve HTTPS with a certificate generated at start-up for localhost (local use
+    /// only); its SHA-256 fingerprint is printed so clients can pin it.
+    #[arg(long, env = "KEYGATE_TLS_SELF_SIGNED")]
+    pub tls_self_signed: bool,
 }
 
 /// `keygate user ...`.

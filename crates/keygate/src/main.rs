@@ -60,6 +60,7 @@ async fn run<S: Store>(store: S, cli: Cli) -> Result<()> {
     admin::bootstrap(&store).await?;
     match cli.command {
         Command::Serve(args) => {
+            let tls = tls_certificates(&args)?;
             let listener = tokio::net::TcpListener::bind(args.listen)
                 .await
                 .with_context(|| format!("could not listen on {}", args.listen))?;
@@ -70,7 +71,8 @@ async fn run<S: Store>(store: S, cli: Cli) -> Result<()> {
                 sessions: keygate_server::session::SessionConfig {
                     idle: Duration::from_secs(args.session_idle_minutes * 60),
                     absolute: Duration::from_secs(args.session_max_hours * 3600),
-                    secure: false,
+                    // Secure cookies only where the browser will send them back.
+                    secure: tls.is_some(),
                 },
                 max_staleness: Duration::from_secs(args.max_staleness_seconds),
                 throttle: keygate_auth::throttle::ThrottleConfig {
@@ -88,7 +90,11 @@ async fn run<S: Store>(store: S, cli: Cli) -> Result<()> {
                     ..Default::default()
                 },
                 metrics_addr: args.metrics_listen,
+                tls: tls.clone(),
             };
+            if let Some(certs) = tls {
+                tokio::spawn(reload_on_sighup(certs));
+            }
             keygate_server::serve(listener, store, config, shutdown_signal()).await?;
             tracing::info!("keygate stopped");
         }
@@ -129,6 +135,9 @@ const KNOWN_ENV: &[&str] = &[
     "KEYGATE_REQUEST_TIMEOUT_SECONDS",
     "KEYGATE_MAX_CONCURRENT_REQUESTS",
     "KEYGATE_METRICS_LISTEN",
+    "KEYGATE_TLS_CERT",
+    "KEYGATE_TLS_KEY",
+    "KEYGATE_TLS_SELF_SIGNED",
     "KEYGATE_LISTEN",
     "KEYGATE_LOG_FORMAT",
     "KEYGATE_POLL_INTERVAL_MS",
@@ -156,6 +165,54 @@ fn warn_unknown_env() {
 }
 
 /// Completes on SIGINT or SIGTERM.
+/// The certificates `serve` was asked to use, if any.
+fn tls_certificates(
+    args: &cli::ServeArgs,
+) -> Result<Option<std::sync::Arc<keygate_server::tls::Certificates>>> {
+    use keygate_server::tls::Certificates;
+    let certs = match (&args.tls_cert, &args.tls_key, args.tls_self_signed) {
+        (Some(cert), Some(key), _) => Certificates::from_files(cert, key)
+            .with_context(|| "could not load --tls-cert / --tls-key")?,
+        (_, _, true) => {
+            let c = Certificates::self_signed()?;
+            eprintln!(
+                "\nServing HTTPS with a self-signed certificate for localhost (local use only).\nIts SHA-256 fingerprint:\n\n    {}\n",
+                c.fingerprint()
+            );
+            c
+        }
+        _ => return Ok(None),
+    };
+    tracing::info!(fingerprint = %certs.fingerprint(), "TLS certificate loaded");
+    Ok(Some(std::sync::Arc::new(certs)))
+}
+
+/// Reloads the certificate files on every SIGHUP; a bad file keeps the old ones.
+async fn reload_on_sighup(certs: std::sync::Arc<keygate_server::tls::Certificates>) {
+    #[cfg(unix)]
+    {
+        let mut hup = match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()) {
+            Ok(s) => s,
+            Err(e) => {
+                tracing::error!(error = %e, "cannot listen for SIGHUP; certificates will not reload");
+                return;
+            }
+        };
+        while hup.recv().await.is_some() {
+            match certs.reload() {
+                Ok(()) => {
+                    tracing::info!(fingerprint = %certs.fingerprint(), "TLS certificate reloaded")
+                }
+                Err(e) => {
+                    tracing::error!(error = %e, "TLS certificate reload failed; keeping the current one")
+                }
+            }
+        }
+    }
+    #[cfg(not(unix))]
+    let _ = certs;
+}
+
 async fn shutdown_signal() {
     let ctrl_c = async {
         if let Err(e) = tokio::signal::ctrl_c().await {

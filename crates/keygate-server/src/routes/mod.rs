@@ -39,6 +39,7 @@ pub fn router<S: Store>(
     state: AppState<S>,
     limits: crate::listen::RequestLimits,
     with_metrics: bool,
+    https: bool,
 ) -> Router {
     let state_for_ui = state.clone();
     let state_for_ready = state.clone();
@@ -116,7 +117,24 @@ pub fn router<S: Store>(
             limits,
             crate::listen::limit_requests,
         ))
+        .layer(middleware::from_fn_with_state(https, hsts))
         .layer(middleware::from_fn_with_state(metrics, log_request))
+}
+
+/// Over HTTPS, tells browsers to use nothing else for this host for a year.
+async fn hsts(
+    axum::extract::State(https): axum::extract::State<bool>,
+    req: Request,
+    next: Next,
+) -> Response {
+    let mut resp = next.run(req).await;
+    if https {
+        resp.headers_mut().insert(
+            axum::http::header::STRICT_TRANSPORT_SECURITY,
+            axum::http::HeaderValue::from_static("max-age=31536000"),
+        );
+    }
+    resp
 }
 
 /// `/metrics` alone, for a separate listen address.

@@ -224,6 +224,17 @@ impl Running {
         }
     }
 
+    /// Sends a signal (`-HUP`, `-TERM`, ...) with kill(1).
+    pub async fn signal(&self, sig: &str) {
+        let pid = self.child.id().expect("pid").to_string();
+        let sent = tokio::process::Command::new("kill")
+            .args([sig, &pid])
+            .status()
+            .await
+            .expect("kill");
+        assert!(sent.success());
+    }
+
     /// SIGKILL: no shutdown work of any kind happens.
     pub async fn kill(mut self) {
         self.child.kill().await.expect("SIGKILL");

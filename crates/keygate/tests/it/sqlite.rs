@@ -27,6 +27,8 @@ mod metrics;
 pub mod support;
 #[path = "throttle.rs"]
 mod throttle;
+#[path = "tls.rs"]
+mod tls;
 #[path = "tokens.rs"]
 mod tokens;
 #[path = "ui.rs"]
