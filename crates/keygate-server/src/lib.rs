@@ -32,6 +32,7 @@ pub mod extract;
 pub mod listen;
 pub mod manage;
 pub mod metrics;
+pub mod openapi;
 pub mod routes;
 pub mod session;
 pub mod state;

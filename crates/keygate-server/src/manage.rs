@@ -453,6 +453,19 @@ impl<S: Store> Manager<S> {
         if let Some(r) = &p.role_ids {
             Self::check_roles(r)?;
         }
+        if let (Some(wanted), true) = (&p.role_ids, actor.user_id == Some(id)) {
+            // Sending one's own roles back unchanged is fine (SDKs send whole objects).
+            let mut current = self.store.user(id).await?.role_ids;
+            let mut wanted = wanted.clone();
+            current.sort_unstable();
+            wanted.sort_unstable();
+            wanted.dedup();
+            if current != wanted {
+                return Err(ApiError::BadRequest(
+                    "roles: you cannot change your own roles; ask another administrator".to_owned(),
+                ));
+            }
+        }
         if actor.user_id == Some(id) && p.status == Some(UserStatus::Suspended) {
             return Err(ApiError::BadRequest(
                 "status: you cannot suspend yourself".to_owned(),
@@ -555,6 +568,7 @@ impl<S: Store> Manager<S> {
         if let Some(p) = &patch.privileges {
             Self::check_privileges(p)?;
         }
+        self.refuse_builtin_administrator(id).await?;
         let r = self
             .store
             .update_role(&cap, id, &patch, self.clock.now())
@@ -563,9 +577,22 @@ impl<S: Store> Manager<S> {
         Ok(r)
     }
 
+    /// The built-in administrator role is fixed: changing or deleting it could leave
+    /// no one able to manage users, roles and tokens.
+    async fn refuse_builtin_administrator(&self, id: RoleId) -> Result<(), ApiError> {
+        let r = self.store.role(id).await?;
+        if r.role.name.eq_ignore_ascii_case(BUILTIN_ADMINISTRATOR) {
+            return Err(ApiError::BadRequest(
+                "the built-in administrator role cannot be changed or deleted; create a new role instead".to_owned(),
+            ));
+        }
+        Ok(())
+    }
+
     /// Deletes a role no user holds.
     pub async fn delete_role(&self, actor: &Actor, id: RoleId) -> Result<(), ApiError> {
         let cap = policy::user_admin(actor).map_err(denied)?;
+        self.refuse_builtin_administrator(id).await?;
         self.store.delete_role(&cap, id, self.clock.now()).await?;
         self.settle().await
     }
@@ -614,6 +641,9 @@ impl<S: Store> Manager<S> {
         Ok(self.store.audit_log(&range).await?)
     }
 }
+
+/// The name of the role created on first start with every privilege.
+pub const BUILTIN_ADMINISTRATOR: &str = "administrator";
 
 /// Most audit entries one list request reads (the newest ones in its time window);
 /// narrower `happenedOn` bounds reach further back.

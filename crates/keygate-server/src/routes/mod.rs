@@ -21,6 +21,7 @@ use crate::state::AppState;
 mod accesslogs;
 mod portal;
 mod roles;
+pub mod table;
 mod tokens;
 mod users;
 
@@ -53,49 +54,7 @@ pub fn router<S: Store>(
     let extra = extra
         .route_layer(middleware::from_fn(tag_route))
         .with_state(state_for_ready);
-    let api = Router::new()
-        .route(
-            "/setting/admins",
-            get(users::list::<S>).post(users::create::<S>),
-        )
-        .route("/setting/admins/apitokens", get(tokens::list_all::<S>))
-        .route(
-            "/setting/admins/{adminId}",
-            get(users::get::<S>)
-                .put(users::update::<S>)
-                .patch(users::update::<S>)
-                .delete(users::delete::<S>),
-        )
-        .route(
-            "/setting/admins/{adminId}/apitokens",
-            get(tokens::list::<S>).post(tokens::create::<S>),
-        )
-        .route(
-            "/setting/admins/{adminId}/apitokens/{apitokenId}",
-            get(tokens::get::<S>)
-                .put(tokens::update::<S>)
-                .patch(tokens::update::<S>)
-                .delete(tokens::delete::<S>),
-        )
-        .route(
-            "/setting/roles",
-            get(roles::list::<S>).post(roles::create::<S>),
-        )
-        .route(
-            "/setting/roles/{roleId}",
-            get(roles::get::<S>)
-                .put(roles::update::<S>)
-                .patch(roles::update::<S>)
-                .delete(roles::delete::<S>),
-        )
-        .route("/setting/accesslogs", get(accesslogs::list::<S>))
-        .route("/setting/accesslogs/{id}", get(accesslogs::get::<S>))
-        .route(
-            "/setting/portal",
-            get(portal::get::<S>)
-                .put(portal::update::<S>)
-                .patch(portal::update::<S>),
-        )
+    let api = table::api_routes::<S>()
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         // Authentication runs once a route matched, inside the route tag, so refused
@@ -104,6 +63,9 @@ pub fn router<S: Store>(
             state.clone(),
             crate::auth::authenticate::<S>,
         ))
+        .route_layer(middleware::from_fn(tag_route))
+        // The description of the API is public: clients fetch it before they have a token.
+        .route("/openapi.json", get(openapi_json))
         .route_layer(middleware::from_fn(tag_route))
         .layer(middleware::from_fn(check_version))
         .with_state(state);
@@ -181,6 +143,12 @@ async fn metrics_text<S: Store>(
         st.metrics.render(&snap),
     )
         .into_response()
+}
+
+/// The OpenAPI document, built once.
+async fn openapi_json() -> Json<Value> {
+    static DOC: std::sync::OnceLock<Value> = std::sync::OnceLock::new();
+    Json(DOC.get_or_init(crate::openapi::document).clone())
 }
 
 async fn healthz() -> Json<Value> {

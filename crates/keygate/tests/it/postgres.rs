@@ -22,6 +22,8 @@ mod lmv1;
 mod metrics;
 #[path = "multinode.rs"]
 mod multinode;
+#[path = "openapi.rs"]
+mod openapi;
 #[path = "support.rs"]
 pub mod support;
 #[path = "throttle.rs"]

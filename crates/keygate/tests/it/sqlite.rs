@@ -23,6 +23,8 @@ mod lmv1;
 mod logs;
 #[path = "metrics.rs"]
 mod metrics;
+#[path = "openapi.rs"]
+mod openapi;
 #[path = "support.rs"]
 pub mod support;
 #[path = "throttle.rs"]

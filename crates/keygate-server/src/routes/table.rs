@@ -1,0 +1,401 @@
+//! Every REST operation keygate serves, in one table. The router is built from this
+//! table and so is the OpenAPI document ([`crate::openapi`]): an operation cannot be
+//! served without being described, or described without being served.
+
+use axum::routing::{MethodRouter, delete, get, patch, post, put};
+use keygate_store::Store;
+
+use super::{accesslogs, portal, roles, tokens, users};
+use crate::state::AppState;
+
+/// Names every operation; [`handler`] matches on it exhaustively.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum OpId {
+    /// GET /setting/admins
+    ListUsers,
+    /// POST /setting/admins
+    CreateUser,
+    /// GET /setting/admins/{adminId}
+    GetUser,
+    /// PUT /setting/admins/{adminId}
+    PutUser,
+    /// PATCH /setting/admins/{adminId}
+    PatchUser,
+    /// DELETE /setting/admins/{adminId}
+    DeleteUser,
+    /// GET /setting/admins/apitokens
+    ListAllTokens,
+    /// GET /setting/admins/{adminId}/apitokens
+    ListTokens,
+    /// POST /setting/admins/{adminId}/apitokens
+    CreateToken,
+    /// GET /setting/admins/{adminId}/apitokens/{apitokenId}
+    GetToken,
+    /// PUT /setting/admins/{adminId}/apitokens/{apitokenId}
+    PutToken,
+    /// PATCH /setting/admins/{adminId}/apitokens/{apitokenId}
+    PatchToken,
+    /// DELETE /setting/admins/{adminId}/apitokens/{apitokenId}
+    DeleteToken,
+    /// GET /setting/roles
+    ListRoles,
+    /// POST /setting/roles
+    CreateRole,
+    /// GET /setting/roles/{roleId}
+    GetRole,
+    /// PUT /setting/roles/{roleId}
+    PutRole,
+    /// PATCH /setting/roles/{roleId}
+    PatchRole,
+    /// DELETE /setting/roles/{roleId}
+    DeleteRole,
+    /// GET /setting/accesslogs
+    ListAccessLogs,
+    /// GET /setting/accesslogs/{id}
+    GetAccessLog,
+    /// GET /setting/portal
+    GetPortal,
+    /// PUT /setting/portal
+    PutPortal,
+    /// PATCH /setting/portal
+    PatchPortal,
+}
+
+/// What an operation takes and returns, for its description.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shape {
+    /// A list query (`filter`, `sort`, `fields`, `size`, `offset`) returning a page of
+    /// the named schema.
+    List(&'static str),
+    /// `fields` only, returning one object.
+    One(&'static str),
+    /// A JSON body (the first schema) returning one object (the second).
+    Write(&'static str, &'static str),
+    /// No body, returning `{}`.
+    Delete,
+}
+
+/// One operation.
+#[derive(Debug, Clone, Copy)]
+pub struct Operation {
+    /// Which one.
+    pub id: OpId,
+    /// HTTP method, lower case (as OpenAPI spells it).
+    pub method: &'static str,
+    /// Path under `/santaba/rest`, with `{param}` segments.
+    pub path: &'static str,
+    /// OpenAPI `operationId`.
+    pub operation_id: &'static str,
+    /// One line saying what it does.
+    pub summary: &'static str,
+    /// OpenAPI tag.
+    pub tag: &'static str,
+    /// Takes `?type=bearer|lmv1`.
+    pub type_param: bool,
+    /// Input and output.
+    pub shape: Shape,
+}
+
+const fn op(
+    id: OpId,
+    method: &'static str,
+    path: &'static str,
+    operation_id: &'static str,
+    summary: &'static str,
+    tag: &'static str,
+    shape: Shape,
+) -> Operation {
+    Operation {
+        id,
+        method,
+        path,
+        operation_id,
+        summary,
+        tag,
+        type_param: false,
+        shape,
+    }
+}
+
+const fn typed(mut o: Operation) -> Operation {
+    o.type_param = true;
+    o
+}
+
+const ADMINS: &str = "/setting/admins";
+const ADMIN: &str = "/setting/admins/{adminId}";
+const ALL_TOKENS: &str = "/setting/admins/apitokens";
+const TOKENS: &str = "/setting/admins/{adminId}/apitokens";
+const TOKEN: &str = "/setting/admins/{adminId}/apitokens/{apitokenId}";
+const ROLES: &str = "/setting/roles";
+const ROLE: &str = "/setting/roles/{roleId}";
+const LOGS: &str = "/setting/accesslogs";
+const LOG: &str = "/setting/accesslogs/{id}";
+const PORTAL: &str = "/setting/portal";
+
+/// The REST API, in the order the document lists it.
+pub const OPERATIONS: &[Operation] = &[
+    op(
+        OpId::ListUsers,
+        "get",
+        ADMINS,
+        "getAdminList",
+        "List users",
+        "Users",
+        Shape::List("Admin"),
+    ),
+    op(
+        OpId::CreateUser,
+        "post",
+        ADMINS,
+        "addAdmin",
+        "Create a user",
+        "Users",
+        Shape::Write("AdminInput", "Admin"),
+    ),
+    op(
+        OpId::GetUser,
+        "get",
+        ADMIN,
+        "getAdminById",
+        "Get a user",
+        "Users",
+        Shape::One("Admin"),
+    ),
+    op(
+        OpId::PutUser,
+        "put",
+        ADMIN,
+        "updateAdminById",
+        "Change a user (only the properties sent)",
+        "Users",
+        Shape::Write("AdminPatch", "Admin"),
+    ),
+    op(
+        OpId::PatchUser,
+        "patch",
+        ADMIN,
+        "patchAdminById",
+        "Change a user",
+        "Users",
+        Shape::Write("AdminPatch", "Admin"),
+    ),
+    op(
+        OpId::DeleteUser,
+        "delete",
+        ADMIN,
+        "deleteAdminById",
+        "Delete a user and every token it owns",
+        "Users",
+        Shape::Delete,
+    ),
+    typed(op(
+        OpId::ListAllTokens,
+        "get",
+        ALL_TOKENS,
+        "getApiTokenList",
+        "List the API tokens of every user the caller may see",
+        "API tokens",
+        Shape::List("APIToken"),
+    )),
+    typed(op(
+        OpId::ListTokens,
+        "get",
+        TOKENS,
+        "getApiTokenListByAdminId",
+        "List a user's API tokens",
+        "API tokens",
+        Shape::List("APIToken"),
+    )),
+    typed(op(
+        OpId::CreateToken,
+        "post",
+        TOKENS,
+        "addApiTokenByAdminId",
+        "Create an API token (type=bearer for a bearer token); the secret is in this response only",
+        "API tokens",
+        Shape::Write("APITokenInput", "APIToken"),
+    )),
+    op(
+        OpId::GetToken,
+        "get",
+        TOKEN,
+        "getApiTokenByAdminId",
+        "Get an API token (masked)",
+        "API tokens",
+        Shape::One("APIToken"),
+    ),
+    op(
+        OpId::PutToken,
+        "put",
+        TOKEN,
+        "updateApiTokenByAdminId",
+        "Change an API token's note or status",
+        "API tokens",
+        Shape::Write("APITokenInput", "APIToken"),
+    ),
+    op(
+        OpId::PatchToken,
+        "patch",
+        TOKEN,
+        "patchApiTokenByAdminId",
+        "Change an API token's note or status",
+        "API tokens",
+        Shape::Write("APITokenInput", "APIToken"),
+    ),
+    op(
+        OpId::DeleteToken,
+        "delete",
+        TOKEN,
+        "deleteApiTokenById",
+        "Delete an API token for good",
+        "API tokens",
+        Shape::Delete,
+    ),
+    op(
+        OpId::ListRoles,
+        "get",
+        ROLES,
+        "getRoleList",
+        "List roles",
+        "Roles",
+        Shape::List("Role"),
+    ),
+    op(
+        OpId::CreateRole,
+        "post",
+        ROLES,
+        "addRole",
+        "Create a role",
+        "Roles",
+        Shape::Write("RoleInput", "Role"),
+    ),
+    op(
+        OpId::GetRole,
+        "get",
+        ROLE,
+        "getRoleById",
+        "Get a role",
+        "Roles",
+        Shape::One("Role"),
+    ),
+    op(
+        OpId::PutRole,
+        "put",
+        ROLE,
+        "updateRoleById",
+        "Change a role (only the properties sent)",
+        "Roles",
+        Shape::Write("RolePatch", "Role"),
+    ),
+    op(
+        OpId::PatchRole,
+        "patch",
+        ROLE,
+        "patchRoleById",
+        "Change a role",
+        "Roles",
+        Shape::Write("RolePatch", "Role"),
+    ),
+    op(
+        OpId::DeleteRole,
+        "delete",
+        ROLE,
+        "deleteRoleById",
+        "Delete a role no user holds",
+        "Roles",
+        Shape::Delete,
+    ),
+    op(
+        OpId::ListAccessLogs,
+        "get",
+        LOGS,
+        "getAuditLogList",
+        "List audit-log entries (newest first unless sorted)",
+        "Audit log",
+        Shape::List("AccessLogItem"),
+    ),
+    op(
+        OpId::GetAccessLog,
+        "get",
+        LOG,
+        "getAuditLogById",
+        "Get one audit-log entry",
+        "Audit log",
+        Shape::One("AccessLogItem"),
+    ),
+    op(
+        OpId::GetPortal,
+        "get",
+        PORTAL,
+        "getPortal",
+        "Get portal settings",
+        "Portal",
+        Shape::One("Portal"),
+    ),
+    op(
+        OpId::PutPortal,
+        "put",
+        PORTAL,
+        "updatePortal",
+        "Change portal settings (only the properties sent)",
+        "Portal",
+        Shape::Write("PortalPatch", "Portal"),
+    ),
+    op(
+        OpId::PatchPortal,
+        "patch",
+        PORTAL,
+        "patchPortal",
+        "Change portal settings",
+        "Portal",
+        Shape::Write("PortalPatch", "Portal"),
+    ),
+];
+
+/// The handler of one operation.
+pub fn handler<S: Store>(id: OpId) -> MethodRouter<AppState<S>> {
+    match id {
+        OpId::ListUsers => get(users::list::<S>),
+        OpId::CreateUser => post(users::create::<S>),
+        OpId::GetUser => get(users::get::<S>),
+        OpId::PutUser => put(users::update::<S>),
+        OpId::PatchUser => patch(users::update::<S>),
+        OpId::DeleteUser => delete(users::delete::<S>),
+        OpId::ListAllTokens => get(tokens::list_all::<S>),
+        OpId::ListTokens => get(tokens::list::<S>),
+        OpId::CreateToken => post(tokens::create::<S>),
+        OpId::GetToken => get(tokens::get::<S>),
+        OpId::PutToken => put(tokens::update::<S>),
+        OpId::PatchToken => patch(tokens::update::<S>),
+        OpId::DeleteToken => delete(tokens::delete::<S>),
+        OpId::ListRoles => get(roles::list::<S>),
+        OpId::CreateRole => post(roles::create::<S>),
+        OpId::GetRole => get(roles::get::<S>),
+        OpId::PutRole => put(roles::update::<S>),
+        OpId::PatchRole => patch(roles::update::<S>),
+        OpId::DeleteRole => delete(roles::delete::<S>),
+        OpId::ListAccessLogs => get(accesslogs::list::<S>),
+        OpId::GetAccessLog => get(accesslogs::get::<S>),
+        OpId::GetPortal => get(portal::get::<S>),
+        OpId::PutPortal => put(portal::update::<S>),
+        OpId::PatchPortal => patch(portal::update::<S>),
+    }
+}
+
+/// The API routes, built from [`OPERATIONS`].
+pub fn api_routes<S: Store>() -> axum::Router<AppState<S>> {
+    let mut paths: Vec<&'static str> = Vec::new();
+    for o in OPERATIONS {
+        if !paths.contains(&o.path) {
+            paths.push(o.path);
+        }
+    }
+    paths.into_iter().fold(axum::Router::new(), |router, path| {
+        let methods = OPERATIONS
+            .iter()
+            .filter(|o| o.path == path)
+            .fold(MethodRouter::new(), |m, o| m.merge(handler::<S>(o.id)));
+        router.route(path, methods)
+    })
+}
