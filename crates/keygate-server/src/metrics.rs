@@ -24,8 +24,13 @@ pub struct Metrics {
     verify_sum_nanos: AtomicU64,
     throttled: AtomicU64,
     store_errors: AtomicU64,
-    http: Mutex<BTreeMap<(String, String, u16), u64>>,
+    /// route → method → status → count; nested so that counting a request already
+    /// seen allocates nothing.
+    http: Mutex<BTreeMap<String, ByMethod>>,
 }
+
+/// Request counts of one route: method → status → count.
+type ByMethod = BTreeMap<String, BTreeMap<u16, u64>>;
 
 /// Values read from elsewhere at scrape time.
 #[derive(Debug, Default)]
@@ -71,10 +76,18 @@ impl Metrics {
 
     /// Counts one HTTP response by method, route template and status.
     pub fn http(&self, method: &str, route: &str, status: u16) {
-        if let Ok(mut m) = self.http.lock() {
-            *m.entry((method.to_owned(), route.to_owned(), status))
-                .or_default() += 1;
-        }
+        let Ok(mut routes) = self.http.lock() else {
+            return;
+        };
+        let methods = match routes.get_mut(route) {
+            Some(m) => m,
+            None => routes.entry(route.to_owned()).or_default(),
+        };
+        let statuses = match methods.get_mut(method) {
+            Some(s) => s,
+            None => methods.entry(method.to_owned()).or_default(),
+        };
+        *statuses.entry(status).or_default() += 1;
     }
 
     /// The Prometheus text exposition (format 0.0.4).
@@ -133,13 +146,17 @@ impl Metrics {
             snap.reconciliation_age_seconds
         );
         out.push_str("# HELP keygate_http_requests_total HTTP responses by method, route template and status.\n# TYPE keygate_http_requests_total counter\n");
-        if let Ok(m) = self.http.lock() {
-            for ((method, route, status), n) in m.iter() {
-                let _ = writeln!(
-                    out,
-                    "keygate_http_requests_total{{method=\"{method}\",route=\"{}\",status=\"{status}\"}} {n}",
-                    escape_label(route)
-                );
+        if let Ok(routes) = self.http.lock() {
+            for (route, methods) in routes.iter() {
+                let route = escape_label(route);
+                for (method, statuses) in methods {
+                    for (status, n) in statuses {
+                        let _ = writeln!(
+                            out,
+                            "keygate_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
+                        );
+                    }
+                }
             }
         }
         out

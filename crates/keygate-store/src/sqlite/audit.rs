@@ -1,10 +1,10 @@
 //! The audit log: appended inside the transaction of the change it records.
 
 use keygate_core::model::EpochSeconds;
-use sqlx::{Row, SqliteConnection};
+use sqlx::SqliteConnection;
 
-use crate::error::{Result, StoreError};
-use crate::types::{AuditAction, AuditEntry, AuditRange, AuditRecord};
+use crate::error::Result;
+use crate::types::{AuditEntry, AuditRange, AuditRecord};
 
 pub(super) async fn append(conn: &mut SqliteConnection, r: &AuditRecord) -> Result<()> {
     sqlx::query(
@@ -41,25 +41,5 @@ pub(super) async fn list(
     .bind(range.limit)
     .fetch_all(&mut *conn)
     .await?;
-    rows.iter()
-        .map(|row| {
-            let action: String = row.try_get(5)?;
-            Ok(AuditEntry {
-                id: row.try_get(0)?,
-                record: AuditRecord {
-                    at: row.try_get(1)?,
-                    user_id: row.try_get(2)?,
-                    username: row.try_get(3)?,
-                    ip: row.try_get(4)?,
-                    action: AuditAction::parse(&action)
-                        .ok_or(StoreError::Corrupt("unknown audit action"))?,
-                    target_type: row.try_get(6)?,
-                    target_id: row.try_get(7)?,
-                    target: row.try_get(8)?,
-                    success: row.try_get(9)?,
-                    detail: row.try_get(10)?,
-                },
-            })
-        })
-        .collect()
+    rows.iter().map(crate::common::audit_entry).collect()
 }

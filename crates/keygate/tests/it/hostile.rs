@@ -350,6 +350,8 @@ async fn over_the_concurrency_limit_is_503_at_once_and_slow_bodies_time_out() {
     );
     slow.write_all(&h).await.expect("head");
     slow.write_all(b"{\"note\": ").await.expect("part");
+    // Let the server take the slot before anyone else asks for it.
+    tokio::time::sleep(Duration::from_millis(200)).await;
     let busy = eventually(Duration::from_secs(2), || async {
         let r = s.get(&s.admin_token, "/setting/portal").await;
         r.status == StatusCode::SERVICE_UNAVAILABLE && r.headers.get("retry-after").is_some()
