@@ -119,6 +119,34 @@ async fn a_100_mib_body_is_refused_from_its_length_and_changes_nothing() {
 }
 
 #[tokio::test]
+async fn the_web_ui_takes_smaller_bodies_than_the_api() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let form = format!("username=admin&password={}&csrf=x", "p".repeat(20 * 1024));
+    let h = format!(
+        "POST /signin HTTP/1.1\r\nHost: x\r\nConnection: close\r\nContent-Type: application/x-www-form-urlencoded\r\nContent-Length: {}\r\n\r\n",
+        form.len()
+    );
+    let answer = raw(&s, h.as_bytes(), form.as_bytes()).await;
+    assert_eq!(status_of(&answer), 413, "{answer:.300}");
+    // The same size is fine for the API (64 KiB), which then judges the content.
+    let note = format!("{{\"note\": \"{}\"}}", "n".repeat(20 * 1024));
+    let h = head(
+        &s,
+        "POST",
+        "/santaba/rest/setting/admins/1/apitokens?type=bearer",
+        &format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            note.len()
+        ),
+    );
+    let answer = raw(&s, &h, note.as_bytes()).await;
+    assert_eq!(status_of(&answer), 400, "{answer:.300}");
+    assert!(answer.contains("at most 1024"), "{answer:.300}");
+}
+
+#[tokio::test]
 async fn duplicate_json_keys_are_refused_at_any_depth() {
     let Some(s) = Server::start().await else {
         return;

@@ -225,3 +225,32 @@ async fn metrics_can_move_to_their_own_address() {
             .await;
     assert_eq!(other.status, StatusCode::NOT_FOUND);
 }
+
+#[tokio::test]
+async fn a_failing_database_is_counted_and_the_change_is_not_made_without_its_audit_entry() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let base = format!("http://{}", s.addr);
+    let user = s.user("owner", &[DATAINGESTION]).await;
+    let (id, _) = s.token_for(user, "kept").await;
+    let path = format!("/setting/admins/{user}/apitokens/{id}");
+    // Without its audit table the change's transaction cannot commit.
+    s.with_key(s.key.clone(), |store| async move {
+        store.execute("DROP TABLE audit_log").await;
+    })
+    .await
+    .expect("store");
+    let r = s
+        .patch(&s.admin_token, &path, json!({"note": "changed"}))
+        .await;
+    assert_eq!(r.status, StatusCode::INTERNAL_SERVER_ERROR, "{}", r.text);
+    assert_eq!(
+        r.message(),
+        "internal error",
+        "no database detail reaches the client"
+    );
+    assert_eq!(s.get(&s.admin_token, &path).await.body["note"], "kept");
+    let (_, m) = scrape(&base).await;
+    assert_eq!(get(&m, "keygate_store_errors_total"), 1.0);
+}

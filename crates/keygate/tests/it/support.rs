@@ -462,6 +462,15 @@ impl AnyStore {
         .expect("rotate")
     }
 
+    /// Runs one static statement outside keygate (to break the database on purpose).
+    pub async fn execute(&self, sql: &'static str) {
+        match self {
+            Self::Sqlite(s) => sqlx::query(sql).execute(s.pool()).await.map(|_| ()),
+            Self::Postgres(s) => sqlx::query(sql).execute(s.pool()).await.map(|_| ()),
+        }
+        .expect("statement")
+    }
+
     /// Prunes ended sessions, then counts what is left.
     pub async fn prune_and_count_sessions(&self, idle_before: i64, created_before: i64) -> i64 {
         match self {
