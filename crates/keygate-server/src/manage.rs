@@ -15,8 +15,8 @@ use keygate_core::policy::{self, Access, Actor};
 use keygate_core::token::BearerToken;
 use keygate_core::{password, validate};
 use keygate_store::{
-    AuditEntry, AuditRange, NewBearerToken, NewLmv1Token, NewUser, PortalPatch, RoleInput,
-    RolePatch, RoleWithCount, Store, StoreError, TokenPatch, UserPatch,
+    AuditAction, AuditEntry, AuditRange, AuditRecord, NewBearerToken, NewLmv1Token, NewUser,
+    PortalPatch, RoleInput, RolePatch, RoleWithCount, Store, StoreError, TokenPatch, UserPatch,
 };
 
 use crate::error::ApiError;
@@ -81,8 +81,46 @@ fn not_found_as(e: StoreError, owner: UserId, id: TokenId) -> ApiError {
     }
 }
 
+fn not_found() -> String {
+    "not found".to_owned()
+}
+
 fn denied(d: policy::Denied) -> ApiError {
     ApiError::from_denied(d, || "not found".to_owned())
+}
+
+/// A change someone tried, for the audit entry written when the policy refuses it.
+struct Attempt {
+    action: AuditAction,
+    target_type: &'static str,
+    target_id: Option<i64>,
+    target: String,
+}
+
+impl Attempt {
+    fn new(action: AuditAction, target_type: &'static str, target_id: Option<i64>) -> Self {
+        Self {
+            action,
+            target_type,
+            target_id,
+            target: String::new(),
+        }
+    }
+
+    fn named(mut self, target: String) -> Self {
+        self.target = target;
+        self
+    }
+
+    /// The action a token patch stands for (its status change first).
+    fn token_patch(patch: &TokenPatch, id: TokenId) -> Self {
+        let action = match (patch.status, &patch.note) {
+            (Some(TokenStatus::Enabled), _) => AuditAction::TokenEnable,
+            (Some(TokenStatus::Disabled), _) => AuditAction::TokenDisable,
+            (None, _) => AuditAction::TokenNote,
+        };
+        Self::new(action, "apitoken", Some(id))
+    }
 }
 
 impl<S: Store> Manager<S> {
@@ -94,6 +132,40 @@ impl<S: Store> Manager<S> {
             verifier,
             clock: Clock::System,
         }
+    }
+
+    /// Turns a policy decision into a capability or an error; a refusal for want of a
+    /// privilege is recorded in the audit log first (outcome failure). Nothing
+    /// changed, so that entry stands alone, outside any transaction.
+    async fn allowed<C>(
+        &self,
+        actor: &Actor,
+        attempt: Attempt,
+        decision: Result<C, policy::Denied>,
+        hidden: impl FnOnce() -> String,
+    ) -> Result<C, ApiError> {
+        let d = match decision {
+            Ok(cap) => return Ok(cap),
+            Err(d) => d,
+        };
+        if let policy::Denied::Forbidden(why) = d {
+            let record = AuditRecord {
+                at: self.clock.now(),
+                user_id: actor.user_id,
+                username: actor.username.clone(),
+                ip: actor.ip.clone(),
+                action: attempt.action,
+                target_type: attempt.target_type.to_owned(),
+                target_id: attempt.target_id,
+                target: attempt.target,
+                success: false,
+                detail: format!("refused: {why}"),
+            };
+            if let Err(e) = self.store.record_audit(&record).await {
+                tracing::warn!(error = %e, "could not record a refused change in the audit log");
+            }
+        }
+        Err(ApiError::from_denied(d, hidden))
     }
 
     /// The same manager, taking time from `clock`.
@@ -211,7 +283,11 @@ impl<S: Store> Manager<S> {
         digest: keygate_core::token::TokenDigest,
         access_id: String,
     ) -> Result<TokenView, ApiError> {
-        let cap = policy::token_write(actor, owner).map_err(denied)?;
+        let attempt = Attempt::new(AuditAction::TokenCreate, "apitoken", None)
+            .named(format!("bearer token of user {owner}"));
+        let cap = self
+            .allowed(actor, attempt, policy::token_write(actor, owner), not_found)
+            .await?;
         validate::note("note", &input.note)?;
         let new = NewBearerToken {
             digest,
@@ -236,7 +312,11 @@ impl<S: Store> Manager<S> {
         owner: UserId,
         input: TokenInput,
     ) -> Result<(TokenView, AccessKey), ApiError> {
-        let cap = policy::token_write(actor, owner).map_err(denied)?;
+        let attempt = Attempt::new(AuditAction::TokenCreate, "apitoken", None)
+            .named(format!("lmv1 token of user {owner}"));
+        let cap = self
+            .allowed(actor, attempt, policy::token_write(actor, owner), not_found)
+            .await?;
         validate::note("note", &input.note)?;
         let key = AccessKey::generate()?;
         let new = NewLmv1Token {
@@ -319,8 +399,14 @@ impl<S: Store> Manager<S> {
         id: TokenId,
         patch: TokenPatch,
     ) -> Result<TokenView, ApiError> {
-        let cap = policy::token_write_existing(actor, owner)
-            .map_err(|d| ApiError::from_denied(d, || token_missing(owner, id).message()))?;
+        let cap = self
+            .allowed(
+                actor,
+                Attempt::token_patch(&patch, id),
+                policy::token_write_existing(actor, owner),
+                || token_missing(owner, id).message(),
+            )
+            .await?;
         if let Some(n) = &patch.note {
             validate::note("note", n)?;
         }
@@ -340,8 +426,14 @@ impl<S: Store> Manager<S> {
         owner: UserId,
         id: TokenId,
     ) -> Result<(), ApiError> {
-        let cap = policy::token_write_existing(actor, owner)
-            .map_err(|d| ApiError::from_denied(d, || token_missing(owner, id).message()))?;
+        let cap = self
+            .allowed(
+                actor,
+                Attempt::new(AuditAction::TokenDelete, "apitoken", Some(id)),
+                policy::token_write_existing(actor, owner),
+                || token_missing(owner, id).message(),
+            )
+            .await?;
         self.store
             .delete_token(&cap, id, self.clock.now())
             .await
@@ -395,7 +487,11 @@ impl<S: Store> Manager<S> {
         new: NewUser,
         password: Option<String>,
     ) -> Result<UserView, ApiError> {
-        let cap = policy::user_admin(actor).map_err(denied)?;
+        let attempt =
+            Attempt::new(AuditAction::UserCreate, "user", None).named(new.username.clone());
+        let cap = self
+            .allowed(actor, attempt, policy::user_admin(actor), not_found)
+            .await?;
         validate::username(&new.username)?;
         validate::email(&new.email)?;
         validate::name("firstName", &new.first_name, false)?;
@@ -433,7 +529,10 @@ impl<S: Store> Manager<S> {
         id: UserId,
         mut changes: UserChanges,
     ) -> Result<UserView, ApiError> {
-        let cap = policy::user_admin(actor).map_err(denied)?;
+        let attempt = Attempt::new(AuditAction::UserUpdate, "user", Some(id));
+        let cap = self
+            .allowed(actor, attempt, policy::user_admin(actor), not_found)
+            .await?;
         let p = &changes.patch;
         if let Some(u) = &p.username {
             validate::username(u)?;
@@ -488,7 +587,10 @@ impl<S: Store> Manager<S> {
 
     /// Deletes a user and every token it owns.
     pub async fn delete_user(&self, actor: &Actor, id: UserId) -> Result<(), ApiError> {
-        let cap = policy::user_admin(actor).map_err(denied)?;
+        let attempt = Attempt::new(AuditAction::UserDelete, "user", Some(id));
+        let cap = self
+            .allowed(actor, attempt, policy::user_admin(actor), not_found)
+            .await?;
         if actor.user_id == Some(id) {
             return Err(ApiError::BadRequest(
                 "you cannot delete your own user".to_owned(),
@@ -539,7 +641,10 @@ impl<S: Store> Manager<S> {
         actor: &Actor,
         input: RoleInput,
     ) -> Result<RoleWithCount, ApiError> {
-        let cap = policy::user_admin(actor).map_err(denied)?;
+        let attempt = Attempt::new(AuditAction::RoleCreate, "role", None).named(input.name.clone());
+        let cap = self
+            .allowed(actor, attempt, policy::user_admin(actor), not_found)
+            .await?;
         validate::name("name", &input.name, true)?;
         validate::description(&input.description)?;
         Self::check_privileges(&input.privileges)?;
@@ -558,7 +663,10 @@ impl<S: Store> Manager<S> {
         id: RoleId,
         patch: RolePatch,
     ) -> Result<RoleWithCount, ApiError> {
-        let cap = policy::user_admin(actor).map_err(denied)?;
+        let attempt = Attempt::new(AuditAction::RoleUpdate, "role", Some(id));
+        let cap = self
+            .allowed(actor, attempt, policy::user_admin(actor), not_found)
+            .await?;
         if let Some(n) = &patch.name {
             validate::name("name", n, true)?;
         }
@@ -591,7 +699,10 @@ impl<S: Store> Manager<S> {
 
     /// Deletes a role no user holds.
     pub async fn delete_role(&self, actor: &Actor, id: RoleId) -> Result<(), ApiError> {
-        let cap = policy::user_admin(actor).map_err(denied)?;
+        let attempt = Attempt::new(AuditAction::RoleDelete, "role", Some(id));
+        let cap = self
+            .allowed(actor, attempt, policy::user_admin(actor), not_found)
+            .await?;
         self.refuse_builtin_administrator(id).await?;
         self.store.delete_role(&cap, id, self.clock.now()).await?;
         self.settle().await
@@ -611,7 +722,11 @@ impl<S: Store> Manager<S> {
         actor: &Actor,
         patch: PortalPatch,
     ) -> Result<Portal, ApiError> {
-        let cap = policy::portal_admin(actor).map_err(denied)?;
+        let attempt =
+            Attempt::new(AuditAction::PortalUpdate, "portal", None).named("portal".to_owned());
+        let cap = self
+            .allowed(actor, attempt, policy::portal_admin(actor), not_found)
+            .await?;
         if let Some(n) = &patch.company_name {
             validate::name("companyName", n, true)?;
         }

@@ -188,6 +188,9 @@ pub trait Store: Clone + Send + Sync + 'static {
         attempt: &SignInAttempt,
         now: EpochSeconds,
     ) -> impl Future<Output = Result<()>> + Send;
+    /// Appends one audit entry on its own: for attempts that changed nothing (a change
+    /// the policy refused). Changes write theirs inside their own transaction.
+    fn record_audit(&self, record: &AuditRecord) -> impl Future<Output = Result<()>> + Send;
     /// Audit-log entries in a time window, newest first.
     fn audit_log(&self, range: &AuditRange)
     -> impl Future<Output = Result<Vec<AuditEntry>>> + Send;

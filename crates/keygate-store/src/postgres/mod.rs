@@ -526,6 +526,11 @@ impl Store for PgStore {
         .await?;
         common::token_counts(rows)
     }
+    async fn record_audit(&self, record: &AuditRecord) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        audit::append(&mut conn, record).await
+    }
+
     async fn audit_log(&self, range: &AuditRange) -> Result<Vec<AuditEntry>> {
         read!(self, c => audit::list(&mut c, range).await)
     }

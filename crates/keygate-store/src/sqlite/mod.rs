@@ -389,6 +389,11 @@ impl Store for SqliteStore {
         common::token_counts(rows)
     }
 
+    async fn record_audit(&self, record: &AuditRecord) -> Result<()> {
+        let mut conn = self.pool.acquire().await?;
+        audit::append(&mut conn, record).await
+    }
+
     async fn audit_log(&self, range: &AuditRange) -> Result<Vec<AuditEntry>> {
         let mut conn = self.pool.acquire().await?;
         audit::list(&mut conn, range).await

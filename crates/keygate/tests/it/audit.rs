@@ -195,7 +195,7 @@ async fn sign_ins_are_recorded_with_outcome_and_reason() {
 }
 
 #[tokio::test]
-async fn a_refused_change_records_nothing_and_changes_nothing() {
+async fn a_change_the_store_refuses_leaves_no_entry_and_changes_nothing() {
     let Some(s) = Server::start().await else {
         return;
     };
@@ -313,5 +313,69 @@ async fn entries_past_retention_are_pruned_in_the_background() {
     assert_eq!(
         s.get(&s.admin_token, "/setting/accesslogs").await.body["total"],
         1
+    );
+}
+
+#[tokio::test]
+async fn changes_refused_for_want_of_a_privilege_are_recorded_as_failures() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let pusher = s.user("pusher", &[DATAINGESTION]).await;
+    let other = s.user("other", &[DATAINGESTION]).await;
+    s.token_for(other, "theirs").await;
+    let (_, own) = s.token_for(pusher, "mine").await;
+    let r = s
+        .post(
+            &own,
+            &format!("/setting/admins/{other}/apitokens?type=bearer"),
+            json!({"note": "x"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let r = s
+        .patch(&own, "/setting/portal", json!({"tracesEnabled": false}))
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let r = s.delete(&own, &format!("/setting/admins/{other}")).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+
+    let failures = entries(&s, "outcome:failure").await;
+    let seen: Vec<(String, String, String)> = failures
+        .iter()
+        .map(|e| {
+            (
+                e["username"].as_str().unwrap_or("").to_owned(),
+                e["action"].as_str().unwrap_or("").to_owned(),
+                e["target"].as_str().unwrap_or("").to_owned(),
+            )
+        })
+        .collect();
+    let row = |a: &str, t: String| ("pusher".to_owned(), a.to_owned(), t);
+    assert_eq!(
+        seen,
+        [
+            row("apitoken.create", format!("bearer token of user {other}")),
+            row("portal.update", "portal".to_owned()),
+            row("user.delete", String::new()),
+        ]
+    );
+    assert!(
+        failures.iter().all(|e| e["ip"] == "127.0.0.1"
+            && e["detail"].as_str().unwrap_or("").starts_with("refused: "))
+    );
+    // Nothing changed.
+    assert_eq!(
+        s.get(
+            &s.admin_token,
+            &format!("/setting/admins/{other}/apitokens")
+        )
+        .await
+        .body["total"],
+        1
+    );
+    assert_eq!(
+        s.get(&s.admin_token, "/setting/portal").await.body["tracesEnabled"],
+        true
     );
 }
