@@ -28,6 +28,22 @@ impl Verifier {
             let Some(last) = changes.last().map(|c| c.seq) else {
                 break;
             };
+            // A gap after our position may be entries pruned before we read them (or,
+            // on PostgreSQL, sequence values of rolled-back writes). If the floor says
+            // pruned, replaying would miss changes: reload everything instead.
+            if changes.first().is_some_and(|c| c.seq != *applied + 1)
+                && store.change_floor().await? > *applied
+            {
+                tracing::info!(
+                    node = *applied,
+                    "the change log was pruned past this node's position: reloading the index"
+                );
+                let snap = store.snapshot().await?;
+                let seq = snap.seq;
+                self.install(snap);
+                *applied = seq;
+                return Ok(count + 1);
+            }
             for c in &changes {
                 self.apply(store, c).await?;
             }

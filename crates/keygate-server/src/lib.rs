@@ -201,8 +201,13 @@ pub async fn serve<S: Store>(
     Ok(())
 }
 
+/// How long change-log entries are kept. Followers read them within milliseconds; a
+/// node that falls further behind than this reloads its whole index instead.
+const CHANGE_LOG_KEEP_SECONDS: i64 = 3600;
+
 /// Every few minutes (and at start): deletes ended UI sessions (they are refused
-/// anyway; this keeps the table small) and audit entries past their retention.
+/// anyway; this keeps the table small), change-log entries older than an hour and
+/// audit entries past their retention.
 async fn housekeeping<S: Store>(
     st: state::AppState<S>,
     audit_retention: Duration,
@@ -220,6 +225,11 @@ async fn housekeeping<S: Store>(
                     Ok(n) if n > 0 => tracing::debug!(sessions = n, "pruned ended sessions"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "could not prune sessions"),
+                }
+                match st.manager.store().prune_changes(now.saturating_sub(CHANGE_LOG_KEEP_SECONDS)).await {
+                    Ok(n) if n > 0 => tracing::debug!(entries = n, "pruned the change log"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not prune the change log"),
                 }
                 match st.manager.store().prune_audit(now.saturating_sub(secs(audit_retention))).await {
                     Ok(n) if n > 0 => tracing::info!(entries = n, "pruned audit-log entries past retention"),

@@ -168,6 +168,12 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// The newest change-log position: a cheap counter that tells an idle follower it
     /// is current (and, if it went backwards, that a backup was restored).
     fn change_seq(&self) -> impl Future<Output = Result<i64>> + Send;
+    /// The change-log floor: entries up to this position may have been pruned, so a
+    /// follower that has applied less must reload everything.
+    fn change_floor(&self) -> impl Future<Output = Result<i64>> + Send;
+    /// Deletes change-log entries older than `before` (never the newest one) and
+    /// raises the floor past them; returns how many went.
+    fn prune_changes(&self, before: EpochSeconds) -> impl Future<Output = Result<u64>> + Send;
     /// The Verifier's view of one token, if it exists.
     fn index_entry(&self, id: TokenId) -> impl Future<Output = Result<Option<IndexEntry>>> + Send;
     /// The Verifier's view of one user, if it exists.

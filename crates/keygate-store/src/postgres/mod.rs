@@ -41,6 +41,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/postgres/0001_initial.sql"),
     ),
     (2, include_str!("../../migrations/postgres/0002_audit.sql")),
+    (
+        3,
+        include_str!("../../migrations/postgres/0003_change_log_floor.sql"),
+    ),
 ];
 
 /// Whether a database URL names PostgreSQL.
@@ -481,6 +485,32 @@ impl Store for PgStore {
                 .fetch_one(&self.pool)
                 .await?,
         )
+    }
+    async fn change_floor(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT seq FROM change_log_floor WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+    async fn prune_changes(&self, before: EpochSeconds) -> Result<u64> {
+        write!(self, tx => {
+            // The newest entry always stays: its seq is the log's position.
+            let done = sqlx::query(
+                "DELETE FROM change_log WHERE changed_on < $1 AND seq < (SELECT MAX(seq) FROM change_log) RETURNING seq",
+            )
+            .bind(before)
+            .fetch_all(&mut *tx)
+            .await?;
+            let top = done.iter().filter_map(|r| r.try_get::<i64, _>(0).ok()).max();
+            if let Some(top) = top {
+                sqlx::query("UPDATE change_log_floor SET seq = GREATEST(seq, $1) WHERE id = 1")
+                    .bind(top)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            done.len() as u64
+        })
     }
     async fn index_entry(&self, id: TokenId) -> Result<Option<IndexEntry>> {
         read!(self, c => changes::index_entry(&mut c, id, &self.key).await)

@@ -10,6 +10,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     (2, include_str!("../../migrations/sqlite/0002_lmv1.sql")),
     (3, include_str!("../../migrations/sqlite/0003_sessions.sql")),
     (4, include_str!("../../migrations/sqlite/0004_audit.sql")),
+    (
+        5,
+        include_str!("../../migrations/sqlite/0005_change_log_floor.sql"),
+    ),
 ];
 
 pub(super) async fn run(pool: &SqlitePool) -> Result<()> {

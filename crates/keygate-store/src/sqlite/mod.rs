@@ -336,6 +336,38 @@ impl Store for SqliteStore {
         )
     }
 
+    async fn change_floor(&self) -> Result<i64> {
+        Ok(
+            sqlx::query_scalar("SELECT seq FROM change_log_floor WHERE id = 1")
+                .fetch_one(&self.pool)
+                .await?,
+        )
+    }
+
+    async fn prune_changes(&self, before: EpochSeconds) -> Result<u64> {
+        let mut tx = self.write().await?;
+        // The newest entry always stays: its seq is the log's position.
+        let top: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(seq) FROM change_log WHERE changed_on < ? AND seq < (SELECT MAX(seq) FROM change_log)",
+        )
+        .bind(before)
+        .fetch_one(&mut *tx)
+        .await?;
+        let Some(top) = top else {
+            return Ok(0);
+        };
+        let done = sqlx::query("DELETE FROM change_log WHERE seq <= ?")
+            .bind(top)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("UPDATE change_log_floor SET seq = MAX(seq, ?) WHERE id = 1")
+            .bind(top)
+            .execute(&mut *tx)
+            .await?;
+        tx.commit().await?;
+        Ok(done.rows_affected())
+    }
+
     async fn index_entry(&self, id: TokenId) -> Result<Option<IndexEntry>> {
         let mut conn = self.pool.acquire().await?;
         changes::index_entry(&mut conn, id, &self.key).await

@@ -10,6 +10,8 @@ mod audit;
 mod auth;
 #[path = "bodies.rs"]
 mod bodies;
+#[path = "changelog.rs"]
+mod changelog;
 #[path = "cli.rs"]
 mod cli;
 #[path = "hostile.rs"]

@@ -9,6 +9,8 @@ mod audit;
 mod auth;
 #[path = "bodies.rs"]
 mod bodies;
+#[path = "changelog.rs"]
+mod changelog;
 #[path = "cli.rs"]
 mod cli;
 #[path = "crash.rs"]

@@ -14,6 +14,12 @@ async fn sign_in(b: &Browser, s: &Server, user: &str, password: &str) {
     b.type_into(&u, user).await;
     b.type_into(&b.find("#password").await, password).await;
     b.click(&b.find("button[type=submit]").await).await;
+    // Wait for the answer: another page on success, the error on the form otherwise.
+    b.until(
+        "the sign-in answer",
+        "return document.readyState === 'complete' && (location.pathname !== '/signin' || !!document.querySelector('#signin-error'))",
+    )
+    .await;
 }
 
 const ROWS: &str = "return document.querySelectorAll('#tokens tbody tr').length";
