@@ -8,7 +8,6 @@
 
 use std::convert::Infallible;
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -188,6 +187,3 @@ pub async fn serve<A: Acceptor>(
         tracing::warn!("in-flight requests did not finish in time; closing their connections");
     }
 }
-
-/// The peer address as [`ConnectInfo`] for handlers, set by [`serve`].
-pub type Peer = ConnectInfo<SocketAddr>;
