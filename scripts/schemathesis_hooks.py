@@ -15,9 +15,9 @@ import urllib.request
 
 import schemathesis
 
-KEYGATE = os.environ["KEYGATE_BIN"]
-BASE = os.environ["KEYGATE_BASE"]
-ENV = dict(os.environ, KEYGATE_DATABASE_URL=os.environ["KEYGATE_DB"])
+KEYGATE = os.environ["KG_BIN"]
+BASE = os.environ["KG_BASE"]
+ENV = dict(os.environ, KEYGATE_DATABASE_URL=os.environ["KG_DB"])
 
 
 def _cli(*args: str) -> str:
@@ -45,7 +45,7 @@ def _admin_username() -> str:
 
 @schemathesis.auth(refresh_interval=None)
 class AdminBearer:
-    token = os.environ["KEYGATE_ADMIN_TOKEN"]
+    token = os.environ["KG_ADMIN_TOKEN"]
     minted = 0
 
     def get(self, case, ctx):
