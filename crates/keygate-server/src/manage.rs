@@ -220,13 +220,25 @@ impl<S: Store> Manager<S> {
         actor: &Actor,
         tokens: Vec<ApiToken>,
     ) -> Result<Vec<TokenView>, ApiError> {
-        let users: HashMap<UserId, User> = self
-            .store
-            .users()
-            .await?
-            .into_iter()
-            .map(|u| (u.id, u))
-            .collect();
+        // A token response names its owner: read just the owners when they are few
+        // (one token, one user's list), every user in one query otherwise.
+        let mut owners: Vec<UserId> = tokens.iter().map(|t| t.user_id).collect();
+        owners.sort_unstable();
+        owners.dedup();
+        let mut users: HashMap<UserId, User> = HashMap::with_capacity(owners.len());
+        if owners.len() <= FEW_OWNERS {
+            for id in owners {
+                match self.store.user(id).await {
+                    Ok(u) => {
+                        users.insert(u.id, u);
+                    }
+                    Err(StoreError::NotFound(_)) => {}
+                    Err(e) => return Err(e.into()),
+                }
+            }
+        } else {
+            users.extend(self.store.users().await?.into_iter().map(|u| (u.id, u)));
+        }
         let role_names = self.role_names().await?;
         Ok(tokens
             .into_iter()
@@ -756,6 +768,10 @@ impl<S: Store> Manager<S> {
         Ok(self.store.audit_log(&range).await?)
     }
 }
+
+/// Up to this many distinct owners, token responses read their owners one by one
+/// rather than every user.
+const FEW_OWNERS: usize = 8;
 
 /// The name of the role created on first start with every privilege.
 pub const BUILTIN_ADMINISTRATOR: &str = "administrator";
