@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::Mutex;
+use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -15,22 +15,63 @@ const VERIFY_BUCKETS: [f64; 12] = [
     1e-6, 2.5e-6, 5e-6, 1e-5, 2.5e-5, 5e-5, 1e-4, 2.5e-4, 5e-4, 1e-3, 1e-2, 1e-1,
 ];
 
+/// Counters keyed by label values. Counting a key already seen takes only the shared
+/// lock and one atomic add, so requests on many threads do not queue behind each
+/// other; only the first count of a new key takes the exclusive lock.
+#[derive(Debug)]
+struct Counters<K>(RwLock<BTreeMap<K, AtomicU64>>);
+
+impl<K> Default for Counters<K> {
+    fn default() -> Self {
+        Self(RwLock::new(BTreeMap::new()))
+    }
+}
+
+impl<K: Ord + Copy> Counters<K> {
+    fn add(&self, key: K) {
+        if let Ok(m) = self.0.read()
+            && let Some(c) = m.get(&key)
+        {
+            c.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if let Ok(mut m) = self.0.write() {
+            m.entry(key).or_default().fetch_add(1, Ordering::Relaxed);
+        }
+    }
+
+    fn each(&self, mut f: impl FnMut(K, u64)) {
+        if let Ok(m) = self.0.read() {
+            for (k, n) in m.iter() {
+                f(*k, n.load(Ordering::Relaxed));
+            }
+        }
+    }
+}
+
+/// The method as a label from a fixed set: extension methods would otherwise make
+/// a new series per invented name.
+fn method_label(method: &str) -> &'static str {
+    const KNOWN: [&str; 9] = [
+        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT",
+    ];
+    KNOWN.into_iter().find(|m| *m == method).unwrap_or("other")
+}
+
 /// Every metric keygate keeps. One per server; cheap to update from any task.
 #[derive(Debug, Default)]
 pub struct Metrics {
-    auth: Mutex<BTreeMap<(&'static str, &'static str), u64>>,
-    verify_buckets: [AtomicU64; VERIFY_BUCKETS.len()],
-    verify_count: AtomicU64,
+    auth: Counters<(&'static str, &'static str)>,
+    /// Per bucket, not cumulative (one atomic add per check); the last slot counts
+    /// checks slower than every bound. Summed when rendered.
+    verify_buckets: [AtomicU64; VERIFY_BUCKETS.len() + 1],
     verify_sum_nanos: AtomicU64,
     throttled: AtomicU64,
     store_errors: AtomicU64,
-    /// route → method → status → count; nested so that counting a request already
-    /// seen allocates nothing.
-    http: Mutex<BTreeMap<String, ByMethod>>,
+    /// Route template → (method, status) counts. Routes come from the routing table
+    /// (or `unmatched`), so the set is bounded.
+    http: RwLock<BTreeMap<String, Counters<(&'static str, u16)>>>,
 }
-
-/// Request counts of one route: method → status → count.
-type ByMethod = BTreeMap<String, BTreeMap<u16, u64>>;
 
 /// Values read from elsewhere at scrape time.
 #[derive(Debug, Default)]
@@ -46,20 +87,19 @@ pub struct Snapshot {
 impl Metrics {
     /// Counts one authentication attempt.
     pub fn auth(&self, scheme: &'static str, outcome: &'static str) {
-        if let Ok(mut m) = self.auth.lock() {
-            *m.entry((scheme, outcome)).or_default() += 1;
-        }
+        self.auth.add((scheme, outcome));
     }
 
     /// Records how long one credential check in the index took.
     pub fn verify_latency(&self, d: Duration) {
         let secs = d.as_secs_f64();
-        for (bound, count) in VERIFY_BUCKETS.iter().zip(&self.verify_buckets) {
-            if secs <= *bound {
-                count.fetch_add(1, Ordering::Relaxed);
-            }
+        let slot = VERIFY_BUCKETS
+            .iter()
+            .position(|bound| secs <= *bound)
+            .unwrap_or(VERIFY_BUCKETS.len());
+        if let Some(c) = self.verify_buckets.get(slot) {
+            c.fetch_add(1, Ordering::Relaxed);
         }
-        self.verify_count.fetch_add(1, Ordering::Relaxed);
         let nanos = u64::try_from(d.as_nanos()).unwrap_or(u64::MAX);
         self.verify_sum_nanos.fetch_add(nanos, Ordering::Relaxed);
     }
@@ -76,41 +116,38 @@ impl Metrics {
 
     /// Counts one HTTP response by method, route template and status.
     pub fn http(&self, method: &str, route: &str, status: u16) {
-        let Ok(mut routes) = self.http.lock() else {
+        let key = (method_label(method), status);
+        if let Ok(routes) = self.http.read()
+            && let Some(c) = routes.get(route)
+        {
+            c.add(key);
             return;
-        };
-        let methods = match routes.get_mut(route) {
-            Some(m) => m,
-            None => routes.entry(route.to_owned()).or_default(),
-        };
-        let statuses = match methods.get_mut(method) {
-            Some(s) => s,
-            None => methods.entry(method.to_owned()).or_default(),
-        };
-        *statuses.entry(status).or_default() += 1;
+        }
+        if let Ok(mut routes) = self.http.write() {
+            routes.entry(route.to_owned()).or_default().add(key);
+        }
     }
 
     /// The Prometheus text exposition (format 0.0.4).
     pub fn render(&self, snap: &Snapshot) -> String {
         let mut out = String::with_capacity(4096);
         out.push_str("# HELP keygate_authentications_total Authentication attempts by scheme and outcome.\n# TYPE keygate_authentications_total counter\n");
-        if let Ok(m) = self.auth.lock() {
-            for ((scheme, outcome), n) in m.iter() {
-                let _ = writeln!(
-                    out,
-                    "keygate_authentications_total{{scheme=\"{scheme}\",outcome=\"{outcome}\"}} {n}"
-                );
-            }
-        }
-        out.push_str("# HELP keygate_verify_duration_seconds Time to check one credential against the in-memory index.\n# TYPE keygate_verify_duration_seconds histogram\n");
-        for (bound, count) in VERIFY_BUCKETS.iter().zip(&self.verify_buckets) {
+        self.auth.each(|(scheme, outcome), n| {
             let _ = writeln!(
                 out,
-                "keygate_verify_duration_seconds_bucket{{le=\"{bound}\"}} {}",
-                count.load(Ordering::Relaxed)
+                "keygate_authentications_total{{scheme=\"{scheme}\",outcome=\"{outcome}\"}} {n}"
+            );
+        });
+        out.push_str("# HELP keygate_verify_duration_seconds Time to check one credential against the in-memory index.\n# TYPE keygate_verify_duration_seconds histogram\n");
+        let mut count = 0;
+        for (bound, slot) in VERIFY_BUCKETS.iter().zip(&self.verify_buckets) {
+            count += slot.load(Ordering::Relaxed);
+            let _ = writeln!(
+                out,
+                "keygate_verify_duration_seconds_bucket{{le=\"{bound}\"}} {count}"
             );
         }
-        let count = self.verify_count.load(Ordering::Relaxed);
+        count += self.verify_buckets[VERIFY_BUCKETS.len()].load(Ordering::Relaxed);
         let sum = self.verify_sum_nanos.load(Ordering::Relaxed) as f64 / 1e9;
         let _ = writeln!(
             out,
@@ -146,17 +183,15 @@ impl Metrics {
             snap.reconciliation_age_seconds
         );
         out.push_str("# HELP keygate_http_requests_total HTTP responses by method, route template and status.\n# TYPE keygate_http_requests_total counter\n");
-        if let Ok(routes) = self.http.lock() {
-            for (route, methods) in routes.iter() {
+        if let Ok(routes) = self.http.read() {
+            for (route, counts) in routes.iter() {
                 let route = escape_label(route);
-                for (method, statuses) in methods {
-                    for (status, n) in statuses {
-                        let _ = writeln!(
-                            out,
-                            "keygate_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
-                        );
-                    }
-                }
+                counts.each(|(method, status), n| {
+                    let _ = writeln!(
+                        out,
+                        "keygate_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
+                    );
+                });
             }
         }
         out
@@ -185,6 +220,18 @@ mod tests {
         assert!(text.contains("keygate_verify_duration_seconds_bucket{le=\"0.00005\"} 2"));
         assert!(text.contains("keygate_verify_duration_seconds_bucket{le=\"+Inf\"} 2"));
         assert!(text.contains("keygate_verify_duration_seconds_count 2"));
+    }
+
+    #[test]
+    fn invented_methods_share_one_label() {
+        let m = Metrics::default();
+        for method in ["FOO1", "FOO2", "GET"] {
+            m.http(method, "unmatched", 405);
+        }
+        let text = m.render(&Snapshot::default());
+        assert!(text.contains("method=\"other\",route=\"unmatched\",status=\"405\"} 2"));
+        assert!(text.contains("method=\"GET\",route=\"unmatched\",status=\"405\"} 1"));
+        assert!(!text.contains("FOO"));
     }
 
     #[test]
