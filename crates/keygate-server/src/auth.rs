@@ -161,13 +161,13 @@ pub async fn authenticate<S: Store>(
 ) -> Response {
     let (mut parts, body) = req.into_parts();
     let scheme = scheme_of(&parts);
+    let ip = client_ip(&parts, &st.trusted_proxies);
     // Set by `principal` to the refusal's name when a credential is refused.
     let mut outcome = "malformed";
-    match principal(&st, &parts, body, &mut outcome).await {
+    match principal(&st, &parts, ip, body, &mut outcome).await {
         Ok((principal, body)) => {
             st.metrics.auth(scheme, "success");
             let id = PrincipalId(principal.user_id);
-            let ip = client_ip(&parts, &st.trusted_proxies);
             parts.extensions.insert(principal);
             parts.extensions.insert(ClientIp(ip));
             let mut resp = next.run(Request::from_parts(parts, body)).await;
@@ -179,7 +179,6 @@ pub async fn authenticate<S: Store>(
             if presented(&parts) =>
         {
             // A presented credential that failed spends from the client's bucket.
-            let ip = client_ip(&parts, &st.trusted_proxies);
             match st.throttle.take(ip, st.clock.now_millis()) {
                 Ok(()) => {
                     st.metrics.auth(scheme, outcome);
@@ -245,6 +244,7 @@ pub fn throttled(retry_after: u64) -> ApiError {
 async fn principal<S: Store>(
     st: &AppState<S>,
     parts: &Parts,
+    ip: IpAddr,
     body: Body,
     outcome: &mut &'static str,
 ) -> Result<(Principal, Body), ApiError> {
@@ -270,7 +270,7 @@ async fn principal<S: Store>(
         .map_err(|e| ApiError::Unauthorized(e.to_string()))?
     {
         Credential::Bearer(token) => {
-            let (ip, now) = (client_ip(parts, &st.trusted_proxies), st.clock.now());
+            let now = st.clock.now();
             let started = std::time::Instant::now();
             let checked = st.verifier.verify_bearer(&token, ip, now);
             st.metrics.verify_latency(started.elapsed());
@@ -281,7 +281,7 @@ async fn principal<S: Store>(
             Ok((p, body))
         }
         Credential::Lmv1(cred) => {
-            let (p, bytes) = lmv1(st, parts, &cred, body, outcome).await?;
+            let (p, bytes) = lmv1(st, parts, ip, &cred, body, outcome).await?;
             Ok((p, Body::from(bytes)))
         }
     }
@@ -352,6 +352,7 @@ async fn session_principal<S: Store>(
 async fn lmv1<S: Store>(
     st: &AppState<S>,
     parts: &Parts,
+    ip: IpAddr,
     cred: &Lmv1Credential,
     mut body: Body,
     outcome: &mut &'static str,
@@ -389,7 +390,7 @@ async fn lmv1<S: Store>(
         .get::<OriginalUri>()
         .map_or_else(|| parts.uri.path(), |u| u.0.path());
     let path = full.strip_prefix(BASE_PATH).unwrap_or(full);
-    let (ip, now) = (client_ip(parts, &st.trusted_proxies), st.clock.now_millis());
+    let now = st.clock.now_millis();
     let started = std::time::Instant::now();
     let checked = st.verifier.lmv1_finish(pending, path, ip, now);
     st.metrics.verify_latency(started.elapsed());
