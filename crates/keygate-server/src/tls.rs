@@ -58,20 +58,27 @@ fn load(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<CertifiedK
         why,
     };
     let chain = CertificateDer::pem_file_iter(cert)
-        .map_err(|e| pem_err(cert, e.to_string()))?
+        .map_err(|e| pem_err(cert, pem_problem(&e, "certificate")))?
         .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| pem_err(cert, e.to_string()))?;
+        .map_err(|e| pem_err(cert, pem_problem(&e, "certificate")))?;
     if chain.is_empty() {
         return Err(pem_err(cert, "no CERTIFICATE block found".to_owned()));
     }
-    // The error of a key file never includes its contents.
-    let private = PrivateKeyDer::from_pem_file(key).map_err(|e| {
-        pem_err(
-            key,
-            format!("no usable private key (PKCS#8, PKCS#1 or SEC1 PEM): {e}"),
-        )
-    })?;
+    let private = PrivateKeyDer::from_pem_file(key)
+        .map_err(|e| pem_err(key, pem_problem(&e, "private key (PKCS#8, PKCS#1 or SEC1)")))?;
     Ok(CertifiedKey::from_der(chain, private, provider)?)
+}
+
+/// What is wrong with a PEM file, without quoting it: some PEM errors carry a line of
+/// the file, and a key pasted without line breaks (or a certificate file that also
+/// holds the key) would put key material in that line.
+fn pem_problem(e: &rustls_pki_types::pem::Error, what: &str) -> String {
+    use rustls_pki_types::pem::Error as E;
+    match e {
+        E::Io(io) => format!("cannot be read ({})", io.kind()),
+        E::NoItemsFound => format!("holds no PEM {what}"),
+        _ => format!("is not a well-formed PEM {what}"),
+    }
 }
 
 impl Certificates {

@@ -170,6 +170,23 @@ async fn https_with_hsts_and_reload_keeps_open_connections() {
     let err = certs.reload().expect_err("a bad key must not load");
     assert!(err.to_string().contains("key.pem"), "{err}");
     assert!(!err.to_string().contains("not a key"), "{err}");
+    // A key pasted onto one line: refused, and the message quotes none of it.
+    let c = rcgen::generate_simple_self_signed(vec!["localhost".to_owned()]).expect("cert");
+    let one_line = c.signing_key.serialize_pem().replace('\n', "");
+    std::fs::write(dir.path().join("key.pem"), &one_line).expect("write");
+    let err = certs
+        .reload()
+        .expect_err("a mangled key must not load")
+        .to_string();
+    let body: String = one_line
+        .trim_start_matches("-----BEGIN PRIVATE KEY-----")
+        .chars()
+        .take(24)
+        .collect();
+    // Neither as text nor as the byte list some PEM errors print.
+    let bytes: Vec<String> = body.bytes().map(|b| b.to_string()).collect();
+    assert!(!err.contains(&body), "{err}");
+    assert!(!err.contains(&bytes.join(", ")), "{err}");
     let (_, seen) = connect(&addr).await;
     assert_eq!(seen, second);
 }
