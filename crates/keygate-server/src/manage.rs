@@ -114,10 +114,10 @@ impl Attempt {
 
     /// The action a token patch stands for (its status change first).
     fn token_patch(patch: &TokenPatch, id: TokenId) -> Self {
-        let action = match (patch.status, &patch.note) {
-            (Some(TokenStatus::Enabled), _) => AuditAction::TokenEnable,
-            (Some(TokenStatus::Disabled), _) => AuditAction::TokenDisable,
-            (None, _) => AuditAction::TokenNote,
+        let action = match patch.status {
+            Some(TokenStatus::Enabled) => AuditAction::TokenEnable,
+            Some(TokenStatus::Disabled) => AuditAction::TokenDisable,
+            None => AuditAction::TokenNote,
         };
         Self::new(action, "apitoken", Some(id))
     }
