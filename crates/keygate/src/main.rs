@@ -47,7 +47,7 @@ async fn main() -> Result<()> {
         let path = keygate_store::sqlite::sqlite_path(&cli.database_url).with_context(|| {
             format!(
                 "unsupported --database-url \"{}\": use sqlite://PATH, a file path, or postgres://...",
-                cli.database_url
+                without_password(&cli.database_url)
             )
         })?;
         let store = keys::open_store(path, cli.master_key_file.as_deref()).await?;
@@ -102,7 +102,7 @@ async fn run<S: Store>(store: S, cli: Cli) -> Result<()> {
             let key = keys::key_path(cli.master_key_file.as_deref(), &cli.database_url);
             eprintln!(
                 "database ready at {}; master key in {}",
-                cli.database_url,
+                without_password(&cli.database_url),
                 key.display()
             );
         }
@@ -165,6 +165,16 @@ fn warn_unknown_env() {
 }
 
 /// Completes on SIGINT or SIGTERM.
+/// A database URL fit to print: any `user:password@` part is replaced.
+fn without_password(url: &str) -> String {
+    match (url.split_once("://"), url.rfind('@')) {
+        (Some((scheme, _)), Some(at)) if at > scheme.len() => {
+            format!("{scheme}://***@{}", &url[at + 1..])
+        }
+        _ => url.to_owned(),
+    }
+}
+
 /// The certificates `serve` was asked to use, if any.
 fn tls_certificates(
     args: &cli::ServeArgs,
@@ -239,4 +249,23 @@ async fn shutdown_signal() {
         () = term => {},
     }
     tracing::info!("shutting down: finishing requests and writing token usage");
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_password;
+
+    #[test]
+    fn printed_urls_carry_no_password() {
+        assert_eq!(
+            without_password("postgres://kg:s3cret@db:5432/kg"),
+            "postgres://***@db:5432/kg"
+        );
+        assert_eq!(without_password("mysql://u:p@h/d"), "mysql://***@h/d");
+        assert_eq!(
+            without_password("sqlite://keygate.db"),
+            "sqlite://keygate.db"
+        );
+        assert_eq!(without_password("keygate.db"), "keygate.db");
+    }
 }
