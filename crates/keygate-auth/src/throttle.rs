@@ -9,8 +9,14 @@
 //!
 //! IPv6 clients are grouped by /64 (one client usually holds a whole /64). Memory is
 //! bounded: at capacity the fullest (least suspicious) buckets are dropped first.
+//!
+//! The same buckets, keyed by user instead of address, limit how many refused changes
+//! one principal can have recorded in the audit log. Each bucket counts what it
+//! turned away, so the audit log can say "N more" in one entry
+//! ([`FailureThrottle::take`], [`FailureThrottle::drain_suppressed`]).
 
 use std::collections::HashMap;
+use std::hash::Hash;
 use std::net::IpAddr;
 use std::sync::Mutex;
 
@@ -39,13 +45,33 @@ impl Default for ThrottleConfig {
 struct Bucket {
     tokens: f64,
     at_millis: i64,
+    /// Attempts turned away since the last one let through (or drained).
+    suppressed: u64,
+}
+
+/// What a bucket is kept for: a client address, or a user.
+pub trait ThrottleKey: Copy + Eq + Hash + std::fmt::Debug {
+    /// The key the bucket is kept under (an IPv6 address's /64, say).
+    fn group(self) -> Self;
+}
+
+impl ThrottleKey for IpAddr {
+    fn group(self) -> Self {
+        client_key(self)
+    }
+}
+
+impl ThrottleKey for i64 {
+    fn group(self) -> Self {
+        self
+    }
 }
 
 /// The buckets.
 #[derive(Debug)]
-pub struct FailureThrottle {
+pub struct FailureThrottle<K = IpAddr> {
     config: ThrottleConfig,
-    buckets: Mutex<HashMap<IpAddr, Bucket>>,
+    buckets: Mutex<HashMap<K, Bucket>>,
 }
 
 /// Why a request is throttled: seconds until one more failure is allowed.
@@ -67,7 +93,7 @@ fn client_key(ip: IpAddr) -> IpAddr {
     }
 }
 
-impl FailureThrottle {
+impl<K: ThrottleKey> FailureThrottle<K> {
     /// Empty buckets with `config`.
     pub fn new(config: ThrottleConfig) -> Self {
         Self {
@@ -81,6 +107,7 @@ impl FailureThrottle {
         Bucket {
             tokens: (b.tokens + secs * self.config.refill_per_second).min(self.config.burst),
             at_millis: now_millis,
+            suppressed: b.suppressed,
         }
     }
 
@@ -94,9 +121,11 @@ impl FailureThrottle {
         RetryAfter(secs.clamp(1.0, 3600.0) as u64)
     }
 
-    /// Spends one token for `ip` if it has one. `Err` means the client is over the limit.
-    pub fn take(&self, ip: IpAddr, now_millis: i64) -> Result<(), RetryAfter> {
-        let key = client_key(ip);
+    /// Spends one token for `key` if it has one: `Ok` with how many attempts were
+    /// turned away since the last one let through (for an "N more" audit entry).
+    /// `Err` means the key is over the limit; the attempt is counted as turned away.
+    pub fn take(&self, key: K, now_millis: i64) -> Result<u64, RetryAfter> {
+        let key = key.group();
         let mut map = self
             .buckets
             .lock()
@@ -107,25 +136,46 @@ impl FailureThrottle {
         let b = map.get(&key).copied().unwrap_or(Bucket {
             tokens: self.config.burst,
             at_millis: now_millis,
+            suppressed: 0,
         });
         let b = self.refilled(b, now_millis);
         if b.tokens < 1.0 {
-            map.insert(key, b);
+            map.insert(
+                key,
+                Bucket {
+                    suppressed: b.suppressed.saturating_add(1),
+                    ..b
+                },
+            );
             return Err(self.retry_after(b.tokens));
         }
         map.insert(
             key,
             Bucket {
                 tokens: b.tokens - 1.0,
+                suppressed: 0,
                 ..b
             },
         );
-        Ok(())
+        Ok(b.suppressed)
+    }
+
+    /// Takes every key's count of turned-away attempts (resetting them), for the
+    /// periodic "N more" audit entries.
+    pub fn drain_suppressed(&self) -> Vec<(K, u64)> {
+        let mut map = self
+            .buckets
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.iter_mut()
+            .filter(|(_, b)| b.suppressed > 0)
+            .map(|(k, b)| (*k, std::mem::take(&mut b.suppressed)))
+            .collect()
     }
 
     /// Gives back a token taken for an attempt that turned out not to be a failure.
-    pub fn refund(&self, ip: IpAddr) {
-        let key = client_key(ip);
+    pub fn refund(&self, key: K) {
+        let key = key.group();
         let mut map = self
             .buckets
             .lock()
@@ -135,20 +185,24 @@ impl FailureThrottle {
         }
     }
 
-    /// Whether `ip` is over the limit right now (spends nothing).
-    pub fn blocked(&self, ip: IpAddr, now_millis: i64) -> Option<RetryAfter> {
+    /// Whether `key` is over the limit right now (spends nothing).
+    pub fn blocked(&self, key: K, now_millis: i64) -> Option<RetryAfter> {
         let map = self
             .buckets
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let b = self.refilled(*map.get(&client_key(ip))?, now_millis);
+        let b = self.refilled(*map.get(&key.group())?, now_millis);
         (b.tokens < 1.0).then(|| self.retry_after(b.tokens))
     }
 
     /// Drops buckets that have refilled (they behave exactly like absent ones); if that
     /// is not enough, the fullest half.
-    fn make_room(&self, map: &mut HashMap<IpAddr, Bucket>, now_millis: i64) {
-        map.retain(|_, b| self.refilled(*b, now_millis).tokens < self.config.burst);
+    fn make_room(&self, map: &mut HashMap<K, Bucket>, now_millis: i64) {
+        // A refilled bucket behaves like an absent one, unless it still has turned-away
+        // attempts to report.
+        map.retain(|_, b| {
+            b.suppressed > 0 || self.refilled(*b, now_millis).tokens < self.config.burst
+        });
         if map.len() >= self.config.max_clients {
             let mut levels: Vec<f64> = map
                 .values()
@@ -173,7 +227,7 @@ impl FailureThrottle {
 mod tests {
     use super::*;
 
-    fn t(burst: f64, refill: f64, max: usize) -> FailureThrottle {
+    fn t(burst: f64, refill: f64, max: usize) -> FailureThrottle<IpAddr> {
         FailureThrottle::new(ThrottleConfig {
             burst,
             refill_per_second: refill,
@@ -186,15 +240,20 @@ mod tests {
         let th = t(3.0, 1.0, 10);
         let ip: IpAddr = "10.0.0.1".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
         for _ in 0..3 {
-            assert_eq!(th.take(ip, 0), Ok(()));
+            assert_eq!(th.take(ip, 0), Ok(0));
         }
         assert_eq!(th.take(ip, 0), Err(RetryAfter(1)));
+        assert_eq!(th.take(ip, 0), Err(RetryAfter(1)));
         assert_eq!(th.blocked(ip, 500), Some(RetryAfter(1)));
-        assert_eq!(th.take(ip, 1000), Ok(()), "one token back after a second");
+        assert_eq!(
+            th.take(ip, 1000),
+            Ok(2),
+            "one token back after a second, and the two turned away are reported"
+        );
         let other: IpAddr = "10.0.0.2".parse().unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        assert_eq!(th.take(other, 1000), Ok(()), "other clients unaffected");
+        assert_eq!(th.take(other, 1000), Ok(0), "other clients unaffected");
         th.refund(ip);
-        assert_eq!(th.take(ip, 1000), Ok(()));
+        assert_eq!(th.take(ip, 1000), Ok(0));
     }
 
     #[test]
@@ -206,8 +265,10 @@ mod tests {
         let b: IpAddr = "2001:db8:1:2::ffff"
             .parse()
             .unwrap_or(IpAddr::from([0, 0, 0, 0]));
-        assert_eq!(th.take(a, 0), Ok(()));
+        assert_eq!(th.take(a, 0), Ok(0));
         assert!(th.take(b, 0).is_err(), "same /64, same bucket");
+        assert_eq!(th.drain_suppressed(), vec![(a.group(), 1)]);
+        assert!(th.drain_suppressed().is_empty(), "drained once");
         for i in 0..20u8 {
             let _ = th.take(IpAddr::from([10, 1, 0, i]), 0);
             assert!(th.tracked() <= 4);

@@ -38,6 +38,8 @@ impl Principal {
             username: self.username.to_string(),
             grants: self.grants,
             ip: None,
+            token_id: self.token_id,
+            via: None,
         }
     }
 }

@@ -4,7 +4,7 @@
 //! [`PortalAdmin`]) that only this module can make, so a handler cannot reach a
 //! privileged write without having asked the policy first.
 
-use crate::model::{Privilege, UserId};
+use crate::model::{Privilege, TokenId, UserId};
 
 /// The privileges keygate understands, as a bit set.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Hash)]
@@ -35,6 +35,35 @@ impl Grants {
     #[must_use]
     pub fn union(self, other: Self) -> Self {
         Self(self.0 | other.0)
+    }
+
+    /// What `self` holds that `other` does not.
+    #[must_use]
+    pub fn without(self, other: Self) -> Self {
+        Self(self.0 & !other.0)
+    }
+
+    /// Whether nothing is held.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// The privileges held, as the API spells them (`setting portal write`), joined
+    /// by commas.
+    pub fn names(self) -> String {
+        const NAMED: [(Grants, &str); 5] = [
+            (Grants::USERACCESS_WRITE, "setting useraccess write"),
+            (Grants::USERACCESS_READ, "setting useraccess read"),
+            (Grants::APITOKEN_WRITE, "setting apitoken write"),
+            (Grants::DATAINGESTION, "dataingestion * write"),
+            (Grants::PORTAL_WRITE, "setting portal write"),
+        ];
+        NAMED
+            .iter()
+            .filter(|(g, _)| self.contains(*g))
+            .map(|(_, n)| *n)
+            .collect::<Vec<_>>()
+            .join(", ")
     }
 
     /// What one stored privilege grants (nothing if keygate does not know it).
@@ -71,6 +100,22 @@ pub struct Actor {
     pub grants: Grants,
     /// The client address the request came from, as the audit log records it.
     pub ip: Option<String>,
+    /// The token the request was authenticated with (`None` for a UI session or the CLI).
+    pub token_id: Option<TokenId>,
+    /// That token as the audit log names it, once looked up (see [`Via`]).
+    pub via: Option<Via>,
+}
+
+/// The token a change was made with, as the audit log records it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Via {
+    /// The token's id.
+    pub token_id: TokenId,
+    /// Its public form: the masked bearer token or the LMv1 access id.
+    pub token: String,
+    /// Who created it, when that was someone other than its owner (empty otherwise):
+    /// a change made with a token minted for someone else names both.
+    pub created_by: String,
 }
 
 impl Actor {
@@ -81,6 +126,8 @@ impl Actor {
             username: "keygate-cli".to_owned(),
             grants: Grants::ALL,
             ip: None,
+            token_id: None,
+            via: None,
         }
     }
 
@@ -90,11 +137,13 @@ impl Actor {
         self
     }
 
-    fn by(&self) -> By {
+    /// The actor as the audit log records it.
+    pub fn by(&self) -> By {
         By {
             user_id: self.user_id,
             username: self.username.clone(),
             ip: self.ip.clone(),
+            via: self.via.clone(),
         }
     }
 
@@ -130,8 +179,53 @@ impl Access {
 pub enum Denied {
     /// The caller lacks a privilege; the text names it.
     Forbidden(&'static str),
+    /// The change would give (or touch) privileges the caller does not hold: nobody
+    /// grants what they do not hold. `what` says which part of the change it is.
+    Escalation {
+        /// What carries the privileges ("this role would grant", ...).
+        what: &'static str,
+        /// The privileges the caller lacks.
+        missing: Grants,
+    },
     /// The target is invisible to the caller: answer exactly as for a missing one.
     Hidden,
+}
+
+impl std::fmt::Display for Denied {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::Forbidden(why) => f.write_str(why),
+            Self::Escalation { what, missing } => write!(
+                f,
+                "{what} privileges you do not hold yourself ({}); nobody grants what they do not hold, \
+                 so only someone who holds them may do this",
+                missing.names()
+            ),
+            Self::Hidden => f.write_str("not found"),
+        }
+    }
+}
+
+/// What a role (about to be) created or changed grants.
+pub const ROLE_WOULD_GRANT: &str = "this role would grant";
+/// What an existing role grants.
+pub const ROLE_GRANTS: &str = "this role grants";
+/// What the roles given to a user grant.
+pub const ROLES_GRANT: &str = "these roles grant";
+/// What a user being changed or deleted holds.
+pub const USER_HOLDS: &str = "this user holds";
+/// What a token minted for another user would act with.
+pub const TOKEN_CARRIES: &str = "a token for this user would act with";
+
+/// `Ok` when `holder` holds every privilege in `wanted`; otherwise
+/// [`Denied::Escalation`] naming the missing ones.
+pub fn within(holder: Grants, wanted: Grants, what: &'static str) -> Result<(), Denied> {
+    let missing = wanted.without(holder);
+    if missing.is_empty() {
+        Ok(())
+    } else {
+        Err(Denied::Escalation { what, missing })
+    }
 }
 
 /// Who exercises a capability: what the audit log records as the actor of a change.
@@ -143,6 +237,8 @@ pub struct By {
     pub username: String,
     /// The client address, when the change came over HTTP.
     pub ip: Option<String>,
+    /// The token the change was made with, if any.
+    pub via: Option<Via>,
 }
 
 /// Proof that the caller may create or change tokens of `owner`.
@@ -150,6 +246,7 @@ pub struct By {
 pub struct TokenWrite {
     owner: UserId,
     by: By,
+    grants: Grants,
 }
 
 impl TokenWrite {
@@ -162,16 +259,39 @@ impl TokenWrite {
     pub fn by(&self) -> &By {
         &self.by
     }
+
+    /// Whether a new token may be minted for the owner, whose roles grant
+    /// `owner_grants` now: one's own always; someone else's only when the caller holds
+    /// everything the token would act with (checked inside the creating transaction).
+    pub fn may_mint(&self, owner_grants: Grants) -> Result<(), Denied> {
+        if self.by.user_id == Some(self.owner) {
+            Ok(())
+        } else {
+            within(self.grants, owner_grants, TOKEN_CARRIES)
+        }
+    }
 }
 
-/// Proof that the caller may manage users and roles.
+/// Proof that the caller may manage users and roles — those, and only those, whose
+/// privileges the caller holds too (see [`UserAdmin::may_touch`]).
 #[derive(Debug)]
-pub struct UserAdmin(By);
+pub struct UserAdmin {
+    by: By,
+    grants: Grants,
+}
 
 impl UserAdmin {
     /// Who holds it.
     pub fn by(&self) -> &By {
-        &self.0
+        &self.by
+    }
+
+    /// Whether the caller may give, change or take away `grants` (a role's
+    /// privileges, a user's roles, what a user being changed holds); `what` names it
+    /// in the refusal. Nobody grants what they do not hold, and nobody changes a user
+    /// or role more privileged than they are (a password reset would hand them that user).
+    pub fn may_touch(&self, grants: Grants, what: &'static str) -> Result<(), Denied> {
+        within(self.grants, grants, what)
     }
 }
 
@@ -216,6 +336,7 @@ pub fn token_write(actor: &Actor, owner: UserId) -> Result<TokenWrite, Denied> {
         Access::Write => Ok(TokenWrite {
             owner,
             by: actor.by(),
+            grants: actor.grants,
         }),
         Access::Read | Access::None => Err(token_denial(actor)),
     }
@@ -227,6 +348,7 @@ pub fn token_write_existing(actor: &Actor, owner: UserId) -> Result<TokenWrite, 
         Access::Write => Ok(TokenWrite {
             owner,
             by: actor.by(),
+            grants: actor.grants,
         }),
         Access::Read => Err(Denied::Forbidden(
             "changing this token needs the \"Manage users and roles\" privilege (setting useraccess write)",
@@ -290,7 +412,10 @@ pub fn read_audit(actor: &Actor) -> Result<(), Denied> {
 /// Grants the right to manage users and roles.
 pub fn user_admin(actor: &Actor) -> Result<UserAdmin, Denied> {
     if actor.grants.contains(Grants::USERACCESS_WRITE) {
-        Ok(UserAdmin(actor.by()))
+        Ok(UserAdmin {
+            by: actor.by(),
+            grants: actor.grants,
+        })
     } else {
         Err(Denied::Forbidden(
             "managing users and roles needs setting useraccess write",
@@ -340,6 +465,8 @@ mod tests {
             username: format!("u{id}"),
             grants: g,
             ip: None,
+            token_id: None,
+            via: None,
         }
     }
 
@@ -377,6 +504,39 @@ mod tests {
             token_write(&Actor::local_admin(), 7).map(|c| c.owner()),
             Ok(7)
         );
+    }
+
+    #[test]
+    fn nobody_grants_what_they_do_not_hold() {
+        let ua = actor(1, Grants::USERACCESS_WRITE.union(Grants::USERACCESS_READ));
+        let cap = user_admin(&ua).unwrap_or_else(|d| panic!("{d}"));
+        assert_eq!(cap.may_touch(Grants::USERACCESS_READ, ROLES_GRANT), Ok(()));
+        let d = cap
+            .may_touch(Grants::ALL, ROLE_WOULD_GRANT)
+            .expect_err("more than the caller holds");
+        assert_eq!(
+            d,
+            Denied::Escalation {
+                what: ROLE_WOULD_GRANT,
+                missing: Grants::APITOKEN_WRITE
+                    .union(Grants::DATAINGESTION)
+                    .union(Grants::PORTAL_WRITE)
+            }
+        );
+        assert!(d.to_string().contains("setting portal write"), "{d}");
+        let mint = token_write(&ua, 2).unwrap_or_else(|d| panic!("{d}"));
+        assert!(
+            mint.may_mint(Grants::ALL).is_err(),
+            "a token for the administrator"
+        );
+        assert!(mint.may_mint(Grants::USERACCESS_READ).is_ok());
+        let own =
+            token_write(&actor(2, Grants::APITOKEN_WRITE), 2).unwrap_or_else(|d| panic!("{d}"));
+        assert!(
+            own.may_mint(Grants::ALL).is_ok(),
+            "one's own token acts with one's own grants"
+        );
+        assert!(Actor::local_admin().grants.contains(Grants::ALL));
     }
 
     #[test]

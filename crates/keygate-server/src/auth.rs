@@ -180,7 +180,7 @@ pub async fn authenticate<S: Store>(
         {
             // A presented credential that failed spends from the client's bucket.
             match st.throttle.take(ip, st.clock.now_millis()) {
-                Ok(()) => {
+                Ok(_) => {
                     st.metrics.auth(scheme, outcome);
                     e.into_response()
                 }

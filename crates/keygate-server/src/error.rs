@@ -47,6 +47,12 @@ pub enum ApiError {
     /// 503: the database could not be reached.
     #[error("the database is unavailable; try again shortly")]
     StoreUnavailable,
+    /// 503: the database cannot take writes (full disk, read-only, I/O error, file
+    /// deleted); nothing was changed.
+    #[error(
+        "the database cannot take changes right now: {0}; nothing was changed, try again later"
+    )]
+    StoreDegraded(keygate_store::Fault),
     /// 500: the database failed. The detail is logged, never sent.
     #[error("internal error")]
     StoreFailed(String),
@@ -74,7 +80,7 @@ impl ApiError {
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Internal(_) | Self::StoreFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::StoreUnavailable => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StoreUnavailable | Self::StoreDegraded(_) => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
 
@@ -85,8 +91,10 @@ impl ApiError {
 
     pub(crate) fn from_denied(d: Denied, hidden: impl FnOnce() -> String) -> Self {
         match d {
-            Denied::Forbidden(why) => Self::Forbidden(why.to_owned()),
             Denied::Hidden => Self::NotFound(hidden()),
+            refused @ (Denied::Forbidden(_) | Denied::Escalation { .. }) => {
+                Self::Forbidden(refused.to_string())
+            }
         }
     }
 }
@@ -96,6 +104,8 @@ impl From<StoreError> for ApiError {
         match e {
             StoreError::NotFound(what) => Self::NotFound(format!("{what} not found")),
             StoreError::Conflict(why) => Self::Conflict(why),
+            StoreError::Denied(d) => Self::from_denied(d, || "not found".to_owned()),
+            e @ StoreError::LockOut => Self::Conflict(e.to_string()),
             StoreError::Invalid(e) => e.into(),
             StoreError::BearerRefused(BearerRefusal::NoDataIngestion, user) => Self::BadRequest(format!(
                 "user \"{user}\" cannot own a bearer token: none of the user's roles has the DataIngestion privilege (dataingestion * write); give the user a role with it, such as dataingestion"
@@ -110,6 +120,7 @@ impl From<StoreError> for ApiError {
                 "the user already has {max} API tokens, the most the portal allows (maxTokensPerUser); delete one first"
             )),
             StoreError::Unavailable => Self::StoreUnavailable,
+            StoreError::Degraded(f) => Self::StoreDegraded(f),
             StoreError::MasterKey(why) => Self::Unavailable(why),
             StoreError::Unseal(id) => Self::Internal(format!("token {id}: sealed key does not open")),
             StoreError::Corrupt(what) => Self::StoreFailed(format!("corrupt store: {what}")),
@@ -166,13 +177,20 @@ impl IntoResponse for ApiError {
             "errorDetail": detail,
         });
         let mut resp = (status, axum::Json(body)).into_response();
-        if matches!(self, Self::StoreFailed(_) | Self::StoreUnavailable) {
+        if matches!(
+            self,
+            Self::StoreFailed(_) | Self::StoreUnavailable | Self::StoreDegraded(_)
+        ) {
             resp.extensions_mut().insert(StoreFailure);
         }
         if let Self::TooManyRequests(_, secs) = &self
             && let Ok(v) = HeaderValue::from_str(&secs.to_string())
         {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
+        }
+        if matches!(self, Self::StoreDegraded(_)) {
+            resp.headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
         }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(

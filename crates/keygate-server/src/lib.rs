@@ -59,6 +59,9 @@ pub struct ServerConfig {
     pub max_staleness: Duration,
     /// Failed-authentication throttling.
     pub throttle: keygate_auth::throttle::ThrottleConfig,
+    /// How many refused changes each principal may have recorded in the audit log (a
+    /// burst, then a rate); beyond it they are answered 429 and counted in one entry.
+    pub refusal_throttle: keygate_auth::throttle::ThrottleConfig,
     /// Reverse proxies whose `X-Forwarded-For` names the client (none by default: the
     /// TCP peer is the client, so no one can spoof an address).
     pub trusted_proxies: Vec<std::net::IpAddr>,
@@ -82,6 +85,7 @@ impl Default for ServerConfig {
             sessions: session::SessionConfig::default(),
             max_staleness: Duration::from_secs(30),
             throttle: keygate_auth::throttle::ThrottleConfig::default(),
+            refusal_throttle: keygate_auth::throttle::ThrottleConfig::default(),
             trusted_proxies: Vec::new(),
             audit_retention: Duration::from_secs(90 * 86_400),
             limits: listen::Limits::default(),
@@ -120,7 +124,9 @@ pub async fn serve<S: Store>(
     verifier.confirm(config.clock.now_millis());
     let state = state::AppState {
         manager: Arc::new(
-            Manager::new(store.clone(), Some(verifier.clone())).with_clock(config.clock.clone()),
+            Manager::new(store.clone(), Some(verifier.clone()))
+                .with_clock(config.clock.clone())
+                .with_refusal_limit(config.refusal_throttle),
         ),
         verifier: verifier.clone(),
         clock: config.clock.clone(),
@@ -151,6 +157,7 @@ pub async fn serve<S: Store>(
         config.audit_retention,
         stop_tx.subscribe(),
     ));
+    let summaries = tokio::spawn(audit_summaries(state.clone(), stop_tx.subscribe()));
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "keygate listening");
     }
@@ -188,6 +195,7 @@ pub async fn serve<S: Store>(
     for task in [
         Some(background),
         Some(pruner),
+        Some(summaries),
         change_listener,
         metrics_server,
     ]
@@ -199,6 +207,30 @@ pub async fn serve<S: Store>(
         }
     }
     Ok(())
+}
+
+/// Every minute (and once more at shutdown): one audit entry for each principal
+/// whose refused changes, and each address whose authentications, were over the rate
+/// limit and not recorded one by one since the last entry.
+async fn audit_summaries<S: Store>(
+    st: state::AppState<S>,
+    mut stop: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut tick = tokio::time::interval(Duration::from_secs(60));
+    tick.tick().await;
+    loop {
+        let stopping = tokio::select! {
+            _ = tick.tick() => false,
+            _ = stop.changed() => true,
+        };
+        st.manager.record_suppressed().await;
+        for (ip, count) in st.throttle.drain_suppressed() {
+            ui::record_throttled_sign_ins(&st, ip, count).await;
+        }
+        if stopping {
+            break;
+        }
+    }
 }
 
 /// How long change-log entries are kept. Followers read them within milliseconds; a

@@ -4,9 +4,11 @@
 //! very next request with that token is refused.
 
 use std::collections::HashMap;
+use std::sync::Arc;
 use std::time::Duration;
 
 use keygate_auth::Verifier;
+use keygate_auth::throttle::{FailureThrottle, ThrottleConfig};
 use keygate_core::lmv1::{self, AccessKey};
 use keygate_core::model::{
     ApiToken, Portal, Privilege, RoleId, TokenId, TokenStatus, TokenType, User, UserId, UserStatus,
@@ -16,7 +18,8 @@ use keygate_core::token::BearerToken;
 use keygate_core::{password, validate};
 use keygate_store::{
     AuditAction, AuditEntry, AuditRange, AuditRecord, NewBearerToken, NewLmv1Token, NewUser,
-    PortalPatch, RoleInput, RolePatch, RoleWithCount, Store, StoreError, TokenPatch, UserPatch,
+    PortalPatch, RoleInput, RolePatch, RoleWithCount, Store, StoreError, Suppressed, SuppressedWho,
+    TokenPatch, UserPatch,
 };
 
 use crate::error::ApiError;
@@ -67,6 +70,10 @@ pub struct Manager<S: Store> {
     store: S,
     verifier: Option<Verifier>,
     clock: Clock,
+    /// A bucket per principal for refused changes: each one recorded in the audit log
+    /// spends from it, and past the burst they are answered 429 and only counted, so
+    /// no caller can grow the audit log without bound.
+    refusals: Arc<FailureThrottle<i64>>,
 }
 
 fn token_missing(owner: UserId, id: TokenId) -> ApiError {
@@ -131,41 +138,153 @@ impl<S: Store> Manager<S> {
             store,
             verifier,
             clock: Clock::System,
+            refusals: Arc::new(FailureThrottle::new(ThrottleConfig::default())),
         }
     }
 
+    /// The same manager, recording refused changes per principal at most as `limit`
+    /// allows (a burst, then a steady rate).
+    #[must_use]
+    pub fn with_refusal_limit(mut self, limit: ThrottleConfig) -> Self {
+        self.refusals = Arc::new(FailureThrottle::new(limit));
+        self
+    }
+
+    /// The actor with the token it acts through looked up, so that audit entries name
+    /// it (and, for a token someone else created, its creator).
+    async fn resolve(&self, actor: &Actor) -> Result<Actor, ApiError> {
+        let (Some(id), None) = (actor.token_id, &actor.via) else {
+            return Ok(actor.clone());
+        };
+        let via = match self.store.token(id).await {
+            Ok(t) => policy::Via {
+                token_id: id,
+                token: t.access_id,
+                created_by: if t.created_by == actor.username {
+                    String::new()
+                } else {
+                    t.created_by
+                },
+            },
+            // Deleted while the request ran: still named by its id.
+            Err(StoreError::NotFound(_)) => policy::Via {
+                token_id: id,
+                token: String::new(),
+                created_by: String::new(),
+            },
+            Err(e) => return Err(e.into()),
+        };
+        Ok(Actor {
+            via: Some(via),
+            ..actor.clone()
+        })
+    }
+
     /// Turns a policy decision into a capability or an error; a refusal for want of a
-    /// privilege is recorded in the audit log first (outcome failure). Nothing
-    /// changed, so that entry stands alone, outside any transaction.
+    /// privilege is recorded in the audit log first ([`Manager::refused`]).
     async fn allowed<C>(
         &self,
         actor: &Actor,
-        attempt: Attempt,
+        attempt: &Attempt,
         decision: Result<C, policy::Denied>,
         hidden: impl FnOnce() -> String,
     ) -> Result<C, ApiError> {
-        let d = match decision {
-            Ok(cap) => return Ok(cap),
-            Err(d) => d,
-        };
-        if let policy::Denied::Forbidden(why) = d {
-            let record = AuditRecord {
-                at: self.clock.now(),
-                user_id: actor.user_id,
-                username: actor.username.clone(),
-                ip: actor.ip.clone(),
-                action: attempt.action,
-                target_type: attempt.target_type.to_owned(),
-                target_id: attempt.target_id,
-                target: attempt.target,
-                success: false,
-                detail: format!("refused: {why}"),
-            };
-            if let Err(e) = self.store.record_audit(&record).await {
-                tracing::warn!(error = %e, "could not record a refused change in the audit log");
+        match decision {
+            Ok(cap) => Ok(cap),
+            Err(policy::Denied::Hidden) => {
+                Err(ApiError::from_denied(policy::Denied::Hidden, hidden))
             }
+            Err(d) => Err(self.refused(actor, attempt, d).await),
         }
-        Err(ApiError::from_denied(d, hidden))
+    }
+
+    /// A store call's result, with a refusal the store's transaction found (nobody
+    /// grants what they do not hold) recorded as [`Manager::allowed`] records one.
+    async fn checked<T>(
+        &self,
+        actor: &Actor,
+        attempt: &Attempt,
+        r: Result<T, StoreError>,
+    ) -> Result<T, ApiError> {
+        match r {
+            Err(StoreError::Denied(d)) => Err(self.refused(actor, attempt, d).await),
+            other => Ok(other?),
+        }
+    }
+
+    /// Records a refused change in the audit log (outcome failure; nothing changed, so
+    /// the entry stands alone, outside any transaction) and answers 403. Each
+    /// principal's refusals spend from a bucket: past it they are answered 429 and
+    /// only counted, and the next recorded one (or the periodic
+    /// [`Manager::record_suppressed`]) says how many there were.
+    async fn refused(&self, actor: &Actor, attempt: &Attempt, d: policy::Denied) -> ApiError {
+        let now = self.clock.now();
+        let earlier = match self
+            .refusals
+            .take(actor.user_id.unwrap_or(0), self.clock.now_millis())
+        {
+            Ok(n) => n,
+            Err(wait) => {
+                return ApiError::TooManyRequests(
+                    format!(
+                        "too many refused changes from this user; retry after {} s",
+                        wait.0
+                    ),
+                    wait.0,
+                );
+            }
+        };
+        if earlier > 0 {
+            self.record_summary(actor.user_id.unwrap_or(0), &actor.username, earlier, now)
+                .await;
+        }
+        let record = AuditRecord {
+            at: now,
+            user_id: actor.user_id,
+            username: actor.username.clone(),
+            ip: actor.ip.clone(),
+            action: attempt.action,
+            target_type: attempt.target_type.to_owned(),
+            target_id: attempt.target_id,
+            target: attempt.target.clone(),
+            success: false,
+            detail: format!("refused: {d}"),
+            via: actor.via.clone(),
+        };
+        if let Err(e) = self.store.record_audit(&record).await {
+            tracing::warn!(error = %e, "could not record a refused change in the audit log");
+        }
+        ApiError::from_denied(d, not_found)
+    }
+
+    async fn record_summary(&self, user: i64, name: &str, count: u64, now: i64) {
+        let s = Suppressed {
+            who: SuppressedWho::User {
+                id: (user != 0).then_some(user),
+                name: name.to_owned(),
+            },
+            count,
+        };
+        if let Err(e) = self
+            .store
+            .record_audit(&AuditRecord::suppressed(&s, now))
+            .await
+        {
+            tracing::warn!(error = %e, "could not record suppressed refusals in the audit log");
+        }
+    }
+
+    /// Writes one "N more" audit entry for every principal whose refused changes were
+    /// over the limit and not yet reported (run every minute).
+    pub async fn record_suppressed(&self) {
+        let now = self.clock.now();
+        for (user, count) in self.refusals.drain_suppressed() {
+            let name = match self.store.user(user).await {
+                Ok(u) => u.username,
+                Err(_) => format!("user {user}"),
+            };
+            self.record_summary(user, &name, count, now).await;
+        }
     }
 
     /// The same manager, taking time from `clock`.
@@ -295,12 +414,18 @@ impl<S: Store> Manager<S> {
         digest: keygate_core::token::TokenDigest,
         access_id: String,
     ) -> Result<TokenView, ApiError> {
+        validate::note("note", &input.note)?;
+        let actor = &self.resolve(actor).await?;
         let attempt = Attempt::new(AuditAction::TokenCreate, "apitoken", None)
             .named(format!("bearer token of user {owner}"));
         let cap = self
-            .allowed(actor, attempt, policy::token_write(actor, owner), not_found)
+            .allowed(
+                actor,
+                &attempt,
+                policy::token_write(actor, owner),
+                not_found,
+            )
             .await?;
-        validate::note("note", &input.note)?;
         let new = NewBearerToken {
             digest,
             access_id,
@@ -308,10 +433,11 @@ impl<S: Store> Manager<S> {
             status: input.status,
             created_by: actor.username.clone(),
         };
-        let token = self
+        let r = self
             .store
             .create_bearer_token(&cap, &new, self.clock.now())
-            .await?;
+            .await;
+        let token = self.checked(actor, &attempt, r).await?;
         self.settle().await?;
         self.view(actor, token).await
     }
@@ -324,12 +450,18 @@ impl<S: Store> Manager<S> {
         owner: UserId,
         input: TokenInput,
     ) -> Result<(TokenView, AccessKey), ApiError> {
+        validate::note("note", &input.note)?;
+        let actor = &self.resolve(actor).await?;
         let attempt = Attempt::new(AuditAction::TokenCreate, "apitoken", None)
             .named(format!("lmv1 token of user {owner}"));
         let cap = self
-            .allowed(actor, attempt, policy::token_write(actor, owner), not_found)
+            .allowed(
+                actor,
+                &attempt,
+                policy::token_write(actor, owner),
+                not_found,
+            )
             .await?;
-        validate::note("note", &input.note)?;
         let key = AccessKey::generate()?;
         let new = NewLmv1Token {
             access_id: lmv1::generate_access_id()?,
@@ -338,10 +470,11 @@ impl<S: Store> Manager<S> {
             status: input.status,
             created_by: actor.username.clone(),
         };
-        let token = self
+        let r = self
             .store
             .create_lmv1_token(&cap, &new, self.clock.now())
-            .await?;
+            .await;
+        let token = self.checked(actor, &attempt, r).await?;
         self.settle().await?;
         Ok((self.view(actor, token).await?, key))
     }
@@ -411,17 +544,18 @@ impl<S: Store> Manager<S> {
         id: TokenId,
         patch: TokenPatch,
     ) -> Result<TokenView, ApiError> {
+        if let Some(n) = &patch.note {
+            validate::note("note", n)?;
+        }
+        let actor = &self.resolve(actor).await?;
         let cap = self
             .allowed(
                 actor,
-                Attempt::token_patch(&patch, id),
+                &Attempt::token_patch(&patch, id),
                 policy::token_write_existing(actor, owner),
                 || token_missing(owner, id).message(),
             )
             .await?;
-        if let Some(n) = &patch.note {
-            validate::note("note", n)?;
-        }
         let token = self
             .store
             .update_token(&cap, id, &patch, self.clock.now())
@@ -438,10 +572,11 @@ impl<S: Store> Manager<S> {
         owner: UserId,
         id: TokenId,
     ) -> Result<(), ApiError> {
+        let actor = &self.resolve(actor).await?;
         let cap = self
             .allowed(
                 actor,
-                Attempt::new(AuditAction::TokenDelete, "apitoken", Some(id)),
+                &Attempt::new(AuditAction::TokenDelete, "apitoken", Some(id)),
                 policy::token_write_existing(actor, owner),
                 || token_missing(owner, id).message(),
             )
@@ -499,25 +634,28 @@ impl<S: Store> Manager<S> {
         new: NewUser,
         password: Option<String>,
     ) -> Result<UserView, ApiError> {
-        let attempt =
-            Attempt::new(AuditAction::UserCreate, "user", None).named(new.username.clone());
-        let cap = self
-            .allowed(actor, attempt, policy::user_admin(actor), not_found)
-            .await?;
+        // Checked before anything is recorded, so a refused attempt is stored only with
+        // input that passed validation.
         validate::username(&new.username)?;
         validate::email(&new.email)?;
         validate::name("firstName", &new.first_name, false)?;
         validate::name("lastName", &new.last_name, false)?;
         validate::note("note", &new.note)?;
         Self::check_roles(&new.role_ids)?;
+        if let Some(p) = &password {
+            validate::password(p)?;
+        }
+        let actor = &self.resolve(actor).await?;
+        let attempt =
+            Attempt::new(AuditAction::UserCreate, "user", None).named(new.username.clone());
+        let cap = self
+            .allowed(actor, &attempt, policy::user_admin(actor), not_found)
+            .await?;
         let password_hash = match &password {
-            Some(p) => {
-                validate::password(p)?;
-                Some(password::hash(p)?)
-            }
+            Some(p) => Some(password::hash(p)?),
             None => None,
         };
-        let user = self
+        let r = self
             .store
             .create_user(
                 &cap,
@@ -526,7 +664,8 @@ impl<S: Store> Manager<S> {
                 &actor.username,
                 self.clock.now(),
             )
-            .await?;
+            .await;
+        let user = self.checked(actor, &attempt, r).await?;
         self.settle().await?;
         Ok(UserView {
             user,
@@ -541,10 +680,6 @@ impl<S: Store> Manager<S> {
         id: UserId,
         mut changes: UserChanges,
     ) -> Result<UserView, ApiError> {
-        let attempt = Attempt::new(AuditAction::UserUpdate, "user", Some(id));
-        let cap = self
-            .allowed(actor, attempt, policy::user_admin(actor), not_found)
-            .await?;
         let p = &changes.patch;
         if let Some(u) = &p.username {
             validate::username(u)?;
@@ -564,7 +699,15 @@ impl<S: Store> Manager<S> {
         if let Some(r) = &p.role_ids {
             Self::check_roles(r)?;
         }
-        if let (Some(wanted), true) = (&p.role_ids, actor.user_id == Some(id)) {
+        if let Some(pw) = &changes.password {
+            validate::password(pw)?;
+        }
+        let actor = &self.resolve(actor).await?;
+        let attempt = Attempt::new(AuditAction::UserUpdate, "user", Some(id));
+        let cap = self
+            .allowed(actor, &attempt, policy::user_admin(actor), not_found)
+            .await?;
+        if let (Some(wanted), true) = (&changes.patch.role_ids, actor.user_id == Some(id)) {
             // Sending one's own roles back unchanged is fine (SDKs send whole objects).
             let mut current = self.store.user(id).await?.role_ids;
             let mut wanted = wanted.clone();
@@ -577,19 +720,19 @@ impl<S: Store> Manager<S> {
                 ));
             }
         }
-        if actor.user_id == Some(id) && p.status == Some(UserStatus::Suspended) {
+        if actor.user_id == Some(id) && changes.patch.status == Some(UserStatus::Suspended) {
             return Err(ApiError::BadRequest(
                 "status: you cannot suspend yourself".to_owned(),
             ));
         }
         if let Some(pw) = &changes.password {
-            validate::password(pw)?;
             changes.patch.password_hash = Some(password::hash(pw)?);
         }
-        let user = self
+        let r = self
             .store
             .update_user(&cap, id, &changes.patch, self.clock.now())
-            .await?;
+            .await;
+        let user = self.checked(actor, &attempt, r).await?;
         self.settle().await?;
         Ok(UserView {
             user,
@@ -599,16 +742,18 @@ impl<S: Store> Manager<S> {
 
     /// Deletes a user and every token it owns.
     pub async fn delete_user(&self, actor: &Actor, id: UserId) -> Result<(), ApiError> {
-        let attempt = Attempt::new(AuditAction::UserDelete, "user", Some(id));
-        let cap = self
-            .allowed(actor, attempt, policy::user_admin(actor), not_found)
-            .await?;
         if actor.user_id == Some(id) {
             return Err(ApiError::BadRequest(
                 "you cannot delete your own user".to_owned(),
             ));
         }
-        self.store.delete_user(&cap, id, self.clock.now()).await?;
+        let actor = &self.resolve(actor).await?;
+        let attempt = Attempt::new(AuditAction::UserDelete, "user", Some(id));
+        let cap = self
+            .allowed(actor, &attempt, policy::user_admin(actor), not_found)
+            .await?;
+        let r = self.store.delete_user(&cap, id, self.clock.now()).await;
+        self.checked(actor, &attempt, r).await?;
         self.settle().await
     }
 
@@ -653,17 +798,16 @@ impl<S: Store> Manager<S> {
         actor: &Actor,
         input: RoleInput,
     ) -> Result<RoleWithCount, ApiError> {
-        let attempt = Attempt::new(AuditAction::RoleCreate, "role", None).named(input.name.clone());
-        let cap = self
-            .allowed(actor, attempt, policy::user_admin(actor), not_found)
-            .await?;
         validate::name("name", &input.name, true)?;
         validate::description(&input.description)?;
         Self::check_privileges(&input.privileges)?;
-        let r = self
-            .store
-            .create_role(&cap, &input, self.clock.now())
+        let actor = &self.resolve(actor).await?;
+        let attempt = Attempt::new(AuditAction::RoleCreate, "role", None).named(input.name.clone());
+        let cap = self
+            .allowed(actor, &attempt, policy::user_admin(actor), not_found)
             .await?;
+        let r = self.store.create_role(&cap, &input, self.clock.now()).await;
+        let r = self.checked(actor, &attempt, r).await?;
         self.settle().await?;
         Ok(r)
     }
@@ -675,10 +819,6 @@ impl<S: Store> Manager<S> {
         id: RoleId,
         patch: RolePatch,
     ) -> Result<RoleWithCount, ApiError> {
-        let attempt = Attempt::new(AuditAction::RoleUpdate, "role", Some(id));
-        let cap = self
-            .allowed(actor, attempt, policy::user_admin(actor), not_found)
-            .await?;
         if let Some(n) = &patch.name {
             validate::name("name", n, true)?;
         }
@@ -688,11 +828,17 @@ impl<S: Store> Manager<S> {
         if let Some(p) = &patch.privileges {
             Self::check_privileges(p)?;
         }
+        let actor = &self.resolve(actor).await?;
+        let attempt = Attempt::new(AuditAction::RoleUpdate, "role", Some(id));
+        let cap = self
+            .allowed(actor, &attempt, policy::user_admin(actor), not_found)
+            .await?;
         self.refuse_builtin_administrator(id).await?;
         let r = self
             .store
             .update_role(&cap, id, &patch, self.clock.now())
-            .await?;
+            .await;
+        let r = self.checked(actor, &attempt, r).await?;
         self.settle().await?;
         Ok(r)
     }
@@ -711,12 +857,14 @@ impl<S: Store> Manager<S> {
 
     /// Deletes a role no user holds.
     pub async fn delete_role(&self, actor: &Actor, id: RoleId) -> Result<(), ApiError> {
+        let actor = &self.resolve(actor).await?;
         let attempt = Attempt::new(AuditAction::RoleDelete, "role", Some(id));
         let cap = self
-            .allowed(actor, attempt, policy::user_admin(actor), not_found)
+            .allowed(actor, &attempt, policy::user_admin(actor), not_found)
             .await?;
         self.refuse_builtin_administrator(id).await?;
-        self.store.delete_role(&cap, id, self.clock.now()).await?;
+        let r = self.store.delete_role(&cap, id, self.clock.now()).await;
+        self.checked(actor, &attempt, r).await?;
         self.settle().await
     }
 
@@ -734,11 +882,6 @@ impl<S: Store> Manager<S> {
         actor: &Actor,
         patch: PortalPatch,
     ) -> Result<Portal, ApiError> {
-        let attempt =
-            Attempt::new(AuditAction::PortalUpdate, "portal", None).named("portal".to_owned());
-        let cap = self
-            .allowed(actor, attempt, policy::portal_admin(actor), not_found)
-            .await?;
         if let Some(n) = &patch.company_name {
             validate::name("companyName", n, true)?;
         }
@@ -748,6 +891,12 @@ impl<S: Store> Manager<S> {
         if let Some(n) = patch.lmv1_clock_skew_seconds {
             validate::clock_skew(n)?;
         }
+        let actor = &self.resolve(actor).await?;
+        let attempt =
+            Attempt::new(AuditAction::PortalUpdate, "portal", None).named("portal".to_owned());
+        let cap = self
+            .allowed(actor, &attempt, policy::portal_admin(actor), not_found)
+            .await?;
         let p = self
             .store
             .update_portal(&cap, &patch, self.clock.now())

@@ -68,6 +68,7 @@ pub struct Metrics {
     verify_sum_nanos: AtomicU64,
     throttled: AtomicU64,
     store_errors: AtomicU64,
+    password_checks: AtomicU64,
     /// Route template → (method, status) counts. Routes come from the routing table
     /// (or `unmatched`), so the set is bounded.
     http: RwLock<BTreeMap<String, Counters<(&'static str, u16)>>>,
@@ -107,6 +108,12 @@ impl Metrics {
     /// Counts a request refused by the failed-authentication throttle.
     pub fn throttled(&self) {
         self.throttled.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Counts one argon2id password check (every sign-in that reaches the check,
+    /// refused or not, runs exactly one).
+    pub fn password_check(&self) {
+        self.password_checks.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Counts a request that failed because the store did.
@@ -176,6 +183,11 @@ impl Metrics {
             out,
             "# HELP keygate_store_errors_total Requests that failed because the database did.\n# TYPE keygate_store_errors_total counter\nkeygate_store_errors_total {}",
             self.store_errors.load(Ordering::Relaxed)
+        );
+        let _ = writeln!(
+            out,
+            "# HELP keygate_password_checks_total Argon2id password checks run by sign-ins.\n# TYPE keygate_password_checks_total counter\nkeygate_password_checks_total {}",
+            self.password_checks.load(Ordering::Relaxed)
         );
         let _ = writeln!(
             out,

@@ -178,6 +178,21 @@ pub const ACCESS_LOG: &[Prop] = &[
         "What changed (names of properties, never secrets)",
     ),
     p("description", Kind::Str, "The whole entry in words"),
+    p(
+        "tokenId",
+        Kind::NullableInt,
+        "The API token the change was made with (null: a UI session, the admin CLI, a sign-in)",
+    ),
+    p(
+        "token",
+        Kind::Str,
+        "That token's masked value or LMv1 access id",
+    ),
+    p(
+        "tokenCreatedBy",
+        Kind::Str,
+        "Who created that token, when it was someone other than its owner (empty otherwise)",
+    ),
 ];
 
 fn kind_schema(k: Kind) -> Value {
@@ -646,6 +661,11 @@ mod tests {
                     target: "t".into(),
                     success: true,
                     detail: String::new(),
+                    via: user_id.map(|token_id| keygate_core::policy::Via {
+                        token_id,
+                        token: "kgtAb3d****".into(),
+                        created_by: "admin".into(),
+                    }),
                 },
             };
             check(ACCESS_LOG, &wire::audit_entry(&entry));

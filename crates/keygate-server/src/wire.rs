@@ -220,6 +220,9 @@ pub const AUDIT_FIELDS: &[FieldSpec] = &[
     text("outcome"),
     text("detail"),
     text("description"),
+    int("tokenId"),
+    text("token"),
+    text("tokenCreatedBy"),
 ];
 /// Properties of an access-log entry.
 pub const AUDIT_PROPS: &[&str] = &[
@@ -236,6 +239,9 @@ pub const AUDIT_PROPS: &[&str] = &[
     "outcome",
     "detail",
     "description",
+    "tokenId",
+    "token",
+    "tokenCreatedBy",
 ];
 
 /// One access-log (audit) entry: LogicMonitor's `AccessLogItem` properties plus the
@@ -254,6 +260,12 @@ pub fn audit_entry(e: &AuditEntry) -> Map<String, Value> {
     if !r.detail.is_empty() {
         description.push_str(&format!("; {}", r.detail));
     }
+    if let Some(v) = &r.via {
+        description.push_str(&format!("; with token {} ({})", v.token_id, v.token));
+        if !v.created_by.is_empty() {
+            description.push_str(&format!(", created by {}", v.created_by));
+        }
+    }
     into_map(json!({
         "id": e.id,
         "happenedOn": r.at,
@@ -268,6 +280,9 @@ pub fn audit_entry(e: &AuditEntry) -> Map<String, Value> {
         "outcome": outcome,
         "detail": r.detail,
         "description": description,
+        "tokenId": r.via.as_ref().map(|v| v.token_id),
+        "token": r.via.as_ref().map_or("", |v| v.token.as_str()),
+        "tokenCreatedBy": r.via.as_ref().map_or("", |v| v.created_by.as_str()),
     }))
 }
 

@@ -38,6 +38,29 @@ pub(crate) fn check_new_token_owner(
     Ok(username)
 }
 
+/// What privilege rows (`object_type, object_id, operation`) grant together.
+pub(crate) fn grants_of_rows(rows: Vec<(String, String, String)>) -> keygate_core::policy::Grants {
+    rows.into_iter()
+        .map(
+            |(object_type, object_id, operation)| keygate_core::model::Privilege {
+                object_type,
+                object_id,
+                operation,
+            },
+        )
+        .fold(keygate_core::policy::Grants::NONE, |g, p| {
+            g.union(keygate_core::policy::Grants::of(&p))
+        })
+}
+
+/// How many active users hold `setting useraccess write` (the privilege
+/// [`keygate_core::policy::Grants::USERACCESS_WRITE`] stands for): the lock-out guard
+/// keeps it above zero. The same text on both backends (it binds nothing).
+pub(crate) const ACTIVE_USER_ADMINS: &str = "SELECT COUNT(DISTINCT u.id) FROM users u \
+     JOIN user_roles ur ON ur.user_id = u.id JOIN role_privileges rp ON rp.role_id = ur.role_id \
+     WHERE u.status = 'active' AND rp.object_type = 'setting' AND rp.object_id = 'useraccess' \
+     AND rp.operation = 'write'";
+
 /// A stored bearer digest (NULL for LMv1 tokens).
 pub(crate) fn digest(bytes: Option<Vec<u8>>) -> Result<Option<TokenDigest>> {
     match bytes {
@@ -79,8 +102,17 @@ pub(crate) fn token_counts(rows: Vec<(String, i64, i64)>) -> Result<Vec<crate::t
         .collect()
 }
 
-/// Decodes an audit-log row (`id, at, user_id, username, ip, action, target_type,
-/// target_id, target, success, detail`) from either backend.
+/// The audit-log columns [`audit_entry`] decodes, in its order (a literal, so SQL
+/// stays static).
+macro_rules! audit_columns {
+    () => {
+        "id, at, user_id, username, ip, action, target_type, target_id, target, success, detail, \
+         via_token_id, via_token, via_token_created_by"
+    };
+}
+pub(crate) use audit_columns;
+
+/// Decodes an audit-log row ([`audit_columns`]) from either backend.
 pub(crate) fn audit_entry<R>(row: &R) -> Result<crate::types::AuditEntry>
 where
     R: sqlx::Row,
@@ -105,6 +137,16 @@ where
             target: row.try_get(8)?,
             success: row.try_get(9)?,
             detail: row.try_get(10)?,
+            via: row
+                .try_get::<Option<i64>, _>(11)?
+                .map(|token_id| -> Result<_> {
+                    Ok(keygate_core::policy::Via {
+                        token_id,
+                        token: row.try_get(12)?,
+                        created_by: row.try_get(13)?,
+                    })
+                })
+                .transpose()?,
         },
     })
 }
@@ -119,18 +161,41 @@ pub(crate) mod audit {
         UserPatch,
     };
 
-    /// Longest audit text kept; longer user-supplied text is cut (on a char boundary).
+    /// Longest audit text kept, in characters; longer text is cut.
     const MAX_TEXT: usize = 256;
 
+    /// Audit text as stored: at most [`MAX_TEXT`] characters, with control, format and
+    /// line-separator characters written as `\u{..}` escapes — so an entry can neither
+    /// grow the table without bound nor forge a line in an export, a terminal or a
+    /// page, and PostgreSQL (which refuses NUL in text) stores it like SQLite.
+    pub(crate) fn clean(s: &str) -> String {
+        let mut out = String::with_capacity(s.len().min(MAX_TEXT * 2));
+        for (n, c) in s.chars().enumerate() {
+            if n == MAX_TEXT {
+                out.push('…');
+                break;
+            }
+            if hidden(c) {
+                use std::fmt::Write as _;
+                let _ = write!(out, "\\u{{{:x}}}", c as u32);
+            } else {
+                out.push(c);
+            }
+        }
+        out
+    }
+
+    /// Characters that do not show as themselves: controls (C0, DEL, C1), the line and
+    /// paragraph separators, zero-width and bidirectional formatting, soft hyphen, BOM.
+    fn hidden(c: char) -> bool {
+        c.is_control()
+            || matches!(c,
+                '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
+                | '\u{2060}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}')
+    }
+
     fn clip(s: &str) -> String {
-        if s.len() <= MAX_TEXT {
-            return s.to_owned();
-        }
-        let mut end = MAX_TEXT;
-        while !s.is_char_boundary(end) {
-            end -= 1;
-        }
-        format!("{}…", &s[..end])
+        clean(s)
     }
 
     fn record(
@@ -153,6 +218,7 @@ pub(crate) mod audit {
             target: clip(target),
             success: true,
             detail: clip(&detail),
+            via: by.via.clone(),
         }
     }
 
@@ -163,7 +229,11 @@ pub(crate) mod audit {
         t: &ApiToken,
         now: EpochSeconds,
     ) -> AuditRecord {
-        let detail = format!("{} token of user {}", t.token_type.as_str(), t.user_id);
+        let mut detail = format!("{} token of user {}", t.token_type.as_str(), t.user_id);
+        if action == AuditAction::TokenCreate && by.user_id != Some(t.user_id) {
+            // Made for someone else: it acts as its owner, so say who minted it.
+            detail.push_str(&format!(", created for that user by {}", by.username));
+        }
         record(
             by,
             action,
@@ -291,6 +361,43 @@ pub(crate) mod audit {
             target: clip(&a.username),
             success: a.success,
             detail: a.reason.to_owned(),
+            via: None,
+        }
+    }
+
+    /// One entry standing for `count` refused changes (or throttled sign-ins) that
+    /// were over the rate limit and so not recorded one by one.
+    pub(crate) fn suppressed(s: &crate::types::Suppressed, now: EpochSeconds) -> AuditRecord {
+        let (what, target_type, target) = match &s.who {
+            crate::types::SuppressedWho::User { name, .. } => {
+                ("refused changes by this user", "user", name.clone())
+            }
+            crate::types::SuppressedWho::Address(ip) => {
+                ("sign-in attempts from this address", "address", ip.clone())
+            }
+        };
+        let user_id = match &s.who {
+            crate::types::SuppressedWho::User { id, .. } => *id,
+            crate::types::SuppressedWho::Address(_) => None,
+        };
+        AuditRecord {
+            at: now,
+            user_id,
+            username: clip(&target),
+            ip: match &s.who {
+                crate::types::SuppressedWho::Address(ip) => Some(ip.clone()),
+                crate::types::SuppressedWho::User { .. } => None,
+            },
+            action: AuditAction::Suppressed,
+            target_type: target_type.to_owned(),
+            target_id: user_id,
+            target: clip(&target),
+            success: false,
+            detail: format!(
+                "{} more {what} were over the rate limit and not recorded one by one",
+                s.count
+            ),
+            via: None,
         }
     }
 

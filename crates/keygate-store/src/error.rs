@@ -18,6 +18,16 @@ pub enum StoreError {
     /// The owner cannot hold a bearer token right now.
     #[error("bearer token refused: {0:?}")]
     BearerRefused(BearerRefusal, String),
+    /// The policy refused the change, checked inside its transaction against the data
+    /// as it is there (nobody grants what they do not hold).
+    #[error("{0}")]
+    Denied(keygate_core::policy::Denied),
+    /// The change would leave no active user who can manage users and roles.
+    #[error(
+        "this change would leave no active user who can manage users and roles (setting useraccess write); \
+         give another active user that privilege first"
+    )]
+    LockOut,
     /// The owner is suspended and cannot be given tokens.
     #[error("user \"{0}\" is suspended; activate the user before creating tokens")]
     OwnerSuspended(String),
@@ -34,6 +44,10 @@ pub enum StoreError {
     /// The database could not be reached in time.
     #[error("the database is unavailable")]
     Unavailable,
+    /// The storage cannot take writes right now (full disk, read-only, I/O error, the
+    /// file deleted under the running process); nothing was changed.
+    #[error("the database cannot take changes: {0}")]
+    Degraded(crate::health::Fault),
     /// Stored data is not what keygate wrote (the text says what, never a value).
     #[error("stored data is inconsistent: {0}")]
     Corrupt(&'static str),
@@ -52,6 +66,10 @@ impl From<sqlx::Error> for StoreError {
             sqlx::Error::Database(ref db) if db.is_unique_violation() => {
                 Self::Conflict("a record with that name already exists".to_owned())
             }
+            sqlx::Error::Database(db) => match crate::health::fault_of(db.as_ref()) {
+                Some(f) => Self::Degraded(f),
+                None => Self::Database(sqlx::Error::Database(db)),
+            },
             other => Self::Database(other),
         }
     }

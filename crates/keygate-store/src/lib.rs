@@ -12,6 +12,7 @@
 //!   NOTIFY on every change).
 //! - [`sqlite`] — the SQLite backend (WAL, foreign keys, migrations at start-up).
 //! - [`error`] — [`StoreError`], with the one conversion from `sqlx::Error`.
+//! - [`health`] — whether writes go through ([`Fault`]), as writes and a probe find out.
 #![forbid(unsafe_code)]
 
 use std::future::Future;
@@ -20,14 +21,37 @@ use std::sync::Arc;
 use keygate_core::model::{ApiToken, EpochSeconds, Portal, RoleId, TokenId, User, UserId};
 use keygate_core::policy::{Grants, PortalAdmin, TokenWrite, UserAdmin};
 
+/// One write transaction: begin, the body (which may use `?`), commit. A storage
+/// fault on the way is noted in the store's health; a commit clears it.
+macro_rules! write_tx {
+    ($self:ident, $tx:ident => $body:expr) => {
+        write_tx!($self, $self.write(), $tx => $body)
+    };
+    ($self:ident, $begin:expr, $tx:ident => $body:expr) => {{
+        $self
+            .health
+            .watch(async {
+                #[allow(unused_mut)]
+                let mut $tx = $begin.await?;
+                let out = $body;
+                $tx.commit().await?;
+                $self.health.ok();
+                Ok(out)
+            })
+            .await
+    }};
+}
+
 mod common;
 pub mod error;
+pub mod health;
 pub mod postgres;
 pub mod seal;
 pub mod sqlite;
 pub mod types;
 
 pub use error::{Result, StoreError};
+pub use health::Fault;
 pub use postgres::PgStore;
 pub use seal::MasterKey;
 pub use sqlite::SqliteStore;
@@ -250,6 +274,11 @@ pub trait Store: Clone + Send + Sync + 'static {
         let _ = (on_change, on_lost, stop);
         None
     }
+    /// Whether the store takes writes now: `Ok`, or [`StoreError::Degraded`] with the
+    /// reason. Cheap: a store not known to be faulty is checked without writing
+    /// (SQLite: that its file is still the one opened, and writable); a faulty one is
+    /// probed with a one-row write at most once a second.
+    fn writable(&self) -> impl Future<Output = Result<()>> + Send;
     /// Re-seals every LMv1 access key under `new` and replaces the check value, in one
     /// transaction. Returns how many keys were re-sealed. Processes that opened the
     /// store with the old key must be restarted with the new one.

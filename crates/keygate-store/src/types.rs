@@ -328,11 +328,14 @@ pub enum AuditAction {
     PortalUpdate,
     /// A UI sign-in, successful or not.
     SignIn,
+    /// Refused changes or throttled sign-ins beyond the rate limit, counted in one
+    /// entry instead of one each.
+    Suppressed,
 }
 
 impl AuditAction {
     /// Every action, for parsing and documentation.
-    pub const ALL: [Self; 13] = [
+    pub const ALL: [Self; 14] = [
         Self::TokenCreate,
         Self::TokenEnable,
         Self::TokenDisable,
@@ -346,6 +349,7 @@ impl AuditAction {
         Self::RoleDelete,
         Self::PortalUpdate,
         Self::SignIn,
+        Self::Suppressed,
     ];
 
     /// The stored and served spelling.
@@ -364,6 +368,7 @@ impl AuditAction {
             Self::RoleDelete => "role.delete",
             Self::PortalUpdate => "portal.update",
             Self::SignIn => "signin",
+            Self::Suppressed => "suppressed",
         }
     }
 
@@ -397,6 +402,40 @@ pub struct AuditRecord {
     pub success: bool,
     /// What changed, in words (property names, never values of secrets).
     pub detail: String,
+    /// The token the change was made with (`None`: a UI session, the admin CLI, a
+    /// sign-in).
+    pub via: Option<keygate_core::policy::Via>,
+}
+
+impl AuditRecord {
+    /// The one entry standing for refused changes (or throttled sign-ins) that were
+    /// over the rate limit and so not recorded one by one.
+    pub fn suppressed(s: &Suppressed, now: EpochSeconds) -> Self {
+        crate::common::audit::suppressed(s, now)
+    }
+}
+
+/// Attempts over the audit rate limit, counted instead of recorded one by one.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Suppressed {
+    /// Whose attempts.
+    pub who: SuppressedWho,
+    /// How many were not recorded.
+    pub count: u64,
+}
+
+/// Whose attempts were suppressed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SuppressedWho {
+    /// Refused changes by a user.
+    User {
+        /// The user (`None` for the admin CLI).
+        id: Option<UserId>,
+        /// The username.
+        name: String,
+    },
+    /// Throttled sign-ins from a client address.
+    Address(String),
 }
 
 /// An audit-log entry as stored.

@@ -60,6 +60,17 @@ pub async fn open_store(db_path: &str, given: Option<&Path>) -> Result<SqliteSto
         || Path::new(db_path).with_extension("key"),
         Path::to_path_buf,
     );
+    if given.is_none() && key_path.exists() && !Path::new(db_path).exists() {
+        // The key file is made together with the database: the database it belonged
+        // to is gone. Starting would create an empty one with a new admin, silently.
+        bail!(
+            "the database {db_path} does not exist, but the master key file {} made with it does: \
+             the database may have been deleted or moved. Restore it (or point --database-url at it); \
+             to start afresh on purpose, move {} away first",
+            key_path.display(),
+            key_path.display()
+        );
+    }
     let (key, created) = if key_path.exists() {
         (MasterKey::load(&key_path)?, false)
     } else if given.is_some() {

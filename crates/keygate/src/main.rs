@@ -80,6 +80,12 @@ async fn run<S: Store>(store: S, cli: Cli) -> Result<()> {
                     refill_per_second: f64::from(args.auth_fail_per_minute) / 60.0,
                     ..Default::default()
                 },
+                // Refused changes are recorded at the same pace per principal.
+                refusal_throttle: keygate_auth::throttle::ThrottleConfig {
+                    burst: f64::from(args.auth_fail_burst),
+                    refill_per_second: f64::from(args.auth_fail_per_minute) / 60.0,
+                    ..Default::default()
+                },
                 trusted_proxies: args.trusted_proxies,
                 audit_retention: Duration::from_secs(args.audit_retention_days * 86_400),
                 limits: keygate_server::listen::Limits {

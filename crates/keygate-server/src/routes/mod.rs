@@ -155,18 +155,40 @@ async fn healthz() -> Json<Value> {
     Json(json!({"status": "ok"}))
 }
 
-/// Readiness for load balancers: 200 while this node's index is confirmed current,
-/// 503 with the reason when it is stale (the database is unreachable).
+/// Readiness for load balancers: 200 while this node's index is confirmed current and
+/// the store takes writes; 503 with the reason when the index is stale (the database
+/// is unreachable) or writes fail (full disk, read-only, the file deleted).
 async fn readyz<S: Store>(axum::extract::State(st): axum::extract::State<AppState<S>>) -> Response {
     let now = st.clock.now_millis();
-    match st.verifier.staleness(now) {
+    let reason = if let Some(ms) = st.verifier.staleness(now) {
+        Some((
+            "stale",
+            format!(
+                "the credential index has not been confirmed current for {} s; the database may be unreachable",
+                ms / 1000
+            ),
+        ))
+    } else {
+        match st.manager.store().writable().await {
+            Ok(()) => None,
+            Err(keygate_store::StoreError::Degraded(f)) => Some((
+                "read_only",
+                format!("the database cannot take changes: {f}"),
+            )),
+            Err(e) => Some((
+                "unavailable",
+                format!(
+                    "the database cannot be checked: {}",
+                    ApiError::from(e).message()
+                ),
+            )),
+        }
+    };
+    match reason {
         None => Json(json!({"status": "ready"})).into_response(),
-        Some(ms) => (
+        Some((status, reason)) => (
             axum::http::StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({
-                "status": "stale",
-                "reason": format!("the credential index has not been confirmed current for {} s; the database may be unreachable", ms / 1000),
-            })),
+            Json(json!({"status": status, "reason": reason})),
         )
             .into_response(),
     }

@@ -232,7 +232,11 @@ async fn signin<S: Store>(
     let now = st.clock.now();
     // Each attempt reserves a token from the client's failure bucket before any
     // password work; a correct password gives it back.
-    if let Err(wait) = st.throttle.take(ip, st.clock.now_millis()) {
+    let earlier = st.throttle.take(ip, st.clock.now_millis());
+    if let Ok(n @ 1..) = earlier {
+        record_throttled_sign_ins(&st, ip, n).await;
+    }
+    if let Err(wait) = earlier {
         st.metrics.auth("password", "throttled");
         st.metrics.throttled();
         let msg = format!(
@@ -262,21 +266,21 @@ async fn signin<S: Store>(
         success: false,
         reason,
     };
+    // Exactly one argon2id check for every attempt, whatever the account: against
+    // the user's own hash when there is one, against a dummy otherwise. Refusing a
+    // suspended, API-only or password-less user before hashing would tell them apart
+    // from unknown users and wrong passwords by time alone.
+    let hash = match &found {
+        Some((_, Some(h))) => h.as_str(),
+        _ => dummy_hash(),
+    };
+    st.metrics.password_check();
+    let password_ok = password::verify(&f.password, hash);
     let user = match found {
-        Some((u, Some(hash)))
-            if u.status == UserStatus::Active
-                && !u.api_only
-                && password::verify(&f.password, &hash) =>
-        {
-            u
-        }
+        Some((u, Some(_))) if password_ok && u.status == UserStatus::Active && !u.api_only => u,
         other => {
             let attempt = match &other {
-                None => {
-                    // Same work for unknown users, so timing does not tell them apart.
-                    let _ = password::verify(&f.password, dummy_hash());
-                    refused(None, "unknown user")
-                }
+                None => refused(None, "unknown user"),
                 Some((u, _)) if u.status != UserStatus::Active => {
                     refused(Some(u), "user is suspended")
                 }
@@ -327,6 +331,23 @@ async fn signin<S: Store>(
             .set_cookie(session::LOGIN_COOKIE, "", Some(std::time::Duration::ZERO)),
     );
     Ok(resp)
+}
+
+/// One audit entry for `count` authentications from `ip` that were throttled and so
+/// not recorded one by one.
+pub(crate) async fn record_throttled_sign_ins<S: Store>(
+    st: &AppState<S>,
+    ip: std::net::IpAddr,
+    count: u64,
+) {
+    let s = keygate_store::Suppressed {
+        who: keygate_store::SuppressedWho::Address(ip.to_string()),
+        count,
+    };
+    let record = keygate_store::AuditRecord::suppressed(&s, st.clock.now());
+    if let Err(e) = st.manager.store().record_audit(&record).await {
+        tracing::warn!(error = %e, "could not record throttled authentications in the audit log");
+    }
 }
 
 /// An argon2id hash of a random password, checked against for unknown users so they

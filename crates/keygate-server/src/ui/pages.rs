@@ -626,7 +626,7 @@ pub async fn audit<S: Store>(State(st): State<AppState<S>>, p: Page, Query(q): Q
     let _ = write!(
         body,
         "</div><p class=\"muted\">The newest {AUDIT_PAGE} entries; <code>GET /santaba/rest/setting/accesslogs</code> pages through all of them.</p>\
-         <table id=\"audit\"><thead><tr><th>When</th><th>User</th><th>Address</th><th>Action</th><th>Target</th><th>Outcome</th><th>Detail</th></tr></thead><tbody>"
+         <table id=\"audit\"><thead><tr><th>When</th><th>User</th><th>Address</th><th>Action</th><th>Target</th><th>Outcome</th><th>Detail</th><th>Token</th></tr></thead><tbody>"
     );
     for e in &entries {
         let r = &e.record;
@@ -635,16 +635,33 @@ pub async fn audit<S: Store>(State(st): State<AppState<S>>, p: Page, Query(q): Q
             Some(id) => format!("{} {} (id {id})", r.target_type, r.target),
             None => format!("{} {}", r.target_type, r.target),
         };
+        let token = r.via.as_ref().map_or(String::new(), |v| {
+            if v.created_by.is_empty() {
+                format!("{} (id {})", v.token, v.token_id)
+            } else {
+                format!(
+                    "{} (id {}), created by {}",
+                    v.token, v.token_id, v.created_by
+                )
+            }
+        });
         if !matches(
             &q,
-            &[&r.username, r.action.as_str(), &target, ip, &r.detail],
+            &[
+                &r.username,
+                r.action.as_str(),
+                &target,
+                ip,
+                &r.detail,
+                &token,
+            ],
         ) {
             continue;
         }
         let outcome = if r.success { "success" } else { "failure" };
         let _ = write!(
             body,
-            "<tr data-id=\"{id}\"><td>{when}</td><td>{user}</td><td>{ip}</td><td><code>{action}</code></td><td>{target}</td><td class=\"outcome-{outcome}\">{outcome}</td><td>{detail}</td></tr>",
+            "<tr data-id=\"{id}\"><td>{when}</td><td>{user}</td><td>{ip}</td><td><code>{action}</code></td><td>{target}</td><td class=\"outcome-{outcome}\">{outcome}</td><td>{detail}</td><td>{token}</td></tr>",
             id = e.id,
             when = time(r.at),
             user = esc(&r.username),
@@ -652,6 +669,7 @@ pub async fn audit<S: Store>(State(st): State<AppState<S>>, p: Page, Query(q): Q
             action = r.action.as_str(),
             target = esc(&target),
             detail = esc(&r.detail),
+            token = esc(&token),
         );
     }
     body.push_str("</tbody></table>");

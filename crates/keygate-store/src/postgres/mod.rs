@@ -10,8 +10,9 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use keygate_core::model::UserStatus;
 use keygate_core::model::{ApiToken, EpochSeconds, Portal, RoleId, TokenId, User, UserId};
-use keygate_core::policy::{Grants, PortalAdmin, TokenWrite, UserAdmin};
+use keygate_core::policy::{self, Grants, PortalAdmin, TokenWrite, UserAdmin};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
 
@@ -45,6 +46,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         3,
         include_str!("../../migrations/postgres/0003_change_log_floor.sql"),
     ),
+    (
+        4,
+        include_str!("../../migrations/postgres/0004_audit_via.sql"),
+    ),
 ];
 
 /// Whether a database URL names PostgreSQL.
@@ -58,6 +63,8 @@ pub struct PgStore {
     pool: PgPool,
     key: Arc<MasterKey>,
     url: String,
+    /// Whether writes are going through.
+    health: Arc<crate::health::Health>,
 }
 
 impl PgStore {
@@ -74,6 +81,8 @@ impl PgStore {
         let pool = PgPoolOptions::new()
             .max_connections(max_connections)
             .acquire_timeout(acquire_timeout)
+            // A connection left inside a transaction is closed, never reused.
+            .after_release(|conn, _| Box::pin(crate::health::released(conn)))
             .connect_with(options)
             .await?;
         migrate(&pool).await?;
@@ -107,6 +116,7 @@ impl PgStore {
             pool,
             key: Arc::new(key),
             url: url.to_owned(),
+            health: Arc::default(),
         })
     }
 
@@ -118,6 +128,12 @@ impl PgStore {
     /// The URL this store was opened with (for the change listener).
     pub fn url(&self) -> &str {
         &self.url
+    }
+
+    /// A transaction without the write lock, for writes no follower reads (usage,
+    /// sessions, sign-ins, audit entries of refused changes).
+    async fn unlocked(&self) -> Result<Transaction<'static, Postgres>> {
+        Ok(self.pool.begin().await?)
     }
 
     async fn write(&self) -> Result<Transaction<'static, Postgres>> {
@@ -286,18 +302,9 @@ macro_rules! read {
     }};
 }
 
-macro_rules! write {
-    ($self:ident, $tx:ident => $body:expr) => {{
-        let mut $tx = $self.write().await?;
-        let out = $body;
-        $tx.commit().await?;
-        Ok(out)
-    }};
-}
-
 impl Store for PgStore {
     async fn bootstrap(&self, admin_password_hash: &str, now: EpochSeconds) -> Result<bool> {
-        write!(self, tx => portal::bootstrap(&mut tx, admin_password_hash, now).await?)
+        write_tx!(self, tx => portal::bootstrap(&mut tx, admin_password_hash, now).await?)
     }
     async fn portal(&self) -> Result<Portal> {
         read!(self, c => portal::get(&mut c).await)
@@ -308,7 +315,7 @@ impl Store for PgStore {
         patch: &PortalPatch,
         now: EpochSeconds,
     ) -> Result<Portal> {
-        write!(self, tx => {
+        write_tx!(self, tx => {
             let p = portal::update(&mut tx, patch, now).await?;
             audit::append(&mut tx, &common::audit::portal(cap.by(), patch, now)).await?;
             p
@@ -329,7 +336,9 @@ impl Store for PgStore {
         input: &RoleInput,
         now: EpochSeconds,
     ) -> Result<RoleWithCount> {
-        write!(self, tx => {
+        write_tx!(self, tx => {
+            cap.may_touch(Grants::of_all(&input.privileges), policy::ROLE_WOULD_GRANT)
+                .map_err(StoreError::Denied)?;
             let id = roles::create(&mut tx, input, now).await?;
             let r = roles::get(&mut tx, id).await?;
             let e = common::audit::role(cap.by(), AuditAction::RoleCreate, &r, String::new(), now);
@@ -344,8 +353,18 @@ impl Store for PgStore {
         patch: &RolePatch,
         now: EpochSeconds,
     ) -> Result<RoleWithCount> {
-        write!(self, tx => {
+        write_tx!(self, tx => {
+            let now_grants = changes::role_grants(&mut tx, id).await?;
+            cap.may_touch(now_grants.unwrap_or(Grants::NONE), policy::ROLE_GRANTS)
+                .map_err(StoreError::Denied)?;
+            if let Some(ps) = &patch.privileges {
+                cap.may_touch(Grants::of_all(ps), policy::ROLE_WOULD_GRANT)
+                    .map_err(StoreError::Denied)?;
+            }
             roles::update(&mut tx, id, patch, now).await?;
+            if patch.privileges.is_some() {
+                changes::ensure_a_user_admin(&mut tx).await?;
+            }
             let r = roles::get(&mut tx, id).await?;
             let detail = common::audit::role_patch_detail(patch);
             let e = common::audit::role(cap.by(), AuditAction::RoleUpdate, &r, detail, now);
@@ -354,8 +373,10 @@ impl Store for PgStore {
         })
     }
     async fn delete_role(&self, cap: &UserAdmin, id: RoleId, now: EpochSeconds) -> Result<()> {
-        write!(self, tx => {
+        write_tx!(self, tx => {
             let r = roles::get(&mut tx, id).await?;
+            cap.may_touch(Grants::of_all(&r.role.privileges), policy::ROLE_GRANTS)
+                .map_err(StoreError::Denied)?;
             roles::delete(&mut tx, id, now).await?;
             let e = common::audit::role(cap.by(), AuditAction::RoleDelete, &r, String::new(), now);
             audit::append(&mut tx, &e).await?;
@@ -378,7 +399,10 @@ impl Store for PgStore {
         created_by: &str,
         now: EpochSeconds,
     ) -> Result<User> {
-        write!(self, tx => {
+        write_tx!(self, tx => {
+            let g = changes::roles_grants(&mut tx, &new.role_ids).await?;
+            cap.may_touch(g, policy::ROLES_GRANT)
+                .map_err(StoreError::Denied)?;
             let id = users::create(&mut tx, new, password_hash, created_by, now).await?;
             let u = users::get(&mut tx, id).await?;
             let e = common::audit::user(cap.by(), AuditAction::UserCreate, &u, String::new(), now);
@@ -393,8 +417,24 @@ impl Store for PgStore {
         patch: &UserPatch,
         now: EpochSeconds,
     ) -> Result<User> {
-        write!(self, tx => {
+        write_tx!(self, tx => {
+            // Read in the transaction: what the user holds now, and what they would.
+            let held = changes::user_grants(&mut tx, id).await?;
+            cap.may_touch(held, policy::USER_HOLDS)
+                .map_err(StoreError::Denied)?;
+            if let Some(r) = &patch.role_ids {
+                let g = changes::roles_grants(&mut tx, r).await?;
+                cap.may_touch(g, policy::ROLES_GRANT)
+                    .map_err(StoreError::Denied)?;
+            }
             users::update(&mut tx, id, patch, now).await?;
+            if patch.role_ids.is_some() || patch.status.is_some() {
+                changes::ensure_a_user_admin(&mut tx).await?;
+            }
+            if patch.password_hash.is_some() || patch.status == Some(UserStatus::Suspended) {
+                // A new password or a suspension ends every session the user had.
+                sessions::end_all(&mut tx, id).await?;
+            }
             let u = users::get(&mut tx, id).await?;
             let detail = common::audit::user_patch_detail(patch);
             let e = common::audit::user(cap.by(), AuditAction::UserUpdate, &u, detail, now);
@@ -403,9 +443,13 @@ impl Store for PgStore {
         })
     }
     async fn delete_user(&self, cap: &UserAdmin, id: UserId, now: EpochSeconds) -> Result<()> {
-        write!(self, tx => {
+        write_tx!(self, tx => {
             let u = users::get(&mut tx, id).await?;
+            let held = changes::user_grants(&mut tx, id).await?;
+            cap.may_touch(held, policy::USER_HOLDS)
+                .map_err(StoreError::Denied)?;
             users::delete(&mut tx, id, now).await?;
+            changes::ensure_a_user_admin(&mut tx).await?;
             let e = common::audit::user(cap.by(), AuditAction::UserDelete, &u, String::new(), now);
             audit::append(&mut tx, &e).await?;
         })
@@ -422,8 +466,8 @@ impl Store for PgStore {
         new: &NewBearerToken,
         now: EpochSeconds,
     ) -> Result<ApiToken> {
-        write!(self, tx => {
-            let t = tokens::create_bearer(&mut tx, cap.owner(), new, now).await?;
+        write_tx!(self, tx => {
+            let t = tokens::create_bearer(&mut tx, cap, new, now).await?;
             let e = common::audit::token(cap.by(), AuditAction::TokenCreate, &t, now);
             audit::append(&mut tx, &e).await?;
             t
@@ -435,8 +479,8 @@ impl Store for PgStore {
         new: &NewLmv1Token,
         now: EpochSeconds,
     ) -> Result<ApiToken> {
-        write!(self, tx => {
-            let t = tokens::create_lmv1(&mut tx, cap.owner(), new, &self.key, now).await?;
+        write_tx!(self, tx => {
+            let t = tokens::create_lmv1(&mut tx, cap, new, &self.key, now).await?;
             let e = common::audit::token(cap.by(), AuditAction::TokenCreate, &t, now);
             audit::append(&mut tx, &e).await?;
             t
@@ -449,7 +493,7 @@ impl Store for PgStore {
         patch: &TokenPatch,
         now: EpochSeconds,
     ) -> Result<ApiToken> {
-        write!(self, tx => {
+        write_tx!(self, tx => {
             tokens::update(&mut tx, cap.owner(), id, patch, now).await?;
             let t = tokens::get(&mut tx, id).await?;
             for e in common::audit::token_patch(cap.by(), patch, &t, now) {
@@ -459,7 +503,7 @@ impl Store for PgStore {
         })
     }
     async fn delete_token(&self, cap: &TokenWrite, id: TokenId, now: EpochSeconds) -> Result<()> {
-        write!(self, tx => {
+        write_tx!(self, tx => {
             let t = tokens::get(&mut tx, id).await?;
             tokens::delete(&mut tx, cap.owner(), id, now).await?;
             let e = common::audit::token(cap.by(), AuditAction::TokenDelete, &t, now);
@@ -494,7 +538,7 @@ impl Store for PgStore {
         )
     }
     async fn prune_changes(&self, before: EpochSeconds) -> Result<u64> {
-        write!(self, tx => {
+        write_tx!(self, tx => {
             // The newest entry always stays: its seq is the log's position.
             let done = sqlx::query(
                 "DELETE FROM change_log WHERE changed_on < $1 AND seq < (SELECT MAX(seq) FROM change_log) RETURNING seq",
@@ -526,27 +570,23 @@ impl Store for PgStore {
             return Ok(());
         }
         // Usage is not a change any index follows: no write lock, no change-log entry.
-        let mut tx = self.pool.begin().await?;
-        tokens::record_usage(&mut tx, batch).await?;
-        tx.commit().await?;
-        Ok(())
+        write_tx!(self, self.unlocked(), tx => tokens::record_usage(&mut tx, batch).await?)
     }
     async fn password_hash(&self, username: &str) -> Result<Option<(User, Option<String>)>> {
         read!(self, c => sessions::password_hash(&mut c, username).await)
     }
     async fn record_sign_in(&self, attempt: &SignInAttempt, now: EpochSeconds) -> Result<()> {
         // Not a change any index cares about: no change-log entry, no write lock.
-        let mut tx = self.pool.begin().await?;
-        if let (true, Some(user)) = (attempt.success, attempt.user) {
-            sqlx::query("UPDATE users SET last_login_on = $1 WHERE id = $2")
-                .bind(now)
-                .bind(user)
-                .execute(&mut *tx)
-                .await?;
-        }
-        audit::append(&mut tx, &common::audit::sign_in(attempt, now)).await?;
-        tx.commit().await?;
-        Ok(())
+        write_tx!(self, self.unlocked(), tx => {
+            if let (true, Some(user)) = (attempt.success, attempt.user) {
+                sqlx::query("UPDATE users SET last_login_on = $1 WHERE id = $2")
+                    .bind(now)
+                    .bind(user)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            audit::append(&mut tx, &common::audit::sign_in(attempt, now)).await?;
+        })
     }
     async fn token_counts(&self) -> Result<Vec<TokenCount>> {
         let rows: Vec<(String, i64, i64)> = sqlx::query_as(
@@ -557,19 +597,20 @@ impl Store for PgStore {
         common::token_counts(rows)
     }
     async fn record_audit(&self, record: &AuditRecord) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        audit::append(&mut conn, record).await
+        write_tx!(self, self.unlocked(), tx => audit::append(&mut tx, record).await?)
     }
 
     async fn audit_log(&self, range: &AuditRange) -> Result<Vec<AuditEntry>> {
         read!(self, c => audit::list(&mut c, range).await)
     }
     async fn prune_audit(&self, before: EpochSeconds) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM audit_log WHERE at < $1")
-            .bind(before)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+        write_tx!(self, self.unlocked(), tx => {
+            sqlx::query("DELETE FROM audit_log WHERE at < $1")
+                .bind(before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        })
     }
     async fn create_session(
         &self,
@@ -578,57 +619,64 @@ impl Store for PgStore {
         csrf: &str,
         now: EpochSeconds,
     ) -> Result<()> {
-        sqlx::query("INSERT INTO sessions (id_hash, user_id, csrf, created_on, last_seen_on) VALUES ($1, $2, $3, $4, $4)")
-            .bind(&id_hash[..])
-            .bind(user)
-            .bind(csrf)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        write_tx!(self, self.unlocked(), tx => {
+            sqlx::query("INSERT INTO sessions (id_hash, user_id, csrf, created_on, last_seen_on) VALUES ($1, $2, $3, $4, $4)")
+                .bind(&id_hash[..])
+                .bind(user)
+                .bind(csrf)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        })
     }
     async fn session(&self, id_hash: &[u8; 32]) -> Result<Option<Session>> {
         read!(self, c => sessions::session(&mut c, id_hash).await)
     }
     async fn touch_session(&self, id_hash: &[u8; 32], now: EpochSeconds) -> Result<()> {
-        sqlx::query("UPDATE sessions SET last_seen_on = $1 WHERE id_hash = $2")
-            .bind(now)
-            .bind(&id_hash[..])
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        write_tx!(self, self.unlocked(), tx => {
+            sqlx::query("UPDATE sessions SET last_seen_on = $1 WHERE id_hash = $2")
+                .bind(now)
+                .bind(&id_hash[..])
+                .execute(&mut *tx)
+                .await?;
+        })
     }
     async fn delete_session(&self, id_hash: &[u8; 32]) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
-            .bind(&id_hash[..])
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        write_tx!(self, self.unlocked(), tx => {
+            sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+                .bind(&id_hash[..])
+                .execute(&mut *tx)
+                .await?;
+        })
     }
     async fn prune_sessions(
         &self,
         idle_before: EpochSeconds,
         created_before: EpochSeconds,
     ) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM sessions WHERE last_seen_on < $1 OR created_on < $2")
-            .bind(idle_before)
-            .bind(created_before)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+        write_tx!(self, self.unlocked(), tx => {
+            sqlx::query("DELETE FROM sessions WHERE last_seen_on < $1 OR created_on < $2")
+                .bind(idle_before)
+                .bind(created_before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        })
     }
     async fn set_pending_token(&self, id_hash: &[u8; 32], pending: &PendingToken) -> Result<()> {
-        sqlx::query("UPDATE sessions SET pending_digest = $1, pending_access_id = $2, pending_owner = $3 WHERE id_hash = $4")
-            .bind(&pending.digest.0[..])
-            .bind(&pending.access_id)
-            .bind(pending.owner)
-            .bind(&id_hash[..])
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        write_tx!(self, self.unlocked(), tx => {
+            sqlx::query("UPDATE sessions SET pending_digest = $1, pending_access_id = $2, pending_owner = $3 WHERE id_hash = $4")
+                .bind(&pending.digest.0[..])
+                .bind(&pending.access_id)
+                .bind(pending.owner)
+                .bind(&id_hash[..])
+                .execute(&mut *tx)
+                .await?;
+        })
     }
     async fn take_pending_token(&self, id_hash: &[u8; 32]) -> Result<Option<PendingToken>> {
-        read!(self, c => sessions::take_pending(&mut c, id_hash).await)
+        // Read and cleared in one transaction, so a pending token is taken once.
+        write_tx!(self, self.unlocked(), tx => sessions::take_pending(&mut tx, id_hash).await?)
     }
     fn watch_changes(
         &self,
@@ -643,8 +691,23 @@ impl Store for PgStore {
             stop,
         )))
     }
+    async fn writable(&self) -> Result<()> {
+        match self.health.due() {
+            (None, _) => Ok(()),
+            (Some(f), false) => Err(StoreError::Degraded(f)),
+            (Some(_), true) => write_tx!(self, self.unlocked(), tx => {
+                sqlx::query(
+                    "INSERT INTO meta (name, value) VALUES ('write_probe', $1) \
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                )
+                .bind(&crate::health::probe_value()[..])
+                .execute(&mut *tx)
+                .await?;
+            }),
+        }
+    }
     async fn rotate_master_key(&self, new: &MasterKey) -> Result<usize> {
-        write!(self, tx => {
+        write_tx!(self, tx => {
             tokens::ensure_current_key(&mut tx, &self.key).await?;
             let rows = sqlx::query("SELECT id, sealed_key FROM api_tokens WHERE type = 'lmv1'").fetch_all(&mut *tx).await?;
             for row in &rows {

@@ -61,3 +61,12 @@ pub(super) async fn take_pending(
     let owner: Option<UserId> = row.try_get(2)?;
     crate::common::pending(digest, access_id, owner)
 }
+
+/// Ends every session of `user` (a new password, a suspension).
+pub(super) async fn end_all(conn: &mut PgConnection, user: UserId) -> Result<()> {
+    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+        .bind(user)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}

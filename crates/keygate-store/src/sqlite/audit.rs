@@ -7,20 +7,26 @@ use crate::error::Result;
 use crate::types::{AuditEntry, AuditRange, AuditRecord};
 
 pub(super) async fn append(conn: &mut SqliteConnection, r: &AuditRecord) -> Result<()> {
+    // Every entry passes through here, so every text is bounded and escaped here.
+    let clean = crate::common::audit::clean;
+    let via = r.via.as_ref();
     sqlx::query(
-        "INSERT INTO audit_log (at, user_id, username, ip, action, target_type, target_id, target, success, detail) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO audit_log (at, user_id, username, ip, action, target_type, target_id, target, success, detail, \
+         via_token_id, via_token, via_token_created_by) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(r.at)
     .bind(r.user_id)
-    .bind(&r.username)
-    .bind(r.ip.as_deref())
+    .bind(clean(&r.username))
+    .bind(r.ip.as_deref().map(clean))
     .bind(r.action.as_str())
-    .bind(&r.target_type)
+    .bind(clean(&r.target_type))
     .bind(r.target_id)
-    .bind(&r.target)
+    .bind(clean(&r.target))
     .bind(r.success)
-    .bind(&r.detail)
+    .bind(clean(&r.detail))
+    .bind(via.map(|v| v.token_id))
+    .bind(via.map_or(String::new(), |v| clean(&v.token)))
+    .bind(via.map_or(String::new(), |v| clean(&v.created_by)))
     .execute(&mut *conn)
     .await?;
     Ok(())
@@ -31,8 +37,7 @@ pub(super) async fn list(
     range: &AuditRange,
 ) -> Result<Vec<AuditEntry>> {
     let rows = sqlx::query(
-        "SELECT id, at, user_id, username, ip, action, target_type, target_id, target, success, detail \
-         FROM audit_log WHERE at >= ? AND at <= ? AND (? IS NULL OR id = ?) ORDER BY id DESC LIMIT ?",
+        concat!("SELECT ", crate::common::audit_columns!(), " FROM audit_log WHERE at >= ? AND at <= ? AND (? IS NULL OR id = ?) ORDER BY id DESC LIMIT ?"),
     )
     .bind(range.from.unwrap_or(EpochSeconds::MIN))
     .bind(range.to.unwrap_or(EpochSeconds::MAX))

@@ -245,3 +245,37 @@ pub(super) async fn role_grants(conn: &mut SqliteConnection, id: RoleId) -> Resu
     let privs = roles::privileges(conn, Some(id)).await?;
     Ok(Some(Grants::of_all(privs.values().flatten())))
 }
+
+/// What `user`'s roles grant together now (nothing for a missing user).
+pub(super) async fn user_grants(conn: &mut SqliteConnection, user: UserId) -> Result<Grants> {
+    let rows: Vec<(String, String, String)> = sqlx::query_as(
+        "SELECT rp.object_type, rp.object_id, rp.operation FROM user_roles ur \
+         JOIN role_privileges rp ON rp.role_id = ur.role_id WHERE ur.user_id = ?",
+    )
+    .bind(user)
+    .fetch_all(&mut *conn)
+    .await?;
+    Ok(crate::common::grants_of_rows(rows))
+}
+
+/// What a set of roles grants together (missing roles grant nothing).
+pub(super) async fn roles_grants(conn: &mut SqliteConnection, ids: &[RoleId]) -> Result<Grants> {
+    let mut g = Grants::NONE;
+    for id in ids {
+        g = g.union(role_grants(conn, *id).await?.unwrap_or(Grants::NONE));
+    }
+    Ok(g)
+}
+
+/// Fails with [`StoreError::LockOut`] when no active user holds `setting useraccess
+/// write` any more: run after a change, inside its transaction.
+pub(super) async fn ensure_a_user_admin(conn: &mut SqliteConnection) -> Result<()> {
+    let n: i64 = sqlx::query_scalar(crate::common::ACTIVE_USER_ADMINS)
+        .fetch_one(&mut *conn)
+        .await?;
+    if n > 0 {
+        Ok(())
+    } else {
+        Err(StoreError::LockOut)
+    }
+}

@@ -14,6 +14,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../migrations/sqlite/0005_change_log_floor.sql"),
     ),
+    (
+        6,
+        include_str!("../../migrations/sqlite/0006_audit_via.sql"),
+    ),
 ];
 
 pub(super) async fn run(pool: &SqlitePool) -> Result<()> {

@@ -7,19 +7,22 @@ use std::str::FromStr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use keygate_core::model::UserStatus;
 use keygate_core::model::{ApiToken, EpochSeconds, Portal, RoleId, TokenId, User, UserId};
-use keygate_core::policy::{Grants, PortalAdmin, TokenWrite, UserAdmin};
+use keygate_core::policy::{self, Grants, PortalAdmin, TokenWrite, UserAdmin};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
 use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use crate::Store;
 use crate::common;
 use crate::error::{Result, StoreError};
+use crate::health::Health;
 use crate::seal::MasterKey;
 use crate::types::*;
 
 mod audit;
 mod changes;
+mod file;
 mod migrate;
 mod portal;
 mod roles;
@@ -33,6 +36,10 @@ pub struct SqliteStore {
     pool: SqlitePool,
     /// Seals and unseals LMv1 access keys.
     key: Arc<MasterKey>,
+    /// The database file as opened: writes commit only while it is still this file.
+    file: Arc<file::DbFile>,
+    /// Whether writes are going through.
+    health: Arc<Health>,
 }
 
 /// A database URL keygate understands for SQLite: `sqlite://PATH`, `sqlite:PATH` or a
@@ -53,6 +60,10 @@ impl SqliteStore {
     /// Opens (creating if missing) the database file at `path`, applies migrations and
     /// checks `key` against the store's check value (recording it on a new store).
     pub async fn open(path: &str, key: MasterKey) -> Result<Self> {
+        // Created (or tightened) to 0600 before SQLite opens it: it holds password hashes,
+        // token digests and sealed keys, and SQLite gives its WAL and shared-memory
+        // files the database file's mode.
+        file::create_private(std::path::Path::new(path))?;
         let options = SqliteConnectOptions::from_str("sqlite:")
             .map_err(StoreError::Database)?
             .filename(path)
@@ -68,6 +79,10 @@ impl SqliteStore {
         let pool = SqlitePoolOptions::new()
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(5))
+            // A connection whose transaction could not be rolled back (SQLite may end a
+            // transaction on its own after SQLITE_FULL or an I/O error, and sqlx then
+            // still counts it as open) is closed rather than handed to the next write.
+            .after_release(|conn, _| Box::pin(crate::health::released(conn)))
             .connect_with(options)
             .await?;
         migrate::run(&pool).await?;
@@ -95,6 +110,8 @@ impl SqliteStore {
         Ok(Self {
             pool,
             key: Arc::new(key),
+            file: Arc::new(file::DbFile::opened(std::path::Path::new(path))?),
+            health: Arc::new(Health::default()),
         })
     }
 
@@ -103,17 +120,49 @@ impl SqliteStore {
         &self.pool
     }
 
-    async fn write(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin_with("BEGIN IMMEDIATE").await?)
+    async fn write(&self) -> Result<WriteTx> {
+        Ok(WriteTx {
+            tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            file: self.file.clone(),
+        })
+    }
+}
+
+/// A write transaction that commits only while the database file on disk is still the
+/// one this store opened and can be written: a change committed into a deleted file
+/// would be acknowledged and then lost at the next start.
+pub(crate) struct WriteTx {
+    tx: Transaction<'static, Sqlite>,
+    file: Arc<file::DbFile>,
+}
+
+impl WriteTx {
+    /// Checks the file, then commits.
+    pub(crate) async fn commit(self) -> Result<()> {
+        self.file.check()?;
+        self.tx.commit().await?;
+        Ok(())
+    }
+}
+
+impl std::ops::Deref for WriteTx {
+    type Target = sqlx::SqliteConnection;
+    fn deref(&self) -> &Self::Target {
+        &self.tx
+    }
+}
+
+impl std::ops::DerefMut for WriteTx {
+    fn deref_mut(&mut self) -> &mut Self::Target {
+        &mut self.tx
     }
 }
 
 impl Store for SqliteStore {
     async fn bootstrap(&self, admin_password_hash: &str, now: EpochSeconds) -> Result<bool> {
-        let mut tx = self.write().await?;
-        let created = portal::bootstrap(&mut tx, admin_password_hash, now).await?;
-        tx.commit().await?;
-        Ok(created)
+        write_tx!(self, tx => {
+            portal::bootstrap(&mut tx, admin_password_hash, now).await?
+        })
     }
 
     async fn portal(&self) -> Result<Portal> {
@@ -127,11 +176,11 @@ impl Store for SqliteStore {
         patch: &PortalPatch,
         now: EpochSeconds,
     ) -> Result<Portal> {
-        let mut tx = self.write().await?;
-        let p = portal::update(&mut tx, patch, now).await?;
-        audit::append(&mut tx, &common::audit::portal(cap.by(), patch, now)).await?;
-        tx.commit().await?;
-        Ok(p)
+        write_tx!(self, tx => {
+            let p = portal::update(&mut tx, patch, now).await?;
+            audit::append(&mut tx, &common::audit::portal(cap.by(), patch, now)).await?;
+            p
+        })
     }
 
     async fn roles(&self) -> Result<Vec<RoleWithCount>> {
@@ -155,13 +204,15 @@ impl Store for SqliteStore {
         input: &RoleInput,
         now: EpochSeconds,
     ) -> Result<RoleWithCount> {
-        let mut tx = self.write().await?;
-        let id = roles::create(&mut tx, input, now).await?;
-        let r = roles::get(&mut tx, id).await?;
-        let e = common::audit::role(cap.by(), AuditAction::RoleCreate, &r, String::new(), now);
-        audit::append(&mut tx, &e).await?;
-        tx.commit().await?;
-        Ok(r)
+        write_tx!(self, tx => {
+            cap.may_touch(Grants::of_all(&input.privileges), policy::ROLE_WOULD_GRANT)
+                .map_err(StoreError::Denied)?;
+            let id = roles::create(&mut tx, input, now).await?;
+            let r = roles::get(&mut tx, id).await?;
+            let e = common::audit::role(cap.by(), AuditAction::RoleCreate, &r, String::new(), now);
+            audit::append(&mut tx, &e).await?;
+            r
+        })
     }
 
     async fn update_role(
@@ -171,24 +222,35 @@ impl Store for SqliteStore {
         patch: &RolePatch,
         now: EpochSeconds,
     ) -> Result<RoleWithCount> {
-        let mut tx = self.write().await?;
-        roles::update(&mut tx, id, patch, now).await?;
-        let r = roles::get(&mut tx, id).await?;
-        let detail = common::audit::role_patch_detail(patch);
-        let e = common::audit::role(cap.by(), AuditAction::RoleUpdate, &r, detail, now);
-        audit::append(&mut tx, &e).await?;
-        tx.commit().await?;
-        Ok(r)
+        write_tx!(self, tx => {
+            let now_grants = changes::role_grants(&mut tx, id).await?;
+            cap.may_touch(now_grants.unwrap_or(Grants::NONE), policy::ROLE_GRANTS)
+                .map_err(StoreError::Denied)?;
+            if let Some(ps) = &patch.privileges {
+                cap.may_touch(Grants::of_all(ps), policy::ROLE_WOULD_GRANT)
+                    .map_err(StoreError::Denied)?;
+            }
+            roles::update(&mut tx, id, patch, now).await?;
+            if patch.privileges.is_some() {
+                changes::ensure_a_user_admin(&mut tx).await?;
+            }
+            let r = roles::get(&mut tx, id).await?;
+            let detail = common::audit::role_patch_detail(patch);
+            let e = common::audit::role(cap.by(), AuditAction::RoleUpdate, &r, detail, now);
+            audit::append(&mut tx, &e).await?;
+            r
+        })
     }
 
     async fn delete_role(&self, cap: &UserAdmin, id: RoleId, now: EpochSeconds) -> Result<()> {
-        let mut tx = self.write().await?;
-        let r = roles::get(&mut tx, id).await?;
-        roles::delete(&mut tx, id, now).await?;
-        let e = common::audit::role(cap.by(), AuditAction::RoleDelete, &r, String::new(), now);
-        audit::append(&mut tx, &e).await?;
-        tx.commit().await?;
-        Ok(())
+        write_tx!(self, tx => {
+            let r = roles::get(&mut tx, id).await?;
+            cap.may_touch(Grants::of_all(&r.role.privileges), policy::ROLE_GRANTS)
+                .map_err(StoreError::Denied)?;
+            roles::delete(&mut tx, id, now).await?;
+            let e = common::audit::role(cap.by(), AuditAction::RoleDelete, &r, String::new(), now);
+            audit::append(&mut tx, &e).await?;
+        })
     }
 
     async fn users(&self) -> Result<Vec<User>> {
@@ -214,13 +276,16 @@ impl Store for SqliteStore {
         created_by: &str,
         now: EpochSeconds,
     ) -> Result<User> {
-        let mut tx = self.write().await?;
-        let id = users::create(&mut tx, new, password_hash, created_by, now).await?;
-        let u = users::get(&mut tx, id).await?;
-        let e = common::audit::user(cap.by(), AuditAction::UserCreate, &u, String::new(), now);
-        audit::append(&mut tx, &e).await?;
-        tx.commit().await?;
-        Ok(u)
+        write_tx!(self, tx => {
+            let g = changes::roles_grants(&mut tx, &new.role_ids).await?;
+            cap.may_touch(g, policy::ROLES_GRANT)
+                .map_err(StoreError::Denied)?;
+            let id = users::create(&mut tx, new, password_hash, created_by, now).await?;
+            let u = users::get(&mut tx, id).await?;
+            let e = common::audit::user(cap.by(), AuditAction::UserCreate, &u, String::new(), now);
+            audit::append(&mut tx, &e).await?;
+            u
+        })
     }
 
     async fn update_user(
@@ -230,24 +295,43 @@ impl Store for SqliteStore {
         patch: &UserPatch,
         now: EpochSeconds,
     ) -> Result<User> {
-        let mut tx = self.write().await?;
-        users::update(&mut tx, id, patch, now).await?;
-        let u = users::get(&mut tx, id).await?;
-        let detail = common::audit::user_patch_detail(patch);
-        let e = common::audit::user(cap.by(), AuditAction::UserUpdate, &u, detail, now);
-        audit::append(&mut tx, &e).await?;
-        tx.commit().await?;
-        Ok(u)
+        write_tx!(self, tx => {
+            // Read in the transaction: what the user holds now, and what they would.
+            let held = changes::user_grants(&mut tx, id).await?;
+            cap.may_touch(held, policy::USER_HOLDS)
+                .map_err(StoreError::Denied)?;
+            if let Some(r) = &patch.role_ids {
+                let g = changes::roles_grants(&mut tx, r).await?;
+                cap.may_touch(g, policy::ROLES_GRANT)
+                    .map_err(StoreError::Denied)?;
+            }
+            users::update(&mut tx, id, patch, now).await?;
+            if patch.role_ids.is_some() || patch.status.is_some() {
+                changes::ensure_a_user_admin(&mut tx).await?;
+            }
+            if patch.password_hash.is_some() || patch.status == Some(UserStatus::Suspended) {
+                // A new password or a suspension ends every session the user had.
+                sessions::end_all(&mut tx, id).await?;
+            }
+            let u = users::get(&mut tx, id).await?;
+            let detail = common::audit::user_patch_detail(patch);
+            let e = common::audit::user(cap.by(), AuditAction::UserUpdate, &u, detail, now);
+            audit::append(&mut tx, &e).await?;
+            u
+        })
     }
 
     async fn delete_user(&self, cap: &UserAdmin, id: UserId, now: EpochSeconds) -> Result<()> {
-        let mut tx = self.write().await?;
-        let u = users::get(&mut tx, id).await?;
-        users::delete(&mut tx, id, now).await?;
-        let e = common::audit::user(cap.by(), AuditAction::UserDelete, &u, String::new(), now);
-        audit::append(&mut tx, &e).await?;
-        tx.commit().await?;
-        Ok(())
+        write_tx!(self, tx => {
+            let u = users::get(&mut tx, id).await?;
+            let held = changes::user_grants(&mut tx, id).await?;
+            cap.may_touch(held, policy::USER_HOLDS)
+                .map_err(StoreError::Denied)?;
+            users::delete(&mut tx, id, now).await?;
+            changes::ensure_a_user_admin(&mut tx).await?;
+            let e = common::audit::user(cap.by(), AuditAction::UserDelete, &u, String::new(), now);
+            audit::append(&mut tx, &e).await?;
+        })
     }
 
     async fn tokens(&self, owner: Option<UserId>) -> Result<Vec<ApiToken>> {
@@ -266,12 +350,12 @@ impl Store for SqliteStore {
         new: &NewBearerToken,
         now: EpochSeconds,
     ) -> Result<ApiToken> {
-        let mut tx = self.write().await?;
-        let t = tokens::create_bearer(&mut tx, cap.owner(), new, now).await?;
-        let e = common::audit::token(cap.by(), AuditAction::TokenCreate, &t, now);
-        audit::append(&mut tx, &e).await?;
-        tx.commit().await?;
-        Ok(t)
+        write_tx!(self, tx => {
+            let t = tokens::create_bearer(&mut tx, cap, new, now).await?;
+            let e = common::audit::token(cap.by(), AuditAction::TokenCreate, &t, now);
+            audit::append(&mut tx, &e).await?;
+            t
+        })
     }
 
     async fn create_lmv1_token(
@@ -280,12 +364,12 @@ impl Store for SqliteStore {
         new: &NewLmv1Token,
         now: EpochSeconds,
     ) -> Result<ApiToken> {
-        let mut tx = self.write().await?;
-        let t = tokens::create_lmv1(&mut tx, cap.owner(), new, &self.key, now).await?;
-        let e = common::audit::token(cap.by(), AuditAction::TokenCreate, &t, now);
-        audit::append(&mut tx, &e).await?;
-        tx.commit().await?;
-        Ok(t)
+        write_tx!(self, tx => {
+            let t = tokens::create_lmv1(&mut tx, cap, new, &self.key, now).await?;
+            let e = common::audit::token(cap.by(), AuditAction::TokenCreate, &t, now);
+            audit::append(&mut tx, &e).await?;
+            t
+        })
     }
 
     async fn update_token(
@@ -295,24 +379,23 @@ impl Store for SqliteStore {
         patch: &TokenPatch,
         now: EpochSeconds,
     ) -> Result<ApiToken> {
-        let mut tx = self.write().await?;
-        tokens::update(&mut tx, cap.owner(), id, patch, now).await?;
-        let t = tokens::get(&mut tx, id).await?;
-        for e in common::audit::token_patch(cap.by(), patch, &t, now) {
-            audit::append(&mut tx, &e).await?;
-        }
-        tx.commit().await?;
-        Ok(t)
+        write_tx!(self, tx => {
+            tokens::update(&mut tx, cap.owner(), id, patch, now).await?;
+            let t = tokens::get(&mut tx, id).await?;
+            for e in common::audit::token_patch(cap.by(), patch, &t, now) {
+                audit::append(&mut tx, &e).await?;
+            }
+            t
+        })
     }
 
     async fn delete_token(&self, cap: &TokenWrite, id: TokenId, now: EpochSeconds) -> Result<()> {
-        let mut tx = self.write().await?;
-        let t = tokens::get(&mut tx, id).await?;
-        tokens::delete(&mut tx, cap.owner(), id, now).await?;
-        let e = common::audit::token(cap.by(), AuditAction::TokenDelete, &t, now);
-        audit::append(&mut tx, &e).await?;
-        tx.commit().await?;
-        Ok(())
+        write_tx!(self, tx => {
+            let t = tokens::get(&mut tx, id).await?;
+            tokens::delete(&mut tx, cap.owner(), id, now).await?;
+            let e = common::audit::token(cap.by(), AuditAction::TokenDelete, &t, now);
+            audit::append(&mut tx, &e).await?;
+        })
     }
 
     async fn snapshot(&self) -> Result<Snapshot> {
@@ -345,27 +428,27 @@ impl Store for SqliteStore {
     }
 
     async fn prune_changes(&self, before: EpochSeconds) -> Result<u64> {
-        let mut tx = self.write().await?;
-        // The newest entry always stays: its seq is the log's position.
-        let top: Option<i64> = sqlx::query_scalar(
-            "SELECT MAX(seq) FROM change_log WHERE changed_on < ? AND seq < (SELECT MAX(seq) FROM change_log)",
-        )
-        .bind(before)
-        .fetch_one(&mut *tx)
-        .await?;
-        let Some(top) = top else {
-            return Ok(0);
-        };
-        let done = sqlx::query("DELETE FROM change_log WHERE seq <= ?")
-            .bind(top)
-            .execute(&mut *tx)
+        write_tx!(self, tx => {
+            // The newest entry always stays: its seq is the log's position.
+            let top: Option<i64> = sqlx::query_scalar(
+                "SELECT MAX(seq) FROM change_log WHERE changed_on < ? AND seq < (SELECT MAX(seq) FROM change_log)",
+            )
+            .bind(before)
+            .fetch_one(&mut *tx)
             .await?;
-        sqlx::query("UPDATE change_log_floor SET seq = MAX(seq, ?) WHERE id = 1")
-            .bind(top)
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(done.rows_affected())
+            let Some(top) = top else {
+                return Ok(0);
+            };
+            let done = sqlx::query("DELETE FROM change_log WHERE seq <= ?")
+                .bind(top)
+                .execute(&mut *tx)
+                .await?;
+            sqlx::query("UPDATE change_log_floor SET seq = MAX(seq, ?) WHERE id = 1")
+                .bind(top)
+                .execute(&mut *tx)
+                .await?;
+            done.rows_affected()
+        })
     }
 
     async fn index_entry(&self, id: TokenId) -> Result<Option<IndexEntry>> {
@@ -387,10 +470,9 @@ impl Store for SqliteStore {
         if batch.is_empty() {
             return Ok(());
         }
-        let mut tx = self.write().await?;
-        tokens::record_usage(&mut tx, batch).await?;
-        tx.commit().await?;
-        Ok(())
+        write_tx!(self, tx => {
+            tokens::record_usage(&mut tx, batch).await?;
+        })
     }
 
     async fn password_hash(&self, username: &str) -> Result<Option<(User, Option<String>)>> {
@@ -400,17 +482,16 @@ impl Store for SqliteStore {
 
     async fn record_sign_in(&self, attempt: &SignInAttempt, now: EpochSeconds) -> Result<()> {
         // Not a change any index cares about, so no change-log entry.
-        let mut tx = self.write().await?;
-        if let (true, Some(user)) = (attempt.success, attempt.user) {
-            sqlx::query("UPDATE users SET last_login_on = ? WHERE id = ?")
-                .bind(now)
-                .bind(user)
-                .execute(&mut *tx)
-                .await?;
-        }
-        audit::append(&mut tx, &common::audit::sign_in(attempt, now)).await?;
-        tx.commit().await?;
-        Ok(())
+        write_tx!(self, tx => {
+            if let (true, Some(user)) = (attempt.success, attempt.user) {
+                sqlx::query("UPDATE users SET last_login_on = ? WHERE id = ?")
+                    .bind(now)
+                    .bind(user)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            audit::append(&mut tx, &common::audit::sign_in(attempt, now)).await?;
+        })
     }
 
     async fn token_counts(&self) -> Result<Vec<TokenCount>> {
@@ -422,8 +503,7 @@ impl Store for SqliteStore {
     }
 
     async fn record_audit(&self, record: &AuditRecord) -> Result<()> {
-        let mut conn = self.pool.acquire().await?;
-        audit::append(&mut conn, record).await
+        write_tx!(self, tx => audit::append(&mut tx, record).await?)
     }
 
     async fn audit_log(&self, range: &AuditRange) -> Result<Vec<AuditEntry>> {
@@ -432,11 +512,13 @@ impl Store for SqliteStore {
     }
 
     async fn prune_audit(&self, before: EpochSeconds) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM audit_log WHERE at < ?")
-            .bind(before)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+        write_tx!(self, tx => {
+            sqlx::query("DELETE FROM audit_log WHERE at < ?")
+                .bind(before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        })
     }
 
     async fn create_session(
@@ -446,15 +528,16 @@ impl Store for SqliteStore {
         csrf: &str,
         now: EpochSeconds,
     ) -> Result<()> {
-        sqlx::query("INSERT INTO sessions (id_hash, user_id, csrf, created_on, last_seen_on) VALUES (?, ?, ?, ?, ?)")
-            .bind(&id_hash[..])
-            .bind(user)
-            .bind(csrf)
-            .bind(now)
-            .bind(now)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        write_tx!(self, tx => {
+            sqlx::query("INSERT INTO sessions (id_hash, user_id, csrf, created_on, last_seen_on) VALUES (?, ?, ?, ?, ?)")
+                .bind(&id_hash[..])
+                .bind(user)
+                .bind(csrf)
+                .bind(now)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+        })
     }
 
     async fn session(&self, id_hash: &[u8; 32]) -> Result<Option<Session>> {
@@ -463,20 +546,22 @@ impl Store for SqliteStore {
     }
 
     async fn touch_session(&self, id_hash: &[u8; 32], now: EpochSeconds) -> Result<()> {
-        sqlx::query("UPDATE sessions SET last_seen_on = ? WHERE id_hash = ?")
-            .bind(now)
-            .bind(&id_hash[..])
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        write_tx!(self, tx => {
+            sqlx::query("UPDATE sessions SET last_seen_on = ? WHERE id_hash = ?")
+                .bind(now)
+                .bind(&id_hash[..])
+                .execute(&mut *tx)
+                .await?;
+        })
     }
 
     async fn delete_session(&self, id_hash: &[u8; 32]) -> Result<()> {
-        sqlx::query("DELETE FROM sessions WHERE id_hash = ?")
-            .bind(&id_hash[..])
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+        write_tx!(self, tx => {
+            sqlx::query("DELETE FROM sessions WHERE id_hash = ?")
+                .bind(&id_hash[..])
+                .execute(&mut *tx)
+                .await?;
+        })
     }
 
     async fn prune_sessions(
@@ -484,58 +569,82 @@ impl Store for SqliteStore {
         idle_before: EpochSeconds,
         created_before: EpochSeconds,
     ) -> Result<u64> {
-        let done = sqlx::query("DELETE FROM sessions WHERE last_seen_on < ? OR created_on < ?")
-            .bind(idle_before)
-            .bind(created_before)
-            .execute(&self.pool)
-            .await?;
-        Ok(done.rows_affected())
+        write_tx!(self, tx => {
+            sqlx::query("DELETE FROM sessions WHERE last_seen_on < ? OR created_on < ?")
+                .bind(idle_before)
+                .bind(created_before)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected()
+        })
     }
 
     async fn set_pending_token(&self, id_hash: &[u8; 32], pending: &PendingToken) -> Result<()> {
-        sqlx::query(
-            "UPDATE sessions SET pending_digest = ?, pending_access_id = ?, pending_owner = ? WHERE id_hash = ?",
-        )
-        .bind(&pending.digest.0[..])
-        .bind(&pending.access_id)
-        .bind(pending.owner)
-        .bind(&id_hash[..])
-        .execute(&self.pool)
-        .await?;
-        Ok(())
+        write_tx!(self, tx => {
+            sqlx::query(
+                "UPDATE sessions SET pending_digest = ?, pending_access_id = ?, pending_owner = ? WHERE id_hash = ?",
+            )
+            .bind(&pending.digest.0[..])
+            .bind(&pending.access_id)
+            .bind(pending.owner)
+            .bind(&id_hash[..])
+            .execute(&mut *tx)
+            .await?;
+        })
     }
 
     async fn take_pending_token(&self, id_hash: &[u8; 32]) -> Result<Option<PendingToken>> {
-        let mut tx = self.write().await?;
-        let p = sessions::take_pending(&mut tx, id_hash).await?;
-        tx.commit().await?;
-        Ok(p)
+        write_tx!(self, tx => {
+            sessions::take_pending(&mut tx, id_hash).await?
+        })
+    }
+
+    async fn writable(&self) -> Result<()> {
+        if let Err(e) = self.file.check() {
+            if let StoreError::Degraded(f) = e {
+                self.health.fault(f);
+            }
+            return Err(e);
+        }
+        match self.health.due() {
+            (None, _) => Ok(()),
+            (Some(f), false) => Err(StoreError::Degraded(f)),
+            (Some(_), true) => write_tx!(self, tx => {
+                sqlx::query(
+                    "INSERT INTO meta (name, value) VALUES ('write_probe', ?) \
+                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
+                )
+                .bind(&crate::health::probe_value()[..])
+                .execute(&mut *tx)
+                .await?;
+            }),
+        }
     }
 
     async fn rotate_master_key(&self, new: &MasterKey) -> Result<usize> {
-        let mut tx = self.write().await?;
-        tokens::ensure_current_key(&mut tx, &self.key).await?;
-        let rows = sqlx::query("SELECT id, sealed_key FROM api_tokens WHERE type = 'lmv1'")
-            .fetch_all(&mut *tx)
-            .await?;
-        for row in &rows {
-            use sqlx::Row as _;
-            let id: TokenId = row.try_get(0)?;
-            let sealed: Option<Vec<u8>> = row.try_get(1)?;
-            let sealed = sealed.ok_or(StoreError::Corrupt("LMv1 token without a sealed key"))?;
-            let plain = self.key.open(&sealed, id)?;
-            sqlx::query("UPDATE api_tokens SET sealed_key = ? WHERE id = ?")
-                .bind(new.seal(&plain, id)?)
-                .bind(id)
+        write_tx!(self, tx => {
+            tokens::ensure_current_key(&mut tx, &self.key).await?;
+            let rows = sqlx::query("SELECT id, sealed_key FROM api_tokens WHERE type = 'lmv1'")
+                .fetch_all(&mut *tx)
+                .await?;
+            for row in &rows {
+                use sqlx::Row as _;
+                let id: TokenId = row.try_get(0)?;
+                let sealed: Option<Vec<u8>> = row.try_get(1)?;
+                let sealed = sealed.ok_or(StoreError::Corrupt("LMv1 token without a sealed key"))?;
+                let plain = self.key.open(&sealed, id)?;
+                sqlx::query("UPDATE api_tokens SET sealed_key = ? WHERE id = ?")
+                    .bind(new.seal(&plain, id)?)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            sqlx::query("UPDATE meta SET value = ? WHERE name = 'master_key_check'")
+                .bind(new.check_value())
                 .execute(&mut *tx)
                 .await?;
-        }
-        sqlx::query("UPDATE meta SET value = ? WHERE name = 'master_key_check'")
-            .bind(new.check_value())
-            .execute(&mut *tx)
-            .await?;
-        tx.commit().await?;
-        Ok(rows.len())
+            rows.len()
+        })
     }
 }
 

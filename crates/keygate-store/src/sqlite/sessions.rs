@@ -62,3 +62,12 @@ pub(super) async fn take_pending(
         .await?;
     crate::common::pending(digest, access_id, owner)
 }
+
+/// Ends every session of `user` (a new password, a suspension).
+pub(super) async fn end_all(conn: &mut SqliteConnection, user: UserId) -> Result<()> {
+    sqlx::query("DELETE FROM sessions WHERE user_id = ?")
+        .bind(user)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}

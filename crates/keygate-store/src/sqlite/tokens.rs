@@ -1,9 +1,7 @@
 //! API tokens: creation with its owner checks, note/status changes, deletion, usage.
 
-use keygate_core::model::{
-    ApiToken, EpochSeconds, Privilege, TokenId, TokenStatus, TokenType, UserId,
-};
-use keygate_core::policy::{self, Grants};
+use keygate_core::model::{ApiToken, EpochSeconds, TokenId, TokenStatus, TokenType, UserId};
+use keygate_core::policy::{self, TokenWrite};
 use sqlx::{Row, SqliteConnection};
 
 use super::{TokenRef, log_token_change};
@@ -96,27 +94,15 @@ async fn owner_for_new_token(conn: &mut SqliteConnection, owner: UserId) -> Resu
 
 pub(super) async fn create_bearer(
     conn: &mut SqliteConnection,
-    owner: UserId,
+    cap: &TokenWrite,
     new: &NewBearerToken,
     now: EpochSeconds,
 ) -> Result<ApiToken> {
+    let owner = cap.owner();
     let state = owner_for_new_token(conn, owner).await?;
-    let privileges = sqlx::query(
-        "SELECT rp.object_type, rp.object_id, rp.operation FROM user_roles ur \
-         JOIN role_privileges rp ON rp.role_id = ur.role_id WHERE ur.user_id = ?",
-    )
-    .bind(owner)
-    .fetch_all(&mut *conn)
-    .await?;
-    let mut grants = Grants::NONE;
-    for p in &privileges {
-        let p = Privilege {
-            object_type: p.try_get(0)?,
-            object_id: p.try_get(1)?,
-            operation: p.try_get(2)?,
-        };
-        grants = grants.union(Grants::of(&p));
-    }
+    // What the token would act with, read here so no role change can slip in between.
+    let grants = super::changes::user_grants(conn, owner).await?;
+    cap.may_mint(grants).map_err(StoreError::Denied)?;
     policy::bearer_owner(grants, state.traces_enabled)
         .map_err(|r| StoreError::BearerRefused(r, state.username))?;
     let row = sqlx::query(
@@ -176,13 +162,16 @@ pub(super) async fn ensure_current_key(conn: &mut SqliteConnection, key: &Master
 
 pub(super) async fn create_lmv1(
     conn: &mut SqliteConnection,
-    owner: UserId,
+    cap: &TokenWrite,
     new: &NewLmv1Token,
     key: &MasterKey,
     now: EpochSeconds,
 ) -> Result<ApiToken> {
+    let owner = cap.owner();
     ensure_current_key(conn, key).await?;
     owner_for_new_token(conn, owner).await?;
+    let grants = super::changes::user_grants(conn, owner).await?;
+    cap.may_mint(grants).map_err(StoreError::Denied)?;
     let row = sqlx::query(concat!(
         "INSERT INTO api_tokens (user_id, type, access_id, note, status, created_on, created_by) \
          VALUES (?, 'lmv1', ?, ?, ?, ?, ?) RETURNING ",

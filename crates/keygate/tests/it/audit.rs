@@ -379,3 +379,140 @@ async fn changes_refused_for_want_of_a_privilege_are_recorded_as_failures() {
         true
     );
 }
+
+/// A user whose role grants nothing, with an LMv1 token (no owner requirement);
+/// returns (user id, access id, key).
+async fn powerless(s: &Server) -> (i64, String, String) {
+    let nothing = s.role("nothing", &[]).await;
+    let id = s.user("powerless", &[nothing]).await;
+    let (_, access_id, key) = s.lmv1_for(id, "flood").await;
+    (id, access_id, key)
+}
+
+#[tokio::test]
+async fn refused_changes_cannot_grow_the_audit_log() {
+    let burst = 5;
+    let Some(s) = Server::start_with(ServerConfig {
+        refusal_throttle: keygate_auth::throttle::ThrottleConfig {
+            burst: f64::from(burst),
+            refill_per_second: 0.5,
+            ..Default::default()
+        },
+        ..test_config()
+    })
+    .await
+    else {
+        return;
+    };
+    let (_, access_id, key) = powerless(&s).await;
+    let post = |body: String| {
+        let (access_id, key) = (access_id.clone(), key.clone());
+        let s = &s;
+        async move {
+            s.lmv1(
+                reqwest::Method::POST,
+                &access_id,
+                &key,
+                "/setting/roles",
+                Some(&body),
+                now_millis(),
+            )
+            .await
+        }
+    };
+    // Input is validated before anything is recorded: a 60 KB name is a 400.
+    let r = post(json!({"name": "n".repeat(60_000)}).to_string()).await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(entries(&s, "username:powerless").await.is_empty());
+    // Valid attempts: the burst is recorded, the rest answered 429 and only counted.
+    let mut statuses = Vec::new();
+    for n in 0..30 {
+        statuses.push(
+            post(json!({"name": format!("r{n}")}).to_string())
+                .await
+                .status,
+        );
+    }
+    let refused = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::FORBIDDEN)
+        .count();
+    let limited = statuses
+        .iter()
+        .filter(|s| **s == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(
+        refused >= burst as usize && refused <= burst as usize + 2,
+        "{statuses:?}"
+    );
+    assert_eq!(refused + limited, 30, "{statuses:?}");
+    let recorded = entries(&s, "username:powerless,outcome:failure").await;
+    assert_eq!(
+        recorded.len(),
+        refused,
+        "one entry per answered 403 and no more"
+    );
+    // Once the bucket refills, the next refusal is recorded with a count of the rest.
+    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    let r = post(json!({"name": "later"}).to_string()).await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let summary = entries(&s, "action:suppressed").await;
+    assert_eq!(summary.len(), 1, "{summary:?}");
+    assert!(
+        summary[0]["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with(&format!("{limited} more refused changes"))),
+        "{summary:?}"
+    );
+    assert_eq!(summary[0]["username"], "powerless");
+    // Nothing was created.
+    let roles = s.get(&s.admin_token, "/setting/roles?filter=name~r").await;
+    assert!(
+        roles.body["items"]
+            .as_array()
+            .is_some_and(|a| a.iter().all(|r| r["name"] != "r0")),
+        "{}",
+        roles.text
+    );
+}
+
+#[tokio::test]
+async fn caller_text_in_the_audit_log_is_bounded_and_escaped() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    // A sign-in name is not validated (it names no one), so it reaches the log as sent:
+    // NUL, ESC, CR/LF, a bidi override and far too much of it.
+    let name = format!(
+        "admin\u{0}\r\n2026-01-01 admin signin success\u{1b}[31m\u{202e}{}",
+        "x".repeat(5000)
+    );
+    let r = signin(&s, &name, "wrong-password", None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let items = entries(&s, "action:signin").await;
+    assert_eq!(items.len(), 1, "recorded on this backend too: {items:?}");
+    let stored = items[0]["username"].as_str().expect("username");
+    assert!(
+        !stored.chars().any(|c| c.is_control() || c == '\u{202e}'),
+        "{stored:?}"
+    );
+    assert!(
+        stored.starts_with("admin\\u{0}\\u{d}\\u{a}2026"),
+        "{stored:?}"
+    );
+    assert!(
+        stored.chars().count() <= 260,
+        "{} chars",
+        stored.chars().count()
+    );
+    // The UI page shows the same bounded, escaped text.
+    let (id, _) = super::ui_http::session(&s, "admin", "bootstrap-password").await;
+    let page = send(
+        reqwest::Client::new()
+            .get(format!("http://{}/settings/user-access/audit", s.addr))
+            .header("Cookie", format!("keygate_session={id}")),
+    )
+    .await;
+    assert!(!page.text.contains('\u{1b}') && !page.text.contains('\u{0}'));
+    assert!(page.text.len() < 200_000, "{} bytes", page.text.len());
+}

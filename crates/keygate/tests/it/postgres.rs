@@ -26,6 +26,8 @@ mod metrics;
 mod multinode;
 #[path = "openapi.rs"]
 mod openapi;
+#[path = "privileges.rs"]
+mod privileges;
 #[path = "support.rs"]
 pub mod support;
 #[path = "throttle.rs"]

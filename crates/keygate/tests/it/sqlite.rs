@@ -27,6 +27,10 @@ mod logs;
 mod metrics;
 #[path = "openapi.rs"]
 mod openapi;
+#[path = "privileges.rs"]
+mod privileges;
+#[path = "storage.rs"]
+mod storage;
 #[path = "support.rs"]
 pub mod support;
 #[path = "throttle.rs"]

@@ -68,6 +68,10 @@ pub fn test_config() -> ServerConfig {
             burst: 100_000.0,
             ..Default::default()
         },
+        refusal_throttle: keygate_auth::throttle::ThrottleConfig {
+            burst: 100_000.0,
+            ..Default::default()
+        },
         ..ServerConfig::default()
     }
 }
@@ -81,7 +85,11 @@ impl Server {
     /// A fresh server on this copy's backend; `None` (after a loud line) when that
     /// backend is PostgreSQL and no test database is configured.
     pub async fn start_with(config: ServerConfig) -> Option<Self> {
-        let dir = tempfile::tempdir().expect("temp dir");
+        Self::start_at(tempfile::tempdir().expect("temp dir"), config).await
+    }
+
+    /// A fresh server keeping its files (SQLite database, master key) in `dir`.
+    pub async fn start_at(dir: tempfile::TempDir, config: ServerConfig) -> Option<Self> {
         let key = MasterKey::generate().expect("master key");
         // Where the admin CLI looks for it (keygate.key beside keygate.db; for
         // PostgreSQL it is passed explicitly, see `cli_env`).

@@ -555,3 +555,114 @@ async fn pages_need_the_matching_privilege() {
         assert!(!r.text.contains(">Bearer Tokens</a>"), "tab hidden: {path}");
     }
 }
+
+/// `keygate_password_checks_total` as the server reports it.
+async fn password_checks(s: &Server) -> u64 {
+    let r = send(raw().get(format!("http://{}/metrics", s.addr))).await;
+    r.text
+        .lines()
+        .find_map(|l| l.strip_prefix("keygate_password_checks_total "))
+        .and_then(|n| n.trim().parse().ok())
+        .expect("keygate_password_checks_total is exported")
+}
+
+#[tokio::test]
+async fn every_refused_sign_in_costs_one_password_check() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let mk = |body: serde_json::Value| async {
+        let r = s.post(&s.admin_token, "/setting/admins", body).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    };
+    mk(json!({"username": "sleeper", "email": "s@x.io", "roles": [{"id": READONLY}], "password": "sleeper-password", "status": "suspended"})).await;
+    mk(json!({"username": "robot", "email": "r@x.io", "roles": [{"id": READONLY}], "password": "robot-password", "apionly": true})).await;
+    mk(json!({"username": "nopass", "email": "n@x.io", "roles": [{"id": READONLY}]})).await;
+    // Suspended, API-only and password-less users, unknown users and wrong passwords:
+    // the same work for each, so time does not tell which accounts exist.
+    for (u, p) in [
+        ("sleeper", "sleeper-password"),
+        ("robot", "robot-password"),
+        ("nopass", "any-password-1"),
+        ("nobody", "any-password-1"),
+        ("admin", "wrong-password"),
+    ] {
+        let before = password_checks(&s).await;
+        let r = signin(&s, u, p, None).await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{u}");
+        assert_eq!(
+            password_checks(&s).await,
+            before + 1,
+            "{u}: one argon2id check"
+        );
+    }
+}
+
+#[tokio::test]
+async fn a_new_password_or_a_suspension_ends_the_users_sessions() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let r = s
+        .post(
+            &s.admin_token,
+            "/setting/admins",
+            json!({"username": "alice", "email": "a@x.io", "roles": [{"id": READONLY}], "password": "alice-password-1"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let alice = r.body["id"].as_i64().expect("id");
+    let s = &s;
+    let live = |id: String| async move {
+        with_cookie(
+            s,
+            Method::GET,
+            "/santaba/rest/setting/portal",
+            &id,
+            None,
+            None,
+        )
+        .await
+        .status
+    };
+    // A password reset by an administrator ends the session at once (also the one
+    // the browser kept), while other users' sessions go on.
+    let (first, _) = session(s, "alice", "alice-password-1").await;
+    let (admins, _) = session(s, "admin", "bootstrap-password").await;
+    assert_eq!(live(first.clone()).await, StatusCode::OK);
+    let r = s
+        .patch(
+            &s.admin_token,
+            &format!("/setting/admins/{alice}"),
+            json!({"password": "alice-password-2"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(live(first).await, StatusCode::UNAUTHORIZED);
+    assert_eq!(live(admins.clone()).await, StatusCode::OK);
+    // A suspension ends it too, and reactivating does not bring it back.
+    let (second, _) = session(s, "alice", "alice-password-2").await;
+    for status in ["suspended", "active"] {
+        let r = s
+            .patch(
+                &s.admin_token,
+                &format!("/setting/admins/{alice}"),
+                json!({"status": status}),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    assert_eq!(live(second).await, StatusCode::UNAUTHORIZED);
+    // Other changes (a note) leave sessions alone.
+    let (third, _) = session(s, "alice", "alice-password-2").await;
+    let r = s
+        .patch(
+            &s.admin_token,
+            &format!("/setting/admins/{alice}"),
+            json!({"note": "hello"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(live(third).await, StatusCode::OK);
+    assert_eq!(live(admins).await, StatusCode::OK);
+}
