@@ -9,6 +9,7 @@
 //! - [`policy`] — who may do what; hands out the capabilities that store writes require.
 //! - [`query`] — LogicMonitor list queries (`filter`, `sort`, `fields`, paging).
 //! - [`validate`] — bounds on user-supplied values.
+//! - [`username`] — the normal form, identity and look of usernames.
 //! - [`password`] — argon2id password hashing.
 //! - [`random`] — secrets from the OS CSPRNG.
 //! - [`error`] — the crate's error type.
@@ -23,6 +24,7 @@ pub mod policy;
 pub mod query;
 pub mod random;
 pub mod token;
+pub mod username;
 pub mod validate;
 
 pub use error::{CredentialError, Error, QueryError, TokenFormatError};

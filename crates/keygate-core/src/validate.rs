@@ -5,7 +5,7 @@ use crate::Error;
 /// Longest token or user note, in characters.
 pub const MAX_NOTE: usize = 1024;
 /// Longest username, in characters.
-pub const MAX_USERNAME: usize = 128;
+pub const MAX_USERNAME: usize = crate::username::MAX_LEN;
 /// Longest email address.
 pub const MAX_EMAIL: usize = 254;
 /// Longest first or last name, role name, company name.
@@ -46,22 +46,10 @@ pub fn note(field: &'static str, s: &str) -> Result<(), Error> {
     no_control(field, s)
 }
 
-/// A username: 1 to 128 characters, no whitespace or control characters.
-pub fn username(s: &str) -> Result<(), Error> {
-    let n = s.chars().count();
-    if n == 0 || n > MAX_USERNAME {
-        return Err(invalid(
-            "username",
-            format!("must be 1 to {MAX_USERNAME} characters"),
-        ));
-    }
-    if s.chars().any(|c| c.is_whitespace() || c.is_control()) {
-        return Err(invalid(
-            "username",
-            "must not contain whitespace or control characters",
-        ));
-    }
-    Ok(())
+/// A username: 1 to 128 characters in the profile of [`crate::username`]. Returns
+/// the normal form to store.
+pub fn username(s: &str) -> Result<String, Error> {
+    crate::username::normalize(s)
 }
 
 /// An email address: something@something, at most 254 characters, no whitespace.

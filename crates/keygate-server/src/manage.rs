@@ -631,12 +631,12 @@ impl<S: Store> Manager<S> {
     pub async fn create_user(
         &self,
         actor: &Actor,
-        new: NewUser,
+        mut new: NewUser,
         password: Option<String>,
     ) -> Result<UserView, ApiError> {
         // Checked before anything is recorded, so a refused attempt is stored only with
         // input that passed validation.
-        validate::username(&new.username)?;
+        new.username = validate::username(&new.username)?;
         validate::email(&new.email)?;
         validate::name("firstName", &new.first_name, false)?;
         validate::name("lastName", &new.last_name, false)?;
@@ -680,10 +680,10 @@ impl<S: Store> Manager<S> {
         id: UserId,
         mut changes: UserChanges,
     ) -> Result<UserView, ApiError> {
-        let p = &changes.patch;
-        if let Some(u) = &p.username {
-            validate::username(u)?;
+        if let Some(u) = &changes.patch.username {
+            changes.patch.username = Some(validate::username(u)?);
         }
+        let p = &changes.patch;
         if let Some(e) = &p.email {
             validate::email(e)?;
         }

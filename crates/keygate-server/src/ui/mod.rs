@@ -424,8 +424,14 @@ async fn pending_token<S: Store>(
     let owner = admin_id(&b)?;
     // The same checks as creating it, so the page says at once if it cannot be saved.
     let actor = page.actor();
-    keygate_core::policy::token_write(&actor, owner)
+    let cap = keygate_core::policy::token_write(&actor, owner)
         .map_err(|d| ApiError::from_denied(d, || "not found".to_owned()))?;
+    // What the token would act with, as this node knows it now (saving checks again
+    // inside the transaction).
+    if let Ok(p) = st.verifier.session_principal(owner, st.clock.now_millis()) {
+        cap.may_mint(p.grants)
+            .map_err(|d| ApiError::from_denied(d, || "not found".to_owned()))?;
+    }
     let token = BearerToken::generate()?;
     let pending = PendingToken {
         digest: token.digest(),

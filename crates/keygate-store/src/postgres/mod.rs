@@ -50,6 +50,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         4,
         include_str!("../../migrations/postgres/0004_audit_via.sql"),
     ),
+    (
+        5,
+        include_str!("../../migrations/postgres/0005_username_key.sql"),
+    ),
 ];
 
 /// Whether a database URL names PostgreSQL.
@@ -171,7 +175,47 @@ async fn migrate(pool: &PgPool) -> Result<()> {
             tracing::info!(version, "applied database migration");
         }
     }
+    fill_username_keys(&mut tx).await?;
     tx.commit().await?;
+    Ok(())
+}
+
+/// Fills in the identity and look of users that have none yet (those made before
+/// migration 5), then makes sure the indexes exist. Two old names with one identity
+/// keep working by exact name; the later one's key gets a suffix no valid name has,
+/// and a warning asks for a rename.
+async fn fill_username_keys(conn: &mut PgConnection) -> Result<()> {
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, username FROM users WHERE username_key IS NULL ORDER BY id")
+            .fetch_all(&mut *conn)
+            .await?;
+    for (id, name) in rows {
+        let mut key = keygate_core::username::key(&name);
+        let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE username_key = $1")
+            .bind(&key)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if let Some(other) = taken {
+            tracing::warn!(
+                user = id,
+                other,
+                "two users have the same username but for case or form; rename one (the later signs in by its exact name only)"
+            );
+            key = format!("{key}#{id}");
+        }
+        sqlx::query("UPDATE users SET username_key = $1, username_skeleton = $2 WHERE id = $3")
+            .bind(&key)
+            .bind(keygate_core::username::skeleton(&name))
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::query("CREATE UNIQUE INDEX IF NOT EXISTS users_username_key ON users(username_key)")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("CREATE INDEX IF NOT EXISTS users_username_skeleton ON users(username_skeleton)")
+        .execute(&mut *conn)
+        .await?;
     Ok(())
 }
 

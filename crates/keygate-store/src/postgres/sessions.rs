@@ -11,13 +11,13 @@ pub(super) async fn password_hash(
     conn: &mut PgConnection,
     username: &str,
 ) -> Result<Option<(User, Option<String>)>> {
-    let row = sqlx::query("SELECT id, password_hash FROM users WHERE lower(username) = lower($1)")
-        .bind(username)
-        .fetch_optional(&mut *conn)
+    let Some(id) = users::id_by_name(conn, username).await? else {
+        return Ok(None);
+    };
+    let hash: Option<String> = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+        .bind(id)
+        .fetch_one(&mut *conn)
         .await?;
-    let Some(row) = row else { return Ok(None) };
-    let id: UserId = row.try_get(0)?;
-    let hash: Option<String> = row.try_get(1)?;
     Ok(Some((users::get(conn, id).await?, hash)))
 }
 

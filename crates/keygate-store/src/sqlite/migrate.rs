@@ -18,6 +18,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
         6,
         include_str!("../../migrations/sqlite/0006_audit_via.sql"),
     ),
+    (
+        7,
+        include_str!("../../migrations/sqlite/0007_username_key.sql"),
+    ),
 ];
 
 pub(super) async fn run(pool: &SqlitePool) -> Result<()> {
@@ -41,5 +45,109 @@ pub(super) async fn run(pool: &SqlitePool) -> Result<()> {
         }
         tx.commit().await?;
     }
+    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
+    fill_username_keys(&mut tx).await?;
+    tx.commit().await?;
     Ok(())
+}
+
+/// Fills in the identity and look of users that have none yet (those made before
+/// migration 7), then makes sure the indexes exist. Two old names with one identity
+/// (`Ärger` and `ärger` could coexist) keep working by exact name; the later one's
+/// key gets a suffix no valid name has, and a warning asks for a rename.
+async fn fill_username_keys(conn: &mut sqlx::SqliteConnection) -> Result<()> {
+    let rows: Vec<(i64, String)> =
+        sqlx::query_as("SELECT id, username FROM users WHERE username_key IS NULL ORDER BY id")
+            .fetch_all(&mut *conn)
+            .await?;
+    for (id, name) in rows {
+        let mut key = keygate_core::username::key(&name);
+        let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE username_key = ?")
+            .bind(&key)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if let Some(other) = taken {
+            tracing::warn!(
+                user = id,
+                other,
+                "two users have the same username but for case or form; rename one (the later signs in by its exact name only)"
+            );
+            key = format!("{key}#{id}");
+        }
+        sqlx::query("UPDATE users SET username_key = ?, username_skeleton = ? WHERE id = ?")
+            .bind(&key)
+            .bind(keygate_core::username::skeleton(&name))
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
+    sqlx::query("CREATE UNIQUE INDEX IF NOT EXISTS users_username_key ON users(username_key)")
+        .execute(&mut *conn)
+        .await?;
+    sqlx::query("CREATE INDEX IF NOT EXISTS users_username_skeleton ON users(username_skeleton)")
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::{MasterKey, SqliteStore, Store};
+
+    #[tokio::test]
+    async fn users_made_before_the_username_key_get_one_and_colliding_old_names_keep_working() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let path = path.to_str().unwrap();
+        let key = MasterKey::generate().unwrap();
+        let store = SqliteStore::open(path, key.clone()).await.unwrap();
+        assert!(store.bootstrap("hash", 1).await.unwrap());
+        // Two names SQLite's NOCASE let coexist, as rows from before migration 7.
+        for name in ["Ärger", "ärger"] {
+            sqlx::query(
+                "INSERT INTO users (username, email, first_name, last_name, status, api_only, note, created_by, created_on) \
+                 VALUES (?, 'e@x', '', '', 'active', 0, '', 'test', 1)",
+            )
+            .bind(name)
+            .execute(store.pool())
+            .await
+            .unwrap();
+        }
+        sqlx::query("DROP INDEX users_username_key")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        sqlx::query("UPDATE users SET username_key = NULL, username_skeleton = NULL")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        drop(store);
+        let store = SqliteStore::open(path, key).await.unwrap();
+        let keys: Vec<(String, Option<String>)> =
+            sqlx::query_as("SELECT username, username_key FROM users ORDER BY id")
+                .fetch_all(store.pool())
+                .await
+                .unwrap();
+        assert_eq!(keys[0], ("admin".to_owned(), Some("admin".to_owned())));
+        assert_eq!(keys[1].1.as_deref(), Some("ärger"));
+        assert!(
+            keys[2]
+                .1
+                .as_deref()
+                .is_some_and(|k| k.starts_with("ärger#"))
+        );
+        // Each still found by its exact name; the identity finds the first.
+        assert_eq!(
+            store.user_by_username("ärger").await.unwrap().username,
+            "ärger"
+        );
+        assert_eq!(
+            store.user_by_username("Ärger").await.unwrap().username,
+            "Ärger"
+        );
+        assert_eq!(
+            store.user_by_username("ÄRGER").await.unwrap().username,
+            "Ärger"
+        );
+    }
 }

@@ -79,13 +79,46 @@ pub(super) async fn get(conn: &mut SqliteConnection, id: UserId) -> Result<User>
     from_row(&row, &mut roles)
 }
 
+/// The user a sign-in or CLI name means: the one with exactly that name, else the
+/// one with its identity ([`keygate_core::username::key`]).
+pub(super) async fn id_by_name(
+    conn: &mut SqliteConnection,
+    username: &str,
+) -> Result<Option<UserId>> {
+    Ok(sqlx::query_scalar(
+        "SELECT id FROM users WHERE username_key = ?1 OR username = ?2 \
+         ORDER BY CASE WHEN username = ?2 THEN 0 ELSE 1 END LIMIT 1",
+    )
+    .bind(keygate_core::username::key(username))
+    .bind(username)
+    .fetch_optional(&mut *conn)
+    .await?)
+}
+
 pub(super) async fn by_username(conn: &mut SqliteConnection, username: &str) -> Result<User> {
-    let id: Option<UserId> = sqlx::query_scalar("SELECT id FROM users WHERE username = ?")
-        .bind(username)
-        .fetch_optional(&mut *conn)
-        .await?;
+    let id = id_by_name(conn, username).await?;
     let id = id.ok_or_else(|| StoreError::NotFound(format!("user \"{username}\"")))?;
     get(conn, id).await
+}
+
+/// Refuses a name (for a new user, or `id` renamed) that looks like another user's:
+/// the same UTS #39 skeleton under a different identity.
+async fn check_look(conn: &mut SqliteConnection, id: Option<UserId>, name: &str) -> Result<()> {
+    let other: Option<String> = sqlx::query_scalar(
+        "SELECT username FROM users WHERE username_skeleton = ?1 AND username_key <> ?2 \
+         AND (?3 IS NULL OR id <> ?3) LIMIT 1",
+    )
+    .bind(keygate_core::username::skeleton(name))
+    .bind(keygate_core::username::key(name))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?;
+    match other {
+        Some(other) => Err(StoreError::Conflict(format!(
+            "the username \"{name}\" looks too much like that of the existing user \"{other}\"; choose another"
+        ))),
+        None => Ok(()),
+    }
 }
 
 fn name_taken(e: sqlx::Error, username: &str) -> StoreError {
@@ -123,9 +156,10 @@ pub(super) async fn create(
     created_by: &str,
     now: EpochSeconds,
 ) -> Result<UserId> {
+    check_look(conn, None, &u.username).await?;
     let id: UserId = sqlx::query_scalar(
-        "INSERT INTO users (username, email, first_name, last_name, status, api_only, note, password_hash, created_by, created_on) \
-         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+        "INSERT INTO users (username, email, first_name, last_name, status, api_only, note, password_hash, created_by, created_on, \
+         username_key, username_skeleton) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
     )
     .bind(&u.username)
     .bind(&u.email)
@@ -137,6 +171,8 @@ pub(super) async fn create(
     .bind(password_hash)
     .bind(created_by)
     .bind(now)
+    .bind(keygate_core::username::key(&u.username))
+    .bind(keygate_core::username::skeleton(&u.username))
     .fetch_one(&mut *conn)
     .await
     .map_err(|e| name_taken(e, &u.username))?;
@@ -151,10 +187,14 @@ pub(super) async fn update(
     p: &UserPatch,
     now: EpochSeconds,
 ) -> Result<()> {
+    if let Some(name) = &p.username {
+        check_look(conn, Some(id), name).await?;
+    }
     let done = sqlx::query(
         "UPDATE users SET username = COALESCE(?, username), email = COALESCE(?, email), \
          first_name = COALESCE(?, first_name), last_name = COALESCE(?, last_name), status = COALESCE(?, status), \
-         api_only = COALESCE(?, api_only), note = COALESCE(?, note), password_hash = COALESCE(?, password_hash) \
+         api_only = COALESCE(?, api_only), note = COALESCE(?, note), password_hash = COALESCE(?, password_hash), \
+         username_key = COALESCE(?, username_key), username_skeleton = COALESCE(?, username_skeleton) \
          WHERE id = ?",
     )
     .bind(p.username.as_deref())
@@ -165,6 +205,8 @@ pub(super) async fn update(
     .bind(p.api_only)
     .bind(p.note.as_deref())
     .bind(p.password_hash.as_deref())
+    .bind(p.username.as_deref().map(keygate_core::username::key))
+    .bind(p.username.as_deref().map(keygate_core::username::skeleton))
     .bind(id)
     .execute(&mut *conn)
     .await

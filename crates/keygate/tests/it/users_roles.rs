@@ -307,3 +307,81 @@ async fn portal_settings() {
         "keygate"
     );
 }
+
+#[tokio::test]
+async fn usernames_are_normalized_and_look_alikes_are_refused_alike_on_every_backend() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let create = |name: &str| {
+        let body = json!({"username": name, "email": "x@example.com", "roles": [{"id": READONLY}], "password": "some-password-1"});
+        let s = &s;
+        async move { s.post(&s.admin_token, "/setting/admins", body).await }
+    };
+    // Invisible, control and mixed-script names: 400, naming the problem.
+    for bad in [
+        "ad\u{200b}min",
+        "ad\u{ad}min",
+        "\u{202e}nimda",
+        "adm\u{200d}in",
+        "\u{430}dmin",
+        "ad\u{7}min",
+    ] {
+        let r = create(bad).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{bad:?}: {}", r.text);
+        assert!(r.message().starts_with("username"), "{}", r.text);
+    }
+    // Other forms of an existing name are that name: 409.
+    for same in ["ａｄｍｉｎ", "ADMIN", "Admin"] {
+        let r = create(same).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{same:?}: {}", r.text);
+    }
+    // A name that merely looks like an existing one: 409 as well.
+    let r = create("adrnin").await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    assert!(r.message().contains("looks too much like"), "{}", r.text);
+    // Case beyond ASCII, and NFD against NFC, are the same user on both backends.
+    let r = create("Ärger").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    for same in ["ärger", "A\u{308}rger", "ÄRGER"] {
+        let r = create(same).await;
+        assert_eq!(r.status, StatusCode::CONFLICT, "{same:?}: {}", r.text);
+    }
+    // Stored in the normal form, and found by any form of it.
+    let r = create("ｂｏｂ").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["username"], "bob");
+    let found = s
+        .get(&s.admin_token, "/setting/admins?filter=username:bob")
+        .await;
+    assert_eq!(found.body["total"], 1, "{}", found.text);
+    let r = super::ui_http::signin(&s, "ÄRGER", "some-password-1", None).await;
+    assert_eq!(
+        r.status,
+        StatusCode::SEE_OTHER,
+        "sign-in by another case of the name"
+    );
+    // Renaming follows the same rules.
+    let bob = found.body["items"][0]["id"].as_i64().expect("id");
+    let r = s
+        .patch(
+            &s.admin_token,
+            &format!("/setting/admins/{bob}"),
+            json!({"username": "ärger"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
+    let r = s
+        .patch(
+            &s.admin_token,
+            &format!("/setting/admins/{bob}"),
+            json!({"username": "BOB"}),
+        )
+        .await;
+    assert_eq!(
+        r.status,
+        StatusCode::OK,
+        "the same user may change its case: {}",
+        r.text
+    );
+}
