@@ -25,6 +25,8 @@ use tower_service::Service as _;
 
 use crate::error::ApiError;
 
+pub mod repair;
+
 /// Bounds on what a client may send and how long it may take.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
@@ -129,7 +131,9 @@ pub async fn serve<A: Acceptor>(
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
         .header_read_timeout(limits.header_timeout)
-        // hyper's minimum read buffer is 8 KiB.
+        // The head's exact limit; the read buffer's (at least 8 KiB in hyper) only
+        // bounds memory, and alone would let a head half as large again through.
+        .max_header_size(limits.max_header_bytes)
         .max_buf_size(limits.max_header_bytes.max(8192))
         .max_headers(100);
     let http = Arc::new(http);
@@ -173,7 +177,7 @@ pub async fn serve<A: Acceptor>(
                         resp
                     }
                 });
-            let conn = http.serve_connection(TokioIo::new(stream), service);
+            let conn = http.serve_connection(TokioIo::new(repair::Repair::new(stream)), service);
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }

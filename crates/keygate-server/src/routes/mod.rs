@@ -79,22 +79,33 @@ pub fn router<S: Store>(
             limits,
             crate::listen::limit_requests,
         ))
-        .layer(middleware::from_fn_with_state(https, hsts))
+        .layer(middleware::from_fn_with_state(https, response_headers))
         .layer(middleware::from_fn_with_state(metrics, log_request))
 }
 
-/// Over HTTPS, tells browsers to use nothing else for this host for a year.
-async fn hsts(
+/// Headers on every response: no caching unless a route chose otherwise (API
+/// responses carry secrets once and owners' data always), no content sniffing, and
+/// over HTTPS, HSTS for a year.
+async fn response_headers(
     axum::extract::State(https): axum::extract::State<bool>,
     req: Request,
     next: Next,
 ) -> Response {
+    use axum::http::{HeaderValue, header};
     let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
     if https {
-        resp.headers_mut().insert(
-            axum::http::header::STRICT_TRANSPORT_SECURITY,
-            axum::http::HeaderValue::from_static("max-age=31536000"),
+        h.insert(
+            header::STRICT_TRANSPORT_SECURITY,
+            HeaderValue::from_static("max-age=31536000"),
         );
+    }
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
     resp
 }

@@ -164,11 +164,17 @@ async fn token_page<S: Store>(
         }
     }
     body.push_str("</div>");
-    if let Some(flash) = q.get("added") {
+    // The confirmation names a token this viewer can see, by the server's own words:
+    // whatever else the link carries is not shown (it could be anyone's text).
+    let added = q
+        .get("added")
+        .and_then(|a| a.parse::<i64>().ok())
+        .and_then(|id| views.iter().find(|t| t.token.id == id));
+    if let Some(t) = added {
         let _ = write!(
             body,
             "<p class=\"flash\" role=\"status\">Token {} added.</p>",
-            esc(flash)
+            esc(&t.token.access_id)
         );
     }
     if rows.is_empty() {

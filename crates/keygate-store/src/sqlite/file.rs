@@ -45,6 +45,11 @@ fn sidecar(path: &Path, suffix: &str) -> PathBuf {
     PathBuf::from(s)
 }
 
+/// Below this much free space on the database's file system, readiness reports the
+/// disk full: SQLite may still fit a small write into pages it holds, but the next
+/// one that needs a new page fails.
+const MIN_FREE_BYTES: u64 = 1024 * 1024;
+
 /// Which file was opened: its path and identity (device and inode).
 #[derive(Debug)]
 pub(super) struct DbFile {
@@ -78,6 +83,30 @@ impl DbFile {
             }
             Err(_) => Err(StoreError::Degraded(Fault::Io)),
         }
+    }
+}
+
+impl DbFile {
+    /// Fails when the database's file system is mounted read-only or has less than
+    /// [`MIN_FREE_BYTES`] free (for this process: root may use reserved blocks).
+    pub(super) fn space(&self) -> Result<()> {
+        let dir = match self.path.parent() {
+            Some(d) if !d.as_os_str().is_empty() => d,
+            _ => Path::new("."),
+        };
+        let v = rustix::fs::statvfs(dir).map_err(|_| StoreError::Degraded(Fault::Io))?;
+        if v.f_flag.contains(rustix::fs::StatVfsMountFlags::RDONLY) {
+            return Err(StoreError::Degraded(Fault::ReadOnly));
+        }
+        let blocks = if rustix::process::geteuid().is_root() {
+            v.f_bfree
+        } else {
+            v.f_bavail
+        };
+        if blocks.saturating_mul(v.f_frsize) < MIN_FREE_BYTES {
+            return Err(StoreError::Degraded(Fault::DiskFull));
+        }
+        Ok(())
     }
 }
 

@@ -600,7 +600,7 @@ impl Store for SqliteStore {
     }
 
     async fn writable(&self) -> Result<()> {
-        if let Err(e) = self.file.check() {
+        if let Err(e) = self.file.check().and_then(|()| self.file.space()) {
             if let StoreError::Degraded(f) = e {
                 self.health.fault(f);
             }

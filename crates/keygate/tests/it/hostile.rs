@@ -407,3 +407,124 @@ async fn over_the_concurrency_limit_is_503_at_once_and_slow_bodies_time_out() {
         .await;
     assert_eq!(r.status, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_head_limit_is_the_configured_one_exactly() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let limit = Limits::default().max_header_bytes;
+    // 40 KB: over the 32 KiB limit, under the read buffer's own bound.
+    let h = head(
+        &s,
+        "GET",
+        "/santaba/rest/setting/portal",
+        &format!("X-Filler: {}\r\n", "a".repeat(40_000)),
+    );
+    assert!(h.len() > limit);
+    let answer = raw(&s, &h, b"").await;
+    assert_eq!(status_of(&answer), 431, "{answer:.200}");
+    // Just under it is served.
+    let base = head(&s, "GET", "/santaba/rest/setting/portal", "X-Filler: \r\n").len();
+    let h = head(
+        &s,
+        "GET",
+        "/santaba/rest/setting/portal",
+        &format!("X-Filler: {}\r\n", "a".repeat(limit - base - 64)),
+    );
+    assert_eq!(status_of(&raw(&s, &h, b"").await), 200);
+}
+
+#[tokio::test]
+async fn raw_filter_characters_in_the_query_work_as_curl_sends_them() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let user = s.user("ingest", &[DATAINGESTION]).await;
+    s.token_for(user, "café <ops>").await;
+    for query in [
+        "filter=id>0",
+        "filter=note:\"café%20<ops>\"",
+        "filter=note~caf\u{e9}",
+        "filter=createdOn>:1,note~\"<ops>\"",
+    ] {
+        let h = head(
+            &s,
+            "GET",
+            &format!("/santaba/rest/setting/admins/{user}/apitokens?{query}"),
+            "",
+        );
+        let answer = raw(&s, &h, b"").await;
+        assert_eq!(status_of(&answer), 200, "{query}: {answer:.300}");
+        assert!(answer.contains("\"total\":1"), "{query}: {answer:.600}");
+    }
+    // A body is passed on byte for byte, and the request after it is repaired too.
+    let body = json!({"note": "a<b> \"c\" ?x=>"}).to_string();
+    let mut two = head(
+        &s,
+        "POST",
+        &format!("/santaba/rest/setting/admins/{user}/apitokens?type=bearer&x=<"),
+        &format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n",
+            body.len()
+        ),
+    );
+    two = String::from_utf8(two)
+        .expect("ascii")
+        .replace("Connection: close\r\n", "")
+        .into_bytes();
+    two.extend_from_slice(body.as_bytes());
+    two.extend_from_slice(&head(
+        &s,
+        "GET",
+        &format!("/santaba/rest/setting/admins/{user}/apitokens?filter=note~\"a<b>%20\""),
+        "",
+    ));
+    let answer = raw(&s, &two, b"").await;
+    assert_eq!(
+        answer.matches("HTTP/1.1 200 OK").count(),
+        2,
+        "{answer:.2000}"
+    );
+    let r = s
+        .get(&s.admin_token, &format!("/setting/admins/{user}/apitokens"))
+        .await;
+    let notes: Vec<&str> = r.body["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|t| t["note"].as_str())
+        .collect();
+    assert!(notes.contains(&"a<b> \"c\" ?x=>"), "{notes:?}");
+}
+
+#[tokio::test]
+async fn api_responses_are_never_cached_or_sniffed() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let user = s.user("ingest", &[DATAINGESTION]).await;
+    let created = s
+        .post(
+            &s.admin_token,
+            &format!("/setting/admins/{user}/apitokens?type=bearer"),
+            json!({}),
+        )
+        .await;
+    let refused = s.get("kgtnotatoken", "/setting/portal").await;
+    let health = send(s.client.get(format!("http://{}/healthz", s.addr))).await;
+    for r in [&created, &refused, &health] {
+        assert_eq!(
+            r.headers.get("cache-control").and_then(|v| v.to_str().ok()),
+            Some("no-store"),
+            "{}",
+            r.text
+        );
+        assert_eq!(
+            r.headers
+                .get("x-content-type-options")
+                .and_then(|v| v.to_str().ok()),
+            Some("nosniff")
+        );
+    }
+}

@@ -666,3 +666,57 @@ async fn a_new_password_or_a_suspension_ends_the_users_sessions() {
     assert_eq!(live(third).await, StatusCode::OK);
     assert_eq!(live(admins).await, StatusCode::OK);
 }
+
+#[tokio::test]
+async fn the_added_message_says_only_what_the_server_knows() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let user = s.user("ingest", &[DATAINGESTION]).await;
+    let (id, _) = s.token_for(user, "made").await;
+    let masked = s
+        .get(
+            &s.admin_token,
+            &format!("/setting/admins/{user}/apitokens/{id}"),
+        )
+        .await
+        .body["accessId"]
+        .as_str()
+        .expect("masked")
+        .to_owned();
+    let (sid, _) = session(&s, "admin", "bootstrap-password").await;
+    let page = |q: String| {
+        let sid = sid.clone();
+        let s = &s;
+        async move {
+            with_cookie(
+                s,
+                Method::GET,
+                &format!("/settings/user-access/bearer-tokens?added={q}"),
+                &sid,
+                None,
+                None,
+            )
+            .await
+        }
+    };
+    let r = page("Your%20account%20is%20locked.%20Call%20555-0100".to_owned()).await;
+    assert_eq!(r.status, StatusCode::OK);
+    assert!(
+        !r.text.contains("locked") && !r.text.contains("555"),
+        "{}",
+        r.text
+    );
+    assert!(!r.text.contains("class=\"flash\""));
+    let r = page("99999".to_owned()).await;
+    assert!(
+        !r.text.contains("class=\"flash\""),
+        "no such token, no message"
+    );
+    let r = page(id.to_string()).await;
+    assert!(
+        r.text.contains(&format!("Token {masked} added.")),
+        "{}",
+        r.text
+    );
+}
