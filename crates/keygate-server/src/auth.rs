@@ -167,6 +167,12 @@ pub async fn authenticate<S: Store>(
     match principal(&st, &parts, ip, body, &mut outcome).await {
         Ok((principal, body)) => {
             st.metrics.auth(scheme, "success");
+            // Authenticated: the request now takes a slot from the main pool, which
+            // unauthenticated work never holds.
+            let _slot = match st.slots.main() {
+                Ok(s) => s,
+                Err(e) => return e.into_response(),
+            };
             let id = PrincipalId(principal.user_id);
             parts.extensions.insert(principal);
             parts.extensions.insert(ClientIp(ip));
@@ -195,7 +201,10 @@ pub async fn authenticate<S: Store>(
             let outcome = match &e {
                 ApiError::Unauthorized(_) => "missing",
                 ApiError::Forbidden(_) => "csrf",
-                ApiError::Unavailable(_) | ApiError::StoreUnavailable => "unavailable",
+                ApiError::Unavailable(_) | ApiError::StoreUnavailable | ApiError::AtCapacity(_) => {
+                    "unavailable"
+                }
+                ApiError::TooManyRequests(..) => "throttled",
                 _ => outcome,
             };
             st.metrics.auth(scheme, outcome);
@@ -372,6 +381,9 @@ async fn lmv1<S: Store>(
             *outcome = r.label();
             refusal(r, "LMv1")
         })?;
+    // The body is read before the signature can be checked: while it streams in, the
+    // request holds an unauthenticated slot (a few per client), not a main one.
+    let _pre_auth = st.slots.pre_auth(ip)?;
     let mut buf = Vec::new();
     while let Some(frame) = body.frame().await {
         let frame = frame

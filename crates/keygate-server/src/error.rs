@@ -44,6 +44,9 @@ pub enum ApiError {
     /// 503: the database is unavailable, or the server is at its request limit.
     #[error("{0}")]
     Unavailable(String),
+    /// 503: the server is at its limit of what is named; retry in a second.
+    #[error("the server is at its limit of {0}; retry shortly")]
+    AtCapacity(&'static str),
     /// 503: the database could not be reached.
     #[error("the database is unavailable; try again shortly")]
     StoreUnavailable,
@@ -80,7 +83,9 @@ impl ApiError {
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Internal(_) | Self::StoreFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
-            Self::StoreUnavailable | Self::StoreDegraded(_) => StatusCode::SERVICE_UNAVAILABLE,
+            Self::StoreUnavailable | Self::StoreDegraded(_) | Self::AtCapacity(_) => {
+                StatusCode::SERVICE_UNAVAILABLE
+            }
         }
     }
 
@@ -188,9 +193,16 @@ impl IntoResponse for ApiError {
         {
             resp.headers_mut().insert(header::RETRY_AFTER, v);
         }
-        if matches!(self, Self::StoreDegraded(_)) {
-            resp.headers_mut()
-                .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+        match &self {
+            Self::StoreDegraded(_) => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
+            }
+            Self::AtCapacity(_) => {
+                resp.headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
+            }
+            _ => {}
         }
         if status == StatusCode::UNAUTHORIZED {
             resp.headers_mut().insert(

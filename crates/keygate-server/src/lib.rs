@@ -136,6 +136,7 @@ pub async fn serve<S: Store>(
         )),
         trusted_proxies: config.trusted_proxies.clone().into(),
         metrics: Arc::new(metrics::Metrics::default()),
+        slots: Arc::new(listen::slots::Slots::new(&config.limits)),
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (wake, lost) = (verifier.clone(), verifier.clone());
@@ -174,6 +175,7 @@ pub async fn serve<S: Store>(
                 app,
                 listen::Plain,
                 config.limits,
+                config.trusted_proxies.clone().into(),
                 async move {
                     let _ = stop.changed().await;
                 },
@@ -181,6 +183,7 @@ pub async fn serve<S: Store>(
         }
         None => None,
     };
+    let trusted: Arc<[std::net::IpAddr]> = config.trusted_proxies.clone().into();
     let app = routes::router(
         state,
         listen::RequestLimits::new(&config.limits),
@@ -188,8 +191,20 @@ pub async fn serve<S: Store>(
         config.tls.is_some(),
     );
     match &acceptor {
-        Some(tls) => listen::serve(listener, app, tls.clone(), config.limits, shutdown).await,
-        None => listen::serve(listener, app, listen::Plain, config.limits, shutdown).await,
+        Some(tls) => {
+            listen::serve(listener, app, tls.clone(), config.limits, trusted, shutdown).await;
+        }
+        None => {
+            listen::serve(
+                listener,
+                app,
+                listen::Plain,
+                config.limits,
+                trusted,
+                shutdown,
+            )
+            .await
+        }
     }
     let _ = stop_tx.send(true);
     for task in [

@@ -1,14 +1,17 @@
 //! The connection loop: HTTP/1.1 over plain TCP (or TLS, see [`crate::tls`]) with
-//! bounded request heads, a deadline for receiving them, and graceful shutdown that
-//! lets in-flight requests finish.
+//! bounded request heads, a deadline for receiving them, connections capped per
+//! client, and graceful shutdown that lets in-flight requests finish.
 //!
-//! The limits that apply per request (concurrency, total time) are middleware in
-//! [`limit_requests`]; the ones that apply before a request exists (head size, head
-//! time) are set on the HTTP/1 connection here.
+//! The limits that apply per request (total time, the body's deadline) are middleware
+//! in [`limit_requests`]; request slots are taken where a request's authentication is
+//! known ([`slots`]); the limits that apply before a request exists (head size and
+//! time, connections per client) are set on the connection here.
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::IpAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
 use axum::Router;
@@ -20,14 +23,16 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tokio::sync::Semaphore;
 use tower_service::Service as _;
 
 use crate::error::ApiError;
 
+mod conns;
+pub mod deadline;
 pub mod repair;
+pub mod slots;
 
-/// Bounds on what a client may send and how long it may take.
+/// Bounds on what a client may send, hold and how long it may take.
 #[derive(Debug, Clone, Copy)]
 pub struct Limits {
     /// Largest request head (request line and headers together), in bytes; larger
@@ -36,11 +41,28 @@ pub struct Limits {
     /// Time a client has to send a complete request head; the connection is closed
     /// after it (a client sending one byte a second cannot hold it open).
     pub header_timeout: Duration,
+    /// Time a request body may take, plus one second per [`Limits::body_min_rate`]
+    /// bytes announced; answered with 408 (and the connection closed) after it.
+    pub body_timeout: Duration,
+    /// The slowest body, in bytes a second, that is given more than
+    /// [`Limits::body_timeout`].
+    pub body_min_rate: u64,
     /// Time a request may take from its head to its response, body included;
     /// answered with 408 after it.
     pub request_timeout: Duration,
-    /// Requests served at once; further ones are answered at once with 503.
+    /// Requests served at once by authenticated callers (and requests that finish
+    /// without waiting on the client); further ones are answered at once with 503.
     pub max_concurrent: usize,
+    /// Requests at once that wait on a client not yet authenticated (an LMv1 body
+    /// before its signature is checked, a sign-in form).
+    pub max_unauthenticated: usize,
+    /// Of those, at most this many from one client address (429 beyond).
+    pub max_unauthenticated_per_client: usize,
+    /// Connections open at once; more are closed as soon as they are accepted.
+    pub max_connections: usize,
+    /// Connections open at once from one client address (0: no cap); trusted proxies
+    /// are exempt.
+    pub max_connections_per_client: usize,
     /// How long shutdown waits for in-flight requests before closing connections.
     pub drain_timeout: Duration,
 }
@@ -50,29 +72,46 @@ impl Default for Limits {
         Self {
             max_header_bytes: 32 * 1024,
             header_timeout: Duration::from_secs(10),
+            body_timeout: Duration::from_secs(10),
+            body_min_rate: 16 * 1024,
             request_timeout: Duration::from_secs(30),
             max_concurrent: 512,
+            max_unauthenticated: 128,
+            max_unauthenticated_per_client: 8,
+            max_connections: 10_000,
+            max_connections_per_client: 256,
             drain_timeout: Duration::from_secs(30),
         }
     }
 }
 
-/// Per-request limits: at most `max_concurrent` in flight (503 beyond, without
-/// queueing) and each done within `request_timeout` (408 after).
+/// Per-request limits: each request done within `request_timeout` (408 after), and
+/// its body within its allowance (408 and the connection closed after).
 #[derive(Debug, Clone)]
 pub struct RequestLimits {
-    permits: Arc<Semaphore>,
     timeout: Duration,
+    body_timeout: Duration,
+    body_min_rate: u64,
 }
 
 impl RequestLimits {
     /// From the configured limits.
     pub fn new(l: &Limits) -> Self {
         Self {
-            permits: Arc::new(Semaphore::new(l.max_concurrent.max(1))),
             timeout: l.request_timeout,
+            body_timeout: l.body_timeout,
+            body_min_rate: l.body_min_rate,
         }
     }
+}
+
+/// The answer to a request whose body did not arrive in time (or that took too long
+/// as a whole); the connection is closed, since the client may be mid-body.
+fn timed_out(secs: u64) -> Response {
+    let mut resp = ApiError::RequestTimeout(secs).into_response();
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
 }
 
 /// Middleware applying [`RequestLimits`].
@@ -81,18 +120,30 @@ pub async fn limit_requests(
     req: Request,
     next: Next,
 ) -> Response {
-    let Ok(_permit) = limits.permits.clone().try_acquire_owned() else {
-        let mut resp = ApiError::Unavailable(
-            "the server is at its limit of concurrent requests; retry shortly".to_owned(),
-        )
-        .into_response();
-        resp.headers_mut()
-            .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
-        return resp;
+    let declared = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    let has_body =
+        declared.is_some_and(|n| n > 0) || req.headers().contains_key(header::TRANSFER_ENCODING);
+    let fired = Arc::new(AtomicBool::new(false));
+    let allowance = deadline::allowance(
+        limits.body_timeout,
+        limits.body_min_rate,
+        declared,
+        crate::body::MAX_BODY as u64,
+    );
+    let req = if has_body {
+        let fired = fired.clone();
+        req.map(|b| axum::body::Body::new(deadline::DeadlineBody::new(b, allowance, fired)))
+    } else {
+        req
     };
     match tokio::time::timeout(limits.timeout, next.run(req)).await {
+        Ok(_) if fired.load(Ordering::SeqCst) => timed_out(allowance.as_secs()),
         Ok(resp) => resp,
-        Err(_) => ApiError::RequestTimeout(limits.timeout.as_secs()).into_response(),
+        Err(_) => timed_out(limits.timeout.as_secs()),
     }
 }
 
@@ -125,8 +176,14 @@ pub async fn serve<A: Acceptor>(
     app: Router,
     acceptor: A,
     limits: Limits,
+    trusted_proxies: Arc<[IpAddr]>,
     shutdown: impl Future<Output = ()> + Send,
 ) {
+    let conns = conns::Conns::new(
+        limits.max_connections,
+        limits.max_connections_per_client,
+        trusted_proxies,
+    );
     let graceful = GracefulShutdown::new();
     let mut http = hyper::server::conn::http1::Builder::new();
     http.timer(TokioTimer::new())
@@ -151,10 +208,21 @@ pub async fn serve<A: Acceptor>(
             },
             () = &mut shutdown => break,
         };
+        // Over its share, a client's new connection is closed at once: it cannot hold
+        // every socket (and file descriptor) the process has.
+        let held = match conns.admit(peer.ip()) {
+            Ok(h) => h,
+            Err(full) => {
+                tracing::debug!(%peer, ?full, "connection refused: at the connection limit");
+                drop(tcp);
+                continue;
+            }
+        };
         let _ = tcp.set_nodelay(true);
         let (app, acceptor, http) = (app.clone(), acceptor.clone(), http.clone());
         let watcher = graceful.watcher();
         tokio::spawn(async move {
+            let _held = held;
             let stream =
                 match tokio::time::timeout(limits.header_timeout, acceptor.accept(tcp)).await {
                     Ok(Ok(s)) => s,

@@ -60,4 +60,6 @@ pub struct AppState<S: Store> {
     pub trusted_proxies: Arc<[std::net::IpAddr]>,
     /// Counters and histograms for `/metrics`.
     pub metrics: Arc<crate::metrics::Metrics>,
+    /// Request slots: the main pool and the unauthenticated one.
+    pub slots: Arc<crate::listen::slots::Slots>,
 }

@@ -135,6 +135,11 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYGATE_HEADER_TIMEOUT_SECONDS", default_value_t = 10,
           value_parser = clap::value_parser!(u64).range(1..=300))]
     pub header_timeout_seconds: u64,
+    /// Seconds a request body may take (plus one second per 16 KiB announced) before
+    /// the request is answered with 408 and its connection closed.
+    #[arg(long, env = "KEYGATE_BODY_TIMEOUT_SECONDS", default_value_t = 10,
+          value_parser = clap::value_parser!(u64).range(1..=300))]
+    pub body_timeout_seconds: u64,
     /// Seconds a request may take, body included, before it is answered with 408.
     #[arg(long, env = "KEYGATE_REQUEST_TIMEOUT_SECONDS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..=3600))]
@@ -143,6 +148,26 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYGATE_MAX_CONCURRENT_REQUESTS", default_value_t = 512,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
     pub max_concurrent_requests: usize,
+    /// Requests at once that wait on a client not yet authenticated (an LMv1 body
+    /// before its signature is checked, a sign-in); they never take a slot from
+    /// authenticated callers.
+    #[arg(long, env = "KEYGATE_MAX_UNAUTHENTICATED_REQUESTS", default_value_t = 128,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+    pub max_unauthenticated_requests: usize,
+    /// Of those, at most this many from one client address (429 beyond).
+    #[arg(long, env = "KEYGATE_MAX_UNAUTHENTICATED_PER_CLIENT", default_value_t = 8,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=100_000))]
+    pub max_unauthenticated_per_client: usize,
+    /// Connections open at once (lowered to fit the open-file limit); more are closed
+    /// as soon as they are accepted.
+    #[arg(long, env = "KEYGATE_MAX_CONNECTIONS", default_value_t = 10_000,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=1_000_000))]
+    pub max_connections: usize,
+    /// Connections open at once from one client address (0: no cap); trusted proxies
+    /// are exempt.
+    #[arg(long, env = "KEYGATE_MAX_CONNECTIONS_PER_CLIENT", default_value_t = 256,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(0..=1_000_000))]
+    pub max_connections_per_client: usize,
     /// Serve /metrics on this address instead of the main one (for example an
     /// address only the monitoring network reaches).
     #[arg(long, env = "KEYGATE_METRICS_LISTEN")]

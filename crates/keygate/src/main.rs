@@ -91,8 +91,13 @@ async fn run<S: Store>(store: S, cli: Cli) -> Result<()> {
                 limits: keygate_server::listen::Limits {
                     max_header_bytes: args.max_header_bytes,
                     header_timeout: Duration::from_secs(args.header_timeout_seconds),
+                    body_timeout: Duration::from_secs(args.body_timeout_seconds),
                     request_timeout: Duration::from_secs(args.request_timeout_seconds),
                     max_concurrent: args.max_concurrent_requests,
+                    max_unauthenticated: args.max_unauthenticated_requests,
+                    max_unauthenticated_per_client: args.max_unauthenticated_per_client,
+                    max_connections: fit_connections(args.max_connections),
+                    max_connections_per_client: args.max_connections_per_client,
                     ..Default::default()
                 },
                 metrics_addr: args.metrics_listen,
@@ -140,6 +145,11 @@ const KNOWN_ENV: &[&str] = &[
     "KEYGATE_HEADER_TIMEOUT_SECONDS",
     "KEYGATE_REQUEST_TIMEOUT_SECONDS",
     "KEYGATE_MAX_CONCURRENT_REQUESTS",
+    "KEYGATE_MAX_CONNECTIONS_PER_CLIENT",
+    "KEYGATE_MAX_CONNECTIONS",
+    "KEYGATE_MAX_UNAUTHENTICATED_PER_CLIENT",
+    "KEYGATE_MAX_UNAUTHENTICATED_REQUESTS",
+    "KEYGATE_BODY_TIMEOUT_SECONDS",
     "KEYGATE_METRICS_LISTEN",
     "KEYGATE_TLS_CERT",
     "KEYGATE_TLS_KEY",
@@ -169,6 +179,52 @@ fn warn_unknown_env() {
         }
     }
 }
+
+/// Raises the soft limit on open files to the hard limit (a server holds a socket per
+/// connection; 1,024, a common default, is soon reached), and returns the number of
+/// connections that fits under it: `wanted`, or fewer, leaving room for the database,
+/// the listeners and the log.
+fn fit_connections(wanted: usize) -> usize {
+    use rustix::process::{Resource, getrlimit, setrlimit};
+    let was = getrlimit(Resource::Nofile);
+    let mut soft = was.current;
+    if let Some(hard) = was.maximum
+        && was.current.is_some_and(|c| c < hard)
+    {
+        match setrlimit(
+            Resource::Nofile,
+            rustix::process::Rlimit {
+                current: Some(hard),
+                maximum: Some(hard),
+            },
+        ) {
+            Ok(()) => {
+                tracing::info!(
+                    from = was.current,
+                    to = hard,
+                    "raised the open-file limit to the hard limit"
+                );
+                soft = Some(hard);
+            }
+            Err(e) => tracing::warn!(error = %e, "could not raise the open-file limit"),
+        }
+    }
+    let Some(soft) = soft else {
+        return wanted;
+    };
+    let room = usize::try_from(soft.saturating_sub(RESERVED_FILES)).unwrap_or(usize::MAX);
+    if room < wanted {
+        tracing::warn!(
+            open_files = soft,
+            connections = room,
+            "the open-file limit allows fewer connections than --max-connections"
+        );
+    }
+    wanted.min(room.max(1))
+}
+
+/// File descriptors kept for everything but client connections.
+const RESERVED_FILES: u64 = 128;
 
 /// Completes on SIGINT or SIGTERM.
 /// A database URL fit to print: any `user:password@` part is replaced.
@@ -229,32 +285,40 @@ async fn reload_on_sighup(certs: std::sync::Arc<keygate_server::tls::Certificate
     let _ = certs;
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        if let Err(e) = tokio::signal::ctrl_c().await {
-            tracing::error!(error = %e, "cannot listen for Ctrl-C");
-            std::future::pending::<()>().await;
-        }
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
+/// Completes on SIGINT or SIGTERM. The handlers are installed when this is called,
+/// not when the future is first polled: a signal sent as soon as the server says it
+/// is listening must already find them.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut int = signal(SignalKind::interrupt())
+        .inspect_err(|e| tracing::error!(error = %e, "cannot listen for SIGINT"))
+        .ok();
+    let mut term = signal(SignalKind::terminate())
+        .inspect_err(|e| tracing::error!(error = %e, "cannot listen for SIGTERM"))
+        .ok();
+    async move {
+        let int = async {
+            match int.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
-            Err(e) => {
-                tracing::error!(error = %e, "cannot listen for SIGTERM");
-                std::future::pending::<()>().await;
+        };
+        let term = async {
+            match term.as_mut() {
+                Some(s) => {
+                    s.recv().await;
+                }
+                None => std::future::pending::<()>().await,
             }
+        };
+        tokio::select! {
+            () = int => {},
+            () = term => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        () = ctrl_c => {},
-        () = term => {},
+        tracing::info!("shutting down: finishing requests and writing token usage");
     }
-    tracing::info!("shutting down: finishing requests and writing token usage");
 }
 
 #[cfg(test)]

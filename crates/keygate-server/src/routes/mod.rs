@@ -69,16 +69,20 @@ pub fn router<S: Store>(
         .route_layer(middleware::from_fn(tag_route))
         .layer(middleware::from_fn(check_version))
         .with_state(state);
-    Router::new()
+    // The API and the UI take request slots where their callers' authentication is
+    // known (see listen::slots) and run under the time limits; health, readiness and
+    // metrics take no slot and never wait behind one.
+    let limited = Router::new()
         .nest("/santaba/rest", api)
         .merge(crate::ui::router(state_for_ui))
-        .merge(extra)
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(
             limits,
             crate::listen::limit_requests,
-        ))
+        ));
+    limited
+        .merge(extra)
         .layer(middleware::from_fn_with_state(https, response_headers))
         .layer(middleware::from_fn_with_state(metrics, log_request))
 }

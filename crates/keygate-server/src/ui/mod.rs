@@ -42,9 +42,16 @@ pub mod pages;
 
 /// The routes of the web UI.
 pub fn router<S: Store>(state: AppState<S>) -> Router {
+    // Sign-in reads a form from someone not yet known (and hashes a password): it
+    // holds an unauthenticated slot, a few per client, never a main one.
+    let signin_routes = Router::new()
+        .route("/signin", get(signin_page::<S>).post(signin::<S>))
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            pre_auth_slot::<S>,
+        ));
     Router::new()
         .route("/", get(index))
-        .route("/signin", get(signin_page::<S>).post(signin::<S>))
         .route("/signout", post(signout::<S>))
         .route("/settings/user-access/users", get(pages::users::<S>))
         .route(
@@ -86,12 +93,47 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/ui/bearer-tokens", post(save_bearer::<S>))
         .route("/assets/app.js", get(app_js))
         .route("/assets/app.css", get(app_css))
+        // Pages and the UI's calls read a body only once the session checked out.
+        .route_layer(middleware::from_fn_with_state(
+            state.clone(),
+            main_slot::<S>,
+        ))
+        .merge(signin_routes)
         .route_layer(middleware::from_fn(crate::routes::tag_route))
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::body::UI_MAX_BODY,
         ))
         .layer(middleware::from_fn(security_headers))
+}
+
+/// Holds a main-pool request slot for the request.
+async fn main_slot<S: Store>(
+    State(st): State<AppState<S>>,
+    req: axum::extract::Request,
+    next: Next,
+) -> Response {
+    match st.slots.main() {
+        Ok(_slot) => next.run(req).await,
+        Err(e) => e.into_response(),
+    }
+}
+
+/// Holds an unauthenticated request slot (a few per client address) for the request.
+async fn pre_auth_slot<S: Store>(
+    State(st): State<AppState<S>>,
+    req: axum::extract::Request,
+    next: Next,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let ip = crate::auth::client_ip(&parts, &st.trusted_proxies);
+    match st.slots.pre_auth(ip) {
+        Ok(_slot) => {
+            next.run(axum::extract::Request::from_parts(parts, body))
+                .await
+        }
+        Err(e) => e.into_response(),
+    }
 }
 
 const CSP: &str = "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
@@ -367,19 +409,19 @@ pub struct SignoutForm {
     csrf: String,
 }
 
+/// Signs out. Without a live session the form is not even read: the request is
+/// redirected to sign-in before its body is looked at.
 async fn signout<S: Store>(
     State(st): State<AppState<S>>,
-    page: Result<Page, Response>,
+    p: Page,
     Form(f): Form<SignoutForm>,
 ) -> Result<Response, ApiError> {
-    if let Ok(p) = page {
-        if !session::same(&f.csrf, &p.csrf) {
-            return Err(ApiError::Forbidden(
-                "missing or wrong CSRF token".to_owned(),
-            ));
-        }
-        st.manager.store().delete_session(&p.session).await?;
+    if !session::same(&f.csrf, &p.csrf) {
+        return Err(ApiError::Forbidden(
+            "missing or wrong CSRF token".to_owned(),
+        ));
     }
+    st.manager.store().delete_session(&p.session).await?;
     let mut resp = Redirect::to("/signin").into_response();
     resp.headers_mut().append(
         header::SET_COOKIE,
@@ -402,19 +444,29 @@ fn check_csrf(parts_csrf: Option<&str>, page: &Page) -> Result<(), ApiError> {
     }
 }
 
-fn api_page(page: Result<Page, Response>) -> Result<Page, ApiError> {
-    page.map_err(|_| ApiError::Unauthorized("the session has ended; sign in again".to_owned()))
+/// A signed-in viewer for the UI's JSON calls: without a live session the call is
+/// answered 401 before its body is read.
+pub struct ApiPage(pub Page);
+
+impl<S: Store> FromRequestParts<AppState<S>> for ApiPage {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, st: &AppState<S>) -> Result<Self, ApiError> {
+        Page::from_request_parts(parts, st)
+            .await
+            .map(Self)
+            .map_err(|_| ApiError::Unauthorized("the session has ended; sign in again".to_owned()))
+    }
 }
 
 /// Generates a bearer token for the Add page. The server keeps only its digest and
 /// masked form in the session; the token goes to the browser once, in this response.
 async fn pending_token<S: Store>(
     State(st): State<AppState<S>>,
-    page: Result<Page, Response>,
+    ApiPage(page): ApiPage,
     headers: axum::http::HeaderMap,
     Body(b): Body,
 ) -> Result<Response, ApiError> {
-    let page = api_page(page)?;
     check_csrf(
         headers
             .get(session::CSRF_HEADER)
@@ -457,11 +509,10 @@ fn admin_id(b: &JsonBody) -> Result<i64, ApiError> {
 /// Saves the session's pending bearer token for the user it was generated for.
 async fn save_bearer<S: Store>(
     State(st): State<AppState<S>>,
-    page: Result<Page, Response>,
+    ApiPage(page): ApiPage,
     headers: axum::http::HeaderMap,
     Body(b): Body,
 ) -> Result<Json<Value>, ApiError> {
-    let page = api_page(page)?;
     check_csrf(
         headers
             .get(session::CSRF_HEADER)

@@ -184,12 +184,19 @@ impl Running {
         serve_args: &[&str],
         rust_log: &str,
     ) -> Self {
-        let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
-            .args(global)
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_keygate"));
+        cmd.args(global)
             .args(["serve", "--listen", "127.0.0.1:0"])
             .args(serve_args)
             .env("KEYGATE_DATABASE_URL", db)
-            .env("RUST_LOG", rust_log)
+            .env("RUST_LOG", rust_log);
+        Self::spawn(cmd).await
+    }
+
+    /// Starts `cmd` (which runs `keygate serve` in the end) and waits for its
+    /// listening line.
+    pub async fn spawn(mut cmd: tokio::process::Command) -> Self {
+        let mut child = cmd
             .stderr(Stdio::piped())
             .stdout(Stdio::piped())
             .kill_on_drop(true)
@@ -222,6 +229,11 @@ impl Running {
             lines,
             reader,
         }
+    }
+
+    /// The process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("pid")
     }
 
     /// Sends a signal (`-HUP`, `-TERM`, ...) with kill(1).

@@ -15,6 +15,8 @@ mod changelog;
 mod cli;
 #[path = "crash.rs"]
 mod crash;
+#[path = "flood.rs"]
+mod flood;
 #[path = "hostile.rs"]
 mod hostile;
 #[path = "lists.rs"]

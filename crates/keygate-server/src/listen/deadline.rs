@@ -1,0 +1,105 @@
+//! A deadline for request bodies: a client that announces a body must send it within
+//! `body_timeout` plus one second for every `body_min_rate` bytes it announced (a
+//! minimum rate, so large bodies get the time they need and slow ones do not). Past
+//! it the body read fails, and the request is answered 408 and its connection closed.
+
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll};
+use std::time::Duration;
+
+use axum::body::{Body, Bytes, HttpBody};
+
+/// The error a body read gets once its deadline passed.
+#[derive(Debug, thiserror::Error)]
+#[error("the request body did not arrive in time")]
+pub struct BodyTimeout;
+
+/// A body that fails once `sleep` fires; `fired` tells the request's middleware.
+pub(crate) struct DeadlineBody {
+    inner: Body,
+    sleep: Pin<Box<tokio::time::Sleep>>,
+    fired: Arc<AtomicBool>,
+}
+
+impl DeadlineBody {
+    pub(crate) fn new(inner: Body, within: Duration, fired: Arc<AtomicBool>) -> Self {
+        Self {
+            inner,
+            sleep: Box::pin(tokio::time::sleep(within)),
+            fired,
+        }
+    }
+}
+
+impl HttpBody for DeadlineBody {
+    type Data = Bytes;
+    type Error = axum::Error;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
+        let this = self.get_mut();
+        if this.sleep.as_mut().poll(cx).is_ready() {
+            this.fired.store(true, Ordering::SeqCst);
+            return Poll::Ready(Some(Err(axum::Error::new(BodyTimeout))));
+        }
+        Pin::new(&mut this.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// How long a body of `declared` bytes (unknown: `max_body`) may take.
+pub(crate) fn allowance(
+    base: Duration,
+    min_rate: u64,
+    declared: Option<u64>,
+    max_body: u64,
+) -> Duration {
+    let bytes = declared.unwrap_or(max_body).min(max_body);
+    base + Duration::from_secs(bytes / min_rate.max(1))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http_body_util::BodyExt as _;
+
+    #[test]
+    fn larger_bodies_get_more_time_at_the_minimum_rate() {
+        let base = Duration::from_secs(10);
+        assert_eq!(allowance(base, 16384, Some(100), 65536), base);
+        assert_eq!(
+            allowance(base, 16384, Some(65536), 65536),
+            base + Duration::from_secs(4)
+        );
+        assert_eq!(
+            allowance(base, 16384, None, 65536),
+            base + Duration::from_secs(4),
+            "unknown length: as for the largest allowed"
+        );
+        assert_eq!(
+            allowance(base, 16384, Some(u64::MAX), 65536),
+            base + Duration::from_secs(4)
+        );
+    }
+
+    #[tokio::test]
+    async fn a_body_that_stalls_fails_once_its_time_is_up() {
+        let stalled =
+            Body::from_stream(futures_util::stream::pending::<Result<Bytes, std::io::Error>>());
+        let fired = Arc::new(AtomicBool::new(false));
+        let body = DeadlineBody::new(stalled, Duration::from_millis(50), fired.clone());
+        assert!(body.collect().await.is_err());
+        assert!(fired.load(Ordering::SeqCst));
+    }
+}
