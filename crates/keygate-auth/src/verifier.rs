@@ -14,7 +14,7 @@ use keygate_store::{Lmv1Key, Snapshot, Store, UserKey};
 
 use crate::error::AuthError;
 use crate::index::{DigestState, IdMap, TokenEntry, TokenIndex};
-use crate::replay::{Admission, DEFAULT_CAPACITY, ReplayCache};
+use crate::replay::{Admission, DEFAULT_CAPACITY, DEFAULT_PER_TOKEN, ReplayCache};
 use crate::usage::UsageRecorder;
 
 /// An authenticated caller, with the owner's privileges as they are right now.
@@ -68,6 +68,12 @@ pub enum Refusal {
     },
     /// The same LMv1 request was seen before inside the window.
     Replayed,
+    /// Replay protection is on and this token has signed the most requests the replay
+    /// memory keeps for one token inside the window.
+    ReplayQuota {
+        /// Seconds until one of its signatures expires.
+        retry_after_seconds: u64,
+    },
     /// Replay protection is on and its memory is full of live entries.
     ReplayMemoryFull,
     /// This node has not been able to confirm its index is current for longer than
@@ -91,6 +97,7 @@ impl Refusal {
             Self::SignatureMismatch => "bad_signature",
             Self::OutsideWindow { .. } => "outside_window",
             Self::Replayed => "replayed",
+            Self::ReplayQuota { .. } => "replay_quota",
             Self::ReplayMemoryFull => "replay_memory_full",
             Self::Stale { .. } => "stale",
         }
@@ -242,7 +249,7 @@ impl Verifier {
                 lmv1: RwLock::new(HashMap::default()),
                 lmv1_skew_seconds: AtomicI64::new(0),
                 lmv1_replay_protection: AtomicBool::new(false),
-                replay: Mutex::new(ReplayCache::new(DEFAULT_CAPACITY)),
+                replay: Mutex::new(ReplayCache::new(DEFAULT_CAPACITY, DEFAULT_PER_TOKEN)),
                 confirmed_millis: AtomicI64::new(i64::MAX),
                 max_staleness_millis: AtomicI64::new(30_000),
                 tombstones: Mutex::new(Tombstones::default()),
@@ -339,6 +346,17 @@ impl Verifier {
         self.inner
             .confirmed_millis
             .store(now_millis, Ordering::SeqCst);
+    }
+
+    /// Sizes the LMv1 replay memory: at most `capacity` signatures in all, at most
+    /// `per_token` of one token (what is remembered now is forgotten).
+    pub fn set_replay_limits(&self, capacity: usize, per_token: usize) {
+        *self
+            .inner
+            .replay
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            ReplayCache::new(capacity, per_token);
     }
 
     /// Sets how long an unconfirmed index is trusted.
@@ -455,6 +473,13 @@ impl Verifier {
             match cache.admit(entry.id, &p.cred.signature, expires, now_millis) {
                 Admission::Fresh => {}
                 Admission::Replayed => return Err(Refusal::Replayed),
+                Admission::TokenFull { retry_after_millis } => {
+                    let secs =
+                        u64::try_from(retry_after_millis.saturating_add(999) / 1000).unwrap_or(1);
+                    return Err(Refusal::ReplayQuota {
+                        retry_after_seconds: secs.max(1),
+                    });
+                }
                 Admission::Full => return Err(Refusal::ReplayMemoryFull),
             }
         }

@@ -51,6 +51,9 @@ pub struct Caller {
     pub principal: Principal,
     /// The client address (see [`client_ip`]).
     pub ip: IpAddr,
+    /// Authenticated by an LMv1 signature, which covers the method, body and path but
+    /// not the query string: a write must not let the query change what it does.
+    pub signed_without_query: bool,
 }
 
 impl Caller {
@@ -64,6 +67,10 @@ impl Caller {
 #[derive(Debug, Clone, Copy)]
 struct ClientIp(IpAddr);
 
+/// Left in request extensions by [`authenticate`] for an LMv1-signed request.
+#[derive(Debug, Clone, Copy)]
+struct Lmv1Signed;
+
 impl<S: Send + Sync> FromRequestParts<S> for Caller {
     type Rejection = ApiError;
 
@@ -72,10 +79,15 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             .extensions
             .get::<ClientIp>()
             .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0);
+        let signed_without_query = parts.extensions.get::<Lmv1Signed>().is_some();
         parts
             .extensions
             .remove::<Principal>()
-            .map(|principal| Self { principal, ip })
+            .map(|principal| Self {
+                principal,
+                ip,
+                signed_without_query,
+            })
             .ok_or_else(|| {
                 ApiError::Internal(
                     "a route that needs a caller is not behind authenticate".to_owned(),
@@ -139,6 +151,15 @@ fn refusal(r: Refusal, scheme: &str) -> ApiError {
             );
         }
         Refusal::Replayed => "replayed request: this LMv1 signature was already used inside the time window; sign every request anew".to_owned(),
+        Refusal::ReplayQuota { retry_after_seconds } => {
+            return ApiError::TooManyRequests(
+                format!(
+                    "this LMv1 token has signed the most requests replay protection remembers for one token \
+                     inside the time window; retry after {retry_after_seconds} s"
+                ),
+                retry_after_seconds,
+            );
+        }
         Refusal::ReplayMemoryFull => {
             return ApiError::Unavailable("replay protection is at capacity; retry shortly".to_owned());
         }
@@ -176,6 +197,9 @@ pub async fn authenticate<S: Store>(
             let id = PrincipalId(principal.user_id);
             parts.extensions.insert(principal);
             parts.extensions.insert(ClientIp(ip));
+            if scheme == "lmv1" {
+                parts.extensions.insert(Lmv1Signed);
+            }
             let mut resp = next.run(Request::from_parts(parts, body)).await;
             // For the request log line, which is written outside this middleware.
             resp.extensions_mut().insert(id);

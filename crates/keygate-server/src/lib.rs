@@ -69,6 +69,8 @@ pub struct ServerConfig {
     pub audit_retention: Duration,
     /// Request size, time and concurrency limits.
     pub limits: listen::Limits,
+    /// LMv1 replay memory: most signatures remembered in all, and of one token.
+    pub replay_limits: (usize, usize),
     /// Where to serve `/metrics` instead of the main listener (`None`: on it).
     pub metrics_addr: Option<std::net::SocketAddr>,
     /// Serve HTTPS with these certificates (`None`: plain HTTP). Keep a clone of the
@@ -89,6 +91,10 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             audit_retention: Duration::from_secs(90 * 86_400),
             limits: listen::Limits::default(),
+            replay_limits: (
+                keygate_auth::replay::DEFAULT_CAPACITY,
+                keygate_auth::replay::DEFAULT_PER_TOKEN,
+            ),
             metrics_addr: None,
             tls: None,
         }
@@ -121,6 +127,7 @@ pub async fn serve<S: Store>(
     let acceptor = config.tls.as_ref().map(tls::TlsAcceptor::new).transpose()?;
     let verifier = Verifier::load(&store).await?;
     verifier.set_max_staleness(config.max_staleness);
+    verifier.set_replay_limits(config.replay_limits.0, config.replay_limits.1);
     verifier.confirm(config.clock.now_millis());
     let state = state::AppState {
         manager: Arc::new(

@@ -246,10 +246,11 @@ fn schemas() -> Value {
         },
         "APITokenInput": {
             "type": "object",
-            "description": "Only note and status can be set; accessId, accessKey, adminId and type are system generated.",
+            "description": "Only note and status can be set; accessId, accessKey and adminId are system generated. type may be given when creating (as ?type= may; the two must agree), and with an LMv1 signature, which does not cover the query string, a bearer token's type must be given here; afterwards it cannot change.",
             "properties": {
                 "note": str_max(v::MAX_NOTE as u64),
                 "status": {"type": "integer", "enum": [1, 2]},
+                "type": {"type": "string", "enum": ["bearer", "lmv1"]},
             }
         },
         "AdminInput": {

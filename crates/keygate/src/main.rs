@@ -100,6 +100,7 @@ async fn run<S: Store>(store: S, cli: Cli) -> Result<()> {
                     max_connections_per_client: args.max_connections_per_client,
                     ..Default::default()
                 },
+                replay_limits: ServerConfig::default().replay_limits,
                 metrics_addr: args.metrics_listen,
                 tls: tls.clone(),
             };

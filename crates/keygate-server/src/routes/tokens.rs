@@ -19,13 +19,39 @@ fn render(v: &TokenView, secret: Option<&str>) -> serde_json::Map<String, Value>
     wire::token(&v.token, &v.owner_name, &v.roles, v.access, secret)
 }
 
+fn parse_type(t: &str) -> Result<TokenType, ApiError> {
+    TokenType::parse(t)
+        .ok_or_else(|| ApiError::BadRequest("type must be bearer or lmv1".to_owned()))
+}
+
 fn type_param(p: &Params) -> Result<Option<TokenType>, ApiError> {
-    p.get("type")
-        .map(|t| {
-            TokenType::parse(t)
-                .ok_or_else(|| ApiError::BadRequest("type must be bearer or lmv1".to_owned()))
-        })
-        .transpose()
+    p.get("type").map(parse_type).transpose()
+}
+
+/// The type of a token to create: from the body or the `type` query parameter (as in
+/// LogicMonitor's API, none means LMv1). The two must agree. An LMv1 signature does
+/// not cover the query, so a signed request takes a type other than the default only
+/// from its (signed) body: a captured request replayed with `?type=bearer` added
+/// cannot mint a bearer token.
+fn new_token_type(caller: &Caller, params: &Params, b: &JsonBody) -> Result<TokenType, ApiError> {
+    let in_body = b.str("type")?.map(parse_type).transpose()?;
+    let in_query = type_param(params)?;
+    match (in_body, in_query) {
+        (Some(body), Some(query)) if body != query => Err(ApiError::BadRequest(format!(
+            "type is {} in the query string but {} in the body; give one",
+            query.as_str(),
+            body.as_str()
+        ))),
+        (Some(kind), _) => Ok(kind),
+        (None, Some(TokenType::Bearer)) if caller.signed_without_query => {
+            Err(ApiError::BadRequest(
+                "an LMv1 signature does not cover the query string, so with LMv1 put the type in the signed body: {\"type\": \"bearer\"}"
+                    .to_owned(),
+            ))
+        }
+        (None, Some(kind)) => Ok(kind),
+        (None, None) => Ok(TokenType::Lmv1),
+    }
 }
 
 fn status_field(b: &JsonBody) -> Result<Option<TokenStatus>, ApiError> {
@@ -78,8 +104,7 @@ pub(super) async fn create<S: Store>(
     Body(b): Body,
 ) -> JsonResult {
     let admin = ids.get(0)?;
-    // As in LogicMonitor's API, no type means LMv1.
-    let kind = type_param(&params)?.unwrap_or(TokenType::Lmv1);
+    let kind = new_token_type(&caller, &params, &b)?;
     check_immutable(&b, None, admin, kind)?;
     let input = TokenInput {
         note: b.str("note")?.unwrap_or_default().to_owned(),

@@ -91,8 +91,9 @@ async fn lmv1_tokens_are_created_shown_once_and_need_no_data_ingestion() {
             Method::POST,
             &aid,
             &key,
+            // The signature covers the body, not the query: the type goes in the body.
             &format!("/setting/admins/{ingest}/apitokens?type=bearer"),
-            Some("{}"),
+            Some(r#"{"type":"bearer"}"#),
             now_millis(),
         )
         .await;
@@ -118,8 +119,9 @@ async fn lmv1_tokens_are_created_shown_once_and_need_no_data_ingestion() {
             Method::POST,
             &aid,
             &key,
+            // The signature covers the body, not the query: the type goes in the body.
             &format!("/setting/admins/{ingest}/apitokens?type=bearer"),
-            Some("{}"),
+            Some(r#"{"type":"bearer"}"#),
             now_millis(),
         )
         .await;
@@ -763,4 +765,166 @@ async fn key_file_problems_stop_start_up_with_a_clear_message() {
             .status
             .success()
     );
+}
+
+#[tokio::test]
+async fn one_key_holder_flooding_replay_protection_is_refused_and_others_are_not() {
+    let Some(s) = Server::start_with(keygate_server::ServerConfig {
+        replay_limits: (40, 10),
+        ..test_config()
+    })
+    .await
+    else {
+        return;
+    };
+    let (_, flooder, flooder_key) = s.lmv1_for(1, "flooder").await;
+    let (_, other, other_key) = s.lmv1_for(1, "other").await;
+    let r = s
+        .patch(
+            &s.admin_token,
+            "/setting/portal",
+            json!({"lmv1ReplayProtection": true}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let now = now_millis();
+    // Distinct, validly signed requests: the token's share of the memory, then 429.
+    let mut codes = Vec::new();
+    for n in 0..15 {
+        let r = s
+            .lmv1(
+                Method::GET,
+                &flooder,
+                &flooder_key,
+                "/setting/portal",
+                None,
+                now + n,
+            )
+            .await;
+        codes.push(r.status);
+        if r.status == StatusCode::TOO_MANY_REQUESTS {
+            assert!(r.headers.contains_key("retry-after"), "{}", r.text);
+            assert!(r.message().contains("replay protection"), "{}", r.text);
+        }
+    }
+    assert_eq!(
+        codes.iter().filter(|c| **c == StatusCode::OK).count(),
+        10,
+        "{codes:?}"
+    );
+    assert!(
+        codes[10..]
+            .iter()
+            .all(|c| *c == StatusCode::TOO_MANY_REQUESTS)
+    );
+    // Every other key holder is served (up to its own share), and replays are still
+    // caught.
+    for n in 0..10 {
+        let r = s
+            .lmv1(
+                Method::GET,
+                &other,
+                &other_key,
+                "/setting/portal",
+                None,
+                now + n,
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{n}: {}", r.text);
+    }
+    let r = s
+        .lmv1(
+            Method::GET,
+            &flooder,
+            &flooder_key,
+            "/setting/portal",
+            None,
+            now,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert!(r.message().contains("replayed"), "{}", r.text);
+}
+
+#[tokio::test]
+async fn the_unsigned_query_cannot_change_what_a_signed_write_does() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let ingest = s.user("ingest", &[DATAINGESTION]).await;
+    let (_, aid, key) = s.lmv1_for(1, "admin's key").await;
+    let path = format!("/setting/admins/{ingest}/apitokens");
+    let count = |kind: &'static str| {
+        let s = &s;
+        let path = path.clone();
+        async move {
+            s.get(&s.admin_token, &format!("{path}?type={kind}"))
+                .await
+                .body["total"]
+                .as_i64()
+                .unwrap_or(-1)
+        }
+    };
+    // A captured create (no type: an LMv1 token), replayed with ?type=bearer added.
+    let body = r#"{"note":"x"}"#;
+    let now = now_millis();
+    let r = s
+        .lmv1(
+            Method::POST,
+            &aid,
+            &key,
+            &format!("{path}?type=bearer"),
+            Some(body),
+            now,
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(r.message().contains("signed body"), "{}", r.text);
+    assert_eq!(count("bearer").await, 0, "no bearer token was made");
+    // The type in the signed body works, alone or with an agreeing query.
+    for (query, body) in [
+        ("", r#"{"note":"b1","type":"bearer"}"#),
+        ("?type=bearer", r#"{"note":"b2","type":"bearer"}"#),
+    ] {
+        let r = s
+            .lmv1(
+                Method::POST,
+                &aid,
+                &key,
+                &format!("{path}{query}"),
+                Some(body),
+                now_millis(),
+            )
+            .await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.body["type"], "bearer");
+    }
+    // A query that disagrees with the body is refused for everyone.
+    let r = s
+        .post(
+            &s.admin_token,
+            &format!("{path}?type=lmv1"),
+            json!({"type": "bearer"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    // The query alone still works where nothing is signed (bearer), and ?type=lmv1
+    // (the default) with LMv1.
+    let r = s
+        .post(&s.admin_token, &format!("{path}?type=bearer"), json!({}))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = s
+        .lmv1(
+            Method::POST,
+            &aid,
+            &key,
+            &format!("{path}?type=lmv1"),
+            Some(body),
+            now_millis(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["type"], "lmv1");
+    assert_eq!(count("bearer").await, 3);
 }
