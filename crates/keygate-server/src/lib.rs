@@ -15,6 +15,11 @@
 //! - [`session`] — web UI sessions: cookie, CSRF token, timeouts.
 //! - [`ui`] — the web UI: server-rendered pages and their small script.
 //! - [`state`] — shared state and the clock.
+//! - [`listen`] — the connection loop and its limits: connections per client, query
+//!   repair, the body deadline, request slots.
+//! - [`tls`] — HTTPS with reloadable certificates.
+//! - [`metrics`] — the Prometheus counters.
+//! - [`openapi`] — the OpenAPI document, built from the routing table.
 #![forbid(unsafe_code)]
 
 use std::future::Future;

@@ -133,20 +133,18 @@ pub(crate) fn probe_value() -> [u8; 8] {
         .to_be_bytes()
 }
 
-/// The pools' `after_release` check: a connection goes back to the pool only outside
-/// a transaction. A failed commit can leave sqlx counting a transaction SQLite already
+/// The pools' `before_acquire` check: a connection is handed out only outside a
+/// transaction. A failed commit can leave sqlx counting a transaction SQLite already
 /// ended; the rollback it then queues fails, and the connection would refuse every
-/// later `BEGIN` ("non-zero transaction depth"), so it is closed instead.
-pub(crate) async fn released<C: sqlx::Connection>(
-    conn: &mut C,
-) -> std::result::Result<bool, sqlx::Error> {
-    // A rollback queued by a dropped transaction is carried out before the ping answers.
-    conn.ping().await?;
+/// later `BEGIN` ("non-zero transaction depth"), so it is closed instead. (The queued
+/// rollback has been carried out by then: the pool pings a connection as it is
+/// released.)
+pub(crate) fn reusable<C: sqlx::Connection>(conn: &C) -> bool {
     if conn.is_in_transaction() {
         tracing::warn!("closing a database connection that is still inside a transaction");
-        return Ok(false);
+        return false;
     }
-    Ok(true)
+    true
 }
 
 /// The storage fault behind a database error code, if it is one: SQLite result codes

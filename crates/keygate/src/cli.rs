@@ -115,6 +115,15 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYGATE_AUTH_FAIL_PER_MINUTE", default_value_t = 10,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub auth_fail_per_minute: u32,
+    /// Refused changes (403) one user may have recorded in the audit log in a burst;
+    /// beyond it they are answered 429 and counted in one entry.
+    #[arg(long, env = "KEYGATE_AUDIT_REFUSAL_BURST", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub audit_refusal_burst: u32,
+    /// Refused changes per user recorded per minute after the burst (the bucket's refill).
+    #[arg(long, env = "KEYGATE_AUDIT_REFUSALS_PER_MINUTE", default_value_t = 10,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub audit_refusals_per_minute: u32,
     /// A reverse proxy whose X-Forwarded-For names the client (repeat, or
     /// comma-separated in the environment). None by default.
     #[arg(

@@ -80,10 +80,9 @@ async fn run<S: Store>(store: S, cli: Cli) -> Result<()> {
                     refill_per_second: f64::from(args.auth_fail_per_minute) / 60.0,
                     ..Default::default()
                 },
-                // Refused changes are recorded at the same pace per principal.
                 refusal_throttle: keygate_auth::throttle::ThrottleConfig {
-                    burst: f64::from(args.auth_fail_burst),
-                    refill_per_second: f64::from(args.auth_fail_per_minute) / 60.0,
+                    burst: f64::from(args.audit_refusal_burst),
+                    refill_per_second: f64::from(args.audit_refusals_per_minute) / 60.0,
                     ..Default::default()
                 },
                 trusted_proxies: args.trusted_proxies,
@@ -140,6 +139,8 @@ const KNOWN_ENV: &[&str] = &[
     "KEYGATE_MAX_STALENESS_SECONDS",
     "KEYGATE_AUTH_FAIL_BURST",
     "KEYGATE_AUTH_FAIL_PER_MINUTE",
+    "KEYGATE_AUDIT_REFUSAL_BURST",
+    "KEYGATE_AUDIT_REFUSALS_PER_MINUTE",
     "KEYGATE_TRUSTED_PROXIES",
     "KEYGATE_AUDIT_RETENTION_DAYS",
     "KEYGATE_MAX_HEADER_BYTES",

@@ -77,6 +77,8 @@ struct Follower {
     /// Length of the current request line.
     request_line: usize,
     framing: Framing,
+    /// The current header line cannot be about framing: only its end is looked for.
+    skipping: bool,
 }
 
 impl Follower {
@@ -86,6 +88,7 @@ impl Follower {
             line: Vec::new(),
             request_line: 0,
             framing: Framing::default(),
+            skipping: false,
         }
     }
 
@@ -94,94 +97,107 @@ impl Follower {
         self.line = Vec::new();
     }
 
-    /// Appends `input`, rewritten where it must be, to `out`.
-    fn feed(&mut self, input: &[u8], out: &mut Vec<u8>) {
+    /// Follows `input`, handing it to `out` rewritten where it must be. Returns how
+    /// many bytes were consumed: all, unless `out` refused an escape (see [`Out`]).
+    fn feed(&mut self, input: &[u8], out: &mut impl Out) -> usize {
         let mut i = 0;
         while i < input.len() {
+            let rest = &input[i..];
             match self.state {
                 State::Passthrough => {
-                    out.extend_from_slice(&input[i..]);
-                    return;
+                    out.copy(rest);
+                    return input.len();
                 }
-                State::Body(left) => {
-                    let n = usize::try_from(left)
-                        .unwrap_or(usize::MAX)
-                        .min(input.len() - i);
-                    out.extend_from_slice(&input[i..i + n]);
+                State::Body(left) | State::ChunkData(left) => {
+                    let n = usize::try_from(left).unwrap_or(usize::MAX).min(rest.len());
+                    out.copy(&rest[..n]);
                     i += n;
                     let left = left - n as u64;
-                    self.state = if left == 0 {
-                        State::RequestLine(Line::Start)
-                    } else {
-                        State::Body(left)
+                    self.state = match (self.state, left) {
+                        (State::Body(_), 0) => State::RequestLine(Line::Start),
+                        (State::Body(_), _) => State::Body(left),
+                        (_, 0) => State::ChunkEnd(0),
+                        _ => State::ChunkData(left),
                     };
                 }
-                State::ChunkData(left) => {
-                    let n = usize::try_from(left)
-                        .unwrap_or(usize::MAX)
-                        .min(input.len() - i);
-                    out.extend_from_slice(&input[i..i + n]);
-                    i += n;
-                    let left = left - n as u64;
-                    self.state = if left == 0 {
-                        State::ChunkEnd(0)
-                    } else {
-                        State::ChunkData(left)
+                State::Headers | State::ChunkSize | State::Trailers => {
+                    // A whole line at a time, copied out as it is. Header lines are
+                    // collected only when they could be about framing (or are not
+                    // plain): the rest only need their end found.
+                    let (take, ends) = match memchr::memchr(b'\n', rest) {
+                        Some(p) => (p + 1, true),
+                        None => (rest.len(), false),
                     };
+                    out.copy(&rest[..take]);
+                    i += take;
+                    let part = if ends { &rest[..take - 1] } else { rest };
+                    if self.line.is_empty() && !self.skipping {
+                        self.skipping = self.state == State::Headers
+                            && part.first().is_some_and(|c| !may_matter(*c));
+                    }
+                    if !self.skipping {
+                        if self.line.len() + part.len() > MAX_LINE {
+                            self.give_up();
+                            continue;
+                        }
+                        self.line.extend_from_slice(part);
+                    }
+                    if ends {
+                        if self.skipping {
+                            self.skipping = false;
+                        } else {
+                            let line = std::mem::take(&mut self.line);
+                            self.line_done(&line);
+                            self.line = line;
+                            self.line.clear();
+                        }
+                    }
                 }
-                _ => {
-                    let b = input[i];
+                State::ChunkEnd(seen) => {
+                    let b = rest[0];
+                    out.copy(&rest[..1]);
                     i += 1;
-                    self.byte(b, out);
+                    match (seen, b) {
+                        (0, b'\r') => self.state = State::ChunkEnd(1),
+                        (1, b'\n') => self.state = State::ChunkSize,
+                        _ => self.give_up(),
+                    }
+                }
+                State::RequestLine(part) => {
+                    // Plain bytes in bulk, up to the next one that matters here.
+                    let n = next_that_matters(part, rest);
+                    out.copy(&rest[..n]);
+                    i += n;
+                    self.request_line += n;
+                    if self.request_line > MAX_LINE {
+                        self.give_up();
+                        continue;
+                    }
+                    if n < rest.len() {
+                        if !self.request_line_byte(part, rest[n], out) {
+                            return i;
+                        }
+                        i += 1;
+                    }
                 }
             }
         }
+        input.len()
     }
 
-    fn byte(&mut self, b: u8, out: &mut Vec<u8>) {
-        match self.state {
-            State::RequestLine(part) => self.request_line_byte(part, b, out),
-            State::Headers | State::ChunkSize | State::Trailers => {
-                out.push(b);
-                if b == b'\n' {
-                    let line = std::mem::take(&mut self.line);
-                    self.line_done(&line);
-                    self.line = line;
-                    self.line.clear();
-                } else if self.line.len() >= MAX_LINE {
-                    self.give_up();
-                } else {
-                    self.line.push(b);
-                }
-            }
-            State::ChunkEnd(seen) => {
-                out.push(b);
-                match (seen, b) {
-                    (0, b'\r') => self.state = State::ChunkEnd(1),
-                    (1, b'\n') => self.state = State::ChunkSize,
-                    _ => self.give_up(),
-                }
-            }
-            State::Body(_) | State::ChunkData(_) | State::Passthrough => out.push(b),
-        }
-    }
-
-    fn request_line_byte(&mut self, part: Line, b: u8, out: &mut Vec<u8>) {
-        self.request_line += 1;
-        if self.request_line > MAX_LINE {
-            out.push(b);
-            self.give_up();
-            return;
-        }
+    /// One byte of the request line that changes its part or is rewritten; `false`
+    /// (nothing consumed) when `out` refuses the escape.
+    fn request_line_byte(&mut self, part: Line, b: u8, out: &mut impl Out) -> bool {
         let next = match (part, b) {
             (Line::Start, b'\r' | b'\n') => Line::Start,
             (Line::Start, _) => Line::Method,
             (_, b'\n') => {
-                out.push(b);
+                out.copy(&[b]);
                 self.state = State::Headers;
                 self.framing = Framing::default();
                 self.line.clear();
-                return;
+                self.skipping = false;
+                return true;
             }
             (Line::Method, b' ') => Line::Path,
             (Line::Path, b'?') => Line::Query,
@@ -189,14 +205,19 @@ impl Follower {
             (p, _) => p,
         };
         if next == Line::Query && part == Line::Query && needs_escape(b) {
-            out.extend_from_slice(&escaped(b));
+            if !out.escape(b) {
+                return false;
+            }
         } else {
-            out.push(b);
+            out.copy(&[b]);
         }
-        if next == Line::Start {
-            self.request_line = 0;
-        }
+        self.request_line = if next == Line::Start {
+            0
+        } else {
+            self.request_line + 1
+        };
         self.state = State::RequestLine(next);
+        true
     }
 
     /// A header, chunk-size or trailer line ended (`line` without its LF).
@@ -280,6 +301,67 @@ impl Follower {
     }
 }
 
+/// Whether a header line starting with `c` could be one the follower must read:
+/// `Content-Length`, `Transfer-Encoding`, `Upgrade`, a folded line, the empty line.
+fn may_matter(c: u8) -> bool {
+    matches!(
+        c,
+        b'c' | b'C' | b't' | b'T' | b'u' | b'U' | b' ' | b'\t' | b'\r'
+    )
+}
+
+/// Where rewritten bytes go.
+trait Out {
+    /// Bytes passed on as they are.
+    fn copy(&mut self, bytes: &[u8]);
+    /// A byte passed on percent-encoded; `false` to stop before it instead.
+    fn escape(&mut self, b: u8) -> bool;
+}
+
+impl Out for Vec<u8> {
+    fn copy(&mut self, bytes: &[u8]) {
+        self.extend_from_slice(bytes);
+    }
+    fn escape(&mut self, b: u8) -> bool {
+        self.extend_from_slice(&escaped(b));
+        true
+    }
+}
+
+/// Following bytes already where they belong: nothing is copied, and the first byte
+/// that needs rewriting stops the scan.
+struct InPlace;
+
+impl Out for InPlace {
+    fn copy(&mut self, _: &[u8]) {}
+    fn escape(&mut self, _: u8) -> bool {
+        false
+    }
+}
+
+/// Where in `rest` the next byte is that changes the request line's part or is
+/// rewritten (`rest.len()` if none).
+fn next_that_matters(part: Line, rest: &[u8]) -> usize {
+    let found = match part {
+        Line::Method => memchr::memchr2(b' ', b'\n', rest),
+        Line::Path => memchr::memchr3(b' ', b'?', b'\n', rest),
+        Line::Version => memchr::memchr(b'\n', rest),
+        Line::Start | Line::Query => rest.iter().position(|b| matters(part, *b)),
+    };
+    found.unwrap_or(rest.len())
+}
+
+/// Whether a byte in that part of the request line changes the part or is rewritten.
+fn matters(part: Line, b: u8) -> bool {
+    match part {
+        Line::Start => true,
+        Line::Method => b == b' ' || b == b'\n',
+        Line::Path => b == b' ' || b == b'?' || b == b'\n',
+        Line::Query => b == b' ' || b == b'\n' || needs_escape(b),
+        Line::Version => b == b'\n',
+    }
+}
+
 /// Bytes refused in a request target that have one meaning when percent-encoded.
 fn needs_escape(b: u8) -> bool {
     matches!(b, b'"' | b'<' | b'>') || b >= 0x80
@@ -292,14 +374,19 @@ fn escaped(b: u8) -> [u8; 3] {
 
 /// A connection whose incoming request lines are repaired (see the module
 /// documentation); writes pass straight through.
+///
+/// Bytes are read straight into the reader's buffer and followed there; only from
+/// the first byte that needs rewriting on (rare: a raw `"`, `<`, `>` or UTF-8 byte in a
+/// query) are they copied and rewritten.
 #[derive(Debug)]
 pub struct Repair<S> {
     inner: S,
     follower: Follower,
+    /// Bytes read but not yet followed: from a byte that needs rewriting on.
+    raw: Vec<u8>,
     /// Rewritten bytes not yet handed to the reader.
     pending: Vec<u8>,
     pending_at: usize,
-    scratch: Vec<u8>,
 }
 
 impl<S> Repair<S> {
@@ -308,9 +395,9 @@ impl<S> Repair<S> {
         Self {
             inner,
             follower: Follower::new(),
+            raw: Vec::new(),
             pending: Vec::new(),
             pending_at: 0,
-            scratch: vec![0; 8192],
         }
     }
 }
@@ -331,19 +418,29 @@ impl<S: AsyncRead + Unpin> AsyncRead for Repair<S> {
             }
             this.pending.clear();
             this.pending_at = 0;
+            if !this.raw.is_empty() {
+                let raw = std::mem::take(&mut this.raw);
+                this.follower.feed(&raw, &mut this.pending);
+                continue;
+            }
             if this.follower.state == State::Passthrough {
                 return Pin::new(&mut this.inner).poll_read(cx, buf);
             }
-            let mut raw = ReadBuf::new(&mut this.scratch);
-            match Pin::new(&mut this.inner).poll_read(cx, &mut raw) {
-                Poll::Ready(Ok(())) if raw.filled().is_empty() => return Poll::Ready(Ok(())),
-                Poll::Ready(Ok(())) => {
-                    let filled = raw.filled().len();
-                    let input = std::mem::take(&mut this.scratch);
-                    this.follower.feed(&input[..filled], &mut this.pending);
-                    this.scratch = input;
-                }
+            let before = buf.filled().len();
+            match Pin::new(&mut this.inner).poll_read(cx, buf) {
+                Poll::Ready(Ok(())) => {}
                 other => return other,
+            }
+            let fresh = &buf.filled()[before..];
+            let followed = this.follower.feed(fresh, &mut InPlace);
+            if followed == fresh.len() {
+                return Poll::Ready(Ok(()));
+            }
+            // From here on the bytes change: keep what precedes them where it is.
+            this.raw = fresh[followed..].to_vec();
+            buf.set_filled(before + followed);
+            if followed > 0 {
+                return Poll::Ready(Ok(()));
             }
         }
     }
@@ -384,12 +481,56 @@ mod tests {
     use super::*;
     use proptest::prelude::*;
 
+    /// What a reader gets through [`Repair`] from a peer that sends `input` in pieces
+    /// of `chunk` bytes, reading `read` bytes at a time.
+    fn run_with(input: &[u8], chunk: usize, read: usize) -> Vec<u8> {
+        struct Pieces(Vec<Vec<u8>>);
+        impl AsyncRead for Pieces {
+            fn poll_read(
+                mut self: Pin<&mut Self>,
+                _: &mut Context<'_>,
+                buf: &mut ReadBuf<'_>,
+            ) -> Poll<io::Result<()>> {
+                if self.0.is_empty() {
+                    return Poll::Ready(Ok(()));
+                }
+                let n = self.0[0].len().min(buf.remaining());
+                let piece: Vec<u8> = self.0[0].drain(..n).collect();
+                buf.put_slice(&piece);
+                if self.0[0].is_empty() {
+                    self.0.remove(0);
+                }
+                Poll::Ready(Ok(()))
+            }
+        }
+        let pieces = input.chunks(chunk.max(1)).map(<[u8]>::to_vec).collect();
+        let mut r = Repair::new(Pieces(pieces));
+        let mut out = Vec::new();
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            use tokio::io::AsyncReadExt as _;
+            let mut buf = vec![0u8; read.max(1)];
+            loop {
+                let n = r.read(&mut buf).await.unwrap();
+                if n == 0 {
+                    break;
+                }
+                out.extend_from_slice(&buf[..n]);
+            }
+        });
+        out
+    }
+
     fn run(input: &[u8], chunk: usize) -> Vec<u8> {
+        let through = run_with(input, chunk, 7);
         let mut f = Follower::new();
         let mut out = Vec::new();
         for piece in input.chunks(chunk.max(1)) {
             f.feed(piece, &mut out);
         }
+        assert_eq!(through, out, "the stream and the follower agree");
         out
     }
 
@@ -464,6 +605,7 @@ mod tests {
                  any::<bool>()),
                 1..6),
             chunk in 1usize..50,
+            read in 1usize..300,
         ) {
             let mut input = Vec::new();
             let mut want = Vec::new();
@@ -490,7 +632,8 @@ mod tests {
                     out.extend_from_slice(&payload);
                 }
             }
-            prop_assert_eq!(run(&input, chunk), want);
+            prop_assert_eq!(run(&input, chunk), want.clone());
+            prop_assert_eq!(run_with(&input, chunk, read), want);
         }
     }
 }

@@ -86,7 +86,10 @@ impl PgStore {
             .max_connections(max_connections)
             .acquire_timeout(acquire_timeout)
             // A connection left inside a transaction is closed, never reused.
-            .after_release(|conn, _| Box::pin(crate::health::released(conn)))
+            .before_acquire(|conn, _| {
+                let ok = crate::health::reusable(conn);
+                Box::pin(async move { Ok(ok) })
+            })
             .connect_with(options)
             .await?;
         migrate(&pool).await?;

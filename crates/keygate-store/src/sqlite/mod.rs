@@ -82,7 +82,14 @@ impl SqliteStore {
             // A connection whose transaction could not be rolled back (SQLite may end a
             // transaction on its own after SQLITE_FULL or an I/O error, and sqlx then
             // still counts it as open) is closed rather than handed to the next write.
-            .after_release(|conn, _| Box::pin(crate::health::released(conn)))
+            .before_acquire(|conn, _| {
+                let ok = crate::health::reusable(conn);
+                Box::pin(async move { Ok(ok) })
+            })
+            // The pool already pings every connection as it is released (which also
+            // carries out a rollback queued by a dropped transaction); an in-process
+            // SQLite connection needs no second ping when it is taken again.
+            .test_before_acquire(false)
             .connect_with(options)
             .await?;
         migrate::run(&pool).await?;
