@@ -295,7 +295,10 @@ fn schemas() -> Value {
 
 fn admin_input_props() -> Value {
     json!({
-        "username": {"type": "string", "minLength": 1, "maxLength": v::MAX_USERNAME, "pattern": "^[^\\s\\x00-\\x1f\\x7f]+$"},
+        // Exact for ASCII; beyond it, letters of one script (NFKC, UTS #39), which a
+        // regular expression without Unicode classes cannot say.
+        "username": {"type": "string", "minLength": 1, "maxLength": v::MAX_USERNAME, "pattern": "^[A-Za-z0-9._@+\\u00c0-\\uffff-]+$",
+                     "description": "Letters and digits of one script and . _ - @ +; stored in NFKC; unique whatever the case"},
         "email": {"type": "string", "maxLength": v::MAX_EMAIL, "pattern": "^[^@\\s]+@[^@\\s]+$"},
         "firstName": {"type": "string", "maxLength": v::MAX_NAME},
         "lastName": {"type": "string", "maxLength": v::MAX_NAME},

@@ -287,10 +287,14 @@ async fn token_owners<S: Store>(
         let me = st.manager.user(&actor, p.principal.user_id).await?;
         (vec![me.user], me.roles)
     };
+    let me = p.principal.user_id;
     Ok(users
         .into_iter()
         .filter(|u| u.status == keygate_core::model::UserStatus::Active)
         .filter(|u| !bearer || grants_of(u, &roles).contains(Grants::DATAINGESTION))
+        // Nobody mints a token more privileged than themselves: such users are not
+        // offered (saving would be refused anyway).
+        .filter(|u| u.id == me || grants_of(u, &roles).without(p.principal.grants).is_empty())
         .collect())
 }
 

@@ -324,3 +324,61 @@ async fn audit_entries_name_the_token_used_and_who_minted_it_for_someone_else() 
     assert!(by_admin.iter().all(|e| e["tokenCreatedBy"] == "admin"));
     assert!(!by_admin.is_empty());
 }
+
+#[tokio::test]
+async fn the_ui_offers_and_generates_tokens_only_for_users_the_caller_outranks() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let role = s
+        .role(
+            "user-admins",
+            &[
+                USERACCESS_WRITE,
+                USERACCESS_READ,
+                DATAINGESTION_WRITE,
+                APITOKEN_WRITE,
+            ],
+        )
+        .await;
+    let r = s
+        .post(
+            &s.admin_token,
+            "/setting/admins",
+            json!({"username": "ua", "email": "ua@example.com", "roles": [{"id": role}], "password": "ua-password-1"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let ingest = s.user("ingest", &[DATAINGESTION]).await;
+    let (sid, csrf) = super::ui_http::session(&s, "ua", "ua-password-1").await;
+    let client = reqwest::Client::new();
+    let page = send(
+        client
+            .get(format!(
+                "http://{}/settings/user-access/bearer-tokens/add",
+                s.addr
+            ))
+            .header("Cookie", format!("keygate_session={sid}")),
+    )
+    .await;
+    assert_eq!(page.status, StatusCode::OK);
+    assert!(
+        page.text
+            .contains(&format!("<option value=\"{ingest}\">ingest</option>"))
+    );
+    assert!(
+        !page.text.contains("<option value=\"1\">admin</option>"),
+        "{}",
+        page.text
+    );
+    let r = send(
+        client
+            .post(format!("http://{}/ui/pending-token", s.addr))
+            .header("Cookie", format!("keygate_session={sid}"))
+            .header("X-CSRF-Token", &csrf)
+            .header("Content-Type", "application/json")
+            .body(json!({"adminId": 1}).to_string()),
+    )
+    .await;
+    refused_for(&r, "setting portal write");
+}
