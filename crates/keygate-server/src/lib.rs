@@ -237,8 +237,10 @@ pub async fn serve<S: Store>(
 }
 
 /// Every minute (and once more at shutdown): one audit entry for each principal
-/// whose refused changes, and each address whose authentications, were over the rate
-/// limit and not recorded one by one since the last entry.
+/// whose refused changes were over the rate limit and not recorded one by one since
+/// the last entry. (Throttled authentications are counted per address and reported
+/// with that address's next recorded sign-in, so an unauthenticated flood from many
+/// addresses adds no entries of its own.)
 async fn audit_summaries<S: Store>(
     st: state::AppState<S>,
     mut stop: tokio::sync::watch::Receiver<bool>,
@@ -251,9 +253,6 @@ async fn audit_summaries<S: Store>(
             _ = stop.changed() => true,
         };
         st.manager.record_suppressed().await;
-        for (ip, count) in st.throttle.drain_suppressed() {
-            ui::record_throttled_sign_ins(&st, ip, count).await;
-        }
         if stopping {
             break;
         }

@@ -372,9 +372,11 @@ pub(crate) mod audit {
             crate::types::SuppressedWho::User { name, .. } => {
                 ("refused changes by this user", "user", name.clone())
             }
-            crate::types::SuppressedWho::Address(ip) => {
-                ("sign-in attempts from this address", "address", ip.clone())
-            }
+            crate::types::SuppressedWho::Address(ip) => (
+                "failed authentications (sign-ins, tokens) from this address",
+                "address",
+                ip.clone(),
+            ),
         };
         let user_id = match &s.who {
             crate::types::SuppressedWho::User { id, .. } => *id,

@@ -185,3 +185,49 @@ async fn a_thousand_parallel_wrong_passwords_are_checked_exactly_burst_times() {
         StatusCode::OK
     );
 }
+
+#[tokio::test]
+async fn throttled_sign_ins_are_counted_in_one_entry() {
+    let Some(s) = Server::start_with(ServerConfig {
+        throttle: ThrottleConfig {
+            burst: 2.0,
+            refill_per_second: 2.0,
+            ..Default::default()
+        },
+        ..test_config()
+    })
+    .await
+    else {
+        return;
+    };
+    let mut statuses = Vec::new();
+    for _ in 0..5 {
+        statuses.push(
+            super::ui_http::signin(&s, "admin", "wrong-password", None)
+                .await
+                .status,
+        );
+    }
+    let limited = statuses
+        .iter()
+        .filter(|c| **c == StatusCode::TOO_MANY_REQUESTS)
+        .count();
+    assert!(limited >= 2, "{statuses:?}");
+    // A token comes back; the next attempt is recorded, and so are the ones turned away.
+    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    let r = super::ui_http::signin(&s, "admin", "wrong-password", None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    let items = s
+        .get(
+            &s.admin_token,
+            "/setting/accesslogs?filter=action:suppressed",
+        )
+        .await;
+    let detail = items.body["items"][0]["detail"].as_str().unwrap_or("");
+    assert!(
+        detail.starts_with(&format!("{limited} more failed authentications")),
+        "{}",
+        items.text
+    );
+    assert_eq!(items.body["items"][0]["targetType"], "address");
+}
