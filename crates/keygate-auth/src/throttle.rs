@@ -198,11 +198,10 @@ impl<K: ThrottleKey> FailureThrottle<K> {
     /// Drops buckets that have refilled (they behave exactly like absent ones); if that
     /// is not enough, the fullest half.
     fn make_room(&self, map: &mut HashMap<K, Bucket>, now_millis: i64) {
-        // A refilled bucket behaves like an absent one, unless it still has turned-away
-        // attempts to report.
-        map.retain(|_, b| {
-            b.suppressed > 0 || self.refilled(*b, now_millis).tokens < self.config.burst
-        });
+        // A refilled bucket behaves like an absent one. (Its count of turned-away
+        // attempts goes with it: reporting them is best effort, and refusals are
+        // drained every minute, well before a bucket refills.)
+        map.retain(|_, b| self.refilled(*b, now_millis).tokens < self.config.burst);
         if map.len() >= self.config.max_clients {
             let mut levels: Vec<f64> = map
                 .values()

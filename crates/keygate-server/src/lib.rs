@@ -134,6 +134,7 @@ pub async fn serve<S: Store>(
     verifier.set_max_staleness(config.max_staleness);
     verifier.set_replay_limits(config.replay_limits.0, config.replay_limits.1);
     verifier.confirm(config.clock.now_millis());
+    let trusted: Arc<[std::net::IpAddr]> = config.trusted_proxies.clone().into();
     let state = state::AppState {
         manager: Arc::new(
             Manager::new(store.clone(), Some(verifier.clone()))
@@ -146,7 +147,7 @@ pub async fn serve<S: Store>(
         throttle: Arc::new(keygate_auth::throttle::FailureThrottle::new(
             config.throttle,
         )),
-        trusted_proxies: config.trusted_proxies.clone().into(),
+        trusted_proxies: trusted.clone(),
         metrics: Arc::new(metrics::Metrics::default()),
         slots: Arc::new(listen::slots::Slots::new(&config.limits)),
     };
@@ -187,7 +188,7 @@ pub async fn serve<S: Store>(
                 app,
                 listen::Plain,
                 config.limits,
-                config.trusted_proxies.clone().into(),
+                trusted.clone(),
                 async move {
                     let _ = stop.changed().await;
                 },
@@ -195,7 +196,6 @@ pub async fn serve<S: Store>(
         }
         None => None,
     };
-    let trusted: Arc<[std::net::IpAddr]> = config.trusted_proxies.clone().into();
     let app = routes::router(
         state,
         listen::RequestLimits::new(&config.limits),

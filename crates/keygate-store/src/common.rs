@@ -164,23 +164,31 @@ pub(crate) mod audit {
     /// Longest audit text kept, in characters; longer text is cut.
     const MAX_TEXT: usize = 256;
 
-    /// Audit text as stored: at most [`MAX_TEXT`] characters, with control, format and
+    /// Audit text as stored (every entry passes through this in its backend's insert,
+    /// so the builders here keep text as given): at most [`MAX_TEXT`] characters, with control, format and
     /// line-separator characters written as `\u{..}` escapes — so an entry can neither
     /// grow the table without bound nor forge a line in an export, a terminal or a
     /// page, and PostgreSQL (which refuses NUL in text) stores it like SQLite.
     pub(crate) fn clean(s: &str) -> String {
-        let mut out = String::with_capacity(s.len().min(MAX_TEXT * 2));
-        for (n, c) in s.chars().enumerate() {
-            if n == MAX_TEXT {
+        use std::fmt::Write as _;
+        let mut out = String::with_capacity(s.len().min(MAX_TEXT * 4));
+        // Counted as stored: an escape counts for the characters it is written as.
+        let mut kept = 0;
+        let mut escape = String::new();
+        for c in s.chars() {
+            escape.clear();
+            if hidden(c) {
+                let _ = write!(escape, "\\u{{{:x}}}", c as u32);
+            } else {
+                escape.push(c);
+            }
+            let n = escape.chars().count();
+            if kept + n > MAX_TEXT {
                 out.push('…');
                 break;
             }
-            if hidden(c) {
-                use std::fmt::Write as _;
-                let _ = write!(out, "\\u{{{:x}}}", c as u32);
-            } else {
-                out.push(c);
-            }
+            out.push_str(&escape);
+            kept += n;
         }
         out
     }
@@ -192,10 +200,6 @@ pub(crate) mod audit {
             || matches!(c,
                 '\u{ad}' | '\u{200b}'..='\u{200f}' | '\u{2028}'..='\u{202e}'
                 | '\u{2060}'..='\u{206f}' | '\u{feff}' | '\u{fff9}'..='\u{fffb}')
-    }
-
-    fn clip(s: &str) -> String {
-        clean(s)
     }
 
     fn record(
@@ -215,9 +219,9 @@ pub(crate) mod audit {
             action,
             target_type: target_type.to_owned(),
             target_id,
-            target: clip(target),
+            target: target.to_owned(),
             success: true,
-            detail: clip(&detail),
+            detail,
             via: by.via.clone(),
         }
     }
@@ -353,12 +357,12 @@ pub(crate) mod audit {
         AuditRecord {
             at: now,
             user_id: a.user,
-            username: clip(&a.username),
+            username: a.username.clone(),
             ip: Some(a.ip.clone()),
             action: AuditAction::SignIn,
             target_type: "user".to_owned(),
             target_id: a.user,
-            target: clip(&a.username),
+            target: a.username.clone(),
             success: a.success,
             detail: a.reason.to_owned(),
             via: None,
@@ -368,32 +372,32 @@ pub(crate) mod audit {
     /// One entry standing for `count` refused changes (or throttled sign-ins) that
     /// were over the rate limit and so not recorded one by one.
     pub(crate) fn suppressed(s: &crate::types::Suppressed, now: EpochSeconds) -> AuditRecord {
-        let (what, target_type, target) = match &s.who {
-            crate::types::SuppressedWho::User { name, .. } => {
-                ("refused changes by this user", "user", name.clone())
-            }
-            crate::types::SuppressedWho::Address(ip) => (
+        use crate::types::SuppressedWho;
+        let (what, target_type, name, user_id, ip) = match &s.who {
+            SuppressedWho::User { id, name } => (
+                "refused changes by this user",
+                "user",
+                name.clone(),
+                *id,
+                None,
+            ),
+            SuppressedWho::Address(ip) => (
                 "failed authentications (sign-ins, tokens) from this address",
                 "address",
                 ip.clone(),
+                None,
+                Some(ip.clone()),
             ),
-        };
-        let user_id = match &s.who {
-            crate::types::SuppressedWho::User { id, .. } => *id,
-            crate::types::SuppressedWho::Address(_) => None,
         };
         AuditRecord {
             at: now,
             user_id,
-            username: clip(&target),
-            ip: match &s.who {
-                crate::types::SuppressedWho::Address(ip) => Some(ip.clone()),
-                crate::types::SuppressedWho::User { .. } => None,
-            },
+            username: name.clone(),
+            ip,
             action: AuditAction::Suppressed,
             target_type: target_type.to_owned(),
             target_id: user_id,
-            target: clip(&target),
+            target: name,
             success: false,
             detail: format!(
                 "{} more {what} were over the rate limit and not recorded one by one",

@@ -3,9 +3,9 @@
 //!
 //! A write that fails because of the storage (a full disk, a read-only file system,
 //! an I/O error, a database file deleted under a running process) marks the store
-//! [`Fault`]y; the next write that commits clears it. Readiness asks
-//! [`Health::state`], and a faulty store is probed with a one-row write at most once
-//! a second, so readiness turns back to ready as soon as space is back even when no
+//! [`Fault`]y; the next write that commits clears it. Readiness asks the store's
+//! `writable` (which consults [`Health::due`]), and a faulty store is probed with a
+//! one-row write at most once a second, so readiness turns back to ready as soon as space is back even when no
 //! client writes.
 
 use std::sync::Mutex;

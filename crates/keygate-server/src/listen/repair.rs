@@ -343,23 +343,16 @@ impl Out for InPlace {
 /// rewritten (`rest.len()` if none).
 fn next_that_matters(part: Line, rest: &[u8]) -> usize {
     let found = match part {
+        // Every byte before the method decides something.
+        Line::Start => Some(0),
         Line::Method => memchr::memchr2(b' ', b'\n', rest),
         Line::Path => memchr::memchr3(b' ', b'?', b'\n', rest),
+        Line::Query => rest
+            .iter()
+            .position(|b| matches!(b, b' ' | b'\n') || needs_escape(*b)),
         Line::Version => memchr::memchr(b'\n', rest),
-        Line::Start | Line::Query => rest.iter().position(|b| matters(part, *b)),
     };
     found.unwrap_or(rest.len())
-}
-
-/// Whether a byte in that part of the request line changes the part or is rewritten.
-fn matters(part: Line, b: u8) -> bool {
-    match part {
-        Line::Start => true,
-        Line::Method => b == b' ' || b == b'\n',
-        Line::Path => b == b' ' || b == b'?' || b == b'\n',
-        Line::Query => b == b' ' || b == b'\n' || needs_escape(b),
-        Line::Version => b == b'\n',
-    }
 }
 
 /// Bytes refused in a request target that have one meaning when percent-encoded.

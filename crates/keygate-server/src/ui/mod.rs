@@ -377,11 +377,7 @@ async fn signin<S: Store>(
 
 /// One audit entry for `count` authentications from `ip` that were throttled and so
 /// not recorded one by one.
-pub(crate) async fn record_throttled_sign_ins<S: Store>(
-    st: &AppState<S>,
-    ip: std::net::IpAddr,
-    count: u64,
-) {
+async fn record_throttled_sign_ins<S: Store>(st: &AppState<S>, ip: std::net::IpAddr, count: u64) {
     let s = keygate_store::Suppressed {
         who: keygate_store::SuppressedWho::Address(ip.to_string()),
         count,
