@@ -51,6 +51,11 @@ impl Grants {
     /// The privileges held, as the API spells them (`setting portal write`), joined
     /// by commas.
     pub fn names(self) -> String {
+        self.list().join(", ")
+    }
+
+    /// The privileges held, as the API spells them, one per item.
+    pub fn list(self) -> Vec<&'static str> {
         const NAMED: [(Grants, &str); 5] = [
             (Grants::USERACCESS_WRITE, "setting useraccess write"),
             (Grants::USERACCESS_READ, "setting useraccess read"),
@@ -62,8 +67,7 @@ impl Grants {
             .iter()
             .filter(|(g, _)| self.contains(*g))
             .map(|(_, n)| *n)
-            .collect::<Vec<_>>()
-            .join(", ")
+            .collect()
     }
 
     /// What one stored privilege grants (nothing if keygate does not know it).
@@ -379,6 +383,19 @@ pub fn token_list_scope(actor: &Actor) -> Result<Option<UserId>, Denied> {
         actor.user_id.map(Some).ok_or(Denied::Forbidden("no user"))
     } else {
         Err(token_denial(actor))
+    }
+}
+
+/// May `actor` look a token up by its value? Whoever may see every user's tokens.
+pub fn look_up_tokens(actor: &Actor) -> Result<(), Denied> {
+    if actor.grants.contains(Grants::USERACCESS_WRITE)
+        || actor.grants.contains(Grants::USERACCESS_READ)
+    {
+        Ok(())
+    } else {
+        Err(Denied::Forbidden(
+            "looking a token up by its value needs setting useraccess read or write",
+        ))
     }
 }
 

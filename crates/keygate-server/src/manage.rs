@@ -500,6 +500,61 @@ impl<S: Store> Manager<S> {
         self.view(actor, token).await
     }
 
+    /// The token that authenticated `actor`'s request, as its own caller sees it.
+    /// Everyone may read the token they call with; a request without one (a UI
+    /// session) gets 404.
+    pub async fn own_token(&self, actor: &Actor) -> Result<TokenView, ApiError> {
+        let missing =
+            || ApiError::NotFound("this request was not made with an API token".to_owned());
+        let id = actor.token_id.ok_or_else(missing)?;
+        let token = self.store.token(id).await.map_err(|e| match e {
+            StoreError::NotFound(_) => missing(),
+            other => other.into(),
+        })?;
+        self.view(actor, token).await
+    }
+
+    /// The bearer token with this value, for an administrator holding a token found
+    /// where it should not be. Every lookup is audited, found or not, and takes the
+    /// same steps either way (one indexed read by digest, one audit entry), so the
+    /// answer time does not say more than the answer.
+    pub async fn token_by_value(
+        &self,
+        actor: &Actor,
+        value: &BearerToken,
+    ) -> Result<TokenView, ApiError> {
+        let actor = &self.resolve(actor).await?;
+        let attempt =
+            Attempt::new(AuditAction::TokenLookup, "apitoken", None).named(value.masked());
+        self.allowed(actor, &attempt, policy::look_up_tokens(actor), not_found)
+            .await?;
+        let found = self.store.token_by_hash(&value.digest().0).await?;
+        let record = AuditRecord {
+            at: self.clock.now(),
+            user_id: actor.user_id,
+            username: actor.username.clone(),
+            ip: actor.ip.clone(),
+            action: AuditAction::TokenLookup,
+            target_type: "apitoken".to_owned(),
+            target_id: found.as_ref().map(|t| t.id),
+            target: value.masked(),
+            success: true,
+            detail: match &found {
+                Some(t) => format!("found token {} of user {}", t.id, t.user_id),
+                None => "no token has this value".to_owned(),
+            },
+            via: actor.via.clone(),
+        };
+        // An incident lookup that cannot be recorded is not answered.
+        self.store.record_audit(&record).await?;
+        match found {
+            Some(t) => self.view(actor, t).await,
+            None => Err(ApiError::NotFound(
+                "no API token has this value (it may have been deleted)".to_owned(),
+            )),
+        }
+    }
+
     /// The owner of a token, for callers that address tokens by id alone (the admin
     /// CLI). A token the caller may not see is reported as missing.
     pub async fn token_owner(&self, actor: &Actor, id: TokenId) -> Result<UserId, ApiError> {

@@ -226,6 +226,24 @@ fn schemas() -> Value {
     let str_max = |n: u64| json!({"type": "string", "maxLength": n});
     json!({
         "APIToken": object(TOKEN),
+        "APITokenSelf": {
+            "allOf": [
+                schema_ref("APIToken"),
+                {
+                    "type": "object",
+                    "required": ["privileges"],
+                    "properties": {
+                        "privileges": {"type": "array", "items": {"type": "string"}, "description": "The owner's privileges as of this request (setting apitoken write, dataingestion * write, ...)"},
+                    }
+                }
+            ]
+        },
+        "APITokenLookup": {
+            "type": "object",
+            "required": ["token"],
+            "description": "The bearer token to find (or an Authorization header value holding one)",
+            "properties": {"token": {"type": "string", "maxLength": 1024}},
+        },
         "Admin": object(USER),
         "Role": object(ROLE),
         "Portal": object(PORTAL),

@@ -76,6 +76,25 @@ pub const TOKEN_PROPS: &[&str] = &[
     "userPermission",
 ];
 
+/// Properties of `APITokenSelf`: an `APIToken` and the owner's privileges.
+pub const TOKEN_SELF_PROPS: &[&str] = &[
+    "id",
+    "adminId",
+    "adminName",
+    "type",
+    "accessId",
+    "accessKey",
+    "note",
+    "status",
+    "createdOn",
+    "createdBy",
+    "lastUsedOn",
+    "lastAuthIp",
+    "roles",
+    "userPermission",
+    "privileges",
+];
+
 /// Filterable and sortable fields of users.
 pub const USER_FIELDS: &[FieldSpec] = &[
     int("id"),

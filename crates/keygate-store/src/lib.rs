@@ -146,6 +146,12 @@ pub trait Store: Clone + Send + Sync + 'static {
     fn tokens(&self, owner: Option<UserId>) -> impl Future<Output = Result<Vec<ApiToken>>> + Send;
     /// One token.
     fn token(&self, id: TokenId) -> impl Future<Output = Result<ApiToken>> + Send;
+    /// The bearer token whose secret has this SHA-256 digest (for looking a found
+    /// token up by its value), if there is one.
+    fn token_by_hash(
+        &self,
+        hash: &[u8; 32],
+    ) -> impl Future<Output = Result<Option<ApiToken>>> + Send;
     /// How many tokens there are of each type and status.
     fn token_counts(&self) -> impl Future<Output = Result<Vec<TokenCount>>> + Send;
     /// Creates a bearer token for the capability's owner, checking in the same

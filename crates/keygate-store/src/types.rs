@@ -312,6 +312,8 @@ pub enum AuditAction {
     TokenNote,
     /// A token was deleted.
     TokenDelete,
+    /// A token was looked up by its value (found or not).
+    TokenLookup,
     /// A user was created.
     UserCreate,
     /// A user was changed.
@@ -335,12 +337,13 @@ pub enum AuditAction {
 
 impl AuditAction {
     /// Every action, for parsing and documentation.
-    pub const ALL: [Self; 14] = [
+    pub const ALL: [Self; 15] = [
         Self::TokenCreate,
         Self::TokenEnable,
         Self::TokenDisable,
         Self::TokenNote,
         Self::TokenDelete,
+        Self::TokenLookup,
         Self::UserCreate,
         Self::UserUpdate,
         Self::UserDelete,
@@ -360,6 +363,7 @@ impl AuditAction {
             Self::TokenDisable => "apitoken.disable",
             Self::TokenNote => "apitoken.note",
             Self::TokenDelete => "apitoken.delete",
+            Self::TokenLookup => "apitoken.lookup",
             Self::UserCreate => "user.create",
             Self::UserUpdate => "user.update",
             Self::UserDelete => "user.delete",

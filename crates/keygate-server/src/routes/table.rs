@@ -37,6 +37,10 @@ pub enum OpId {
     PatchToken,
     /// DELETE /setting/admins/{adminId}/apitokens/{apitokenId}
     DeleteToken,
+    /// GET /apitokens/self
+    OwnToken,
+    /// POST /apitokens/lookup
+    LookUpToken,
     /// GET /setting/roles
     ListRoles,
     /// POST /setting/roles
@@ -127,6 +131,8 @@ const ADMIN: &str = "/setting/admins/{adminId}";
 const ALL_TOKENS: &str = "/setting/admins/apitokens";
 const TOKENS: &str = "/setting/admins/{adminId}/apitokens";
 const TOKEN: &str = "/setting/admins/{adminId}/apitokens/{apitokenId}";
+const OWN_TOKEN: &str = "/apitokens/self";
+const LOOKUP: &str = "/apitokens/lookup";
 const ROLES: &str = "/setting/roles";
 const ROLE: &str = "/setting/roles/{roleId}";
 const LOGS: &str = "/setting/accesslogs";
@@ -253,6 +259,24 @@ pub const OPERATIONS: &[Operation] = &[
         Shape::Delete,
     ),
     op(
+        OpId::OwnToken,
+        "get",
+        OWN_TOKEN,
+        "getOwnApiToken",
+        "The API token making this call (masked), with its owner's privileges as of now",
+        "API tokens",
+        Shape::One("APITokenSelf"),
+    ),
+    op(
+        OpId::LookUpToken,
+        "post",
+        LOOKUP,
+        "lookUpApiToken",
+        "Find the bearer token with a given value (sent in the body, never a URL); audited, found or not",
+        "API tokens",
+        Shape::Write("APITokenLookup", "APIToken"),
+    ),
+    op(
         OpId::ListRoles,
         "get",
         ROLES,
@@ -369,6 +393,8 @@ pub fn handler<S: Store>(id: OpId) -> MethodRouter<AppState<S>> {
         OpId::PutToken => put(tokens::update::<S>),
         OpId::PatchToken => patch(tokens::update::<S>),
         OpId::DeleteToken => delete(tokens::delete::<S>),
+        OpId::OwnToken => get(tokens::own::<S>),
+        OpId::LookUpToken => post(tokens::lookup::<S>),
         OpId::ListRoles => get(roles::list::<S>),
         OpId::CreateRole => post(roles::create::<S>),
         OpId::GetRole => get(roles::get::<S>),

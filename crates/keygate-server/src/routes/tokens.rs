@@ -3,6 +3,7 @@
 use axum::extract::State;
 use keygate_core::model::{TokenStatus, TokenType};
 use keygate_core::query::{ListQuery, parse_fields};
+use keygate_core::token::BearerToken;
 use keygate_store::{Store, TokenPatch};
 use serde_json::{Value, json};
 
@@ -201,4 +202,43 @@ pub(super) async fn delete<S: Store>(
         .delete_token(&caller.actor(), ids.get(0)?, ids.get(1)?)
         .await?;
     Ok(axum::Json(json!({})))
+}
+
+/// `GET /apitokens/self`: the token making the call, with its owner's privileges as
+/// of this request.
+pub(super) async fn own<S: Store>(
+    State(st): State<AppState<S>>,
+    caller: Caller,
+    params: Params,
+) -> JsonResult {
+    let fields = parse_fields(params.get("fields"), wire::TOKEN_SELF_PROPS)?;
+    let view = st.manager.own_token(&caller.actor()).await?;
+    let mut m = render(&view, None);
+    m.insert(
+        "privileges".to_owned(),
+        json!(caller.principal.grants.list()),
+    );
+    Ok(object(wire::project(m, fields.as_deref())))
+}
+
+/// `POST /apitokens/lookup`: the token with the value in the body (`{"token": ...}`),
+/// which never travels in a URL. A pasted `Authorization` header value is accepted.
+pub(super) async fn lookup<S: Store>(
+    State(st): State<AppState<S>>,
+    caller: Caller,
+    Body(b): Body,
+) -> JsonResult {
+    let value = b.str("token")?.ok_or_else(|| {
+        ApiError::BadRequest(
+            "token: give the bearer token's value: {\"token\": \"kgt...\"}".to_owned(),
+        )
+    })?;
+    let value = value
+        .strip_prefix("Authorization:")
+        .map_or(value, str::trim_start);
+    let value = value.strip_prefix("Bearer ").unwrap_or(value);
+    let token =
+        BearerToken::parse(value).map_err(|e| ApiError::BadRequest(format!("token: {e}")))?;
+    let view = st.manager.token_by_value(&caller.actor(), &token).await?;
+    Ok(object(render(&view, None)))
 }

@@ -507,6 +507,9 @@ impl Store for PgStore {
     async fn token(&self, id: TokenId) -> Result<ApiToken> {
         read!(self, c => tokens::get(&mut c, id).await)
     }
+    async fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiToken>> {
+        read!(self, c => tokens::by_hash(&mut c, hash).await)
+    }
     async fn create_bearer_token(
         &self,
         cap: &TokenWrite,

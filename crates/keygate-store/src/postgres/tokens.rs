@@ -45,6 +45,20 @@ pub(super) async fn list(conn: &mut PgConnection, owner: Option<UserId>) -> Resu
     rows.iter().map(from_row).collect()
 }
 
+/// The bearer token whose secret has this SHA-256 digest, if any. One indexed read
+/// whether or not it exists.
+pub(super) async fn by_hash(conn: &mut PgConnection, hash: &[u8; 32]) -> Result<Option<ApiToken>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        token_columns!(),
+        " FROM api_tokens WHERE secret_hash = $1"
+    ))
+    .bind(hash.as_slice())
+    .fetch_optional(&mut *conn)
+    .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
 pub(super) async fn get(conn: &mut PgConnection, id: TokenId) -> Result<ApiToken> {
     let row = sqlx::query(concat!(
         "SELECT ",

@@ -351,6 +351,11 @@ impl Store for SqliteStore {
         tokens::get(&mut conn, id).await
     }
 
+    async fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiToken>> {
+        let mut conn = self.pool.acquire().await?;
+        tokens::by_hash(&mut conn, hash).await
+    }
+
     async fn create_bearer_token(
         &self,
         cap: &TokenWrite,

@@ -62,6 +62,19 @@ pub(super) async fn get(conn: &mut SqliteConnection, id: TokenId) -> Result<ApiT
     from_row(&row)
 }
 
+/// The bearer token whose secret has this SHA-256 digest, if any. One indexed read
+/// whether or not it exists.
+pub(super) async fn by_hash(
+    conn: &mut SqliteConnection,
+    hash: &[u8; 32],
+) -> Result<Option<ApiToken>> {
+    let row = sqlx::query(select_tokens!("WHERE secret_hash = ?"))
+        .bind(hash.as_slice())
+        .fetch_optional(&mut *conn)
+        .await?;
+    row.as_ref().map(from_row).transpose()
+}
+
 /// What a new token's checks need to know of its owner.
 struct OwnerState {
     username: String,

@@ -16,6 +16,8 @@ mod changelog;
 mod cli;
 #[path = "hostile.rs"]
 mod hostile;
+#[path = "introspect.rs"]
+mod introspect;
 #[path = "lists.rs"]
 mod lists;
 #[path = "lmv1.rs"]

@@ -19,6 +19,8 @@ mod crash;
 mod flood;
 #[path = "hostile.rs"]
 mod hostile;
+#[path = "introspect.rs"]
+mod introspect;
 #[path = "lists.rs"]
 mod lists;
 #[path = "lmv1.rs"]
