@@ -18,6 +18,8 @@
 //! - [`listen`] — the connection loop and its limits: connections per client, query
 //!   repair, the body deadline, request slots.
 //! - [`tls`] — HTTPS with reloadable certificates.
+//! - [`wake`] — the socket beside a SQLite database through which the admin CLI has
+//!   a running server apply its change at once.
 //! - [`metrics`] — the Prometheus counters.
 //! - [`openapi`] — the OpenAPI document, built from the routing table.
 #![forbid(unsafe_code)]
@@ -43,6 +45,7 @@ pub mod session;
 pub mod state;
 pub mod tls;
 pub mod ui;
+pub mod wake;
 pub mod wire;
 
 pub use error::ApiError;
@@ -81,6 +84,9 @@ pub struct ServerConfig {
     /// Serve HTTPS with these certificates (`None`: plain HTTP). Keep a clone of the
     /// `Arc` to [`tls::Certificates::reload`] them while serving.
     pub tls: Option<Arc<tls::Certificates>>,
+    /// The wake-up socket to serve ([`wake::socket_path`] of the SQLite file; `None`
+    /// on PostgreSQL, whose NOTIFY does this job).
+    pub wake_socket: Option<std::path::PathBuf>,
 }
 
 impl Default for ServerConfig {
@@ -102,6 +108,7 @@ impl Default for ServerConfig {
             ),
             metrics_addr: None,
             tls: None,
+            wake_socket: None,
         }
     }
 }
@@ -172,6 +179,20 @@ pub async fn serve<S: Store>(
         stop_tx.subscribe(),
     ));
     let summaries = tokio::spawn(audit_summaries(state.clone(), stop_tx.subscribe()));
+    let wake_server = config
+        .wake_socket
+        .as_ref()
+        .and_then(|path| Some((wake::bind(path)?, path.clone())))
+        .map(|(l, path)| {
+            tokio::spawn(wake::serve(
+                l,
+                path,
+                state.verifier.clone(),
+                state.manager.store().clone(),
+                config.clock.clone(),
+                stop_tx.subscribe(),
+            ))
+        });
     if let Ok(addr) = listener.local_addr() {
         tracing::info!(%addr, "keygate listening");
     }
@@ -225,6 +246,7 @@ pub async fn serve<S: Store>(
         Some(summaries),
         change_listener,
         metrics_server,
+        wake_server,
     ]
     .into_iter()
     .flatten()

@@ -288,7 +288,7 @@ pub fn audit_entry(e: &AuditEntry) -> Map<String, Value> {
     into_map(json!({
         "id": e.id,
         "happenedOn": r.at,
-        "happenedOnLocal": crate::ui::html::utc(r.at),
+        "happenedOnLocal": keygate_core::date::utc(r.at),
         "username": r.username,
         "userId": r.user_id,
         "ip": r.ip.as_deref().unwrap_or(""),

@@ -9,6 +9,7 @@ use keygate_server::manage::TokenInput;
 use keygate_store::{NewUser, PortalPatch, Store, TokenPatch};
 
 use crate::cli::{PortalCommand, TokenCommand, TokenKind, UserCommand};
+use keygate_server::manage::UserChanges;
 
 fn api<T>(r: Result<T, keygate_server::ApiError>) -> Result<T> {
     r.map_err(|e| anyhow::anyhow!("{}", e.message()))
@@ -65,6 +66,26 @@ pub async fn user<S: Store>(m: &Manager<S>, cmd: UserCommand) -> Result<()> {
                 );
             }
         }
+        UserCommand::SetPassword { username } => {
+            let user = api(m.user_named(&actor, &username).await)?;
+            let password = crate::client::read_secret(&format!(
+                "New password for {username} (input hidden): "
+            ))?;
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
+                let again = crate::client::read_secret("Again: ")?;
+                if again != password {
+                    anyhow::bail!("the two passwords differ; nothing was changed");
+                }
+            }
+            let changes = UserChanges {
+                password: Some(password),
+                ..Default::default()
+            };
+            api(m.update_user(&actor, user.id, changes).await)?;
+            eprintln!(
+                "password changed for {username}; their web UI sessions have ended. A running server uses it at once."
+            );
+        }
     }
     Ok(())
 }
@@ -98,7 +119,7 @@ pub async fn token<S: Store>(m: &Manager<S>, cmd: TokenCommand) -> Result<()> {
             };
             let views = api(m.tokens(&actor, owner, None).await)?;
             println!(
-                "{:<6} {:<16} {:<7} {:<50} {:<9} {:<11} NOTE",
+                "{:<6} {:<16} {:<7} {:<50} {:<9} {:<23} NOTE",
                 "ID", "USER", "TYPE", "ACCESS ID", "STATUS", "LAST USED"
             );
             for v in views {
@@ -108,20 +129,26 @@ pub async fn token<S: Store>(m: &Manager<S>, cmd: TokenCommand) -> Result<()> {
                 } else {
                     "disabled"
                 };
+                let last_used = if t.last_used_on > 0 {
+                    keygate_core::date::utc(t.last_used_on)
+                } else {
+                    "never".to_owned()
+                };
                 println!(
-                    "{:<6} {:<16} {:<7} {:<50} {:<9} {:<11} {}",
+                    "{:<6} {:<16} {:<7} {:<50} {:<9} {:<23} {}",
                     t.id,
                     v.owner_name,
                     t.token_type.as_str(),
                     t.access_id,
                     status,
-                    t.last_used_on,
+                    last_used,
                     t.note.escape_debug()
                 );
             }
         }
         TokenCommand::Disable { id } => set_status(m, &actor, id, TokenStatus::Disabled).await?,
         TokenCommand::Enable { id } => set_status(m, &actor, id, TokenStatus::Enabled).await?,
+        TokenCommand::Check => anyhow::bail!("token check runs without a database"),
         TokenCommand::Delete { id } => {
             let owner = api(m.token_owner(&actor, id).await)?;
             api(m.delete_token(&actor, owner, id).await)?;

@@ -53,7 +53,8 @@ pub enum LogFormat {
     Json,
 }
 
-/// Subcommands.
+/// Subcommands. The `--help` listing groups them by whether they open the database
+/// ([`DATABASE_COMMANDS`]) or talk to a server over HTTP.
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server.
@@ -63,7 +64,7 @@ pub enum Command {
     /// Manage users directly in the database.
     #[command(subcommand)]
     User(UserCommand),
-    /// Manage API tokens directly in the database.
+    /// Manage API tokens directly in the database (`token check` opens none).
     #[command(subcommand)]
     Token(TokenCommand),
     /// Show or change portal settings directly in the database.
@@ -72,6 +73,91 @@ pub enum Command {
     /// Manage the master key that seals LMv1 access keys.
     #[command(subcommand)]
     MasterKey(MasterKeyCommand),
+    /// Store a bearer token for a server, once (read from a hidden prompt or stdin).
+    Login(LoginArgs),
+    /// Forget the stored token of a profile (the token itself keeps working).
+    Logout(ProfileArgs),
+    /// Show who the stored token acts as, with the owner's privileges as of now.
+    Whoami(ProfileArgs),
+    /// Call the REST API with the stored token: keygate api GET /setting/admins.
+    Api(ApiArgs),
+    /// Print a shell completion script (bash, zsh, fish, elvish, powershell).
+    Completions {
+        /// The shell.
+        #[arg(value_enum)]
+        shell: clap_complete::Shell,
+    },
+}
+
+/// The subcommands that open the database; the rest talk to a server over HTTP or
+/// work offline.
+pub const DATABASE_COMMANDS: &[&str] = &["serve", "init", "user", "token", "portal", "master-key"];
+
+/// The command line, with `--help` listing the commands in two groups.
+pub fn command() -> clap::Command {
+    use clap::CommandFactory as _;
+    let cmd = Cli::command();
+    let (mut db, mut client) = (String::new(), String::new());
+    for sc in cmd.get_subcommands() {
+        let line = format!(
+            "  {:<12} {}\n",
+            sc.get_name(),
+            sc.get_about().map(ToString::to_string).unwrap_or_default()
+        );
+        if DATABASE_COMMANDS.contains(&sc.get_name()) {
+            db.push_str(&line);
+        } else {
+            client.push_str(&line);
+        }
+    }
+    let template = format!(
+        "{{about-with-newline}}\n{{usage-heading}} {{usage}}\n\n\
+         Server and admin commands (open the database; run them where the server's data is):\n{db}\n\
+         Client commands (talk to a keygate server over HTTP; open no database):\n{client}  help         Print this message or the help of the given command\n\n\
+         Options:\n{{options}}{{after-help}}"
+    );
+    cmd.help_template(template).after_help(
+        "Client exit status: 0 on a 2xx answer, 4 on 4xx, 5 on 5xx, 3 when there are no credentials, 1 on any other error.",
+    )
+}
+
+/// `--profile`, for the client commands.
+#[derive(Debug, Args)]
+pub struct ProfileArgs {
+    /// Which stored server and token to use.
+    #[arg(long, env = "KEYGATE_PROFILE", default_value = "default")]
+    pub profile: String,
+}
+
+/// `keygate login`.
+#[derive(Debug, Args)]
+pub struct LoginArgs {
+    /// The server's address, e.g. https://keygate.example.com (default: the profile's).
+    #[arg(long, env = "KEYGATE_SERVER")]
+    pub server: Option<String>,
+    /// A PEM file of the certificate authority that signed the server's certificate,
+    /// when the system does not trust it.
+    #[arg(long)]
+    pub ca_cert: Option<PathBuf>,
+    /// The profile to store it under.
+    #[command(flatten)]
+    pub profile: ProfileArgs,
+}
+
+/// `keygate api`.
+#[derive(Debug, Args)]
+pub struct ApiArgs {
+    /// HTTP method: GET, POST, PUT, PATCH or DELETE.
+    pub method: String,
+    /// Path under /santaba/rest (e.g. /setting/admins/apitokens?filter=status:2), or
+    /// a full path starting with /santaba/ or /rest/.
+    pub path: String,
+    /// JSON body: the JSON itself, @FILE to read a file, or - to read standard input.
+    #[arg(long, short = 'd')]
+    pub data: Option<String>,
+    /// The stored server and token to use (KEYGATE_TOKEN and KEYGATE_SERVER override it).
+    #[command(flatten)]
+    pub profile: ProfileArgs,
 }
 
 /// `keygate master-key ...`.
@@ -222,6 +308,13 @@ pub enum UserCommand {
     },
     /// List users.
     List,
+    /// Set a user's password (for a lost admin password: stop nothing, run this where
+    /// the database is). Read from a hidden prompt, or the first line of stdin.
+    SetPassword {
+        /// The user's sign-in name.
+        #[arg(long)]
+        username: String,
+    },
 }
 
 /// Token types the CLI can create.
@@ -270,6 +363,9 @@ pub enum TokenCommand {
         /// Token id.
         id: i64,
     },
+    /// Say offline what is wrong with a bearer token read from stdin (whitespace, a
+    /// character not allowed at position N, length, checksum), without echoing it.
+    Check,
 }
 
 /// `keygate portal ...`.

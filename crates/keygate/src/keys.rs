@@ -47,6 +47,32 @@ pub async fn open_pg(
         .context("could not open the PostgreSQL database")
 }
 
+/// Takes the lock that lets one server serve a SQLite file (`<file>.lock`, an
+/// exclusive `flock` held for the life of the returned file); a second server on the
+/// same file is refused with a message saying why. A separate file is locked, not the
+/// database: on NFS `flock` falls back to the byte-range locks SQLite itself takes.
+pub fn lock_for_serving(db_path: &str) -> Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt as _;
+    let mut lock = Path::new(db_path).as_os_str().to_owned();
+    lock.push(".lock");
+    let lock = PathBuf::from(lock);
+    let file = std::fs::OpenOptions::new()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .mode(0o600)
+        .open(&lock)
+        .with_context(|| format!("could not open the lock file {}", lock.display()))?;
+    match rustix::fs::flock(&file, rustix::fs::FlockOperation::NonBlockingLockExclusive) {
+        Ok(()) => Ok(file),
+        Err(rustix::io::Errno::WOULDBLOCK) => bail!(
+            "another keygate server is already serving {db_path} (it holds {}): one SQLite database has one server.              Stop the other one, or use PostgreSQL for several nodes (docs/operations.md)",
+            lock.display()
+        ),
+        Err(e) => Err(e).with_context(|| format!("could not lock {}", lock.display())),
+    }
+}
+
 fn pending_path(key_path: &Path) -> PathBuf {
     let mut s = key_path.as_os_str().to_owned();
     s.push(".new");
@@ -54,13 +80,33 @@ fn pending_path(key_path: &Path) -> PathBuf {
 }
 
 /// Opens the SQLite store with its master key, creating the key file if none was
-/// given and none exists yet.
-pub async fn open_store(db_path: &str, given: Option<&Path>) -> Result<SqliteStore> {
+/// given and none exists yet. Without `create` (every command but `serve` and
+/// `init`), a database that does not exist is an error naming the path looked for.
+pub async fn open_store(db_path: &str, given: Option<&Path>, create: bool) -> Result<SqliteStore> {
     let key_path = given.map_or_else(
         || Path::new(db_path).with_extension("key"),
         Path::to_path_buf,
     );
-    if given.is_none() && key_path.exists() && !Path::new(db_path).exists() {
+    let db_exists = Path::new(db_path).exists();
+    if let Some(dir) = Path::new(db_path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        bail!(
+            "the folder {} for the database {db_path} does not exist; create it (mkdir -p {}) or point --database-url elsewhere",
+            dir.display(),
+            dir.display()
+        );
+    }
+    if !create && !db_exists {
+        let shown = std::path::absolute(db_path).unwrap_or_else(|_| PathBuf::from(db_path));
+        bail!(
+            "no keygate database at {}: run this where the server's database is, or point --database-url (KEYGATE_DATABASE_URL) at it; `keygate init` creates a new one",
+            shown.display()
+        );
+    }
+    if given.is_none() && key_path.exists() && !db_exists {
         // The key file is made together with the database: the database it belonged
         // to is gone. Starting would create an empty one with a new admin, silently.
         bail!(

@@ -1,23 +1,30 @@
-//! The `keygate` binary: `serve`, `init` and the admin CLI.
+//! The `keygate` binary: `serve`, `init`, the admin CLI (which opens the database)
+//! and the client commands (which talk to a server over HTTP).
 #![forbid(unsafe_code)]
 
+use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{Context, Result};
-use clap::Parser;
+use clap::FromArgMatches as _;
+use keygate_client::ClientError;
 use keygate_server::{Manager, ServerConfig};
 use keygate_store::Store;
 use tracing_subscriber::EnvFilter;
 
 mod admin;
 mod cli;
+mod client;
 mod keys;
 
-use cli::{Cli, Command, MasterKeyCommand};
+use cli::{Cli, Command, MasterKeyCommand, TokenCommand};
 
 #[tokio::main]
-async fn main() -> Result<()> {
-    let cli = Cli::parse();
+async fn main() -> ExitCode {
+    let cli = match Cli::from_arg_matches(&cli::command().get_matches()) {
+        Ok(c) => c,
+        Err(e) => e.exit(),
+    };
     let default_level = if matches!(cli.command, Command::Serve(_)) {
         "info"
     } else {
@@ -35,6 +42,43 @@ async fn main() -> Result<()> {
             .init(),
     }
     warn_unknown_env();
+    match dispatch(cli).await {
+        Ok(code) => ExitCode::from(code),
+        Err(e) => {
+            // One line with every cause, never a backtrace (RUST_BACKTRACE is common
+            // among Rust users, and a backtrace hides the cause from everyone else).
+            let code = e
+                .downcast_ref::<ClientError>()
+                .map_or(1, ClientError::exit_code);
+            eprintln!("keygate: error: {e:#}");
+            ExitCode::from(code)
+        }
+    }
+}
+
+/// Runs the command; returns the exit status.
+async fn dispatch(cli: Cli) -> Result<u8> {
+    match &cli.command {
+        Command::Login(a) => return client::login(a).await,
+        Command::Logout(a) => return client::logout(a),
+        Command::Whoami(a) => return client::whoami(a).await,
+        Command::Api(a) => return client::api(a).await,
+        Command::Token(TokenCommand::Check) => return client::check(),
+        Command::Completions { shell } => {
+            clap_complete::generate(
+                *shell,
+                &mut cli::command(),
+                "keygate",
+                &mut std::io::stdout(),
+            );
+            return Ok(0);
+        }
+        _ => {}
+    }
+    // Only `serve` and `init` may create a database; the admin commands work on one
+    // that exists (run elsewhere, they would otherwise make an empty one with a new
+    // admin and say nothing).
+    let create = matches!(cli.command, Command::Serve(_) | Command::Init);
     if keygate_store::postgres::is_postgres_url(&cli.database_url) {
         let store = keys::open_pg(
             &cli.database_url,
@@ -42,22 +86,36 @@ async fn main() -> Result<()> {
             cli.db_max_connections,
         )
         .await?;
-        run(store, cli).await
+        run(store, cli, None).await
     } else {
-        let path = keygate_store::sqlite::sqlite_path(&cli.database_url).with_context(|| {
-            format!(
-                "unsupported --database-url \"{}\": use sqlite://PATH, a file path, or postgres://...",
-                without_password(&cli.database_url)
-            )
-        })?;
-        let store = keys::open_store(path, cli.master_key_file.as_deref()).await?;
-        run(store, cli).await
+        let path = keygate_store::sqlite::sqlite_path(&cli.database_url)
+            .with_context(|| {
+                format!(
+                    "unsupported --database-url \"{}\": use sqlite://PATH, a file path, or postgres://...",
+                    without_password(&cli.database_url)
+                )
+            })?
+            .to_owned();
+        let path = path.as_str();
+        // One server per SQLite file: a second would keep an index of its own that
+        // the first's writes reach only by polling, and the wake-up socket is one.
+        let _lock = match cli.command {
+            Command::Serve(_) => Some(keys::lock_for_serving(path)?),
+            _ => None,
+        };
+        let store = keys::open_store(path, cli.master_key_file.as_deref(), create).await?;
+        run(store, cli, Some(std::path::Path::new(path))).await
     }
+    .map(|()| 0)
 }
 
-/// Everything after the store is open, the same for every backend.
-async fn run<S: Store>(store: S, cli: Cli) -> Result<()> {
-    admin::bootstrap(&store).await?;
+/// Everything after the store is open, the same for every backend (`sqlite` is the
+/// database file, when it is one).
+async fn run<S: Store>(store: S, cli: Cli, sqlite: Option<&std::path::Path>) -> Result<()> {
+    let wake_socket = sqlite.map(keygate_server::wake::socket_path);
+    if matches!(cli.command, Command::Serve(_) | Command::Init) {
+        admin::bootstrap(&store).await?;
+    }
     match cli.command {
         Command::Serve(args) => {
             let tls = tls_certificates(&args)?;
@@ -102,6 +160,7 @@ async fn run<S: Store>(store: S, cli: Cli) -> Result<()> {
                 replay_limits: ServerConfig::default().replay_limits,
                 metrics_addr: args.metrics_listen,
                 tls: tls.clone(),
+                wake_socket,
             };
             if let Some(certs) = tls {
                 tokio::spawn(reload_on_sighup(certs));
@@ -117,17 +176,46 @@ async fn run<S: Store>(store: S, cli: Cli) -> Result<()> {
                 key.display()
             );
         }
-        Command::User(cmd) => admin::user(&Manager::new(store, None), cmd).await?,
-        Command::Token(cmd) => admin::token(&Manager::new(store, None), cmd).await?,
-        Command::Portal(cmd) => admin::portal(&Manager::new(store, None), cmd).await?,
+        Command::User(cmd) => {
+            admin::user(&Manager::new(store, None), cmd).await?;
+            tell_server(wake_socket.as_deref());
+        }
+        Command::Token(cmd) => {
+            admin::token(&Manager::new(store, None), cmd).await?;
+            tell_server(wake_socket.as_deref());
+        }
+        Command::Portal(cmd) => {
+            admin::portal(&Manager::new(store, None), cmd).await?;
+            tell_server(wake_socket.as_deref());
+        }
         Command::MasterKey(MasterKeyCommand::Rotate) => {
             let n = keys::rotate(&store, &cli.database_url, cli.master_key_file.as_deref()).await?;
             eprintln!(
                 "re-sealed {n} LMv1 access keys under a new master key; restart running keygate servers"
             );
         }
+        Command::Login(_)
+        | Command::Logout(_)
+        | Command::Whoami(_)
+        | Command::Api(_)
+        | Command::Completions { .. } => {
+            anyhow::bail!("a client command reached the database path")
+        }
     }
     Ok(())
+}
+
+/// Has a server running on this SQLite file apply the change just committed before
+/// the command returns (see `keygate_server::wake`); with no server, nothing to do.
+fn tell_server(socket: Option<&std::path::Path>) {
+    if let Some(socket) = socket
+        && !keygate_server::wake::notify(socket, Duration::from_secs(3))
+        && socket.exists()
+    {
+        tracing::warn!(
+            "a server is running but did not confirm the change; it applies it within its poll interval"
+        );
+    }
 }
 
 /// Every `KEYGATE_*` variable keygate reads (the test-only ones included, so a CI
@@ -162,6 +250,9 @@ const KNOWN_ENV: &[&str] = &[
     "KEYGATE_USAGE_FLUSH_MS",
     "KEYGATE_SESSION_IDLE_MINUTES",
     "KEYGATE_SESSION_MAX_HOURS",
+    "KEYGATE_SERVER",
+    "KEYGATE_TOKEN",
+    "KEYGATE_PROFILE",
     "KEYGATE_TEST_DATABASE_URL",
     "KEYGATE_REQUIRE_POSTGRES",
     "KEYGATE_REQUIRE_BROWSER",

@@ -16,6 +16,7 @@ async fn a_token_describes_itself_with_its_owners_privileges_as_of_now() {
     let r = s.get(&secret, "/apitokens/self").await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["id"], id);
+    assert_eq!(s.token_id_of(&secret).await, id);
     assert_eq!(r.body["adminId"], user);
     assert_eq!(r.body["adminName"], "ingest");
     assert_eq!(r.body["type"], "bearer");

@@ -13,6 +13,8 @@ mod bodies;
 mod changelog;
 #[path = "cli.rs"]
 mod cli;
+#[path = "client.rs"]
+mod client;
 #[path = "crash.rs"]
 mod crash;
 #[path = "flood.rs"]

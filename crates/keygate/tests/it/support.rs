@@ -58,6 +58,12 @@ impl Resp {
     }
 }
 
+/// Installs ring as the TLS provider of this process: reqwest is built without one
+/// (the client CLI picks its own), so its clients need it before they are built.
+pub fn crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
 /// Fast intervals so tests see propagation and usage quickly.
 pub fn test_config() -> ServerConfig {
     ServerConfig {
@@ -110,12 +116,17 @@ impl Server {
 
     /// Starts a server on an existing database with the given key (no bootstrap).
     pub async fn launch(db: &Db, key: MasterKey, config: ServerConfig) -> Self {
+        crypto_provider();
         let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
             .await
             .expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
-        let serve_config = config.clone();
+        let mut serve_config = config.clone();
+        if let Db::Sqlite(path) = db {
+            // As `keygate serve` does on SQLite: the admin CLI's changes apply at once.
+            serve_config.wake_socket = Some(keygate_server::wake::socket_path(path));
+        }
         let stop = async {
             let _ = rx.await;
         };
@@ -298,6 +309,13 @@ impl Server {
                 .body(b.to_owned());
         }
         send(rb).await
+    }
+
+    /// The id of the token `token` (asked of the server, with the token itself).
+    pub async fn token_id_of(&self, token: &str) -> i64 {
+        let r = self.get(token, "/apitokens/self").await;
+        assert_eq!(r.status, StatusCode::OK, "apitokens/self: {}", r.text);
+        r.body["id"].as_i64().expect("id")
     }
 
     /// Creates an LMv1 token for `owner` as the admin; returns (id, access id, key).

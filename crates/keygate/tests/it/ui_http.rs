@@ -10,6 +10,7 @@ use super::support::*;
 
 /// A client that does not follow redirects, so each response can be inspected.
 fn raw() -> reqwest::Client {
+    crypto_provider();
     reqwest::Client::builder()
         .redirect(reqwest::redirect::Policy::none())
         .build()
