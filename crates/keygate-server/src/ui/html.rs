@@ -51,6 +51,8 @@ pub enum Tab {
     Audit,
     /// Portal settings (not a tab; a sibling page).
     Portal,
+    /// The REST API page (not a tab; a sibling page).
+    Api,
 }
 
 /// Who is looking at a page, for the header and for what to show.
@@ -89,7 +91,8 @@ impl Viewer<'_> {
 /// A whole page: header with sign-out, the settings navigation, the tabs, `body`.
 pub fn page(title: &str, v: &Viewer<'_>, tab: Tab, body: &str) -> String {
     let mut tabs = String::new();
-    if tab != Tab::Portal {
+    let sibling = matches!(tab, Tab::Portal | Tab::Api);
+    if !sibling {
         tabs.push_str("<nav class=\"tabs\" aria-label=\"Users and Roles\">");
         let items = [
             (
@@ -145,10 +148,15 @@ pub fn page(title: &str, v: &Viewer<'_>, tab: Tab, body: &str) -> String {
     } else {
         String::new()
     };
-    let heading = if tab == Tab::Portal {
-        "Portal settings"
+    let api_current = if tab == Tab::Api {
+        " aria-current=\"page\""
     } else {
-        "Users and Roles"
+        ""
+    };
+    let (heading, crumb) = match tab {
+        Tab::Portal => ("Portal settings", "Portal"),
+        Tab::Api => ("REST API", "REST API"),
+        _ => ("Users and Roles", "User Access › Users and Roles"),
     };
     format!(
         "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
@@ -161,20 +169,15 @@ pub fn page(title: &str, v: &Viewer<'_>, tab: Tab, body: &str) -> String {
          <span class=\"who\">Signed in as <strong>{user}</strong></span> <button type=\"submit\">Sign out</button></form></header>\
          <div class=\"layout\"><nav class=\"side\" aria-label=\"Settings\"><p class=\"side-title\">Settings</p><ul>\
          <li><span class=\"muted\">User Access</span><ul><li><a href=\"/settings/user-access/users\"{ua}>Users and Roles</a></li></ul></li>\
-         {portal_link}</ul></nav>\
+         {portal_link}<li><a href=\"/settings/api\"{api_current}>REST API</a></li></ul></nav>\
          <main><p class=\"crumbs\">Settings › {crumb}</p><h1>{heading}</h1>{tabs}{body}</main></div></body></html>",
         csrf = esc(v.csrf),
         title = esc(title),
         user = esc(v.username),
-        ua = if tab == Tab::Portal {
+        ua = if sibling {
             ""
         } else {
             " aria-current=\"page\""
-        },
-        crumb = if tab == Tab::Portal {
-            "Portal".to_owned()
-        } else {
-            "User Access › Users and Roles".to_owned()
         },
     )
 }

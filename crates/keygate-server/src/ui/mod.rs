@@ -12,6 +12,8 @@
 //! - this file — routes, the security headers, the page extractor, sign-in and out.
 //! - [`html`] — escaping, times, the page layout.
 //! - [`pages`] — one function per page.
+//! - `assets/` — the stylesheet, the pages' script (`app.js`) and the REST API
+//!   page's console (`api.js`), served from the binary.
 
 use std::net::SocketAddr;
 
@@ -89,10 +91,12 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         )
         .route("/settings/user-access/audit", get(pages::audit::<S>))
         .route("/settings/portal", get(pages::portal::<S>))
+        .route("/settings/api", get(pages::api_console))
         .route("/ui/pending-token", post(pending_token::<S>))
         .route("/ui/bearer-tokens", post(save_bearer::<S>))
         .route("/assets/app.js", get(app_js))
         .route("/assets/app.css", get(app_css))
+        .route("/assets/api.js", get(api_js))
         // Pages and the UI's calls read a body only once the session checked out.
         .route_layer(middleware::from_fn_with_state(
             state.clone(),
@@ -543,6 +547,13 @@ async fn save_bearer<S: Store>(
 async fn app_js() -> Response {
     asset(
         include_str!("assets/app.js"),
+        "text/javascript; charset=utf-8",
+    )
+}
+
+async fn api_js() -> Response {
+    asset(
+        include_str!("assets/api.js"),
         "text/javascript; charset=utf-8",
     )
 }

@@ -789,3 +789,31 @@ pub async fn portal<S: Store>(State(st): State<AppState<S>>, p: Page) -> Respons
     );
     Html(page("Portal settings", &v, Tab::Portal, &body)).into_response()
 }
+
+// ---- REST API ----
+
+/// The REST API page: the operations of keygate's OpenAPI document, grouped by tag,
+/// each with "Try it". A bearer token pasted into the Token field lives in the page's
+/// memory only and goes only into the `Authorization` header of requests made from
+/// the page (`assets/api.js`); those requests carry no cookie, so they act as the
+/// token's owner, exactly as a client would.
+pub async fn api_console(p: Page) -> Response {
+    let v = p.viewer();
+    let body = "<section class=\"panel api-token\">\
+        <p>Paste a bearer token once to make requests from this page as a client would. \
+        It stays in this page's memory: it is never stored, and it is sent only in the \
+        <code>Authorization</code> header of the requests you make here. They act as the \
+        token's owner, not as you.</p>\
+        <label for=\"api-token\">Token</label>\
+        <div class=\"copy-row\"><input id=\"api-token\" type=\"password\" autocomplete=\"off\" \
+        spellcheck=\"false\" autocapitalize=\"off\" aria-describedby=\"token-diagnosis\">\
+        <label class=\"check\"><input type=\"checkbox\" id=\"api-token-show\"> Show</label>\
+        <button type=\"button\" id=\"api-token-clear\">Clear</button></div>\
+        <p id=\"token-diagnosis\" class=\"diagnosis\" role=\"status\" aria-live=\"polite\">No token yet: requests go without one.</p>\
+        </section>\
+        <p class=\"muted\">From <a href=\"/santaba/rest/openapi.json\">keygate's OpenAPI document</a>; \
+        the same calls work with <code>keygate api</code> and any HTTP client.</p>\
+        <div id=\"api-operations\" data-spec=\"/santaba/rest/openapi.json\"><p class=\"muted\">Loading the operations…</p></div>\
+        <script src=\"/assets/api.js\" defer></script>";
+    Html(page("REST API", &v, Tab::Api, body)).into_response()
+}

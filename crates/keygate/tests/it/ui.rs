@@ -677,3 +677,166 @@ async fn lmv1_users_roles_and_portal() {
     small.screenshot("lmv1-tokens-390px").await;
     small.quit().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_api_page_checks_a_pasted_token_and_tries_operations_with_it() {
+    if !available("the_api_page_checks_a_pasted_token_and_tries_operations_with_it") {
+        return;
+    }
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let pusher = s.user("pusher", &[DATAINGESTION]).await;
+    let (id, secret) = s.token_for(pusher, "from the API page").await;
+    let b = Browser::start(1280, 900).await;
+    sign_in(&b, &s, "admin", "bootstrap-password").await;
+    b.click(&b.find("nav.side a[href='/settings/api']").await)
+        .await;
+    b.until(
+        "the operations",
+        "return document.getElementById('api-operations')?.dataset.loaded === 'true'",
+    )
+    .await;
+    // Grouped by tag, every operation of the document.
+    let tags = b
+        .script("return [...document.querySelectorAll('.op-group h2')].map(h => h.textContent)")
+        .await;
+    for tag in ["Users", "API tokens", "Roles", "Audit log", "Portal"] {
+        assert!(tags.as_array().unwrap().contains(&json!(tag)), "{tags}");
+    }
+    let spec = send(reqwest::Client::new().get(s.url("/openapi.json"))).await;
+    let ops: usize = spec.body["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|p| p.as_object().unwrap().len())
+        .sum();
+    assert_eq!(
+        b.script("return document.querySelectorAll('details.op').length")
+            .await,
+        json!(ops)
+    );
+
+    // Live diagnostics while pasting, before anything is sent.
+    let field = b.find("#api-token").await;
+    let diagnosis = "return document.getElementById('token-diagnosis').textContent";
+    let cases = [
+        (format!("{secret} "), "a space after the token"),
+        (format!(" {secret}"), "a space before the token"),
+        (secret[..48].to_owned(), "1 character short (48 of 49)"),
+        (
+            format!("{}-{}", &secret[..9], &secret[10..]),
+            "Character 10 is '-'",
+        ),
+        (
+            format!(
+                "{}{}",
+                &secret[..48],
+                if secret.ends_with('A') { "B" } else { "A" }
+            ),
+            "checksum",
+        ),
+        (format!("{secret}x"), "1 character too long"),
+    ];
+    for (typed, says) in &cases {
+        b.clear(&field).await;
+        b.type_into(&field, typed).await;
+        let text = b.script(diagnosis).await;
+        assert!(text.as_str().unwrap().contains(says), "{typed:?}: {text}");
+    }
+    b.screenshot("api-token-diagnosis").await;
+    // A bad token is not sent.
+    b.script("document.querySelector('#op-getOwnApiToken').open = true")
+        .await;
+    let own = "#op-getOwnApiToken";
+    b.click(&b.find(&format!("{own} button[type=submit]")).await)
+        .await;
+    let status = b.text(&b.find(&format!("{own} .try-status")).await).await;
+    assert!(status.starts_with("Not sent"), "{status}");
+
+    b.clear(&field).await;
+    b.type_into(&field, &secret).await;
+    let text = b.script(diagnosis).await;
+    assert!(text.as_str().unwrap().contains("well-formed"), "{text}");
+    assert!(!text.as_str().unwrap().contains(&secret), "masked: {text}");
+
+    // Try it: the request acts as the token's owner (pusher), not the signed-in admin.
+    b.click(&b.find(&format!("{own} button[type=submit]")).await)
+        .await;
+    b.until(
+        "the answer",
+        "return document.querySelector('#op-getOwnApiToken .try-status').textContent.startsWith('200')",
+    )
+    .await;
+    let response = b.text(&b.find(&format!("{own} .try-response")).await).await;
+    let answer: serde_json::Value = serde_json::from_str(&response).expect("JSON shown");
+    assert_eq!(answer["adminName"], "pusher", "{response}");
+    assert_eq!(answer["id"], id);
+    let curl = b.text(&b.find(&format!("{own} .try-curl")).await).await;
+    assert!(curl.starts_with("curl -X GET"), "{curl}");
+    assert!(curl.contains(&keygate_core::token::mask(&secret)), "{curl}");
+    assert!(
+        !curl.contains(&secret),
+        "the curl line masks the token: {curl}"
+    );
+    b.screenshot("api-try-it").await;
+
+    // An operation with a path parameter and a body.
+    b.script("document.querySelector('#op-patchApiTokenByAdminId').open = true")
+        .await;
+    let patch = "#op-patchApiTokenByAdminId";
+    b.type_into(
+        &b.find(&format!("{patch} input[name=adminId]")).await,
+        &pusher.to_string(),
+    )
+    .await;
+    b.type_into(
+        &b.find(&format!("{patch} input[name=apitokenId]")).await,
+        &id.to_string(),
+    )
+    .await;
+    let body = b.find(&format!("{patch} textarea")).await;
+    b.clear(&body).await;
+    b.type_into(&body, r#"{"note": "changed from the API page"}"#)
+        .await;
+    b.click(&b.find(&format!("{patch} button[type=submit]")).await)
+        .await;
+    b.until(
+        "the patch answer",
+        "return document.querySelector('#op-patchApiTokenByAdminId .try-status').textContent.startsWith('200')",
+    )
+    .await;
+    let r = s
+        .get(
+            &s.admin_token,
+            &format!("/setting/admins/{pusher}/apitokens/{id}"),
+        )
+        .await;
+    assert_eq!(r.body["note"], "changed from the API page");
+    let log = s
+        .get(
+            &s.admin_token,
+            "/setting/accesslogs?size=5&filter=action:apitoken.note",
+        )
+        .await;
+    assert_eq!(log.body["items"][0]["username"], "pusher", "{}", log.text);
+
+    // Kept in memory only: not in storage, not in the document, gone on reload.
+    let stored = b
+        .script("return localStorage.length + sessionStorage.length + document.cookie.length")
+        .await;
+    assert_eq!(stored, json!(0));
+    let html = b.script("return document.documentElement.outerHTML").await;
+    assert!(!html.as_str().unwrap().contains(&secret));
+    b.goto(&format!("{}/settings/api", base(&s))).await;
+    b.until(
+        "the page again",
+        "return document.getElementById('api-operations')?.dataset.loaded === 'true'",
+    )
+    .await;
+    assert_eq!(
+        b.prop(&b.find("#api-token").await, "value").await,
+        json!("")
+    );
+    b.quit().await;
+}
