@@ -173,10 +173,13 @@ async fn token_page<S: Store>(
     if let Some(t) = added {
         let _ = write!(
             body,
-            "<p class=\"flash\" role=\"status\">Token {} added.</p>",
-            esc(&t.token.access_id)
+            "<p class=\"flash\" role=\"status\">Token {} added for {}.</p>",
+            esc(&t.token.access_id),
+            esc(&t.owner_name)
         );
     }
+    // Where the row scripts report what they did (enabled, disabled, deleted).
+    body.push_str("<p class=\"flash\" id=\"page-status\" role=\"status\"></p>");
     if rows.is_empty() {
         let what = if kind == TokenType::Bearer {
             "bearer tokens"
@@ -191,18 +194,50 @@ async fn token_page<S: Store>(
         } else {
             String::new()
         };
-        let none = if q.contains_key("q") || enabled_only {
-            format!("No {what} match.")
+        let search = q.get("q").map(String::as_str).unwrap_or("").trim();
+        let none = if !search.is_empty() || enabled_only {
+            // Name the filter that emptied the list, and the way back.
+            let mut filter = Vec::new();
+            if !search.is_empty() {
+                filter.push(format!("the search \u{201c}{}\u{201d}", esc(search)));
+            }
+            if enabled_only {
+                filter.push("Show: Enabled".to_owned());
+            }
+            let clear = if kind == TokenType::Bearer {
+                "/settings/user-access/bearer-tokens"
+            } else {
+                "/settings/user-access/lmv1-tokens"
+            };
+            format!(
+                "No {what} match {}. <a href=\"{clear}\" id=\"clear-filter\">Clear the filter</a> to see them all.",
+                filter.join(" and ")
+            )
         } else {
             format!("No {what} yet{add}")
         };
-        let _ = write!(body, "<p class=\"empty\">{none}</p>");
+        let _ = write!(body, "<p class=\"empty\" id=\"empty\">{none}</p>");
     } else {
         let id_head = if kind == TokenType::Bearer {
             "Token"
         } else {
             "Access ID"
         };
+        let empty = if can_add && !traces_off {
+            format!(
+                "No {} yet — <a href=\"{add_href}\">{}</a>",
+                if kind == TokenType::Bearer {
+                    "bearer tokens"
+                } else {
+                    "LMv1 API tokens"
+                },
+                add_label.trim_end_matches(" +")
+            )
+        } else {
+            "No tokens left.".to_owned()
+        };
+        // Shown by the script when the last row is deleted, instead of a bare header.
+        let _ = write!(body, "<p class=\"empty\" id=\"empty\" hidden>{empty}</p>");
         let _ = write!(
             body,
             "<div class=\"table-wrap\"><table class=\"tokens\" id=\"tokens\"><thead><tr><th>User</th><th>{id_head}</th><th>Note</th><th>Created on</th>\
@@ -216,14 +251,15 @@ async fn token_page<S: Store>(
             } else {
                 ""
             };
-            let label = format!("token {} of {}", t.token.id, t.owner_name);
+            let label = format!("token {} of {}", short_id(&t.token.access_id), t.owner_name);
+            let enabled = t.token.status == TokenStatus::Enabled;
             let _ = write!(
                 body,
-                "<tr data-owner=\"{owner}\" data-id=\"{id}\"><td data-label=\"User\">{user}</td><td data-label=\"{id_head}\"><code title=\"{access}\">{short}</code></td>\
+                "<tr data-owner=\"{owner}\" data-id=\"{id}\" data-token=\"{short}\" data-user=\"{user}\"{dim}><td data-label=\"User\">{user}</td><td data-label=\"{id_head}\"><code title=\"{access}\">{short}</code></td>\
                  <td data-label=\"Note\"><form class=\"note-form\" data-action=\"note\"><label class=\"sr-only\" for=\"note-{id}\">Note for {label}</label>\
                  <input id=\"note-{id}\" name=\"note\" maxlength=\"1024\" value=\"{note}\"{disabled}> <button type=\"submit\"{disabled}>Save</button></form></td>\
                  <td data-label=\"Created on\">{created}</td><td data-label=\"Created by\">{by}</td><td data-label=\"Last used\">{used}</td><td data-label=\"Last IP\">{ip}</td>\
-                 <td data-label=\"Enable\"><input type=\"checkbox\" data-action=\"status\" aria-label=\"Enable {label}\"{checked}{disabled}></td>\
+                 <td data-label=\"Enable\"><label class=\"check state\"><input type=\"checkbox\" data-action=\"status\" aria-label=\"Enable {label}\"{checked}{disabled}> <span class=\"token-state\">{state}</span></label></td>\
                  <td><button type=\"button\" class=\"danger\" data-action=\"delete\" aria-label=\"Delete {label}\"{disabled}>Delete</button>\
                  <span class=\"row-error\" role=\"alert\"></span></td></tr>",
                 owner = t.token.user_id,
@@ -233,6 +269,12 @@ async fn token_page<S: Store>(
                 short = esc(&short_id(&t.token.access_id)),
                 note = esc(&t.token.note),
                 label = esc(&label),
+                dim = if enabled {
+                    ""
+                } else {
+                    " class=\"disabled-row\""
+                },
+                state = if enabled { "Enabled" } else { "Disabled" },
                 created = time(t.token.created_on),
                 by = esc(&t.token.created_by),
                 used = time(t.token.last_used_on),
@@ -274,12 +316,31 @@ pub async fn lmv1_tokens<S: Store>(
     token_page(st, p, q, TokenType::Lmv1).await
 }
 
-/// The users a viewer may create tokens for (`bearer`: only those with DataIngestion).
+/// Says which users the User list leaves out for want of DataIngestion, so nobody
+/// wonders where they went.
+fn left_out_hint(names: &[String]) -> String {
+    const SHOWN: usize = 8;
+    if names.is_empty() {
+        return String::new();
+    }
+    let mut list: Vec<String> = names.iter().take(SHOWN).map(|n| esc(n)).collect();
+    if names.len() > SHOWN {
+        list.push(format!("{} more", names.len() - SHOWN));
+    }
+    format!(
+        "<p class=\"muted hint\" id=\"left-out\">Not listed: {} — bearer tokens need the DataIngestion privilege, \
+         which their roles do not grant. Give them a role with DataIngestion (Roles tab) to add one.</p>",
+        list.join(", ")
+    )
+}
+
+/// The users a viewer may create tokens for (`bearer`: only those with DataIngestion),
+/// and the names of the active users left out only for want of DataIngestion.
 async fn token_owners<S: Store>(
     st: &AppState<S>,
     p: &Page,
     bearer: bool,
-) -> Result<Vec<User>, ApiError> {
+) -> Result<(Vec<User>, Vec<String>), ApiError> {
     let actor = p.actor();
     let (users, roles) = if p.viewer().manages_users() {
         st.manager.users(&actor).await?
@@ -288,14 +349,14 @@ async fn token_owners<S: Store>(
         (vec![me.user], me.roles)
     };
     let me = p.principal.user_id;
-    Ok(users
+    let (offered, left_out): (Vec<User>, Vec<User>) = users
         .into_iter()
         .filter(|u| u.status == keygate_core::model::UserStatus::Active)
-        .filter(|u| !bearer || grants_of(u, &roles).contains(Grants::DATAINGESTION))
         // Nobody mints a token more privileged than themselves: such users are not
         // offered (saving would be refused anyway).
         .filter(|u| u.id == me || grants_of(u, &roles).without(p.principal.grants).is_empty())
-        .collect())
+        .partition(|u| !bearer || grants_of(u, &roles).contains(Grants::DATAINGESTION));
+    Ok((offered, left_out.into_iter().map(|u| u.username).collect()))
 }
 
 fn owner_select(users: &[User]) -> String {
@@ -335,7 +396,7 @@ pub async fn add_bearer<S: Store>(State(st): State<AppState<S>>, p: Page) -> Res
         Ok(_) => {}
         Err(e) => return fail(e),
     }
-    let users = match token_owners(&st, &p, true).await {
+    let (users, without_ingestion) = match token_owners(&st, &p, true).await {
         Ok(u) => u,
         Err(e) => return fail(e),
     };
@@ -346,15 +407,17 @@ pub async fn add_bearer<S: Store>(State(st): State<AppState<S>>, p: Page) -> Res
     };
     let body = format!(
         "<section class=\"panel\"><h2>Add Bearer Token</h2>{none}\
-         <form id=\"add-bearer-form\" data-next=\"/settings/user-access/bearer-tokens\">{select}\
+         <form id=\"add-bearer-form\" autocomplete=\"off\" data-next=\"/settings/user-access/bearer-tokens\">{select}{left_out}\
          <label for=\"token\">Token</label><div class=\"copy-row\"><input id=\"token\" readonly autocomplete=\"off\" spellcheck=\"false\" placeholder=\"Select a user to generate a token\">\
          <button type=\"button\" data-copy=\"token\" id=\"copy-token\">Copy</button><span class=\"copy-status\" role=\"status\"></span></div>\
-         <p class=\"warning\" id=\"token-warning\">Copy the token now: it will not be shown again.</p>\
+         <p class=\"warning\" id=\"token-warning\">Copy the token now: it will not be shown again. \
+         It works only once you click Save; leaving this page without saving discards it.</p>\
          <label for=\"note\">Note <span class=\"muted\">(optional)</span></label><input id=\"note\" name=\"note\" maxlength=\"1024\">\
          <p class=\"form-error\" role=\"alert\"></p>\
          <div class=\"actions\"><button type=\"submit\" class=\"primary\" id=\"save\">Save</button>\
          <a class=\"button\" href=\"/settings/user-access/bearer-tokens\" id=\"cancel\">Cancel</a></div></form></section>",
         select = owner_select(&users),
+        left_out = left_out_hint(&without_ingestion),
     );
     Html(page("Add Bearer Token", &v, Tab::Bearer, &body)).into_response()
 }
@@ -370,7 +433,7 @@ pub async fn add_lmv1<S: Store>(State(st): State<AppState<S>>, p: Page) -> Respo
         );
     }
     let users = match token_owners(&st, &p, false).await {
-        Ok(u) => u,
+        Ok((u, _)) => u,
         Err(e) => return fail(e),
     };
     let body = format!(

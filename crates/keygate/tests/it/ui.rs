@@ -319,6 +319,12 @@ async fn bearer_tokens_add_table_filter_enable_note_delete() {
     .await;
     let enable = b.find("#tokens tbody tr input[data-action=status]").await;
     b.click(&enable).await;
+    let asked = b.dialog_text().await;
+    assert!(
+        asked.starts_with("Disable the token kgt") && asked.contains("of ingest"),
+        "{asked}"
+    );
+    b.answer_dialog(true).await;
     let me = format!("/setting/admins/{ingest}");
     let refused = eventually(std::time::Duration::from_secs(5), || async {
         s.get(&token, &me).await.status == StatusCode::UNAUTHORIZED
@@ -352,6 +358,8 @@ async fn bearer_tokens_add_table_filter_enable_note_delete() {
     .await;
     b.click(&b.find("#tokens tbody tr input[data-action=status]").await)
         .await;
+    b.dialog_text().await;
+    b.answer_dialog(true).await;
     let back = eventually(std::time::Duration::from_secs(5), || async {
         s.get(&token, &me).await.status == StatusCode::OK
     })
@@ -379,7 +387,9 @@ async fn bearer_tokens_add_table_filter_enable_note_delete() {
     b.click(&del).await;
     let text = b.dialog_text().await;
     assert!(
-        text.contains("cannot be retrieved") && text.contains("requests that use it will fail"),
+        text.contains("cannot be retrieved")
+            && text.contains("requests that use it will fail")
+            && text.contains("of ingest"),
         "{text}"
     );
     b.answer_dialog(false).await;
@@ -838,5 +848,168 @@ async fn the_api_page_checks_a_pasted_token_and_tries_operations_with_it() {
         b.prop(&b.find("#api-token").await, "value").await,
         json!("")
     );
+    b.quit().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_token_pages_say_what_happened_and_why() {
+    if !available("the_token_pages_say_what_happened_and_why") {
+        return;
+    }
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let ingest = s.user("ingest", &[DATAINGESTION]).await;
+    s.user("viewer", &[READONLY]).await;
+    let b = Browser::start(1280, 900).await;
+    sign_in(&b, &s, "admin", "bootstrap-password").await;
+    let add = format!("{}/settings/user-access/bearer-tokens/add", base(&s));
+    b.goto(&add).await;
+
+    // Users left out of the list are named, with the reason.
+    let hint = b.text(&b.find("#left-out").await).await;
+    assert!(
+        hint.contains("viewer") && hint.contains("DataIngestion"),
+        "{hint}"
+    );
+    assert!(!hint.contains("ingest,"), "{hint}");
+    let warning = b.text(&b.find("#token-warning").await).await;
+    assert!(warning.contains("only once you click Save"), "{warning}");
+
+    // Save, then the browser's Back: the page must not come back with a user
+    // selected and no token (Save would refuse it).
+    b.script(&format!("const s = document.getElementById('owner'); s.value = '{ingest}'; s.dispatchEvent(new Event('change')); return true")).await;
+    b.until(
+        "a token",
+        "return document.getElementById('token').value.length === 49",
+    )
+    .await;
+    let first = b.prop(&b.find("#token").await, "value").await;
+    b.click(&b.find("#save").await).await;
+    b.until(
+        "the table",
+        "return location.pathname.endsWith('/bearer-tokens')",
+    )
+    .await;
+    let flash = b.text(&b.find("p.flash").await).await;
+    assert!(
+        flash.starts_with("Token kgt") && flash.ends_with("added for ingest."),
+        "{flash}"
+    );
+    b.script("history.back(); return true").await;
+    b.until(
+        "the add page again",
+        "return location.pathname.endsWith('/bearer-tokens/add') && document.readyState === 'complete'",
+    )
+    .await;
+    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    let state = b
+        .script("return [document.getElementById('owner').value, document.getElementById('token').value]")
+        .await;
+    let (owner, token) = (state[0].as_str().unwrap(), state[1].as_str().unwrap());
+    assert!(
+        owner.is_empty() || token.len() == 49,
+        "restored half-filled: {state}"
+    );
+    assert_ne!(json!(token), first, "the saved token is never shown again");
+    b.screenshot("add-bearer-after-back").await;
+
+    // Enable/disable: confirmed by name, shown in the row, said in words.
+    b.goto(&format!(
+        "{}/settings/user-access/bearer-tokens?q=ingest",
+        base(&s)
+    ))
+    .await;
+    let row = "#tokens tbody tr";
+    b.click(&b.find(&format!("{row} input[data-action=status]")).await)
+        .await;
+    let asked = b.dialog_text().await;
+    assert!(
+        asked.contains("kgt") && asked.contains("of ingest"),
+        "{asked}"
+    );
+    b.answer_dialog(false).await;
+    assert_eq!(
+        b.script(
+            "return document.querySelector('#tokens tbody tr input[data-action=status]').checked"
+        )
+        .await,
+        json!(true),
+        "Cancel changes nothing"
+    );
+    b.click(&b.find(&format!("{row} input[data-action=status]")).await)
+        .await;
+    b.dialog_text().await;
+    b.answer_dialog(true).await;
+    b.until(
+        "the row shows it",
+        "return document.querySelector('#tokens tbody tr .token-state').textContent === 'Disabled'",
+    )
+    .await;
+    assert_eq!(
+        b.script(
+            "return document.querySelector('#tokens tbody tr').classList.contains('disabled-row')"
+        )
+        .await,
+        json!(true)
+    );
+    let said = b.text(&b.find("#page-status").await).await;
+    assert!(
+        said.starts_with("Disabled the token kgt") && said.ends_with("of ingest."),
+        "{said}"
+    );
+    b.screenshot("bearer-token-disabled").await;
+    // Reloaded, the state is still shown.
+    b.goto(&format!(
+        "{}/settings/user-access/bearer-tokens?q=ingest",
+        base(&s)
+    ))
+    .await;
+    assert_eq!(
+        b.text(&b.find("#tokens tbody tr .token-state").await).await,
+        "Disabled"
+    );
+
+    // A filter that empties the list is named, with a way to clear it.
+    b.goto(&format!(
+        "{}/settings/user-access/bearer-tokens?q=ingest&show=enabled",
+        base(&s)
+    ))
+    .await;
+    let empty = b.text(&b.find("#empty").await).await;
+    assert!(
+        empty.contains("\u{201c}ingest\u{201d}") && empty.contains("Show: Enabled"),
+        "{empty}"
+    );
+    b.click(&b.find("#clear-filter").await).await;
+    b.until(
+        "all tokens",
+        "return document.querySelectorAll('#tokens tbody tr').length === 2",
+    )
+    .await;
+
+    // Deleting the last row leaves a message, not a bare table header.
+    b.goto(&format!(
+        "{}/settings/user-access/bearer-tokens?q=ingest",
+        base(&s)
+    ))
+    .await;
+    b.click(&b.find(&format!("{row} button[data-action=delete]")).await)
+        .await;
+    let asked = b.dialog_text().await;
+    assert!(
+        asked.starts_with("Delete the token kgt") && asked.contains("of ingest"),
+        "{asked}"
+    );
+    b.answer_dialog(true).await;
+    b.until(
+        "the empty message",
+        "return !document.getElementById('tokens') && !document.getElementById('empty').hidden",
+    )
+    .await;
+    let empty = b.text(&b.find("#empty").await).await;
+    assert!(empty.starts_with("No bearer tokens yet"), "{empty}");
+    let said = b.text(&b.find("#page-status").await).await;
+    assert!(said.starts_with("Deleted the token kgt"), "{said}");
     b.quit().await;
 }

@@ -58,14 +58,31 @@ for (const b of document.querySelectorAll("button[data-copy]")) {
   });
 }
 
-// Token rows: enable/disable, note, delete.
+// Token rows: enable/disable, note, delete. Each change is confirmed naming the
+// token (masked) and its user, and its result is said in words and shown in the row.
+const pageStatus = document.getElementById("page-status");
+function say(text) { if (pageStatus) pageStatus.textContent = text; }
 for (const row of document.querySelectorAll("table.tokens tr[data-id]")) {
   const path = `/setting/admins/${row.dataset.owner}/apitokens/${row.dataset.id}`;
+  const named = `the token ${row.dataset.token} of ${row.dataset.user}`;
   const box = row.querySelector('input[data-action="status"]');
+  const state = row.querySelector(".token-state");
+  const show = (enabled) => {
+    if (state) state.textContent = enabled ? "Enabled" : "Disabled";
+    row.classList.toggle("disabled-row", !enabled);
+  };
   box?.addEventListener("change", async () => {
     clearError(box);
-    try { await api("PATCH", path, { status: box.checked ? 2 : 1 }); }
-    catch (e) { box.checked = !box.checked; showError(box, e); }
+    const enable = box.checked;
+    const question = enable
+      ? `Enable ${named}? Requests with it work again at once.`
+      : `Disable ${named}? Every request with it fails at once, until it is enabled again.`;
+    if (!confirm(question)) { box.checked = !enable; return; }
+    try {
+      await api("PATCH", path, { status: enable ? 2 : 1 });
+      show(enable);
+      say(`${enable ? "Enabled" : "Disabled"} ${named}.`);
+    } catch (e) { box.checked = !enable; showError(box, e); }
   });
   const noteForm = row.querySelector('form[data-action="note"]');
   noteForm?.addEventListener("submit", async (ev) => {
@@ -75,15 +92,25 @@ for (const row of document.querySelectorAll("table.tokens tr[data-id]")) {
     try {
       await api("PATCH", path, { note: noteForm.elements.note.value });
       button.textContent = "Saved";
+      say(`Saved the note of ${named}.`);
       setTimeout(() => { button.textContent = "Save"; }, 1500);
     } catch (e) { showError(noteForm, e); }
   });
   const del = row.querySelector('button[data-action="delete"]');
   del?.addEventListener("click", async () => {
-    const sure = confirm("Delete this token? It cannot be retrieved afterwards, and requests that use it will fail.");
+    const sure = confirm(`Delete ${named}? It cannot be retrieved afterwards, and requests that use it will fail.`);
     if (!sure) return;
-    try { await api("DELETE", path); row.remove(); }
-    catch (e) { showError(del, e); }
+    try {
+      await api("DELETE", path);
+      const table = row.closest("table");
+      row.remove();
+      say(`Deleted ${named}.`);
+      if (table && !table.querySelector("tbody tr")) {
+        table.closest(".table-wrap")?.remove();
+        const empty = document.getElementById("empty");
+        if (empty) empty.hidden = false;
+      }
+    } catch (e) { showError(del, e); }
   });
 }
 
@@ -137,12 +164,18 @@ const bearerForm = document.getElementById("add-bearer-form");
 if (bearerForm) {
   const owner = bearerForm.elements.adminId;
   const token = document.getElementById("token");
-  owner.addEventListener("change", async () => {
+  const generate = async () => {
     clearError(bearerForm);
     token.value = "";
     if (!owner.value) return;
     try { token.value = (await call("POST", "/ui/pending-token", { adminId: Number(owner.value) })).token; }
     catch (e) { showError(bearerForm, e); }
+  };
+  owner.addEventListener("change", generate);
+  // Back after Save (or a reload) brings the page back with the user still selected
+  // but no token: the one generated before was saved or discarded. Start over.
+  window.addEventListener("pageshow", () => {
+    if (owner.value && !token.value) { owner.value = ""; bearerForm.reset(); }
   });
   bearerForm.addEventListener("submit", async (ev) => {
     ev.preventDefault();
@@ -151,6 +184,7 @@ if (bearerForm) {
     try {
       const saved = await call("POST", "/ui/bearer-tokens", { adminId: Number(owner.value), note: bearerForm.elements.note.value });
       token.value = "";
+      owner.value = "";
       location.assign(`${bearerForm.dataset.next}?added=${saved.id}`);
     } catch (e) { showError(bearerForm, e); }
   });
