@@ -386,44 +386,44 @@ pub fn token_list_scope(actor: &Actor) -> Result<Option<UserId>, Denied> {
     }
 }
 
-/// May `actor` look a token up by its value? Whoever may see every user's tokens.
-pub fn look_up_tokens(actor: &Actor) -> Result<(), Denied> {
-    if actor.grants.contains(Grants::USERACCESS_WRITE)
-        || actor.grants.contains(Grants::USERACCESS_READ)
-    {
+/// Whether `actor` may see everyone's user access (users, roles, every token, the
+/// audit log): `setting useraccess` read or write.
+fn sees_user_access(actor: &Actor) -> bool {
+    actor.grants.contains(Grants::USERACCESS_READ)
+        || actor.grants.contains(Grants::USERACCESS_WRITE)
+}
+
+/// `Ok` when `allowed`, else 403 saying `what` needs `setting useraccess`.
+fn needs_user_access(allowed: bool, what: &'static str) -> Result<(), Denied> {
+    if allowed {
         Ok(())
     } else {
-        Err(Denied::Forbidden(
-            "looking a token up by its value needs setting useraccess read or write",
-        ))
+        Err(Denied::Forbidden(what))
     }
+}
+
+/// May `actor` look a token up by its value? Whoever may see every user's tokens.
+pub fn look_up_tokens(actor: &Actor) -> Result<(), Denied> {
+    needs_user_access(
+        sees_user_access(actor),
+        "looking a token up by its value needs setting useraccess read or write",
+    )
 }
 
 /// May `actor` view users and roles? Everyone may view their own user record.
 pub fn read_users(actor: &Actor, target: Option<UserId>) -> Result<(), Denied> {
-    if actor.grants.contains(Grants::USERACCESS_READ)
-        || actor.grants.contains(Grants::USERACCESS_WRITE)
-        || target.is_some_and(|t| actor.is(t))
-    {
-        Ok(())
-    } else {
-        Err(Denied::Forbidden(
-            "viewing users and roles needs setting useraccess read or write",
-        ))
-    }
+    needs_user_access(
+        sees_user_access(actor) || target.is_some_and(|t| actor.is(t)),
+        "viewing users and roles needs setting useraccess read or write",
+    )
 }
 
 /// May `actor` read the audit log? The same privilege as viewing users and roles.
 pub fn read_audit(actor: &Actor) -> Result<(), Denied> {
-    if actor.grants.contains(Grants::USERACCESS_READ)
-        || actor.grants.contains(Grants::USERACCESS_WRITE)
-    {
-        Ok(())
-    } else {
-        Err(Denied::Forbidden(
-            "reading the audit log needs setting useraccess read or write",
-        ))
-    }
+    needs_user_access(
+        sees_user_access(actor),
+        "reading the audit log needs setting useraccess read or write",
+    )
 }
 
 /// Grants the right to manage users and roles.

@@ -76,24 +76,9 @@ pub const TOKEN_PROPS: &[&str] = &[
     "userPermission",
 ];
 
-/// Properties of `APITokenSelf`: an `APIToken` and the owner's privileges.
-pub const TOKEN_SELF_PROPS: &[&str] = &[
-    "id",
-    "adminId",
-    "adminName",
-    "type",
-    "accessId",
-    "accessKey",
-    "note",
-    "status",
-    "createdOn",
-    "createdBy",
-    "lastUsedOn",
-    "lastAuthIp",
-    "roles",
-    "userPermission",
-    "privileges",
-];
+/// Properties of `APITokenSelf`: those of `APIToken`, and `privileges`.
+pub static TOKEN_SELF_PROPS: std::sync::LazyLock<Vec<&'static str>> =
+    std::sync::LazyLock::new(|| TOKEN_PROPS.iter().copied().chain(["privileges"]).collect());
 
 /// Filterable and sortable fields of users.
 pub const USER_FIELDS: &[FieldSpec] = &[

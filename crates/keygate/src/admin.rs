@@ -72,7 +72,7 @@ pub async fn user<S: Store>(m: &Manager<S>, cmd: UserCommand) -> Result<()> {
                 "New password for {username} (input hidden): "
             ))?;
             if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
-                let again = crate::client::read_secret("Again: ")?;
+                let again = crate::client::read_secret("Again, to confirm: ")?;
                 if again != password {
                     anyhow::bail!("the two passwords differ; nothing was changed");
                 }

@@ -99,9 +99,8 @@ pub async fn login(args: &LoginArgs) -> Result<u8> {
         .clone()
         .or_else(|| existing.as_ref().and_then(|p| p.ca_cert.clone()));
     let typed = read_secret(&format!("Bearer token for {server} (input hidden): "))?;
-    let token = BearerToken::parse(&typed)
-        .map_err(ClientError::Token)
-        .context("nothing was stored")?;
+    let token =
+        BearerToken::parse(&typed).map_err(|e| anyhow::anyhow!("{e}; nothing was stored"))?;
     let client = Client::new(&server, &token, ca_cert.as_deref())?;
     let answer = client.whoami().await?;
     if !answer.ok() {

@@ -211,7 +211,7 @@ pub(super) async fn own<S: Store>(
     caller: Caller,
     params: Params,
 ) -> JsonResult {
-    let fields = parse_fields(params.get("fields"), wire::TOKEN_SELF_PROPS)?;
+    let fields = parse_fields(params.get("fields"), &wire::TOKEN_SELF_PROPS)?;
     let view = st.manager.own_token(&caller.actor()).await?;
     let mut m = render(&view, None);
     m.insert(

@@ -179,7 +179,7 @@ async fn token_page<S: Store>(
         );
     }
     // Where the row scripts report what they did (enabled, disabled, deleted).
-    body.push_str("<p class=\"flash\" id=\"page-status\" role=\"status\"></p>");
+    body.push_str("<p class=\"page-status\" id=\"page-status\" role=\"status\"></p>");
     if rows.is_empty() {
         let what = if kind == TokenType::Bearer {
             "bearer tokens"

@@ -217,7 +217,7 @@ async fn cli_applies_the_same_rules() {
 fn misspelt_environment_variables_are_reported() {
     let dir = tempfile::tempdir().expect("dir");
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
-        .args(["user", "list"])
+        .arg("init")
         .env(
             "KEYGATE_DATABASE_URL",
             format!("sqlite://{}", dir.path().join("kg.db").display()),
@@ -233,7 +233,11 @@ fn misspelt_environment_variables_are_reported() {
         stderr(&o)
     );
     assert!(stderr(&o).contains("KEYGATE_LISTN"), "{}", stderr(&o));
-    assert!(stdout(&o).contains("admin"), "{}", stdout(&o));
+    assert!(
+        stderr(&o).contains("\"admin\""),
+        "the first-start banner: {}",
+        stderr(&o)
+    );
 }
 
 #[test]

@@ -81,6 +81,13 @@ async fn sigkill_during_creates_and_disables_loses_nothing_acknowledged() {
     let dir = tempfile::tempdir().expect("dir");
     let path = dir.path().join("kg.db");
     let db = format!("sqlite://{}", path.display());
+    let init = tokio::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .arg("init")
+        .env("KEYGATE_DATABASE_URL", &db)
+        .output()
+        .await
+        .expect("init");
+    assert!(init.status.success());
     let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
         .args(["token", "create", "--user", "admin"])
         .env("KEYGATE_DATABASE_URL", &db)

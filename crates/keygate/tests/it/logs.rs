@@ -15,7 +15,16 @@ async fn secrets_never_reach_the_logs_at_trace_level() {
     let dir = tempfile::tempdir().expect("dir");
     let db = format!("sqlite://{}", dir.path().join("kg.db").display());
     let bin = env!("CARGO_BIN_EXE_keygate");
-    // The CLI bootstraps the store and mints the admin token.
+    // `init` bootstraps the store (the banner shows the password); the CLI mints the
+    // admin token.
+    let init = tokio::process::Command::new(bin)
+        .arg("init")
+        .env("KEYGATE_DATABASE_URL", &db)
+        .env("RUST_LOG", "trace")
+        .output()
+        .await
+        .expect("init");
+    assert!(init.status.success());
     let o = tokio::process::Command::new(bin)
         .args(["token", "create", "--user", "admin"])
         .env("KEYGATE_DATABASE_URL", &db)
@@ -25,7 +34,8 @@ async fn secrets_never_reach_the_logs_at_trace_level() {
         .expect("cli");
     assert!(o.status.success());
     let admin = String::from_utf8_lossy(&o.stdout).trim().to_owned();
-    let cli_err = String::from_utf8_lossy(&o.stderr).into_owned();
+    let cli_err =
+        String::from_utf8_lossy(&init.stderr).into_owned() + &String::from_utf8_lossy(&o.stderr);
     let password = cli_err
         .lines()
         .skip_while(|l| !l.contains("with password"))
@@ -174,6 +184,8 @@ fn listening_addr(line: &str) -> Option<String> {
 impl Running {
     /// Starts `keygate [extra] serve` on `db` and waits for its listening line.
     pub async fn start(db: &str, extra: &[&str], rust_log: &str) -> Self {
+        // The callers' reqwest clients need a TLS provider (see `crypto_provider`).
+        crypto_provider();
         Self::start_serving(db, extra, &[], rust_log).await
     }
 
@@ -274,6 +286,13 @@ async fn json_logs_have_one_object_per_line_with_the_principal() {
     let dir = tempfile::tempdir().expect("dir");
     let db = format!("sqlite://{}", dir.path().join("kg.db").display());
     // Bootstrap first, so the server prints no first-start banner (which is not a log line).
+    let init = tokio::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+        .arg("init")
+        .env("KEYGATE_DATABASE_URL", &db)
+        .output()
+        .await
+        .expect("init");
+    assert!(init.status.success());
     let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
         .args(["token", "create", "--user", "admin"])
         .env("KEYGATE_DATABASE_URL", &db)

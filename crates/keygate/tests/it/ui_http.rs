@@ -716,7 +716,8 @@ async fn the_added_message_says_only_what_the_server_knows() {
     );
     let r = page(id.to_string()).await;
     assert!(
-        r.text.contains(&format!("Token {masked} added.")),
+        r.text
+            .contains(&format!("Token {masked} added for ingest.")),
         "{}",
         r.text
     );
