@@ -47,6 +47,23 @@ pub async fn open_pg(
         .context("could not open the PostgreSQL database")
 }
 
+/// Fails, saying so, when the folder a SQLite file should be in does not exist (which
+/// would otherwise surface as whichever file keygate tried to create first).
+pub fn check_folder(db_path: &str) -> Result<()> {
+    if let Some(dir) = Path::new(db_path)
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        && !dir.is_dir()
+    {
+        bail!(
+            "the folder {} for the database {db_path} does not exist; create it (mkdir -p {}) or point --database-url elsewhere",
+            dir.display(),
+            dir.display()
+        );
+    }
+    Ok(())
+}
+
 /// Takes the lock that lets one server serve a SQLite file (`<file>.lock`, an
 /// exclusive `flock` held for the life of the returned file); a second server on the
 /// same file is refused with a message saying why. A separate file is locked, not the
@@ -88,17 +105,7 @@ pub async fn open_store(db_path: &str, given: Option<&Path>, create: bool) -> Re
         Path::to_path_buf,
     );
     let db_exists = Path::new(db_path).exists();
-    if let Some(dir) = Path::new(db_path)
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        && !dir.is_dir()
-    {
-        bail!(
-            "the folder {} for the database {db_path} does not exist; create it (mkdir -p {}) or point --database-url elsewhere",
-            dir.display(),
-            dir.display()
-        );
-    }
+    check_folder(db_path)?;
     if !create && !db_exists {
         let shown = std::path::absolute(db_path).unwrap_or_else(|_| PathBuf::from(db_path));
         bail!(

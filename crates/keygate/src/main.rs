@@ -99,6 +99,7 @@ async fn dispatch(cli: Cli) -> Result<u8> {
         let path = path.as_str();
         // One server per SQLite file: a second would keep an index of its own that
         // the first's writes reach only by polling, and the wake-up socket is one.
+        keys::check_folder(path)?;
         let _lock = match cli.command {
             Command::Serve(_) => Some(keys::lock_for_serving(path)?),
             _ => None,

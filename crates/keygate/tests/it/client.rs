@@ -394,15 +394,20 @@ async fn errors_are_one_line_with_the_real_cause_even_with_rust_backtrace() {
             "sqlite:///nonexistent/folder/keygate.db".to_owned(),
         ),
     ];
-    let o = run(home.path(), &env, &["init"], "").await;
-    assert_eq!(code(&o), 1);
-    let e = err(&o);
-    assert_eq!(e.lines().count(), 1, "{e}");
-    assert!(e.contains("the folder /nonexistent/folder"), "{e}");
-    assert!(
-        !e.contains("master key") && !e.contains("Stack backtrace"),
-        "{e}"
-    );
+    for command in ["init", "serve"] {
+        let o = run(home.path(), &env, &[command], "").await;
+        assert_eq!(code(&o), 1);
+        let e = err(&o);
+        assert_eq!(e.lines().count(), 1, "{command}: {e}");
+        assert!(
+            e.contains("the folder /nonexistent/folder"),
+            "{command}: {e}"
+        );
+        assert!(
+            !e.contains("master key") && !e.contains("Stack backtrace"),
+            "{command}: {e}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
