@@ -225,7 +225,7 @@ pub(crate) fn write<T>(l: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
 impl Verifier {
     /// Builds the index from one consistent snapshot of the store.
     pub async fn load<S: Store>(store: &S) -> Result<Self, AuthError> {
-        let started = std::time::Instant::now();
+        let started = keygate_core::clock::Stopwatch::start();
         let snap = store.snapshot().await?;
         let read = started.elapsed();
         let v = Self::from_snapshot(snap);

@@ -5,6 +5,7 @@
 //! - [`token`] — the bearer token format (generate, parse with precise errors, mask, hash).
 //! - [`credentials`] — reading an `Authorization` header (Bearer, LMv1) into a credential.
 //! - [`lmv1`] — LMv1 access ids and keys, the request signature, the clock window.
+//! - [`clock`] — the time of day ([`clock::Clock`], fixed in tests) and durations.
 //! - [`date`] — epoch seconds as UTC calendar time.
 //! - [`model`] — users, roles, privileges, tokens and portal settings as plain data.
 //! - [`policy`] — who may do what; hands out the capabilities that store writes require.
@@ -16,6 +17,7 @@
 //! - [`error`] — the crate's error type.
 #![forbid(unsafe_code)]
 
+pub mod clock;
 pub mod credentials;
 pub mod date;
 pub mod error;

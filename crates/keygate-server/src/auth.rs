@@ -304,7 +304,7 @@ async fn principal<S: Store>(
     {
         Credential::Bearer(token) => {
             let now = st.clock.now();
-            let started = std::time::Instant::now();
+            let started = keygate_core::clock::Stopwatch::start();
             let checked = st.verifier.verify_bearer(&token, ip, now);
             st.metrics.verify_latency(started.elapsed());
             let p = checked.map_err(|r| {
@@ -427,7 +427,7 @@ async fn lmv1<S: Store>(
         .map_or_else(|| parts.uri.path(), |u| u.0.path());
     let path = full.strip_prefix(BASE_PATH).unwrap_or(full);
     let now = st.clock.now_millis();
-    let started = std::time::Instant::now();
+    let started = keygate_core::clock::Stopwatch::start();
     let checked = st.verifier.lmv1_finish(pending, path, ip, now);
     st.metrics.verify_latency(started.elapsed());
     let p = checked.map_err(|r| {

@@ -9,7 +9,9 @@
 //! client writes.
 
 use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::time::Duration;
+
+use keygate_core::clock::Stopwatch;
 
 use crate::error::{Result, StoreError};
 
@@ -64,7 +66,7 @@ const PROBE_EVERY: Duration = Duration::from_secs(1);
 #[derive(Debug, Default)]
 struct State {
     fault: Option<Fault>,
-    last_probe: Option<Instant>,
+    last_probe: Option<Stopwatch>,
 }
 
 /// A store's write health. Shared by the clones of one store.
@@ -108,7 +110,7 @@ impl Health {
         }
         s.fault = Some(f);
         // The failed write was the test: the first probe comes a second later.
-        s.last_probe = Some(Instant::now());
+        s.last_probe = Some(Stopwatch::start());
     }
 
     /// The fault, if any, and whether a probe is due (at most one a second).
@@ -119,7 +121,7 @@ impl Health {
         };
         let due = s.last_probe.is_none_or(|t| t.elapsed() >= PROBE_EVERY);
         if due {
-            s.last_probe = Some(Instant::now());
+            s.last_probe = Some(Stopwatch::start());
         }
         (Some(f), due)
     }
@@ -127,9 +129,8 @@ impl Health {
 
 /// What the write probe stores: the time, so that every probe really writes a page.
 pub(crate) fn probe_value() -> [u8; 8] {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| d.as_nanos() as u64)
+    keygate_core::clock::Clock::System
+        .now_millis()
         .to_be_bytes()
 }
 
@@ -184,7 +185,7 @@ mod tests {
             (Some(Fault::DiskFull), false),
             "the failed write was the test"
         );
-        h.lock().last_probe = Instant::now().checked_sub(PROBE_EVERY);
+        h.lock().last_probe = Stopwatch::started_ago(PROBE_EVERY);
         assert_eq!(h.due(), (Some(Fault::DiskFull), true));
         assert_eq!(
             h.due(),

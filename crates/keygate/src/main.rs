@@ -320,7 +320,6 @@ fn fit_connections(wanted: usize) -> usize {
 /// File descriptors kept for everything but client connections.
 const RESERVED_FILES: u64 = 128;
 
-/// Completes on SIGINT or SIGTERM.
 /// A database URL fit to print: any `user:password@` part is replaced.
 fn without_password(url: &str) -> String {
     match (url.split_once("://"), url.rfind('@')) {

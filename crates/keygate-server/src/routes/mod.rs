@@ -3,8 +3,6 @@
 //! Handlers are thin: extractors (authentication, ids, query, body) → one
 //! [`crate::manage::Manager`] call → JSON. Errors map to HTTP in [`crate::error`].
 
-use std::time::Instant;
-
 use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
 use axum::http::{HeaderName, Method};
 use axum::middleware::{self, Next};
@@ -252,7 +250,7 @@ async fn log_request(
     req: Request,
     next: Next,
 ) -> Response {
-    let started = Instant::now();
+    let started = keygate_core::clock::Stopwatch::start();
     let method = req.method().clone();
     let resp = next.run(req).await;
     let route = resp

@@ -295,11 +295,12 @@ async fn entries_past_retention_are_pruned_in_the_background() {
     s.user("someone", &[READONLY]).await;
     let before = s.get(&s.admin_token, "/setting/accesslogs").await;
     assert!(before.body["total"].as_i64().unwrap_or(0) >= 1);
-    // Let the entries age past a one-second retention, then start with it.
-    tokio::time::sleep(Duration::from_millis(2100)).await;
+    // Restart ten seconds later (by the clock, not by sleeping) with a one-second
+    // retention: every entry so far is past it.
     let s = s
         .restart_with(ServerConfig {
             audit_retention: Duration::from_secs(1),
+            clock: keygate_server::state::Clock::fixed(now_millis() + 10_000),
             ..test_config()
         })
         .await;
@@ -392,12 +393,14 @@ async fn powerless(s: &Server) -> (i64, String, String) {
 #[tokio::test]
 async fn refused_changes_cannot_grow_the_audit_log() {
     let burst = 5;
+    let clock = keygate_server::state::Clock::fixed(now_millis());
     let Some(s) = Server::start_with(ServerConfig {
         refusal_throttle: keygate_auth::throttle::ThrottleConfig {
             burst: f64::from(burst),
             refill_per_second: 0.5,
             ..Default::default()
         },
+        clock: clock.clone(),
         ..test_config()
     })
     .await
@@ -452,8 +455,9 @@ async fn refused_changes_cannot_grow_the_audit_log() {
         refused,
         "one entry per answered 403 and no more"
     );
-    // Once the bucket refills, the next refusal is recorded with a count of the rest.
-    tokio::time::sleep(std::time::Duration::from_millis(2200)).await;
+    // Once the bucket refills (the clock moved on), the next refusal is recorded with
+    // a count of the rest.
+    clock.advance(2200);
     let r = post(json!({"name": "later"}).to_string()).await;
     assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
     let summary = entries(&s, "action:suppressed").await;
