@@ -188,12 +188,14 @@ async fn a_thousand_parallel_wrong_passwords_are_checked_exactly_burst_times() {
 
 #[tokio::test]
 async fn throttled_sign_ins_are_counted_in_one_entry() {
+    let clock = keygate_server::state::Clock::fixed(now_millis());
     let Some(s) = Server::start_with(ServerConfig {
         throttle: ThrottleConfig {
             burst: 2.0,
             refill_per_second: 2.0,
             ..Default::default()
         },
+        clock: clock.clone(),
         ..test_config()
     })
     .await
@@ -213,8 +215,9 @@ async fn throttled_sign_ins_are_counted_in_one_entry() {
         .filter(|c| **c == StatusCode::TOO_MANY_REQUESTS)
         .count();
     assert!(limited >= 2, "{statuses:?}");
-    // A token comes back; the next attempt is recorded, and so are the ones turned away.
-    tokio::time::sleep(std::time::Duration::from_millis(700)).await;
+    // A token comes back (the clock moves on); the next attempt is recorded, and so
+    // are the ones turned away.
+    clock.advance(700);
     let r = super::ui_http::signin(&s, "admin", "wrong-password", None).await;
     assert_eq!(r.status, StatusCode::UNAUTHORIZED);
     let items = s
