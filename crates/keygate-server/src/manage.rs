@@ -276,6 +276,7 @@ impl<S: Store> Manager<S> {
 
     /// Writes one "N more" audit entry for every principal whose refused changes were
     /// over the limit and not yet reported (run every minute).
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn record_suppressed(&self) {
         let now = self.clock.now();
         for (user, count) in self.refusals.drain_suppressed() {
@@ -391,6 +392,7 @@ impl<S: Store> Manager<S> {
 
     /// Creates a bearer token for `owner`. Returns the view and the secret, which
     /// exists in plain text only in this return value.
+    #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
     pub async fn create_bearer_token(
         &self,
         actor: &Actor,
@@ -406,6 +408,7 @@ impl<S: Store> Manager<S> {
 
     /// Creates a bearer token from a token generated earlier (the UI's Add page shows
     /// it before Save); only its digest and masked form are needed.
+    #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
     pub async fn create_bearer_from(
         &self,
         actor: &Actor,
@@ -444,6 +447,7 @@ impl<S: Store> Manager<S> {
 
     /// Creates an LMv1 token for `owner`. Returns the view (its `accessId` is the
     /// access id) and the access key, which exists in plain text only in this value.
+    #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
     pub async fn create_lmv1_token(
         &self,
         actor: &Actor,
@@ -480,6 +484,7 @@ impl<S: Store> Manager<S> {
     }
 
     /// One token, addressed under its owner.
+    #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
     pub async fn token(
         &self,
         actor: &Actor,
@@ -503,6 +508,7 @@ impl<S: Store> Manager<S> {
     /// The token that authenticated `actor`'s request, as its own caller sees it.
     /// Everyone may read the token they call with; a request without one (a UI
     /// session) gets 404.
+    #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
     pub async fn own_token(&self, actor: &Actor) -> Result<TokenView, ApiError> {
         let missing =
             || ApiError::NotFound("this request was not made with an API token".to_owned());
@@ -518,6 +524,7 @@ impl<S: Store> Manager<S> {
     /// where it should not be. Every lookup is audited, found or not, and takes the
     /// same steps either way (one indexed read by digest, one audit entry), so the
     /// answer time does not say more than the answer.
+    #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
     pub async fn token_by_value(
         &self,
         actor: &Actor,
@@ -565,6 +572,7 @@ impl<S: Store> Manager<S> {
 
     /// The owner of a token, for callers that address tokens by id alone (the admin
     /// CLI). A token the caller may not see is reported as missing.
+    #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
     pub async fn token_owner(&self, actor: &Actor, id: TokenId) -> Result<UserId, ApiError> {
         let missing = || ApiError::NotFound(format!("API token {id} not found"));
         let token = self.store.token(id).await.map_err(|e| match e {
@@ -578,6 +586,7 @@ impl<S: Store> Manager<S> {
     }
 
     /// Tokens of one owner (`Some`) or of everyone the caller may see (`None`).
+    #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
     pub async fn tokens(
         &self,
         actor: &Actor,
@@ -600,6 +609,7 @@ impl<S: Store> Manager<S> {
     }
 
     /// Changes a token's note and/or status.
+    #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
     pub async fn update_token(
         &self,
         actor: &Actor,
@@ -629,6 +639,7 @@ impl<S: Store> Manager<S> {
     }
 
     /// Deletes a token for good.
+    #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
     pub async fn delete_token(
         &self,
         actor: &Actor,
@@ -654,12 +665,14 @@ impl<S: Store> Manager<S> {
     // ---- users ----
 
     /// All users.
+    #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
     pub async fn users(&self, actor: &Actor) -> Result<(Vec<User>, Vec<RoleWithCount>), ApiError> {
         policy::read_users(actor, None).map_err(denied)?;
         Ok((self.store.users().await?, self.store.roles().await?))
     }
 
     /// One user (everyone may read their own).
+    #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
     pub async fn user(&self, actor: &Actor, id: UserId) -> Result<UserView, ApiError> {
         policy::read_users(actor, Some(id)).map_err(denied)?;
         let user = self.store.user(id).await?;
@@ -670,6 +683,7 @@ impl<S: Store> Manager<S> {
     }
 
     /// Finds a user by username (admin CLI).
+    #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
     pub async fn user_named(&self, actor: &Actor, username: &str) -> Result<User, ApiError> {
         policy::read_users(actor, None).map_err(denied)?;
         Ok(self.store.user_by_username(username).await?)
@@ -691,6 +705,7 @@ impl<S: Store> Manager<S> {
     }
 
     /// Creates a user; a plain `password` is checked and hashed here, never stored.
+    #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
     pub async fn create_user(
         &self,
         actor: &Actor,
@@ -737,6 +752,7 @@ impl<S: Store> Manager<S> {
     }
 
     /// Changes a user. A role or status change applies to the user's next request.
+    #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
     pub async fn update_user(
         &self,
         actor: &Actor,
@@ -804,6 +820,7 @@ impl<S: Store> Manager<S> {
     }
 
     /// Deletes a user and every token it owns.
+    #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
     pub async fn delete_user(&self, actor: &Actor, id: UserId) -> Result<(), ApiError> {
         if actor.user_id == Some(id) {
             return Err(ApiError::BadRequest(
@@ -823,18 +840,21 @@ impl<S: Store> Manager<S> {
     // ---- roles ----
 
     /// All roles.
+    #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
     pub async fn roles(&self, actor: &Actor) -> Result<Vec<RoleWithCount>, ApiError> {
         policy::read_users(actor, None).map_err(denied)?;
         Ok(self.store.roles().await?)
     }
 
     /// One role.
+    #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
     pub async fn role(&self, actor: &Actor, id: RoleId) -> Result<RoleWithCount, ApiError> {
         policy::read_users(actor, None).map_err(denied)?;
         Ok(self.store.role(id).await?)
     }
 
     /// Finds a role by name (admin CLI).
+    #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
     pub async fn role_named(&self, actor: &Actor, name: &str) -> Result<RoleWithCount, ApiError> {
         policy::read_users(actor, None).map_err(denied)?;
         Ok(self.store.role_by_name(name).await?)
@@ -856,6 +876,7 @@ impl<S: Store> Manager<S> {
     }
 
     /// Creates a role.
+    #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
     pub async fn create_role(
         &self,
         actor: &Actor,
@@ -876,6 +897,7 @@ impl<S: Store> Manager<S> {
     }
 
     /// Changes a role; its holders' next requests use the new privileges.
+    #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
     pub async fn update_role(
         &self,
         actor: &Actor,
@@ -919,6 +941,7 @@ impl<S: Store> Manager<S> {
     }
 
     /// Deletes a role no user holds.
+    #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
     pub async fn delete_role(&self, actor: &Actor, id: RoleId) -> Result<(), ApiError> {
         let actor = &self.resolve(actor).await?;
         let attempt = Attempt::new(AuditAction::RoleDelete, "role", Some(id));
@@ -935,11 +958,13 @@ impl<S: Store> Manager<S> {
 
     /// Portal settings (readable by every authenticated caller: the UI needs to know
     /// whether bearer tokens can be added).
+    #[tracing::instrument(level = "debug", skip_all)]
     pub async fn portal(&self) -> Result<Portal, ApiError> {
         Ok(self.store.portal().await?)
     }
 
     /// Changes portal settings.
+    #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
     pub async fn update_portal(
         &self,
         actor: &Actor,
@@ -971,6 +996,7 @@ impl<S: Store> Manager<S> {
     // ---- audit log ----
 
     /// Audit entries in a time window, newest first: at most [`AUDIT_SCAN_LIMIT`].
+    #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
     pub async fn audit_log(
         &self,
         actor: &Actor,

@@ -350,12 +350,15 @@ macro_rules! read {
 }
 
 impl Store for PgStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn bootstrap(&self, admin_password_hash: &str, now: EpochSeconds) -> Result<bool> {
         write_tx!(self, tx => portal::bootstrap(&mut tx, admin_password_hash, now).await?)
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn portal(&self) -> Result<Portal> {
         read!(self, c => portal::get(&mut c).await)
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn update_portal(
         &self,
         cap: &PortalAdmin,
@@ -368,15 +371,19 @@ impl Store for PgStore {
             p
         })
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn roles(&self) -> Result<Vec<RoleWithCount>> {
         read!(self, c => roles::list(&mut c, None).await)
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn role(&self, id: RoleId) -> Result<RoleWithCount> {
         read!(self, c => roles::get(&mut c, id).await)
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn role_by_name(&self, name: &str) -> Result<RoleWithCount> {
         read!(self, c => roles::by_name(&mut c, name).await)
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_role(
         &self,
         cap: &UserAdmin,
@@ -393,6 +400,7 @@ impl Store for PgStore {
             r
         })
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn update_role(
         &self,
         cap: &UserAdmin,
@@ -419,6 +427,7 @@ impl Store for PgStore {
             r
         })
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn delete_role(&self, cap: &UserAdmin, id: RoleId, now: EpochSeconds) -> Result<()> {
         write_tx!(self, tx => {
             let r = roles::get(&mut tx, id).await?;
@@ -429,15 +438,19 @@ impl Store for PgStore {
             audit::append(&mut tx, &e).await?;
         })
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn users(&self) -> Result<Vec<User>> {
         read!(self, c => users::list(&mut c).await)
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn user(&self, id: UserId) -> Result<User> {
         read!(self, c => users::get(&mut c, id).await)
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn user_by_username(&self, username: &str) -> Result<User> {
         read!(self, c => users::by_username(&mut c, username).await)
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_user(
         &self,
         cap: &UserAdmin,
@@ -457,6 +470,7 @@ impl Store for PgStore {
             u
         })
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn update_user(
         &self,
         cap: &UserAdmin,
@@ -489,6 +503,7 @@ impl Store for PgStore {
             u
         })
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn delete_user(&self, cap: &UserAdmin, id: UserId, now: EpochSeconds) -> Result<()> {
         write_tx!(self, tx => {
             let u = users::get(&mut tx, id).await?;
@@ -501,15 +516,19 @@ impl Store for PgStore {
             audit::append(&mut tx, &e).await?;
         })
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn tokens(&self, owner: Option<UserId>) -> Result<Vec<ApiToken>> {
         read!(self, c => tokens::list(&mut c, owner).await)
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn token(&self, id: TokenId) -> Result<ApiToken> {
         read!(self, c => tokens::get(&mut c, id).await)
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiToken>> {
         read!(self, c => tokens::by_hash(&mut c, hash).await)
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_bearer_token(
         &self,
         cap: &TokenWrite,
@@ -523,6 +542,7 @@ impl Store for PgStore {
             t
         })
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_lmv1_token(
         &self,
         cap: &TokenWrite,
@@ -536,6 +556,7 @@ impl Store for PgStore {
             t
         })
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn update_token(
         &self,
         cap: &TokenWrite,
@@ -552,6 +573,7 @@ impl Store for PgStore {
             t
         })
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn delete_token(&self, cap: &TokenWrite, id: TokenId, now: EpochSeconds) -> Result<()> {
         write_tx!(self, tx => {
             let t = tokens::get(&mut tx, id).await?;
@@ -560,6 +582,7 @@ impl Store for PgStore {
             audit::append(&mut tx, &e).await?;
         })
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn snapshot(&self) -> Result<Snapshot> {
         // One REPEATABLE READ transaction: every statement sees the same snapshot.
         let mut tx = self.pool.begin().await?;
@@ -570,9 +593,11 @@ impl Store for PgStore {
         tx.commit().await?;
         Ok(s)
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn changes_since(&self, seq: i64, limit: i64) -> Result<Vec<Change>> {
         read!(self, c => changes::since(&mut c, seq, limit).await)
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn change_seq(&self) -> Result<i64> {
         Ok(
             sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM change_log")
@@ -580,6 +605,7 @@ impl Store for PgStore {
                 .await?,
         )
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn change_floor(&self) -> Result<i64> {
         Ok(
             sqlx::query_scalar("SELECT seq FROM change_log_floor WHERE id = 1")
@@ -587,6 +613,7 @@ impl Store for PgStore {
                 .await?,
         )
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn prune_changes(&self, before: EpochSeconds) -> Result<u64> {
         write_tx!(self, tx => {
             // The newest entry always stays: its seq is the log's position.
@@ -606,15 +633,19 @@ impl Store for PgStore {
             done.len() as u64
         })
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn index_entry(&self, id: TokenId) -> Result<Option<IndexEntry>> {
         read!(self, c => changes::index_entry(&mut c, id, &self.key).await)
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn user_key(&self, id: UserId) -> Result<Option<UserKey>> {
         read!(self, c => changes::user_key(&mut c, id).await)
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn role_grants(&self, id: RoleId) -> Result<Option<Grants>> {
         read!(self, c => changes::role_grants(&mut c, id).await)
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn record_usage(&self, batch: &[Usage]) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
@@ -622,9 +653,11 @@ impl Store for PgStore {
         // Usage is not a change any index follows: no write lock, no change-log entry.
         write_tx!(self, self.unlocked(), tx => tokens::record_usage(&mut tx, batch).await?)
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn password_hash(&self, username: &str) -> Result<Option<(User, Option<String>)>> {
         read!(self, c => sessions::password_hash(&mut c, username).await)
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn record_sign_in(&self, attempt: &SignInAttempt, now: EpochSeconds) -> Result<()> {
         // Not a change any index cares about: no change-log entry, no write lock.
         write_tx!(self, self.unlocked(), tx => {
@@ -638,6 +671,7 @@ impl Store for PgStore {
             audit::append(&mut tx, &common::audit::sign_in(attempt, now)).await?;
         })
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn token_counts(&self) -> Result<Vec<TokenCount>> {
         let rows: Vec<(String, i64, i64)> = sqlx::query_as(
             "SELECT type, status::BIGINT, COUNT(*) FROM api_tokens GROUP BY type, status",
@@ -646,13 +680,16 @@ impl Store for PgStore {
         .await?;
         common::token_counts(rows)
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn record_audit(&self, record: &AuditRecord) -> Result<()> {
         write_tx!(self, self.unlocked(), tx => audit::append(&mut tx, record).await?)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn audit_log(&self, range: &AuditRange) -> Result<Vec<AuditEntry>> {
         read!(self, c => audit::list(&mut c, range).await)
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn prune_audit(&self, before: EpochSeconds) -> Result<u64> {
         write_tx!(self, self.unlocked(), tx => {
             sqlx::query("DELETE FROM audit_log WHERE at < $1")
@@ -662,6 +699,7 @@ impl Store for PgStore {
                 .rows_affected()
         })
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_session(
         &self,
         id_hash: &[u8; 32],
@@ -679,9 +717,11 @@ impl Store for PgStore {
                 .await?;
         })
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn session(&self, id_hash: &[u8; 32]) -> Result<Option<Session>> {
         read!(self, c => sessions::session(&mut c, id_hash).await)
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn touch_session(&self, id_hash: &[u8; 32], now: EpochSeconds) -> Result<()> {
         write_tx!(self, self.unlocked(), tx => {
             sqlx::query("UPDATE sessions SET last_seen_on = $1 WHERE id_hash = $2")
@@ -691,6 +731,7 @@ impl Store for PgStore {
                 .await?;
         })
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn delete_session(&self, id_hash: &[u8; 32]) -> Result<()> {
         write_tx!(self, self.unlocked(), tx => {
             sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
@@ -699,6 +740,7 @@ impl Store for PgStore {
                 .await?;
         })
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn prune_sessions(
         &self,
         idle_before: EpochSeconds,
@@ -713,6 +755,7 @@ impl Store for PgStore {
                 .rows_affected()
         })
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn set_pending_token(&self, id_hash: &[u8; 32], pending: &PendingToken) -> Result<()> {
         write_tx!(self, self.unlocked(), tx => {
             sqlx::query("UPDATE sessions SET pending_digest = $1, pending_access_id = $2, pending_owner = $3 WHERE id_hash = $4")
@@ -724,6 +767,7 @@ impl Store for PgStore {
                 .await?;
         })
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn take_pending_token(&self, id_hash: &[u8; 32]) -> Result<Option<PendingToken>> {
         // Read and cleared in one transaction, so a pending token is taken once.
         write_tx!(self, self.unlocked(), tx => sessions::take_pending(&mut tx, id_hash).await?)
@@ -741,6 +785,7 @@ impl Store for PgStore {
             stop,
         )))
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn writable(&self) -> Result<()> {
         match self.health.due() {
             (None, _) => Ok(()),
@@ -756,6 +801,7 @@ impl Store for PgStore {
             }),
         }
     }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn rotate_master_key(&self, new: &MasterKey) -> Result<usize> {
         write_tx!(self, tx => {
             tokens::ensure_current_key(&mut tx, &self.key).await?;

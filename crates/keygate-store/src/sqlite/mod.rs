@@ -166,17 +166,20 @@ impl std::ops::DerefMut for WriteTx {
 }
 
 impl Store for SqliteStore {
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn bootstrap(&self, admin_password_hash: &str, now: EpochSeconds) -> Result<bool> {
         write_tx!(self, tx => {
             portal::bootstrap(&mut tx, admin_password_hash, now).await?
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn portal(&self) -> Result<Portal> {
         let mut conn = self.pool.acquire().await?;
         portal::get(&mut conn).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn update_portal(
         &self,
         cap: &PortalAdmin,
@@ -190,21 +193,25 @@ impl Store for SqliteStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn roles(&self) -> Result<Vec<RoleWithCount>> {
         let mut conn = self.pool.acquire().await?;
         roles::list(&mut conn, None).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn role(&self, id: RoleId) -> Result<RoleWithCount> {
         let mut conn = self.pool.acquire().await?;
         roles::get(&mut conn, id).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn role_by_name(&self, name: &str) -> Result<RoleWithCount> {
         let mut conn = self.pool.acquire().await?;
         roles::by_name(&mut conn, name).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_role(
         &self,
         cap: &UserAdmin,
@@ -222,6 +229,7 @@ impl Store for SqliteStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn update_role(
         &self,
         cap: &UserAdmin,
@@ -249,6 +257,7 @@ impl Store for SqliteStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn delete_role(&self, cap: &UserAdmin, id: RoleId, now: EpochSeconds) -> Result<()> {
         write_tx!(self, tx => {
             let r = roles::get(&mut tx, id).await?;
@@ -260,21 +269,25 @@ impl Store for SqliteStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn users(&self) -> Result<Vec<User>> {
         let mut conn = self.pool.acquire().await?;
         users::list(&mut conn).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn user(&self, id: UserId) -> Result<User> {
         let mut conn = self.pool.acquire().await?;
         users::get(&mut conn, id).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn user_by_username(&self, username: &str) -> Result<User> {
         let mut conn = self.pool.acquire().await?;
         users::by_username(&mut conn, username).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_user(
         &self,
         cap: &UserAdmin,
@@ -295,6 +308,7 @@ impl Store for SqliteStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn update_user(
         &self,
         cap: &UserAdmin,
@@ -328,6 +342,7 @@ impl Store for SqliteStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn delete_user(&self, cap: &UserAdmin, id: UserId, now: EpochSeconds) -> Result<()> {
         write_tx!(self, tx => {
             let u = users::get(&mut tx, id).await?;
@@ -341,21 +356,25 @@ impl Store for SqliteStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn tokens(&self, owner: Option<UserId>) -> Result<Vec<ApiToken>> {
         let mut conn = self.pool.acquire().await?;
         tokens::list(&mut conn, owner).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn token(&self, id: TokenId) -> Result<ApiToken> {
         let mut conn = self.pool.acquire().await?;
         tokens::get(&mut conn, id).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiToken>> {
         let mut conn = self.pool.acquire().await?;
         tokens::by_hash(&mut conn, hash).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_bearer_token(
         &self,
         cap: &TokenWrite,
@@ -370,6 +389,7 @@ impl Store for SqliteStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_lmv1_token(
         &self,
         cap: &TokenWrite,
@@ -384,6 +404,7 @@ impl Store for SqliteStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn update_token(
         &self,
         cap: &TokenWrite,
@@ -401,6 +422,7 @@ impl Store for SqliteStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn delete_token(&self, cap: &TokenWrite, id: TokenId, now: EpochSeconds) -> Result<()> {
         write_tx!(self, tx => {
             let t = tokens::get(&mut tx, id).await?;
@@ -410,6 +432,7 @@ impl Store for SqliteStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn snapshot(&self) -> Result<Snapshot> {
         // One read transaction: WAL gives every statement in it the same view.
         let mut tx = self.pool.begin().await?;
@@ -418,11 +441,13 @@ impl Store for SqliteStore {
         Ok(s)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn changes_since(&self, seq: i64, limit: i64) -> Result<Vec<Change>> {
         let mut conn = self.pool.acquire().await?;
         changes::since(&mut conn, seq, limit).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn change_seq(&self) -> Result<i64> {
         Ok(
             sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM change_log")
@@ -431,6 +456,7 @@ impl Store for SqliteStore {
         )
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn change_floor(&self) -> Result<i64> {
         Ok(
             sqlx::query_scalar("SELECT seq FROM change_log_floor WHERE id = 1")
@@ -439,6 +465,7 @@ impl Store for SqliteStore {
         )
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn prune_changes(&self, before: EpochSeconds) -> Result<u64> {
         write_tx!(self, tx => {
             // The newest entry always stays: its seq is the log's position.
@@ -463,21 +490,25 @@ impl Store for SqliteStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn index_entry(&self, id: TokenId) -> Result<Option<IndexEntry>> {
         let mut conn = self.pool.acquire().await?;
         changes::index_entry(&mut conn, id, &self.key).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn user_key(&self, id: UserId) -> Result<Option<UserKey>> {
         let mut conn = self.pool.acquire().await?;
         changes::user_key(&mut conn, id).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn role_grants(&self, id: RoleId) -> Result<Option<Grants>> {
         let mut conn = self.pool.acquire().await?;
         changes::role_grants(&mut conn, id).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn record_usage(&self, batch: &[Usage]) -> Result<()> {
         if batch.is_empty() {
             return Ok(());
@@ -487,11 +518,13 @@ impl Store for SqliteStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn password_hash(&self, username: &str) -> Result<Option<(User, Option<String>)>> {
         let mut conn = self.pool.acquire().await?;
         sessions::password_hash(&mut conn, username).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn record_sign_in(&self, attempt: &SignInAttempt, now: EpochSeconds) -> Result<()> {
         // Not a change any index cares about, so no change-log entry.
         write_tx!(self, tx => {
@@ -506,6 +539,7 @@ impl Store for SqliteStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn token_counts(&self) -> Result<Vec<TokenCount>> {
         let rows: Vec<(String, i64, i64)> =
             sqlx::query_as("SELECT type, status, COUNT(*) FROM api_tokens GROUP BY type, status")
@@ -514,15 +548,18 @@ impl Store for SqliteStore {
         common::token_counts(rows)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn record_audit(&self, record: &AuditRecord) -> Result<()> {
         write_tx!(self, tx => audit::append(&mut tx, record).await?)
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn audit_log(&self, range: &AuditRange) -> Result<Vec<AuditEntry>> {
         let mut conn = self.pool.acquire().await?;
         audit::list(&mut conn, range).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn prune_audit(&self, before: EpochSeconds) -> Result<u64> {
         write_tx!(self, tx => {
             sqlx::query("DELETE FROM audit_log WHERE at < ?")
@@ -533,6 +570,7 @@ impl Store for SqliteStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn create_session(
         &self,
         id_hash: &[u8; 32],
@@ -552,11 +590,13 @@ impl Store for SqliteStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn session(&self, id_hash: &[u8; 32]) -> Result<Option<Session>> {
         let mut conn = self.pool.acquire().await?;
         sessions::session(&mut conn, id_hash).await
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn touch_session(&self, id_hash: &[u8; 32], now: EpochSeconds) -> Result<()> {
         write_tx!(self, tx => {
             sqlx::query("UPDATE sessions SET last_seen_on = ? WHERE id_hash = ?")
@@ -567,6 +607,7 @@ impl Store for SqliteStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn delete_session(&self, id_hash: &[u8; 32]) -> Result<()> {
         write_tx!(self, tx => {
             sqlx::query("DELETE FROM sessions WHERE id_hash = ?")
@@ -576,6 +617,7 @@ impl Store for SqliteStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn prune_sessions(
         &self,
         idle_before: EpochSeconds,
@@ -591,6 +633,7 @@ impl Store for SqliteStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn set_pending_token(&self, id_hash: &[u8; 32], pending: &PendingToken) -> Result<()> {
         write_tx!(self, tx => {
             sqlx::query(
@@ -605,12 +648,14 @@ impl Store for SqliteStore {
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn take_pending_token(&self, id_hash: &[u8; 32]) -> Result<Option<PendingToken>> {
         write_tx!(self, tx => {
             sessions::take_pending(&mut tx, id_hash).await?
         })
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn writable(&self) -> Result<()> {
         if let Err(e) = self.file.check().and_then(|()| self.file.space()) {
             if let StoreError::Degraded(f) = e {
@@ -633,6 +678,7 @@ impl Store for SqliteStore {
         }
     }
 
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn rotate_master_key(&self, new: &MasterKey) -> Result<usize> {
         write_tx!(self, tx => {
             tokens::ensure_current_key(&mut tx, &self.key).await?;
