@@ -1,6 +1,7 @@
-//! A small WebDriver client (W3C protocol over HTTP) driving Debian's Chromium through
-//! chromedriver, enough for the UI tests: navigate, find, click, type, read, run a
-//! script, handle confirm dialogs, take screenshots.
+//! The browser the UI tests drive: Debian's Chromium through chromedriver, with
+//! fantoccini as the WebDriver client, behind the few calls the tests make (navigate,
+//! find, click, type, read, run a script, answer confirm dialogs, take screenshots),
+//! each waiting a bounded time where the page may still be getting there.
 //!
 //! Browser tests skip with a loud line when Chromium is not installed, and fail
 //! instead when `KEYGATE_REQUIRE_BROWSER` is set (as `.ci/run` does).
@@ -8,10 +9,10 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
+use fantoccini::{Client, ClientBuilder, Locator, elements::Element};
 use serde_json::{Value, json};
 use tokio::process::{Child, Command};
 
-const ELEMENT: &str = "element-6066-11e4-a52e-4f735466cecf";
 const CHROMIUM: &str = "/usr/bin/chromium";
 const CHROMEDRIVER: &str = "/usr/bin/chromedriver";
 
@@ -20,8 +21,7 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 
 /// A live browser session.
 pub struct Browser {
-    http: reqwest::Client,
-    base: String,
+    client: Client,
     driver: Child,
     _profile: tempfile::TempDir,
     _turn: tokio::sync::MutexGuard<'static, ()>,
@@ -29,7 +29,7 @@ pub struct Browser {
 
 /// An element found on the page.
 #[derive(Clone, Debug)]
-pub struct El(String);
+pub struct El(Element);
 
 /// Whether browser tests can run here; prints the skip line or panics as required.
 pub fn available(test: &str) -> bool {
@@ -72,23 +72,8 @@ impl Browser {
             .kill_on_drop(true)
             .spawn()
             .expect("chromedriver starts");
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let http = reqwest::Client::new();
-        let base = format!("http://127.0.0.1:{port}");
-        // chromedriver is an outside process: wait for its status endpoint, bounded.
-        let mut ready = false;
-        for _ in 0..200 {
-            if let Ok(r) = http.get(format!("{base}/status")).send().await
-                && r.status().is_success()
-            {
-                ready = true;
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(25)).await;
-        }
-        assert!(ready, "chromedriver did not answer");
         let profile = tempfile::tempdir().expect("profile dir");
-        let caps = json!({"capabilities": {"alwaysMatch": {
+        let caps = json!({
             "browserName": "chrome",
             "unhandledPromptBehavior": "ignore",
             "goog:chromeOptions": {
@@ -101,200 +86,120 @@ impl Browser {
                     format!("--user-data-dir={}", profile.path().display()),
                 ]
             }
-        }}});
-        let r = http
-            .post(format!("{base}/session"))
-            .json(&caps)
-            .send()
-            .await
-            .expect("new session");
-        let v: Value = r.json().await.expect("session json");
-        let id = v["value"]["sessionId"]
-            .as_str()
-            .unwrap_or_else(|| panic!("no session: {v}"))
-            .to_owned();
+        });
+        let Value::Object(caps) = caps else {
+            unreachable!()
+        };
+        // chromedriver is an outside process: retry the session until it listens, bounded.
+        let connector = hyper_util::client::legacy::connect::HttpConnector::new();
+        let mut client = None;
+        for _ in 0..200 {
+            match ClientBuilder::new(connector.clone())
+                .capabilities(caps.clone())
+                .connect(&format!("http://127.0.0.1:{port}"))
+                .await
+            {
+                Ok(c) => {
+                    client = Some(c);
+                    break;
+                }
+                Err(_) => tokio::time::sleep(Duration::from_millis(25)).await,
+            }
+        }
         Self {
-            http,
-            base: format!("{base}/session/{id}"),
+            client: client.expect("chromedriver did not answer"),
             driver,
             _profile: profile,
             _turn: turn,
         }
     }
 
-    async fn send(&self, method: reqwest::Method, path: &str, body: Option<Value>) -> Value {
-        let mut rb = self
-            .http
-            .request(method.clone(), format!("{}{path}", self.base));
-        if let Some(b) = body {
-            rb = rb.json(&b);
-        }
-        let r = rb.send().await.expect("webdriver request");
-        let ok = r.status().is_success();
-        let v: Value = r.json().await.expect("webdriver json");
-        assert!(ok, "webdriver {method} {path}: {}", v["value"]);
-        v["value"].clone()
-    }
-
-    async fn try_send(
-        &self,
-        method: reqwest::Method,
-        path: &str,
-        body: Value,
-    ) -> Result<Value, String> {
-        let r = self
-            .http
-            .request(method, format!("{}{path}", self.base))
-            .json(&body)
-            .send()
-            .await
-            .map_err(|e| e.to_string())?;
-        let ok = r.status().is_success();
-        let v: Value = r.json().await.map_err(|e| e.to_string())?;
-        if ok {
-            Ok(v["value"].clone())
-        } else {
-            Err(v["value"]["message"].as_str().unwrap_or("").to_owned())
-        }
-    }
-
     /// Opens a URL and waits for the page to load.
     pub async fn goto(&self, url: &str) {
-        self.send(reqwest::Method::POST, "/url", Some(json!({"url": url})))
-            .await;
+        self.client.goto(url).await.expect("navigate");
     }
 
     /// The current URL.
     pub async fn url(&self) -> String {
-        self.send(reqwest::Method::GET, "/url", None)
+        self.client
+            .current_url()
             .await
-            .as_str()
-            .unwrap_or("")
-            .to_owned()
+            .map(|u| u.to_string())
+            .unwrap_or_default()
     }
 
     /// The first element matching `css`, waiting up to 5 s for it to appear.
     pub async fn find(&self, css: &str) -> El {
-        for _ in 0..100 {
-            if let Some(e) = self.try_find(css).await {
-                return e;
-            }
-            tokio::time::sleep(Duration::from_millis(50)).await;
-        }
-        panic!("no element {css} on {}", self.url().await);
-    }
-
-    /// The first element matching `css` now, if any.
-    pub async fn try_find(&self, css: &str) -> Option<El> {
-        let v = self
-            .try_send(
-                reqwest::Method::POST,
-                "/element",
-                json!({"using": "css selector", "value": css}),
-            )
+        match self
+            .client
+            .wait()
+            .at_most(Duration::from_secs(5))
+            .for_element(Locator::Css(css))
             .await
-            .ok()?;
-        v[ELEMENT].as_str().map(|s| El(s.to_owned()))
+        {
+            Ok(e) => El(e),
+            Err(e) => panic!("no element {css} on {}: {e}", self.url().await),
+        }
     }
 
     /// Every element matching `css` now.
     pub async fn find_all(&self, css: &str) -> Vec<El> {
-        let v = self
-            .send(
-                reqwest::Method::POST,
-                "/elements",
-                Some(json!({"using": "css selector", "value": css})),
-            )
-            .await;
-        v.as_array()
-            .map(|a| {
-                a.iter()
-                    .filter_map(|e| e[ELEMENT].as_str().map(|s| El(s.to_owned())))
-                    .collect()
-            })
-            .unwrap_or_default()
+        self.client
+            .find_all(Locator::Css(css))
+            .await
+            .expect("find all")
+            .into_iter()
+            .map(El)
+            .collect()
     }
 
     /// Clicks an element.
     pub async fn click(&self, e: &El) {
-        self.send(
-            reqwest::Method::POST,
-            &format!("/element/{}/click", e.0),
-            Some(json!({})),
-        )
-        .await;
+        e.0.click().await.expect("click");
     }
 
     /// Types into an element.
     pub async fn type_into(&self, e: &El, text: &str) {
-        self.send(
-            reqwest::Method::POST,
-            &format!("/element/{}/value", e.0),
-            Some(json!({"text": text})),
-        )
-        .await;
+        e.0.send_keys(text).await.expect("type");
     }
 
     /// Empties an input.
     pub async fn clear(&self, e: &El) {
-        self.send(
-            reqwest::Method::POST,
-            &format!("/element/{}/clear", e.0),
-            Some(json!({})),
-        )
-        .await;
+        e.0.clear().await.expect("clear");
     }
 
     /// An element's visible text.
     pub async fn text(&self, e: &El) -> String {
-        self.send(
-            reqwest::Method::GET,
-            &format!("/element/{}/text", e.0),
-            None,
-        )
-        .await
-        .as_str()
-        .unwrap_or("")
-        .to_owned()
+        e.0.text().await.expect("text")
     }
 
-    /// A DOM property (`value`, `checked`, `disabled`, ...).
+    /// A DOM property (`value`, `checked`, `disabled`, ...) as the page has it.
     pub async fn prop(&self, e: &El, name: &str) -> Value {
-        self.send(
-            reqwest::Method::GET,
-            &format!("/element/{}/property/{name}", e.0),
-            None,
-        )
-        .await
+        let element = serde_json::to_value(&e.0).expect("element as JSON");
+        self.client
+            .execute(
+                "return arguments[0][arguments[1]];",
+                vec![element, json!(name)],
+            )
+            .await
+            .expect("property")
     }
 
     /// Runs a script in the page and returns its result.
     pub async fn script(&self, js: &str) -> Value {
-        self.send(
-            reqwest::Method::POST,
-            "/execute/sync",
-            Some(json!({"script": js, "args": []})),
-        )
-        .await
+        self.client.execute(js, Vec::new()).await.expect("script")
     }
 
     /// The page's HTML source.
     pub async fn source(&self) -> String {
-        self.send(reqwest::Method::GET, "/source", None)
-            .await
-            .as_str()
-            .unwrap_or("")
-            .to_owned()
+        self.client.source().await.expect("source")
     }
 
     /// The text of an open alert or confirm dialog, waiting for it briefly.
     pub async fn dialog_text(&self) -> String {
         for _ in 0..100 {
-            if let Ok(v) = self
-                .try_send(reqwest::Method::GET, "/alert/text", json!({}))
-                .await
-            {
-                return v.as_str().unwrap_or("").to_owned();
+            if let Ok(t) = self.client.get_alert_text().await {
+                return t;
             }
             tokio::time::sleep(Duration::from_millis(50)).await;
         }
@@ -303,22 +208,17 @@ impl Browser {
 
     /// Answers an open dialog: Ok (`true`) or Cancel.
     pub async fn answer_dialog(&self, ok: bool) {
-        let path = if ok {
-            "/alert/accept"
+        let r = if ok {
+            self.client.accept_alert().await
         } else {
-            "/alert/dismiss"
+            self.client.dismiss_alert().await
         };
-        self.send(reqwest::Method::POST, path, Some(json!({})))
-            .await;
+        r.expect("answer the dialog");
     }
 
     /// Saves a PNG screenshot as target/ui-screenshots/<name>.png.
     pub async fn screenshot(&self, name: &str) {
-        use base64::Engine as _;
-        let v = self.send(reqwest::Method::GET, "/screenshot", None).await;
-        let png = base64::engine::general_purpose::STANDARD
-            .decode(v.as_str().unwrap_or(""))
-            .expect("png");
+        let png = self.client.screenshot().await.expect("screenshot");
         let dir = screenshot_dir();
         std::fs::create_dir_all(&dir).expect("screenshot dir");
         std::fs::write(dir.join(format!("{name}.png")), png).expect("write screenshot");
@@ -337,7 +237,7 @@ impl Browser {
 
     /// Ends the session and stops chromedriver.
     pub async fn quit(mut self) {
-        let _ = self.http.delete(&self.base).send().await;
+        let _ = self.client.close().await;
         let _ = self.driver.kill().await;
     }
 }
