@@ -134,6 +134,22 @@ impl From<StoreError> for ApiError {
     }
 }
 
+impl From<keygate_manage::ManageError> for ApiError {
+    fn from(e: keygate_manage::ManageError) -> Self {
+        use keygate_manage::ManageError as M;
+        match e {
+            M::Store(e) => e.into(),
+            M::Core(e) => e.into(),
+            M::Invalid(m) => Self::BadRequest(m),
+            M::NotFound(m) => Self::NotFound(m),
+            M::Forbidden(m) => Self::Forbidden(m),
+            M::TooManyRefusals(m, secs) => Self::TooManyRequests(m, secs),
+            M::NotApplied(m) => Self::Unavailable(m),
+            M::Internal(m) => Self::Internal(m),
+        }
+    }
+}
+
 impl From<keygate_core::Error> for ApiError {
     fn from(e: keygate_core::Error) -> Self {
         match e {

@@ -4,8 +4,8 @@
 //!
 //! - [`serve`] (this file): the entry point; tests call it with a port-0 listener.
 //! - [`routes`] — the router and one module per resource (thin handlers).
-//! - [`manage`] — the management path shared with the admin CLI (policy → store →
-//!   Verifier catch-up).
+//! - [`manage`] — the `keygate-manage` crate re-exported: the management path shared
+//!   with the admin CLI (policy → store → Verifier catch-up).
 //! - [`auth`] — the middleware that authenticates every API request (bearer, LMv1,
 //!   session + CSRF) and the [`auth::Caller`] extractor handlers take.
 //! - [`extract`] — path ids, query parameters and JSON bodies with API-style errors.
@@ -37,7 +37,6 @@ pub mod body;
 pub mod error;
 pub mod extract;
 pub mod listen;
-pub mod manage;
 pub mod metrics;
 pub mod openapi;
 pub mod routes;
@@ -49,7 +48,9 @@ pub mod wake;
 pub mod wire;
 
 pub use error::ApiError;
-pub use manage::Manager;
+/// The management path lives in its own crate; the server calls it as `manage`.
+pub use keygate_manage as manage;
+pub use keygate_manage::Manager;
 
 /// Server settings beyond the listener and the store.
 #[derive(Debug, Clone)]

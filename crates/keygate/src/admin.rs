@@ -1,18 +1,18 @@
-//! The admin CLI: works on the database directly, through the same rules as the API.
-//! A running server picks the changes up from the change log within its poll interval.
+//! The admin CLI: works on the database directly, through the same management path
+//! (`keygate-manage`) and rules as the API. A running server on the same SQLite file
+//! applies each change before the command returns (see `keygate_server::wake`).
 
 use anyhow::Result;
 use keygate_core::model::{TokenStatus, UserStatus};
 use keygate_core::policy::Actor;
-use keygate_server::Manager;
-use keygate_server::manage::TokenInput;
+use keygate_manage::{ManageError, Manager, TokenInput, UserChanges};
 use keygate_store::{NewUser, PortalPatch, Store, TokenPatch};
 
 use crate::cli::{PortalCommand, TokenCommand, TokenKind, UserCommand};
-use keygate_server::manage::UserChanges;
 
-fn api<T>(r: Result<T, keygate_server::ApiError>) -> Result<T> {
-    r.map_err(|e| anyhow::anyhow!("{}", e.message()))
+/// A refusal in the words the API gives it (the one place store errors are worded).
+fn api<T>(r: Result<T, ManageError>) -> Result<T> {
+    r.map_err(|e| anyhow::anyhow!("{}", keygate_server::ApiError::from(e).message()))
 }
 
 /// Runs `keygate user ...`.
@@ -215,7 +215,7 @@ pub async fn portal<S: Store>(m: &Manager<S>, cmd: PortalCommand) -> Result<()> 
 pub async fn bootstrap<S: Store>(store: &S) -> Result<()> {
     let password = keygate_core::password::generate()?;
     let hash = keygate_core::password::hash(&password)?;
-    let now = keygate_server::state::Clock::System.now();
+    let now = keygate_core::clock::Clock::System.now();
     if store.bootstrap(&hash, now).await? {
         eprintln!(
             "\n================================================================\n\

@@ -8,7 +8,8 @@ use std::time::Duration;
 use anyhow::{Context, Result};
 use clap::FromArgMatches as _;
 use keygate_client::ClientError;
-use keygate_server::{Manager, ServerConfig};
+use keygate_manage::Manager;
+use keygate_server::ServerConfig;
 use keygate_store::Store;
 use tracing_subscriber::EnvFilter;
 
@@ -126,7 +127,7 @@ async fn run<S: Store>(store: S, cli: Cli, sqlite: Option<&std::path::Path>) -> 
             let config = ServerConfig {
                 poll_interval: Duration::from_millis(args.poll_interval_ms.max(10)),
                 usage_flush_interval: Duration::from_millis(args.usage_flush_ms),
-                clock: keygate_server::state::Clock::System,
+                clock: keygate_core::clock::Clock::System,
                 sessions: keygate_server::session::SessionConfig {
                     idle: Duration::from_secs(args.session_idle_minutes * 60),
                     absolute: Duration::from_secs(args.session_max_hours * 3600),

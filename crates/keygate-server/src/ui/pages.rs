@@ -27,7 +27,8 @@ fn deny(p: &Page, tab: Tab, what: &str) -> Response {
         .into_response()
 }
 
-fn fail(e: ApiError) -> Response {
+fn fail(e: impl Into<ApiError>) -> Response {
+    let e: ApiError = e.into();
     axum::response::IntoResponse::into_response(e)
 }
 

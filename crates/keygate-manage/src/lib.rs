@@ -1,7 +1,13 @@
-//! The management path, shared by the REST API and the admin CLI: ask the policy,
-//! validate, make one store call (one transaction), then bring this node's Verifier
-//! up to date before returning — so once a disable or delete has been answered, the
-//! very next request with that token is refused.
+//! keygate's management path, shared by the REST API, the web UI and the admin CLI:
+//! ask the policy, validate, make one store call (one transaction), then bring this
+//! node's Verifier up to date before returning — so once a disable or delete has been
+//! answered, the very next request with that token is refused. No HTTP here: callers
+//! turn [`ManageError`] into their own answers.
+//!
+//! # Layout
+//!
+//! - this file — [`Manager`] and the views it returns ([`TokenView`], [`UserView`]).
+//! - `error` — [`ManageError`].
 
 use std::collections::HashMap;
 use std::sync::Arc;
@@ -22,8 +28,10 @@ use keygate_store::{
     TokenPatch, UserPatch,
 };
 
-use crate::error::ApiError;
-use crate::state::Clock;
+use keygate_core::clock::Clock;
+
+mod error;
+pub use error::ManageError;
 
 /// A token as one caller sees it.
 #[derive(Debug, Clone)]
@@ -76,12 +84,12 @@ pub struct Manager<S: Store> {
     refusals: Arc<FailureThrottle<i64>>,
 }
 
-fn token_missing(owner: UserId, id: TokenId) -> ApiError {
+fn token_missing(owner: UserId, id: TokenId) -> ManageError {
     // One message whether the token is absent or belongs to someone else.
-    ApiError::NotFound(format!("API token {id} not found for user {owner}"))
+    ManageError::NotFound(format!("API token {id} not found for user {owner}"))
 }
 
-fn not_found_as(e: StoreError, owner: UserId, id: TokenId) -> ApiError {
+fn not_found_as(e: StoreError, owner: UserId, id: TokenId) -> ManageError {
     match e {
         StoreError::NotFound(_) => token_missing(owner, id),
         other => other.into(),
@@ -92,8 +100,8 @@ fn not_found() -> String {
     "not found".to_owned()
 }
 
-fn denied(d: policy::Denied) -> ApiError {
-    ApiError::from_denied(d, || "not found".to_owned())
+fn denied(d: policy::Denied) -> ManageError {
+    ManageError::from_denied(d, || "not found".to_owned())
 }
 
 /// A change someone tried, for the audit entry written when the policy refuses it.
@@ -152,7 +160,7 @@ impl<S: Store> Manager<S> {
 
     /// The actor with the token it acts through looked up, so that audit entries name
     /// it (and, for a token someone else created, its creator).
-    async fn resolve(&self, actor: &Actor) -> Result<Actor, ApiError> {
+    async fn resolve(&self, actor: &Actor) -> Result<Actor, ManageError> {
         let (Some(id), None) = (actor.token_id, &actor.via) else {
             return Ok(actor.clone());
         };
@@ -188,11 +196,11 @@ impl<S: Store> Manager<S> {
         attempt: &Attempt,
         decision: Result<C, policy::Denied>,
         hidden: impl FnOnce() -> String,
-    ) -> Result<C, ApiError> {
+    ) -> Result<C, ManageError> {
         match decision {
             Ok(cap) => Ok(cap),
             Err(policy::Denied::Hidden) => {
-                Err(ApiError::from_denied(policy::Denied::Hidden, hidden))
+                Err(ManageError::from_denied(policy::Denied::Hidden, hidden))
             }
             Err(d) => Err(self.refused(actor, attempt, d).await),
         }
@@ -205,7 +213,7 @@ impl<S: Store> Manager<S> {
         actor: &Actor,
         attempt: &Attempt,
         r: Result<T, StoreError>,
-    ) -> Result<T, ApiError> {
+    ) -> Result<T, ManageError> {
         match r {
             Err(StoreError::Denied(d)) => Err(self.refused(actor, attempt, d).await),
             other => Ok(other?),
@@ -217,7 +225,7 @@ impl<S: Store> Manager<S> {
     /// principal's refusals spend from a bucket: past it they are answered 429 and
     /// only counted, and the next recorded one (or the periodic
     /// [`Manager::record_suppressed`]) says how many there were.
-    async fn refused(&self, actor: &Actor, attempt: &Attempt, d: policy::Denied) -> ApiError {
+    async fn refused(&self, actor: &Actor, attempt: &Attempt, d: policy::Denied) -> ManageError {
         let now = self.clock.now();
         let earlier = match self
             .refusals
@@ -225,7 +233,7 @@ impl<S: Store> Manager<S> {
         {
             Ok(n) => n,
             Err(wait) => {
-                return ApiError::TooManyRequests(
+                return ManageError::TooManyRefusals(
                     format!(
                         "too many refused changes from this user; retry after {} s",
                         wait.0
@@ -254,7 +262,7 @@ impl<S: Store> Manager<S> {
         if let Err(e) = self.store.record_audit(&record).await {
             tracing::warn!(error = %e, "could not record a refused change in the audit log");
         }
-        ApiError::from_denied(d, not_found)
+        ManageError::from_denied(d, not_found)
     }
 
     async fn record_summary(&self, user: i64, name: &str, count: u64, now: i64) {
@@ -301,7 +309,7 @@ impl<S: Store> Manager<S> {
     }
 
     /// Applies committed changes to the local index before a response goes out.
-    async fn settle(&self) -> Result<(), ApiError> {
+    async fn settle(&self) -> Result<(), ManageError> {
         let Some(v) = &self.verifier else {
             return Ok(());
         };
@@ -319,13 +327,13 @@ impl<S: Store> Manager<S> {
         if let Some(e) = last {
             tracing::error!(error = %e, "change committed but not yet applied to this node's index");
         }
-        Err(ApiError::Unavailable(
+        Err(ManageError::NotApplied(
             "the change was saved but this node could not apply it yet; retry the request"
                 .to_owned(),
         ))
     }
 
-    async fn role_names(&self) -> Result<HashMap<RoleId, String>, ApiError> {
+    async fn role_names(&self) -> Result<HashMap<RoleId, String>, ManageError> {
         Ok(self
             .store
             .roles()
@@ -339,7 +347,7 @@ impl<S: Store> Manager<S> {
         &self,
         actor: &Actor,
         tokens: Vec<ApiToken>,
-    ) -> Result<Vec<TokenView>, ApiError> {
+    ) -> Result<Vec<TokenView>, ManageError> {
         // A token response names its owner: read just the owners when they are few
         // (one token, one user's list), every user in one query otherwise.
         let mut owners: Vec<UserId> = tokens.iter().map(|t| t.user_id).collect();
@@ -381,11 +389,11 @@ impl<S: Store> Manager<S> {
             .collect())
     }
 
-    async fn view(&self, actor: &Actor, token: ApiToken) -> Result<TokenView, ApiError> {
+    async fn view(&self, actor: &Actor, token: ApiToken) -> Result<TokenView, ManageError> {
         self.views(actor, vec![token])
             .await?
             .pop()
-            .ok_or_else(|| ApiError::Internal("token view vanished".to_owned()))
+            .ok_or_else(|| ManageError::Internal("token view vanished".to_owned()))
     }
 
     // ---- tokens ----
@@ -398,7 +406,7 @@ impl<S: Store> Manager<S> {
         actor: &Actor,
         owner: UserId,
         input: TokenInput,
-    ) -> Result<(TokenView, BearerToken), ApiError> {
+    ) -> Result<(TokenView, BearerToken), ManageError> {
         let secret = BearerToken::generate()?;
         let view = self
             .create_bearer_from(actor, owner, input, secret.digest(), secret.masked())
@@ -416,7 +424,7 @@ impl<S: Store> Manager<S> {
         input: TokenInput,
         digest: keygate_core::token::TokenDigest,
         access_id: String,
-    ) -> Result<TokenView, ApiError> {
+    ) -> Result<TokenView, ManageError> {
         validate::note("note", &input.note)?;
         let actor = &self.resolve(actor).await?;
         let attempt = Attempt::new(AuditAction::TokenCreate, "apitoken", None)
@@ -453,7 +461,7 @@ impl<S: Store> Manager<S> {
         actor: &Actor,
         owner: UserId,
         input: TokenInput,
-    ) -> Result<(TokenView, AccessKey), ApiError> {
+    ) -> Result<(TokenView, AccessKey), ManageError> {
         validate::note("note", &input.note)?;
         let actor = &self.resolve(actor).await?;
         let attempt = Attempt::new(AuditAction::TokenCreate, "apitoken", None)
@@ -490,7 +498,7 @@ impl<S: Store> Manager<S> {
         actor: &Actor,
         owner: UserId,
         id: TokenId,
-    ) -> Result<TokenView, ApiError> {
+    ) -> Result<TokenView, ManageError> {
         if policy::token_access(actor, owner) == Access::None {
             return Err(token_missing(owner, id));
         }
@@ -509,9 +517,9 @@ impl<S: Store> Manager<S> {
     /// Everyone may read the token they call with; a request without one (a UI
     /// session) gets 404.
     #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
-    pub async fn own_token(&self, actor: &Actor) -> Result<TokenView, ApiError> {
+    pub async fn own_token(&self, actor: &Actor) -> Result<TokenView, ManageError> {
         let missing =
-            || ApiError::NotFound("this request was not made with an API token".to_owned());
+            || ManageError::NotFound("this request was not made with an API token".to_owned());
         let id = actor.token_id.ok_or_else(missing)?;
         let token = self.store.token(id).await.map_err(|e| match e {
             StoreError::NotFound(_) => missing(),
@@ -529,7 +537,7 @@ impl<S: Store> Manager<S> {
         &self,
         actor: &Actor,
         value: &BearerToken,
-    ) -> Result<TokenView, ApiError> {
+    ) -> Result<TokenView, ManageError> {
         let actor = &self.resolve(actor).await?;
         let attempt =
             Attempt::new(AuditAction::TokenLookup, "apitoken", None).named(value.masked());
@@ -563,7 +571,7 @@ impl<S: Store> Manager<S> {
                     let _ = self.store.user(me).await;
                 }
                 let _ = self.role_names().await;
-                Err(ApiError::NotFound(
+                Err(ManageError::NotFound(
                     "no API token has this value (it may have been deleted)".to_owned(),
                 ))
             }
@@ -573,8 +581,8 @@ impl<S: Store> Manager<S> {
     /// The owner of a token, for callers that address tokens by id alone (the admin
     /// CLI). A token the caller may not see is reported as missing.
     #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
-    pub async fn token_owner(&self, actor: &Actor, id: TokenId) -> Result<UserId, ApiError> {
-        let missing = || ApiError::NotFound(format!("API token {id} not found"));
+    pub async fn token_owner(&self, actor: &Actor, id: TokenId) -> Result<UserId, ManageError> {
+        let missing = || ManageError::NotFound(format!("API token {id} not found"));
         let token = self.store.token(id).await.map_err(|e| match e {
             StoreError::NotFound(_) => missing(),
             other => other.into(),
@@ -592,7 +600,7 @@ impl<S: Store> Manager<S> {
         actor: &Actor,
         owner: Option<UserId>,
         kind: Option<TokenType>,
-    ) -> Result<Vec<TokenView>, ApiError> {
+    ) -> Result<Vec<TokenView>, ManageError> {
         let scope = match owner {
             Some(o) => {
                 policy::read_tokens_of(actor, o).map_err(denied)?;
@@ -616,7 +624,7 @@ impl<S: Store> Manager<S> {
         owner: UserId,
         id: TokenId,
         patch: TokenPatch,
-    ) -> Result<TokenView, ApiError> {
+    ) -> Result<TokenView, ManageError> {
         if let Some(n) = &patch.note {
             validate::note("note", n)?;
         }
@@ -645,7 +653,7 @@ impl<S: Store> Manager<S> {
         actor: &Actor,
         owner: UserId,
         id: TokenId,
-    ) -> Result<(), ApiError> {
+    ) -> Result<(), ManageError> {
         let actor = &self.resolve(actor).await?;
         let cap = self
             .allowed(
@@ -666,14 +674,17 @@ impl<S: Store> Manager<S> {
 
     /// All users.
     #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
-    pub async fn users(&self, actor: &Actor) -> Result<(Vec<User>, Vec<RoleWithCount>), ApiError> {
+    pub async fn users(
+        &self,
+        actor: &Actor,
+    ) -> Result<(Vec<User>, Vec<RoleWithCount>), ManageError> {
         policy::read_users(actor, None).map_err(denied)?;
         Ok((self.store.users().await?, self.store.roles().await?))
     }
 
     /// One user (everyone may read their own).
     #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
-    pub async fn user(&self, actor: &Actor, id: UserId) -> Result<UserView, ApiError> {
+    pub async fn user(&self, actor: &Actor, id: UserId) -> Result<UserView, ManageError> {
         policy::read_users(actor, Some(id)).map_err(denied)?;
         let user = self.store.user(id).await?;
         Ok(UserView {
@@ -684,19 +695,19 @@ impl<S: Store> Manager<S> {
 
     /// Finds a user by username (admin CLI).
     #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
-    pub async fn user_named(&self, actor: &Actor, username: &str) -> Result<User, ApiError> {
+    pub async fn user_named(&self, actor: &Actor, username: &str) -> Result<User, ManageError> {
         policy::read_users(actor, None).map_err(denied)?;
         Ok(self.store.user_by_username(username).await?)
     }
 
-    fn check_roles(ids: &[RoleId]) -> Result<(), ApiError> {
+    fn check_roles(ids: &[RoleId]) -> Result<(), ManageError> {
         if ids.is_empty() {
-            return Err(ApiError::BadRequest(
+            return Err(ManageError::Invalid(
                 "roles: a user needs at least one role".to_owned(),
             ));
         }
         if ids.len() > validate::MAX_ROLES {
-            return Err(ApiError::BadRequest(format!(
+            return Err(ManageError::Invalid(format!(
                 "roles: at most {} roles",
                 validate::MAX_ROLES
             )));
@@ -711,7 +722,7 @@ impl<S: Store> Manager<S> {
         actor: &Actor,
         mut new: NewUser,
         password: Option<String>,
-    ) -> Result<UserView, ApiError> {
+    ) -> Result<UserView, ManageError> {
         // Checked before anything is recorded, so a refused attempt is stored only with
         // input that passed validation.
         new.username = validate::username(&new.username)?;
@@ -758,7 +769,7 @@ impl<S: Store> Manager<S> {
         actor: &Actor,
         id: UserId,
         mut changes: UserChanges,
-    ) -> Result<UserView, ApiError> {
+    ) -> Result<UserView, ManageError> {
         if let Some(u) = &changes.patch.username {
             changes.patch.username = Some(validate::username(u)?);
         }
@@ -794,13 +805,13 @@ impl<S: Store> Manager<S> {
             wanted.sort_unstable();
             wanted.dedup();
             if current != wanted {
-                return Err(ApiError::BadRequest(
+                return Err(ManageError::Invalid(
                     "roles: you cannot change your own roles; ask another administrator".to_owned(),
                 ));
             }
         }
         if actor.user_id == Some(id) && changes.patch.status == Some(UserStatus::Suspended) {
-            return Err(ApiError::BadRequest(
+            return Err(ManageError::Invalid(
                 "status: you cannot suspend yourself".to_owned(),
             ));
         }
@@ -821,9 +832,9 @@ impl<S: Store> Manager<S> {
 
     /// Deletes a user and every token it owns.
     #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
-    pub async fn delete_user(&self, actor: &Actor, id: UserId) -> Result<(), ApiError> {
+    pub async fn delete_user(&self, actor: &Actor, id: UserId) -> Result<(), ManageError> {
         if actor.user_id == Some(id) {
-            return Err(ApiError::BadRequest(
+            return Err(ManageError::Invalid(
                 "you cannot delete your own user".to_owned(),
             ));
         }
@@ -841,28 +852,32 @@ impl<S: Store> Manager<S> {
 
     /// All roles.
     #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
-    pub async fn roles(&self, actor: &Actor) -> Result<Vec<RoleWithCount>, ApiError> {
+    pub async fn roles(&self, actor: &Actor) -> Result<Vec<RoleWithCount>, ManageError> {
         policy::read_users(actor, None).map_err(denied)?;
         Ok(self.store.roles().await?)
     }
 
     /// One role.
     #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
-    pub async fn role(&self, actor: &Actor, id: RoleId) -> Result<RoleWithCount, ApiError> {
+    pub async fn role(&self, actor: &Actor, id: RoleId) -> Result<RoleWithCount, ManageError> {
         policy::read_users(actor, None).map_err(denied)?;
         Ok(self.store.role(id).await?)
     }
 
     /// Finds a role by name (admin CLI).
     #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
-    pub async fn role_named(&self, actor: &Actor, name: &str) -> Result<RoleWithCount, ApiError> {
+    pub async fn role_named(
+        &self,
+        actor: &Actor,
+        name: &str,
+    ) -> Result<RoleWithCount, ManageError> {
         policy::read_users(actor, None).map_err(denied)?;
         Ok(self.store.role_by_name(name).await?)
     }
 
-    fn check_privileges(ps: &[Privilege]) -> Result<(), ApiError> {
+    fn check_privileges(ps: &[Privilege]) -> Result<(), ManageError> {
         if ps.len() > validate::MAX_PRIVILEGES {
-            return Err(ApiError::BadRequest(format!(
+            return Err(ManageError::Invalid(format!(
                 "privileges: at most {} per role",
                 validate::MAX_PRIVILEGES
             )));
@@ -881,7 +896,7 @@ impl<S: Store> Manager<S> {
         &self,
         actor: &Actor,
         input: RoleInput,
-    ) -> Result<RoleWithCount, ApiError> {
+    ) -> Result<RoleWithCount, ManageError> {
         validate::name("name", &input.name, true)?;
         validate::description(&input.description)?;
         Self::check_privileges(&input.privileges)?;
@@ -903,7 +918,7 @@ impl<S: Store> Manager<S> {
         actor: &Actor,
         id: RoleId,
         patch: RolePatch,
-    ) -> Result<RoleWithCount, ApiError> {
+    ) -> Result<RoleWithCount, ManageError> {
         if let Some(n) = &patch.name {
             validate::name("name", n, true)?;
         }
@@ -930,10 +945,10 @@ impl<S: Store> Manager<S> {
 
     /// The built-in administrator role is fixed: changing or deleting it could leave
     /// no one able to manage users, roles and tokens.
-    async fn refuse_builtin_administrator(&self, id: RoleId) -> Result<(), ApiError> {
+    async fn refuse_builtin_administrator(&self, id: RoleId) -> Result<(), ManageError> {
         let r = self.store.role(id).await?;
         if r.role.name.eq_ignore_ascii_case(BUILTIN_ADMINISTRATOR) {
-            return Err(ApiError::BadRequest(
+            return Err(ManageError::Invalid(
                 "the built-in administrator role cannot be changed or deleted; create a new role instead".to_owned(),
             ));
         }
@@ -942,7 +957,7 @@ impl<S: Store> Manager<S> {
 
     /// Deletes a role no user holds.
     #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
-    pub async fn delete_role(&self, actor: &Actor, id: RoleId) -> Result<(), ApiError> {
+    pub async fn delete_role(&self, actor: &Actor, id: RoleId) -> Result<(), ManageError> {
         let actor = &self.resolve(actor).await?;
         let attempt = Attempt::new(AuditAction::RoleDelete, "role", Some(id));
         let cap = self
@@ -959,7 +974,7 @@ impl<S: Store> Manager<S> {
     /// Portal settings (readable by every authenticated caller: the UI needs to know
     /// whether bearer tokens can be added).
     #[tracing::instrument(level = "debug", skip_all)]
-    pub async fn portal(&self) -> Result<Portal, ApiError> {
+    pub async fn portal(&self) -> Result<Portal, ManageError> {
         Ok(self.store.portal().await?)
     }
 
@@ -969,7 +984,7 @@ impl<S: Store> Manager<S> {
         &self,
         actor: &Actor,
         patch: PortalPatch,
-    ) -> Result<Portal, ApiError> {
+    ) -> Result<Portal, ManageError> {
         if let Some(n) = &patch.company_name {
             validate::name("companyName", n, true)?;
         }
@@ -1001,7 +1016,7 @@ impl<S: Store> Manager<S> {
         &self,
         actor: &Actor,
         range: AuditRange,
-    ) -> Result<Vec<AuditEntry>, ApiError> {
+    ) -> Result<Vec<AuditEntry>, ManageError> {
         policy::read_audit(actor).map_err(denied)?;
         Ok(self.store.audit_log(&range).await?)
     }
