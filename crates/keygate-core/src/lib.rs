@@ -11,6 +11,7 @@
 //! - [`policy`] — who may do what; hands out the capabilities that store writes require.
 //! - [`query`] — LogicMonitor list queries (`filter`, `sort`, `fields`, paging).
 //! - [`validate`] — bounds on user-supplied values.
+//! - [`rules`] — request rules of the token API (a new token's type, system-generated fields).
 //! - [`username`] — the normal form, identity and look of usernames.
 //! - [`password`] — argon2id password hashing.
 //! - [`random`] — secrets from the OS CSPRNG.
@@ -27,6 +28,7 @@ pub mod password;
 pub mod policy;
 pub mod query;
 pub mod random;
+pub mod rules;
 pub mod token;
 pub mod username;
 pub mod validate;

@@ -3,6 +3,7 @@
 use axum::extract::State;
 use keygate_core::model::{TokenStatus, TokenType};
 use keygate_core::query::{ListQuery, parse_fields};
+use keygate_core::rules;
 use keygate_core::token::BearerToken;
 use keygate_store::{Store, TokenPatch};
 use serde_json::{Value, json};
@@ -29,30 +30,14 @@ fn type_param(p: &Params) -> Result<Option<TokenType>, ApiError> {
     p.get("type").map(parse_type).transpose()
 }
 
-/// The type of a token to create: from the body or the `type` query parameter (as in
-/// LogicMonitor's API, none means LMv1). The two must agree. An LMv1 signature does
-/// not cover the query, so a signed request takes a type other than the default only
-/// from its (signed) body: a captured request replayed with `?type=bearer` added
-/// cannot mint a bearer token.
+/// The type of a token to create (see [`rules::new_token_type`]).
 fn new_token_type(caller: &Caller, params: &Params, b: &JsonBody) -> Result<TokenType, ApiError> {
     let in_body = b.str("type")?.map(parse_type).transpose()?;
-    let in_query = type_param(params)?;
-    match (in_body, in_query) {
-        (Some(body), Some(query)) if body != query => Err(ApiError::BadRequest(format!(
-            "type is {} in the query string but {} in the body; give one",
-            query.as_str(),
-            body.as_str()
-        ))),
-        (Some(kind), _) => Ok(kind),
-        (None, Some(TokenType::Bearer)) if caller.signed_without_query => {
-            Err(ApiError::BadRequest(
-                "an LMv1 signature does not cover the query string, so with LMv1 put the type in the signed body: {\"type\": \"bearer\"}"
-                    .to_owned(),
-            ))
-        }
-        (None, Some(kind)) => Ok(kind),
-        (None, None) => Ok(TokenType::Lmv1),
-    }
+    Ok(rules::new_token_type(
+        in_body,
+        type_param(params)?,
+        caller.signed_without_query,
+    )?)
 }
 
 fn status_field(b: &JsonBody) -> Result<Option<TokenStatus>, ApiError> {
@@ -65,36 +50,24 @@ fn status_field(b: &JsonBody) -> Result<Option<TokenStatus>, ApiError> {
         .transpose()
 }
 
-fn system_generated(field: &str) -> ApiError {
-    ApiError::BadRequest(format!("{field} is system generated, cannot be edited"))
-}
-
-/// Refuses any attempt to set what the system generates. Values equal to the current
-/// ones are accepted, because SDKs send read-only properties back.
+/// Refuses changes to what the system generates (see
+/// [`rules::system_fields_unchanged`]).
 fn check_immutable(
     b: &JsonBody,
     current: Option<&TokenView>,
     admin_id: i64,
     kind: TokenType,
 ) -> Result<(), ApiError> {
-    if b.str("accessKey")?.is_some_and(|k| !k.is_empty()) {
-        return Err(system_generated("accessKey"));
-    }
-    if let Some(a) = b.str("accessId")?
-        && !a.is_empty()
-        && current.is_none_or(|c| c.token.access_id != a)
-    {
-        return Err(system_generated("accessId"));
-    }
-    if b.int("adminId")?.is_some_and(|a| a != admin_id) {
-        return Err(system_generated("adminId"));
-    }
-    if let Some(t) = b.str("type")?
-        && TokenType::parse(t) != Some(kind)
-    {
-        return Err(system_generated("type"));
-    }
-    Ok(())
+    let sent = rules::SentSystemFields {
+        access_key: b.str("accessKey")?,
+        access_id: b.str("accessId")?,
+        admin_id: b.int("adminId")?,
+        kind: b.str("type")?,
+    };
+    let current = current.map(|c| c.token.access_id.as_str());
+    Ok(rules::system_fields_unchanged(
+        &sent, current, admin_id, kind,
+    )?)
 }
 
 pub(super) async fn create<S: Store>(
