@@ -1,10 +1,12 @@
-//! Rules of the token API that depend on nothing but the request: where a new token's
-//! type comes from, and which system-generated properties a client may send back.
-//! Pure functions, so each rule has one home and its own tests; the HTTP handlers only
-//! read the fields and call these.
+//! Rules of the API that depend only on what is asked and by whom: where a new
+//! token's type comes from, which system-generated properties a client may send back,
+//! what nobody may do to their own user, and the fixed built-in administrator role.
+//! Pure functions, so each rule has one home and its own tests; the handlers and the
+//! management path read the facts and call these. (Who holds which privilege is
+//! `policy`'s; bounds on values are `validate`'s.)
 
 use crate::error::Error;
-use crate::model::TokenType;
+use crate::model::{RoleId, TokenType, UserId};
 
 fn refuse(field: &'static str, reason: impl Into<String>) -> Error {
     Error::Invalid {
@@ -85,6 +87,57 @@ pub fn system_fields_unchanged(
         return Err(refuse("type", SYSTEM_GENERATED));
     }
     Ok(())
+}
+
+/// What a user may not do to their own record: change their roles (sending them back
+/// unchanged is fine, as SDKs send whole objects), suspend themselves, or delete
+/// themselves — each would lock them out or escalate through a second admin.
+pub fn own_user_change(
+    current_roles: &[RoleId],
+    wanted_roles: Option<&[RoleId]>,
+    suspending: bool,
+) -> Result<(), Error> {
+    if let Some(wanted) = wanted_roles {
+        let (mut current, mut wanted) = (current_roles.to_vec(), wanted.to_vec());
+        current.sort_unstable();
+        wanted.sort_unstable();
+        wanted.dedup();
+        if current != wanted {
+            return Err(refuse(
+                "roles",
+                "you cannot change your own roles; ask another administrator",
+            ));
+        }
+    }
+    if suspending {
+        return Err(refuse("status", "you cannot suspend yourself"));
+    }
+    Ok(())
+}
+
+/// Whether `actor` may delete the user `target` as far as self-deletion goes.
+pub fn may_delete_user(actor: Option<UserId>, target: UserId) -> Result<(), Error> {
+    if actor == Some(target) {
+        Err(refuse("id", "you cannot delete your own user"))
+    } else {
+        Ok(())
+    }
+}
+
+/// The name of the built-in role that holds every privilege.
+pub const BUILTIN_ADMINISTRATOR: &str = "administrator";
+
+/// The built-in administrator role is fixed: changing or deleting it could leave no
+/// one able to manage users, roles and tokens.
+pub fn role_may_change(name: &str) -> Result<(), Error> {
+    if name.eq_ignore_ascii_case(BUILTIN_ADMINISTRATOR) {
+        Err(refuse(
+            "name",
+            "the built-in administrator role cannot be changed or deleted; create a new role instead",
+        ))
+    } else {
+        Ok(())
+    }
 }
 
 #[cfg(test)]
@@ -172,5 +225,34 @@ mod tests {
             ..none
         };
         assert!(system_fields_unchanged(&sent, None, 2, Bearer).is_err());
+    }
+
+    #[test]
+    fn nobody_changes_their_own_roles_or_suspends_or_deletes_themselves() {
+        assert!(own_user_change(&[1, 2], None, false).is_ok());
+        assert!(
+            own_user_change(&[1, 2], Some(&[2, 1, 2]), false).is_ok(),
+            "sent back unchanged"
+        );
+        let e = own_user_change(&[1, 2], Some(&[1]), false).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("roles: you cannot change your own roles"),
+            "{e}"
+        );
+        let e = own_user_change(&[1], Some(&[1]), true).unwrap_err();
+        assert_eq!(e.to_string(), "status: you cannot suspend yourself");
+        assert!(may_delete_user(Some(3), 3).is_err());
+        assert!(may_delete_user(Some(3), 4).is_ok());
+        assert!(may_delete_user(None, 4).is_ok());
+    }
+
+    #[test]
+    fn the_builtin_administrator_role_is_fixed() {
+        for name in ["administrator", "Administrator"] {
+            let e = role_may_change(name).unwrap_err();
+            assert!(e.to_string().contains("built-in administrator role"), "{e}");
+        }
+        assert!(role_may_change("administrators").is_ok());
     }
 }

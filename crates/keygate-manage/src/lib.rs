@@ -21,7 +21,7 @@ use keygate_core::model::{
 };
 use keygate_core::policy::{self, Access, Actor};
 use keygate_core::token::BearerToken;
-use keygate_core::{password, validate};
+use keygate_core::{password, rules, validate};
 use keygate_store::{
     AuditAction, AuditEntry, AuditRange, AuditRecord, NewBearerToken, NewLmv1Token, NewUser,
     PortalPatch, RoleInput, RolePatch, RoleWithCount, Store, StoreError, Suppressed, SuppressedWho,
@@ -797,23 +797,13 @@ impl<S: Store> Manager<S> {
         let cap = self
             .allowed(actor, &attempt, policy::user_admin(actor), not_found)
             .await?;
-        if let (Some(wanted), true) = (&changes.patch.role_ids, actor.user_id == Some(id)) {
-            // Sending one's own roles back unchanged is fine (SDKs send whole objects).
-            let mut current = self.store.user(id).await?.role_ids;
-            let mut wanted = wanted.clone();
-            current.sort_unstable();
-            wanted.sort_unstable();
-            wanted.dedup();
-            if current != wanted {
-                return Err(ManageError::Invalid(
-                    "roles: you cannot change your own roles; ask another administrator".to_owned(),
-                ));
-            }
-        }
-        if actor.user_id == Some(id) && changes.patch.status == Some(UserStatus::Suspended) {
-            return Err(ManageError::Invalid(
-                "status: you cannot suspend yourself".to_owned(),
-            ));
+        if actor.user_id == Some(id) {
+            let current = self.store.user(id).await?.role_ids;
+            rules::own_user_change(
+                &current,
+                changes.patch.role_ids.as_deref(),
+                changes.patch.status == Some(UserStatus::Suspended),
+            )?;
         }
         if let Some(pw) = &changes.password {
             changes.patch.password_hash = Some(password::hash(pw)?);
@@ -833,11 +823,7 @@ impl<S: Store> Manager<S> {
     /// Deletes a user and every token it owns.
     #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
     pub async fn delete_user(&self, actor: &Actor, id: UserId) -> Result<(), ManageError> {
-        if actor.user_id == Some(id) {
-            return Err(ManageError::Invalid(
-                "you cannot delete your own user".to_owned(),
-            ));
-        }
+        rules::may_delete_user(actor.user_id, id)?;
         let actor = &self.resolve(actor).await?;
         let attempt = Attempt::new(AuditAction::UserDelete, "user", Some(id));
         let cap = self
@@ -946,13 +932,9 @@ impl<S: Store> Manager<S> {
     /// The built-in administrator role is fixed: changing or deleting it could leave
     /// no one able to manage users, roles and tokens.
     async fn refuse_builtin_administrator(&self, id: RoleId) -> Result<(), ManageError> {
-        let r = self.store.role(id).await?;
-        if r.role.name.eq_ignore_ascii_case(BUILTIN_ADMINISTRATOR) {
-            return Err(ManageError::Invalid(
-                "the built-in administrator role cannot be changed or deleted; create a new role instead".to_owned(),
-            ));
-        }
-        Ok(())
+        Ok(rules::role_may_change(
+            &self.store.role(id).await?.role.name,
+        )?)
     }
 
     /// Deletes a role no user holds.
@@ -1025,9 +1007,6 @@ impl<S: Store> Manager<S> {
 /// Up to this many distinct owners, token responses read their owners one by one
 /// rather than every user.
 const FEW_OWNERS: usize = 8;
-
-/// The name of the role created on first start with every privilege.
-pub const BUILTIN_ADMINISTRATOR: &str = "administrator";
 
 /// Most audit entries one list request reads (the newest ones in its time window);
 /// narrower `happenedOn` bounds reach further back.
