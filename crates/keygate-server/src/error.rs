@@ -3,7 +3,7 @@
 
 use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use keygate_core::policy::{BearerRefusal, Denied};
+use keygate_core::policy::Denied;
 use keygate_store::StoreError;
 use serde_json::{Value, json};
 
@@ -104,63 +104,35 @@ impl ApiError {
     }
 }
 
-impl From<StoreError> for ApiError {
-    fn from(e: StoreError) -> Self {
-        match e {
-            StoreError::NotFound(what) => Self::NotFound(format!("{what} not found")),
-            StoreError::Conflict(why) => Self::Conflict(why),
-            StoreError::Denied(d) => Self::from_denied(d, || "not found".to_owned()),
-            e @ StoreError::LockOut => Self::Conflict(e.to_string()),
-            StoreError::Invalid(e) => e.into(),
-            StoreError::BearerRefused(BearerRefusal::NoDataIngestion, user) => Self::BadRequest(format!(
-                "user \"{user}\" cannot own a bearer token: none of the user's roles has the DataIngestion privilege (dataingestion * write); give the user a role with it, such as dataingestion"
-            )),
-            StoreError::BearerRefused(BearerRefusal::TracesOff, _) => Self::Forbidden(
-                "bearer tokens cannot be created while the portal's Traces (APM) feature is off; turn it on in portal settings (tracesEnabled)".to_owned(),
-            ),
-            StoreError::OwnerSuspended(user) => {
-                Self::BadRequest(format!("user \"{user}\" is suspended; activate the user before creating tokens"))
-            }
-            StoreError::TokenLimit(max) => Self::BadRequest(format!(
-                "the user already has {max} API tokens, the most the portal allows (maxTokensPerUser); delete one first"
-            )),
-            StoreError::Unavailable => Self::StoreUnavailable,
-            StoreError::Degraded(f) => Self::StoreDegraded(f),
-            StoreError::MasterKey(why) => Self::Unavailable(why),
-            StoreError::Unseal(id) => Self::Internal(format!("token {id}: sealed key does not open")),
-            StoreError::Corrupt(what) => Self::StoreFailed(format!("corrupt store: {what}")),
-            StoreError::Database(e) => Self::StoreFailed(format!("database: {e}")),
-        }
-    }
-}
-
 impl From<keygate_manage::ManageError> for ApiError {
     fn from(e: keygate_manage::ManageError) -> Self {
         use keygate_manage::ManageError as M;
         match e {
-            M::Store(e) => e.into(),
-            M::Core(e) => e.into(),
             M::Invalid(m) => Self::BadRequest(m),
             M::NotFound(m) => Self::NotFound(m),
             M::Forbidden(m) => Self::Forbidden(m),
+            M::Conflict(m) => Self::Conflict(m),
             M::TooManyRefusals(m, secs) => Self::TooManyRequests(m, secs),
             M::NotApplied(m) => Self::Unavailable(m),
+            M::StoreUnavailable => Self::StoreUnavailable,
+            M::StoreDegraded(f) => Self::StoreDegraded(f),
+            M::StoreFailed(m) => Self::StoreFailed(m),
             M::Internal(m) => Self::Internal(m),
         }
     }
 }
 
+// Store, core and verifier errors are worded once, in keygate-manage, for the API
+// and the admin CLI alike; here they only get their status.
+impl From<StoreError> for ApiError {
+    fn from(e: StoreError) -> Self {
+        keygate_manage::ManageError::from(e).into()
+    }
+}
+
 impl From<keygate_core::Error> for ApiError {
     fn from(e: keygate_core::Error) -> Self {
-        match e {
-            keygate_core::Error::TokenFormat(_)
-            | keygate_core::Error::Credential(_)
-            | keygate_core::Error::Query(_)
-            | keygate_core::Error::Invalid { .. } => Self::BadRequest(e.to_string()),
-            keygate_core::Error::Random | keygate_core::Error::PasswordHash => {
-                Self::Internal(e.to_string())
-            }
-        }
+        keygate_manage::ManageError::from(e).into()
     }
 }
 
@@ -172,9 +144,7 @@ impl From<keygate_core::QueryError> for ApiError {
 
 impl From<keygate_auth::AuthError> for ApiError {
     fn from(e: keygate_auth::AuthError) -> Self {
-        match e {
-            keygate_auth::AuthError::Store(s) => s.into(),
-        }
+        keygate_manage::ManageError::from(e).into()
     }
 }
 

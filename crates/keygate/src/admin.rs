@@ -10,9 +10,9 @@ use keygate_store::{NewUser, PortalPatch, Store, TokenPatch};
 
 use crate::cli::{PortalCommand, TokenCommand, TokenKind, UserCommand};
 
-/// A refusal in the words the API gives it (the one place store errors are worded).
+/// A refusal in the words the API gives it (`ManageError` words every failure once).
 fn api<T>(r: Result<T, ManageError>) -> Result<T> {
-    r.map_err(|e| anyhow::anyhow!("{}", keygate_server::ApiError::from(e).message()))
+    r.map_err(|e| anyhow::anyhow!("{}", e.message()))
 }
 
 /// Runs `keygate user ...`.
