@@ -127,6 +127,23 @@ impl Attempt {
         self
     }
 
+    /// The audit entry for this attempt by `actor`, with its outcome.
+    fn record(&self, actor: &Actor, at: i64, success: bool, detail: String) -> AuditRecord {
+        AuditRecord {
+            at,
+            user_id: actor.user_id,
+            username: actor.username.clone(),
+            ip: actor.ip.clone(),
+            action: self.action,
+            target_type: self.target_type.to_owned(),
+            target_id: self.target_id,
+            target: self.target.clone(),
+            success,
+            detail,
+            via: actor.via.clone(),
+        }
+    }
+
     /// The action a token patch stands for (its status change first).
     fn token_patch(patch: &TokenPatch, id: TokenId) -> Self {
         let action = match patch.status {
@@ -246,19 +263,7 @@ impl<S: Store> Manager<S> {
             self.record_summary(actor.user_id.unwrap_or(0), &actor.username, earlier, now)
                 .await;
         }
-        let record = AuditRecord {
-            at: now,
-            user_id: actor.user_id,
-            username: actor.username.clone(),
-            ip: actor.ip.clone(),
-            action: attempt.action,
-            target_type: attempt.target_type.to_owned(),
-            target_id: attempt.target_id,
-            target: attempt.target.clone(),
-            success: false,
-            detail: format!("refused: {d}"),
-            via: actor.via.clone(),
-        };
+        let record = attempt.record(actor, now, false, format!("refused: {d}"));
         if let Err(e) = self.store.record_audit(&record).await {
             tracing::warn!(error = %e, "could not record a refused change in the audit log");
         }
@@ -544,22 +549,15 @@ impl<S: Store> Manager<S> {
         self.allowed(actor, &attempt, policy::look_up_tokens(actor), not_found)
             .await?;
         let found = self.store.token_by_hash(&value.digest().0).await?;
-        let record = AuditRecord {
-            at: self.clock.now(),
-            user_id: actor.user_id,
-            username: actor.username.clone(),
-            ip: actor.ip.clone(),
-            action: AuditAction::TokenLookup,
-            target_type: "apitoken".to_owned(),
-            target_id: found.as_ref().map(|t| t.id),
-            target: value.masked(),
-            success: true,
-            detail: match &found {
-                Some(t) => format!("found token {} of user {}", t.id, t.user_id),
-                None => "no token has this value".to_owned(),
-            },
-            via: actor.via.clone(),
+        let detail = match &found {
+            Some(t) => format!("found token {} of user {}", t.id, t.user_id),
+            None => "no token has this value".to_owned(),
         };
+        let record = Attempt {
+            target_id: found.as_ref().map(|t| t.id),
+            ..attempt
+        }
+        .record(actor, self.clock.now(), true, detail);
         // An incident lookup that cannot be recorded is not answered.
         self.store.record_audit(&record).await?;
         match found {
@@ -798,7 +796,11 @@ impl<S: Store> Manager<S> {
             .allowed(actor, &attempt, policy::user_admin(actor), not_found)
             .await?;
         if actor.user_id == Some(id) {
-            let current = self.store.user(id).await?.role_ids;
+            // The current roles matter only when roles are sent.
+            let current = match changes.patch.role_ids {
+                Some(_) => self.store.user(id).await?.role_ids,
+                None => Vec::new(),
+            };
             rules::own_user_change(
                 &current,
                 changes.patch.role_ids.as_deref(),

@@ -179,16 +179,25 @@ async fn run<S: Store>(store: S, cli: Cli, sqlite: Option<&std::path::Path>) -> 
             );
         }
         Command::User(cmd) => {
+            let changes = !matches!(cmd, cli::UserCommand::List);
             admin::user(&Manager::new(store, None), cmd).await?;
-            tell_server(wake_socket.as_deref());
+            if changes {
+                tell_server(wake_socket.as_deref());
+            }
         }
         Command::Token(cmd) => {
+            let changes = !matches!(cmd, TokenCommand::List { .. } | TokenCommand::Check);
             admin::token(&Manager::new(store, None), cmd).await?;
-            tell_server(wake_socket.as_deref());
+            if changes {
+                tell_server(wake_socket.as_deref());
+            }
         }
         Command::Portal(cmd) => {
+            let changes = !matches!(cmd, cli::PortalCommand::Show);
             admin::portal(&Manager::new(store, None), cmd).await?;
-            tell_server(wake_socket.as_deref());
+            if changes {
+                tell_server(wake_socket.as_deref());
+            }
         }
         Command::MasterKey(MasterKeyCommand::Rotate) => {
             let n = keys::rotate(&store, &cli.database_url, cli.master_key_file.as_deref()).await?;

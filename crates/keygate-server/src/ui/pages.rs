@@ -181,20 +181,22 @@ async fn token_page<S: Store>(
     }
     // Where the row scripts report what they did (enabled, disabled, deleted).
     body.push_str("<p class=\"page-status\" id=\"page-status\" role=\"status\"></p>");
+    let (what, list_href) = if kind == TokenType::Bearer {
+        ("bearer tokens", "/settings/user-access/bearer-tokens")
+    } else {
+        ("LMv1 API tokens", "/settings/user-access/lmv1-tokens")
+    };
+    let add = if can_add && !traces_off {
+        format!(
+            " — <a href=\"{add_href}\">{}</a>",
+            add_label.trim_end_matches(" +")
+        )
+    } else {
+        String::new()
+    };
+    // An empty list, and the table once its last row is deleted, say the same.
+    let none_yet = format!("No {what} yet{add}");
     if rows.is_empty() {
-        let what = if kind == TokenType::Bearer {
-            "bearer tokens"
-        } else {
-            "LMv1 API tokens"
-        };
-        let add = if can_add && !traces_off {
-            format!(
-                " — <a href=\"{add_href}\">{}</a>",
-                add_label.trim_end_matches(" +")
-            )
-        } else {
-            String::new()
-        };
         let search = q.get("q").map(String::as_str).unwrap_or("").trim();
         let none = if !search.is_empty() || enabled_only {
             // Name the filter that emptied the list, and the way back.
@@ -205,17 +207,12 @@ async fn token_page<S: Store>(
             if enabled_only {
                 filter.push("Show: Enabled".to_owned());
             }
-            let clear = if kind == TokenType::Bearer {
-                "/settings/user-access/bearer-tokens"
-            } else {
-                "/settings/user-access/lmv1-tokens"
-            };
             format!(
-                "No {what} match {}. <a href=\"{clear}\" id=\"clear-filter\">Clear the filter</a> to see them all.",
+                "No {what} match {}. <a href=\"{list_href}\" id=\"clear-filter\">Clear the filter</a> to see them all.",
                 filter.join(" and ")
             )
         } else {
-            format!("No {what} yet{add}")
+            none_yet
         };
         let _ = write!(body, "<p class=\"empty\" id=\"empty\">{none}</p>");
     } else {
@@ -224,21 +221,11 @@ async fn token_page<S: Store>(
         } else {
             "Access ID"
         };
-        let empty = if can_add && !traces_off {
-            format!(
-                "No {} yet — <a href=\"{add_href}\">{}</a>",
-                if kind == TokenType::Bearer {
-                    "bearer tokens"
-                } else {
-                    "LMv1 API tokens"
-                },
-                add_label.trim_end_matches(" +")
-            )
-        } else {
-            "No tokens left.".to_owned()
-        };
         // Shown by the script when the last row is deleted, instead of a bare header.
-        let _ = write!(body, "<p class=\"empty\" id=\"empty\" hidden>{empty}</p>");
+        let _ = write!(
+            body,
+            "<p class=\"empty\" id=\"empty\" hidden>{none_yet}</p>"
+        );
         let _ = write!(
             body,
             "<div class=\"table-wrap\"><table class=\"tokens\" id=\"tokens\"><thead><tr><th>User</th><th>{id_head}</th><th>Note</th><th>Created on</th>\
