@@ -8,9 +8,13 @@
 //!   the change log in that same transaction.
 //! - [`types`] — inputs and outputs that are not model types (patches, snapshot, changes).
 //! - [`seal`] — the master key and AES-256-GCM sealing of LMv1 access keys.
-//! - [`postgres`] — the PostgreSQL backend for several nodes (advisory-locked writers,
-//!   NOTIFY on every change).
-//! - [`sqlite`] — the SQLite backend (WAL, foreign keys, migrations at start-up).
+//! - `sql/` — every query and the one `Store` implementation, written once and
+//!   compiled into each backend as its `sql` module (one SQL text serves both:
+//!   sqlx's SQLite driver binds `$N` by number).
+//! - [`postgres`] — the PostgreSQL backend for several nodes: connecting, migrations,
+//!   the advisory write lock, NOTIFY/LISTEN, and its `dialect` seam.
+//! - [`sqlite`] — the SQLite backend: the file (0600, identity checks), WAL, migrations,
+//!   `BEGIN IMMEDIATE`, and its `dialect` seam (the start-up snapshot's fast path).
 //! - [`error`] — [`StoreError`], with the one conversion from `sqlx::Error`.
 //! - [`health`] — whether writes go through ([`Fault`]), as writes and a probe find out.
 #![forbid(unsafe_code)]

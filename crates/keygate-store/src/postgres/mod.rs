@@ -10,25 +10,24 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use keygate_core::model::UserStatus;
-use keygate_core::model::{ApiToken, EpochSeconds, Portal, RoleId, TokenId, User, UserId};
-use keygate_core::policy::{self, Grants, PortalAdmin, TokenWrite, UserAdmin};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
-use sqlx::{PgConnection, PgPool, Postgres, Row, Transaction};
+use sqlx::{PgPool, Postgres, Transaction};
 
-use crate::Store;
-use crate::common;
 use crate::error::{Result, StoreError};
 use crate::seal::MasterKey;
-use crate::types::*;
 
-mod audit;
-mod changes;
-mod portal;
-mod roles;
-mod sessions;
-mod tokens;
-mod users;
+/// Locks the rows a read-then-write reads, so a concurrent transaction waits for it.
+macro_rules! row_lock {
+    () => {
+        " FOR UPDATE"
+    };
+}
+
+mod dialect;
+// The shared queries, compiled once more for this backend: that is the point.
+#[allow(clippy::duplicate_mod)]
+#[path = "../sql/mod.rs"]
+mod sql;
 
 /// The channel every change is announced on.
 pub const CHANNEL: &str = "keygate_changes";
@@ -98,25 +97,12 @@ impl PgStore {
             .bind(WRITE_LOCK)
             .execute(&mut *tx)
             .await?;
-        let stored: Option<Vec<u8>> =
-            sqlx::query_scalar("SELECT value FROM meta WHERE name = 'master_key_check'")
-                .fetch_optional(&mut *tx)
-                .await?;
-        match stored {
-            Some(v) if key.matches(&v) => {}
-            Some(_) => {
-                return Err(StoreError::MasterKey(
-                    "the master key does not match the one this PostgreSQL database was set up with; \
-                     every node must use the same --master-key-file"
-                        .to_owned(),
-                ));
-            }
-            None => {
-                sqlx::query("INSERT INTO meta (name, value) VALUES ('master_key_check', $1)")
-                    .bind(key.check_value())
-                    .execute(&mut *tx)
-                    .await?;
-            }
+        if !sql::setup::master_key_matches(&mut tx, &key).await? {
+            return Err(StoreError::MasterKey(
+                "the master key does not match the one this PostgreSQL database was set up with; \
+                 every node must use the same --master-key-file"
+                    .to_owned(),
+            ));
         }
         tx.commit().await?;
         Ok(Self {
@@ -143,6 +129,7 @@ impl PgStore {
         Ok(self.pool.begin().await?)
     }
 
+    /// A transaction holding the advisory write lock, for every write followers read.
     async fn write(&self) -> Result<Transaction<'static, Postgres>> {
         let mut tx = self.pool.begin().await?;
         sqlx::query("SELECT pg_advisory_xact_lock($1)")
@@ -150,6 +137,36 @@ impl PgStore {
             .execute(&mut *tx)
             .await?;
         Ok(tx)
+    }
+
+    /// One REPEATABLE READ transaction: every statement of the snapshot sees one view.
+    async fn snapshot_tx(&self) -> Result<Transaction<'static, Postgres>> {
+        let mut tx = self.pool.begin().await?;
+        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
+            .execute(&mut *tx)
+            .await?;
+        Ok(tx)
+    }
+
+    /// Nothing to check before a write: PostgreSQL's own state is found out by writing.
+    #[allow(clippy::unused_self, clippy::unnecessary_wraps)]
+    fn check_file(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Follows `NOTIFY` on [`CHANNEL`] until `stop`.
+    fn watch(
+        &self,
+        on_change: Arc<dyn Fn() + Send + Sync>,
+        on_lost: Arc<dyn Fn() + Send + Sync>,
+        stop: tokio::sync::watch::Receiver<bool>,
+    ) -> Option<tokio::task::JoinHandle<()>> {
+        Some(tokio::spawn(listen(
+            self.url.clone(),
+            on_change,
+            on_lost,
+            stop,
+        )))
     }
 }
 
@@ -178,114 +195,9 @@ async fn migrate(pool: &PgPool) -> Result<()> {
             tracing::info!(version, "applied database migration");
         }
     }
-    fill_username_keys(&mut tx).await?;
+    sql::setup::fill_username_keys(&mut tx).await?;
     tx.commit().await?;
     Ok(())
-}
-
-/// Fills in the identity and look of users that have none yet (those made before
-/// migration 5), then makes sure the indexes exist. Two old names with one identity
-/// keep working by exact name; the later one's key gets a suffix no valid name has,
-/// and a warning asks for a rename.
-async fn fill_username_keys(conn: &mut PgConnection) -> Result<()> {
-    let rows: Vec<(i64, String)> =
-        sqlx::query_as("SELECT id, username FROM users WHERE username_key IS NULL ORDER BY id")
-            .fetch_all(&mut *conn)
-            .await?;
-    for (id, name) in rows {
-        let mut key = keygate_core::username::key(&name);
-        let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE username_key = $1")
-            .bind(&key)
-            .fetch_optional(&mut *conn)
-            .await?;
-        if let Some(other) = taken {
-            tracing::warn!(
-                user = id,
-                other,
-                "two users have the same username but for case or form; rename one (the later signs in by its exact name only)"
-            );
-            key = format!("{key}#{id}");
-        }
-        sqlx::query("UPDATE users SET username_key = $1, username_skeleton = $2 WHERE id = $3")
-            .bind(&key)
-            .bind(keygate_core::username::skeleton(&name))
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
-    }
-    sqlx::query("CREATE UNIQUE INDEX IF NOT EXISTS users_username_key ON users(username_key)")
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("CREATE INDEX IF NOT EXISTS users_username_skeleton ON users(username_skeleton)")
-        .execute(&mut *conn)
-        .await?;
-    Ok(())
-}
-
-/// Appends a change-log entry for a user, role or the portal and announces it.
-pub(crate) async fn log_change(
-    conn: &mut PgConnection,
-    entity: Entity,
-    id: i64,
-    now: EpochSeconds,
-) -> Result<()> {
-    sqlx::query("INSERT INTO change_log (entity, entity_id, changed_on) VALUES ($1, $2, $3)")
-        .bind(entity.as_str())
-        .bind(id)
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    notify(conn).await
-}
-
-async fn notify(conn: &mut PgConnection) -> Result<()> {
-    // Delivered at commit, and only if the transaction commits.
-    sqlx::query("SELECT pg_notify($1, '')")
-        .bind(CHANNEL)
-        .execute(conn)
-        .await?;
-    Ok(())
-}
-
-/// What identifies a token in the indexes, for its change-log entry.
-pub(crate) struct TokenRef {
-    pub(crate) digest: Option<Vec<u8>>,
-    pub(crate) access_id: Option<String>,
-}
-
-impl TokenRef {
-    /// Reads it from a row of (`type`, `secret_hash`, `access_id`) starting at `first`.
-    pub(crate) fn from_row(row: &sqlx::postgres::PgRow, first: usize) -> Result<Self> {
-        let kind: String = row.try_get(first)?;
-        Ok(if kind == "lmv1" {
-            Self {
-                digest: None,
-                access_id: Some(row.try_get(first + 2)?),
-            }
-        } else {
-            Self {
-                digest: row.try_get(first + 1)?,
-                access_id: None,
-            }
-        })
-    }
-}
-
-/// Appends a change-log entry for a token and announces it.
-pub(crate) async fn log_token_change(
-    conn: &mut PgConnection,
-    id: i64,
-    token: &TokenRef,
-    now: EpochSeconds,
-) -> Result<()> {
-    sqlx::query("INSERT INTO change_log (entity, entity_id, digest, access_id, changed_on) VALUES ('token', $1, $2, $3, $4)")
-        .bind(id)
-        .bind(token.digest.as_deref())
-        .bind(token.access_id.as_deref())
-        .bind(now)
-        .execute(&mut *conn)
-        .await?;
-    notify(conn).await
 }
 
 /// Listens for change announcements until `stop`, reconnecting with backoff. After any
@@ -339,489 +251,5 @@ async fn listen(
                 _ = stop.changed() => return,
             }
         }
-    }
-}
-
-macro_rules! read {
-    ($self:ident, $conn:ident => $body:expr) => {{
-        let mut $conn = $self.pool.acquire().await?;
-        $body
-    }};
-}
-
-impl Store for PgStore {
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn bootstrap(&self, admin_password_hash: &str, now: EpochSeconds) -> Result<bool> {
-        write_tx!(self, tx => portal::bootstrap(&mut tx, admin_password_hash, now).await?)
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn portal(&self) -> Result<Portal> {
-        read!(self, c => portal::get(&mut c).await)
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn update_portal(
-        &self,
-        cap: &PortalAdmin,
-        patch: &PortalPatch,
-        now: EpochSeconds,
-    ) -> Result<Portal> {
-        write_tx!(self, tx => {
-            let p = portal::update(&mut tx, patch, now).await?;
-            audit::append(&mut tx, &common::audit::portal(cap.by(), patch, now)).await?;
-            p
-        })
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn roles(&self) -> Result<Vec<RoleWithCount>> {
-        read!(self, c => roles::list(&mut c, None).await)
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn role(&self, id: RoleId) -> Result<RoleWithCount> {
-        read!(self, c => roles::get(&mut c, id).await)
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn role_by_name(&self, name: &str) -> Result<RoleWithCount> {
-        read!(self, c => roles::by_name(&mut c, name).await)
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn create_role(
-        &self,
-        cap: &UserAdmin,
-        input: &RoleInput,
-        now: EpochSeconds,
-    ) -> Result<RoleWithCount> {
-        write_tx!(self, tx => {
-            cap.may_touch(Grants::of_all(&input.privileges), policy::ROLE_WOULD_GRANT)
-                .map_err(StoreError::Denied)?;
-            let id = roles::create(&mut tx, input, now).await?;
-            let r = roles::get(&mut tx, id).await?;
-            let e = common::audit::role(cap.by(), AuditAction::RoleCreate, &r, String::new(), now);
-            audit::append(&mut tx, &e).await?;
-            r
-        })
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn update_role(
-        &self,
-        cap: &UserAdmin,
-        id: RoleId,
-        patch: &RolePatch,
-        now: EpochSeconds,
-    ) -> Result<RoleWithCount> {
-        write_tx!(self, tx => {
-            let now_grants = changes::role_grants(&mut tx, id).await?;
-            cap.may_touch(now_grants.unwrap_or(Grants::NONE), policy::ROLE_GRANTS)
-                .map_err(StoreError::Denied)?;
-            if let Some(ps) = &patch.privileges {
-                cap.may_touch(Grants::of_all(ps), policy::ROLE_WOULD_GRANT)
-                    .map_err(StoreError::Denied)?;
-            }
-            roles::update(&mut tx, id, patch, now).await?;
-            if patch.privileges.is_some() {
-                changes::ensure_a_user_admin(&mut tx).await?;
-            }
-            let r = roles::get(&mut tx, id).await?;
-            let detail = common::audit::role_patch_detail(patch);
-            let e = common::audit::role(cap.by(), AuditAction::RoleUpdate, &r, detail, now);
-            audit::append(&mut tx, &e).await?;
-            r
-        })
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn delete_role(&self, cap: &UserAdmin, id: RoleId, now: EpochSeconds) -> Result<()> {
-        write_tx!(self, tx => {
-            let r = roles::get(&mut tx, id).await?;
-            cap.may_touch(Grants::of_all(&r.role.privileges), policy::ROLE_GRANTS)
-                .map_err(StoreError::Denied)?;
-            roles::delete(&mut tx, id, now).await?;
-            let e = common::audit::role(cap.by(), AuditAction::RoleDelete, &r, String::new(), now);
-            audit::append(&mut tx, &e).await?;
-        })
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn users(&self) -> Result<Vec<User>> {
-        read!(self, c => users::list(&mut c).await)
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn user(&self, id: UserId) -> Result<User> {
-        read!(self, c => users::get(&mut c, id).await)
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn user_by_username(&self, username: &str) -> Result<User> {
-        read!(self, c => users::by_username(&mut c, username).await)
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn create_user(
-        &self,
-        cap: &UserAdmin,
-        new: &NewUser,
-        password_hash: Option<&str>,
-        created_by: &str,
-        now: EpochSeconds,
-    ) -> Result<User> {
-        write_tx!(self, tx => {
-            let g = changes::roles_grants(&mut tx, &new.role_ids).await?;
-            cap.may_touch(g, policy::ROLES_GRANT)
-                .map_err(StoreError::Denied)?;
-            let id = users::create(&mut tx, new, password_hash, created_by, now).await?;
-            let u = users::get(&mut tx, id).await?;
-            let e = common::audit::user(cap.by(), AuditAction::UserCreate, &u, String::new(), now);
-            audit::append(&mut tx, &e).await?;
-            u
-        })
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn update_user(
-        &self,
-        cap: &UserAdmin,
-        id: UserId,
-        patch: &UserPatch,
-        now: EpochSeconds,
-    ) -> Result<User> {
-        write_tx!(self, tx => {
-            // Read in the transaction: what the user holds now, and what they would.
-            let held = changes::user_grants(&mut tx, id).await?;
-            cap.may_touch(held, policy::USER_HOLDS)
-                .map_err(StoreError::Denied)?;
-            if let Some(r) = &patch.role_ids {
-                let g = changes::roles_grants(&mut tx, r).await?;
-                cap.may_touch(g, policy::ROLES_GRANT)
-                    .map_err(StoreError::Denied)?;
-            }
-            users::update(&mut tx, id, patch, now).await?;
-            if patch.role_ids.is_some() || patch.status.is_some() {
-                changes::ensure_a_user_admin(&mut tx).await?;
-            }
-            if patch.password_hash.is_some() || patch.status == Some(UserStatus::Suspended) {
-                // A new password or a suspension ends every session the user had.
-                sessions::end_all(&mut tx, id).await?;
-            }
-            let u = users::get(&mut tx, id).await?;
-            let detail = common::audit::user_patch_detail(patch);
-            let e = common::audit::user(cap.by(), AuditAction::UserUpdate, &u, detail, now);
-            audit::append(&mut tx, &e).await?;
-            u
-        })
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn delete_user(&self, cap: &UserAdmin, id: UserId, now: EpochSeconds) -> Result<()> {
-        write_tx!(self, tx => {
-            let u = users::get(&mut tx, id).await?;
-            let held = changes::user_grants(&mut tx, id).await?;
-            cap.may_touch(held, policy::USER_HOLDS)
-                .map_err(StoreError::Denied)?;
-            users::delete(&mut tx, id, now).await?;
-            changes::ensure_a_user_admin(&mut tx).await?;
-            let e = common::audit::user(cap.by(), AuditAction::UserDelete, &u, String::new(), now);
-            audit::append(&mut tx, &e).await?;
-        })
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn tokens(&self, owner: Option<UserId>) -> Result<Vec<ApiToken>> {
-        read!(self, c => tokens::list(&mut c, owner).await)
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn token(&self, id: TokenId) -> Result<ApiToken> {
-        read!(self, c => tokens::get(&mut c, id).await)
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn token_by_hash(&self, hash: &[u8; 32]) -> Result<Option<ApiToken>> {
-        read!(self, c => tokens::by_hash(&mut c, hash).await)
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn create_bearer_token(
-        &self,
-        cap: &TokenWrite,
-        new: &NewBearerToken,
-        now: EpochSeconds,
-    ) -> Result<ApiToken> {
-        write_tx!(self, tx => {
-            let t = tokens::create_bearer(&mut tx, cap, new, now).await?;
-            let e = common::audit::token(cap.by(), AuditAction::TokenCreate, &t, now);
-            audit::append(&mut tx, &e).await?;
-            t
-        })
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn create_lmv1_token(
-        &self,
-        cap: &TokenWrite,
-        new: &NewLmv1Token,
-        now: EpochSeconds,
-    ) -> Result<ApiToken> {
-        write_tx!(self, tx => {
-            let t = tokens::create_lmv1(&mut tx, cap, new, &self.key, now).await?;
-            let e = common::audit::token(cap.by(), AuditAction::TokenCreate, &t, now);
-            audit::append(&mut tx, &e).await?;
-            t
-        })
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn update_token(
-        &self,
-        cap: &TokenWrite,
-        id: TokenId,
-        patch: &TokenPatch,
-        now: EpochSeconds,
-    ) -> Result<ApiToken> {
-        write_tx!(self, tx => {
-            tokens::update(&mut tx, cap.owner(), id, patch, now).await?;
-            let t = tokens::get(&mut tx, id).await?;
-            for e in common::audit::token_patch(cap.by(), patch, &t, now) {
-                audit::append(&mut tx, &e).await?;
-            }
-            t
-        })
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn delete_token(&self, cap: &TokenWrite, id: TokenId, now: EpochSeconds) -> Result<()> {
-        write_tx!(self, tx => {
-            let t = tokens::get(&mut tx, id).await?;
-            tokens::delete(&mut tx, cap.owner(), id, now).await?;
-            let e = common::audit::token(cap.by(), AuditAction::TokenDelete, &t, now);
-            audit::append(&mut tx, &e).await?;
-        })
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn snapshot(&self) -> Result<Snapshot> {
-        // One REPEATABLE READ transaction: every statement sees the same snapshot.
-        let mut tx = self.pool.begin().await?;
-        sqlx::query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ READ ONLY")
-            .execute(&mut *tx)
-            .await?;
-        let s = changes::snapshot(&mut tx, &self.key).await?;
-        tx.commit().await?;
-        Ok(s)
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn changes_since(&self, seq: i64, limit: i64) -> Result<Vec<Change>> {
-        read!(self, c => changes::since(&mut c, seq, limit).await)
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn change_seq(&self) -> Result<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM change_log")
-                .fetch_one(&self.pool)
-                .await?,
-        )
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn change_floor(&self) -> Result<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT seq FROM change_log_floor WHERE id = 1")
-                .fetch_one(&self.pool)
-                .await?,
-        )
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn prune_changes(&self, before: EpochSeconds) -> Result<u64> {
-        write_tx!(self, tx => {
-            // The newest entry always stays: its seq is the log's position.
-            let done = sqlx::query(
-                "DELETE FROM change_log WHERE changed_on < $1 AND seq < (SELECT MAX(seq) FROM change_log) RETURNING seq",
-            )
-            .bind(before)
-            .fetch_all(&mut *tx)
-            .await?;
-            let top = done.iter().filter_map(|r| r.try_get::<i64, _>(0).ok()).max();
-            if let Some(top) = top {
-                sqlx::query("UPDATE change_log_floor SET seq = GREATEST(seq, $1) WHERE id = 1")
-                    .bind(top)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            done.len() as u64
-        })
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn index_entry(&self, id: TokenId) -> Result<Option<IndexEntry>> {
-        read!(self, c => changes::index_entry(&mut c, id, &self.key).await)
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn user_key(&self, id: UserId) -> Result<Option<UserKey>> {
-        read!(self, c => changes::user_key(&mut c, id).await)
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn role_grants(&self, id: RoleId) -> Result<Option<Grants>> {
-        read!(self, c => changes::role_grants(&mut c, id).await)
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn record_usage(&self, batch: &[Usage]) -> Result<()> {
-        if batch.is_empty() {
-            return Ok(());
-        }
-        // Usage is not a change any index follows: no write lock, no change-log entry.
-        write_tx!(self, self.unlocked(), tx => tokens::record_usage(&mut tx, batch).await?)
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn password_hash(&self, username: &str) -> Result<Option<(User, Option<String>)>> {
-        read!(self, c => sessions::password_hash(&mut c, username).await)
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn record_sign_in(&self, attempt: &SignInAttempt, now: EpochSeconds) -> Result<()> {
-        // Not a change any index cares about: no change-log entry, no write lock.
-        write_tx!(self, self.unlocked(), tx => {
-            if let (true, Some(user)) = (attempt.success, attempt.user) {
-                sqlx::query("UPDATE users SET last_login_on = $1 WHERE id = $2")
-                    .bind(now)
-                    .bind(user)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            audit::append(&mut tx, &common::audit::sign_in(attempt, now)).await?;
-        })
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn token_counts(&self) -> Result<Vec<TokenCount>> {
-        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT type, status::BIGINT, COUNT(*) FROM api_tokens GROUP BY type, status",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        common::token_counts(rows)
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn record_audit(&self, record: &AuditRecord) -> Result<()> {
-        write_tx!(self, self.unlocked(), tx => audit::append(&mut tx, record).await?)
-    }
-
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn audit_log(&self, range: &AuditRange) -> Result<Vec<AuditEntry>> {
-        read!(self, c => audit::list(&mut c, range).await)
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn prune_audit(&self, before: EpochSeconds) -> Result<u64> {
-        write_tx!(self, self.unlocked(), tx => {
-            sqlx::query("DELETE FROM audit_log WHERE at < $1")
-                .bind(before)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-        })
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn create_session(
-        &self,
-        id_hash: &[u8; 32],
-        user: UserId,
-        csrf: &str,
-        now: EpochSeconds,
-    ) -> Result<()> {
-        write_tx!(self, self.unlocked(), tx => {
-            sqlx::query("INSERT INTO sessions (id_hash, user_id, csrf, created_on, last_seen_on) VALUES ($1, $2, $3, $4, $4)")
-                .bind(&id_hash[..])
-                .bind(user)
-                .bind(csrf)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-        })
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn session(&self, id_hash: &[u8; 32]) -> Result<Option<Session>> {
-        read!(self, c => sessions::session(&mut c, id_hash).await)
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn touch_session(&self, id_hash: &[u8; 32], now: EpochSeconds) -> Result<()> {
-        write_tx!(self, self.unlocked(), tx => {
-            sqlx::query("UPDATE sessions SET last_seen_on = $1 WHERE id_hash = $2")
-                .bind(now)
-                .bind(&id_hash[..])
-                .execute(&mut *tx)
-                .await?;
-        })
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn delete_session(&self, id_hash: &[u8; 32]) -> Result<()> {
-        write_tx!(self, self.unlocked(), tx => {
-            sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
-                .bind(&id_hash[..])
-                .execute(&mut *tx)
-                .await?;
-        })
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn prune_sessions(
-        &self,
-        idle_before: EpochSeconds,
-        created_before: EpochSeconds,
-    ) -> Result<u64> {
-        write_tx!(self, self.unlocked(), tx => {
-            sqlx::query("DELETE FROM sessions WHERE last_seen_on < $1 OR created_on < $2")
-                .bind(idle_before)
-                .bind(created_before)
-                .execute(&mut *tx)
-                .await?
-                .rows_affected()
-        })
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn set_pending_token(&self, id_hash: &[u8; 32], pending: &PendingToken) -> Result<()> {
-        write_tx!(self, self.unlocked(), tx => {
-            sqlx::query("UPDATE sessions SET pending_digest = $1, pending_access_id = $2, pending_owner = $3 WHERE id_hash = $4")
-                .bind(&pending.digest.0[..])
-                .bind(&pending.access_id)
-                .bind(pending.owner)
-                .bind(&id_hash[..])
-                .execute(&mut *tx)
-                .await?;
-        })
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn take_pending_token(&self, id_hash: &[u8; 32]) -> Result<Option<PendingToken>> {
-        // Read and cleared in one transaction, so a pending token is taken once.
-        write_tx!(self, self.unlocked(), tx => sessions::take_pending(&mut tx, id_hash).await?)
-    }
-    fn watch_changes(
-        &self,
-        on_change: Arc<dyn Fn() + Send + Sync>,
-        on_lost: Arc<dyn Fn() + Send + Sync>,
-        stop: tokio::sync::watch::Receiver<bool>,
-    ) -> Option<tokio::task::JoinHandle<()>> {
-        Some(tokio::spawn(listen(
-            self.url.clone(),
-            on_change,
-            on_lost,
-            stop,
-        )))
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn writable(&self) -> Result<()> {
-        match self.health.due() {
-            (None, _) => Ok(()),
-            (Some(f), false) => Err(StoreError::Degraded(f)),
-            (Some(_), true) => write_tx!(self, self.unlocked(), tx => {
-                sqlx::query(
-                    "INSERT INTO meta (name, value) VALUES ('write_probe', $1) \
-                     ON CONFLICT (name) DO UPDATE SET value = excluded.value",
-                )
-                .bind(&crate::health::probe_value()[..])
-                .execute(&mut *tx)
-                .await?;
-            }),
-        }
-    }
-    #[tracing::instrument(level = "debug", skip_all)]
-    async fn rotate_master_key(&self, new: &MasterKey) -> Result<usize> {
-        write_tx!(self, tx => {
-            tokens::ensure_current_key(&mut tx, &self.key).await?;
-            let rows = sqlx::query("SELECT id, sealed_key FROM api_tokens WHERE type = 'lmv1'").fetch_all(&mut *tx).await?;
-            for row in &rows {
-                let id: TokenId = row.try_get(0)?;
-                let sealed: Option<Vec<u8>> = row.try_get(1)?;
-                let sealed = sealed.ok_or(StoreError::Corrupt("LMv1 token without a sealed key"))?;
-                let plain = self.key.open(&sealed, id)?;
-                sqlx::query("UPDATE api_tokens SET sealed_key = $1 WHERE id = $2")
-                    .bind(new.seal(&plain, id)?)
-                    .bind(id)
-                    .execute(&mut *tx)
-                    .await?;
-            }
-            sqlx::query("UPDATE meta SET value = $1 WHERE name = 'master_key_check'")
-                .bind(new.check_value())
-                .execute(&mut *tx)
-                .await?;
-            rows.len()
-        })
     }
 }

@@ -46,47 +46,8 @@ pub(super) async fn run(pool: &SqlitePool) -> Result<()> {
         tx.commit().await?;
     }
     let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    fill_username_keys(&mut tx).await?;
+    super::sql::setup::fill_username_keys(&mut tx).await?;
     tx.commit().await?;
-    Ok(())
-}
-
-/// Fills in the identity and look of users that have none yet (those made before
-/// migration 7), then makes sure the indexes exist. Two old names with one identity
-/// (`Ärger` and `ärger` could coexist) keep working by exact name; the later one's
-/// key gets a suffix no valid name has, and a warning asks for a rename.
-async fn fill_username_keys(conn: &mut sqlx::SqliteConnection) -> Result<()> {
-    let rows: Vec<(i64, String)> =
-        sqlx::query_as("SELECT id, username FROM users WHERE username_key IS NULL ORDER BY id")
-            .fetch_all(&mut *conn)
-            .await?;
-    for (id, name) in rows {
-        let mut key = keygate_core::username::key(&name);
-        let taken: Option<i64> = sqlx::query_scalar("SELECT id FROM users WHERE username_key = ?")
-            .bind(&key)
-            .fetch_optional(&mut *conn)
-            .await?;
-        if let Some(other) = taken {
-            tracing::warn!(
-                user = id,
-                other,
-                "two users have the same username but for case or form; rename one (the later signs in by its exact name only)"
-            );
-            key = format!("{key}#{id}");
-        }
-        sqlx::query("UPDATE users SET username_key = ?, username_skeleton = ? WHERE id = ?")
-            .bind(&key)
-            .bind(keygate_core::username::skeleton(&name))
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
-    }
-    sqlx::query("CREATE UNIQUE INDEX IF NOT EXISTS users_username_key ON users(username_key)")
-        .execute(&mut *conn)
-        .await?;
-    sqlx::query("CREATE INDEX IF NOT EXISTS users_username_skeleton ON users(username_skeleton)")
-        .execute(&mut *conn)
-        .await?;
     Ok(())
 }
 

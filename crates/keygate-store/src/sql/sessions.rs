@@ -1,14 +1,15 @@
-//! Web UI sessions and sign-in lookups (PostgreSQL).
+//! Web UI sessions, stored by the SHA-256 of their id, and sign-in lookups.
 
 use keygate_core::model::{User, UserId};
-use sqlx::{PgConnection, Row};
+use sqlx::Row;
 
+use super::dialect::Conn;
 use super::users;
 use crate::error::Result;
 use crate::types::{PendingToken, Session};
 
 pub(super) async fn password_hash(
-    conn: &mut PgConnection,
+    conn: &mut Conn,
     username: &str,
 ) -> Result<Option<(User, Option<String>)>> {
     let Some(id) = users::id_by_name(conn, username).await? else {
@@ -21,10 +22,7 @@ pub(super) async fn password_hash(
     Ok(Some((users::get(conn, id).await?, hash)))
 }
 
-pub(super) async fn session(
-    conn: &mut PgConnection,
-    id_hash: &[u8; 32],
-) -> Result<Option<Session>> {
+pub(super) async fn session(conn: &mut Conn, id_hash: &[u8; 32]) -> Result<Option<Session>> {
     let row = sqlx::query(
         "SELECT user_id, csrf, created_on, last_seen_on FROM sessions WHERE id_hash = $1",
     )
@@ -42,16 +40,16 @@ pub(super) async fn session(
     .transpose()
 }
 
-/// Takes and clears a session's pending token in one statement.
+/// Takes and clears a session's pending token, so it is shown once: the row is locked
+/// as it is read (SQLite's write transaction already holds the whole file).
 pub(super) async fn take_pending(
-    conn: &mut PgConnection,
+    conn: &mut Conn,
     id_hash: &[u8; 32],
 ) -> Result<Option<PendingToken>> {
-    let row = sqlx::query(
-        "UPDATE sessions s SET pending_digest = NULL, pending_access_id = NULL, pending_owner = NULL \
-         FROM (SELECT pending_digest, pending_access_id, pending_owner FROM sessions WHERE id_hash = $1 FOR UPDATE) old \
-         WHERE s.id_hash = $1 RETURNING old.pending_digest, old.pending_access_id, old.pending_owner",
-    )
+    let row = sqlx::query(concat!(
+        "SELECT pending_digest, pending_access_id, pending_owner FROM sessions WHERE id_hash = $1",
+        row_lock!()
+    ))
     .bind(&id_hash[..])
     .fetch_optional(&mut *conn)
     .await?;
@@ -59,11 +57,15 @@ pub(super) async fn take_pending(
     let digest: Option<Vec<u8>> = row.try_get(0)?;
     let access_id: Option<String> = row.try_get(1)?;
     let owner: Option<UserId> = row.try_get(2)?;
+    sqlx::query("UPDATE sessions SET pending_digest = NULL, pending_access_id = NULL, pending_owner = NULL WHERE id_hash = $1")
+        .bind(&id_hash[..])
+        .execute(&mut *conn)
+        .await?;
     crate::common::pending(digest, access_id, owner)
 }
 
 /// Ends every session of `user` (a new password, a suspension).
-pub(super) async fn end_all(conn: &mut PgConnection, user: UserId) -> Result<()> {
+pub(super) async fn end_all(conn: &mut Conn, user: UserId) -> Result<()> {
     sqlx::query("DELETE FROM sessions WHERE user_id = $1")
         .bind(user)
         .execute(&mut *conn)

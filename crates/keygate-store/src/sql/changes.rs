@@ -1,33 +1,21 @@
-//! What the Verifier reads (PostgreSQL): the snapshot, then the change log.
+//! What the Verifier reads: the full snapshot at start-up, then the change log.
 
 use std::collections::HashMap;
 
-use futures_util::TryStreamExt;
 use keygate_core::lmv1::AccessKey;
 use keygate_core::model::{RoleId, TokenId, UserId, UserStatus};
 use keygate_core::policy::Grants;
-use sqlx::{PgConnection, Row};
+use sqlx::Row;
 
+use super::dialect::{self, Conn, DbRow};
 use super::{portal, roles};
 use crate::common::digest;
 use crate::error::{Result, StoreError};
 use crate::seal::MasterKey;
 use crate::types::{Change, Entity, IndexEntry, Lmv1Key, Snapshot, TokenKey, UserKey};
 
-fn token_key(row: &sqlx::postgres::PgRow) -> Result<Option<TokenKey>> {
-    let Some(d) = digest(row.try_get(2)?)? else {
-        return Ok(None);
-    };
-    let status: i64 = row.try_get(3)?;
-    Ok(Some(TokenKey {
-        id: row.try_get(0)?,
-        user_id: row.try_get(1)?,
-        digest: d,
-        enabled: status == 2,
-    }))
-}
-
-fn lmv1_key(row: &sqlx::postgres::PgRow, key: &MasterKey) -> Result<Lmv1Key> {
+/// Reads (`id`, `user_id`, `access_id`, `sealed_key`, `status`) and unseals the key.
+fn lmv1_key(row: &DbRow, key: &MasterKey) -> Result<Lmv1Key> {
     let id: TokenId = row.try_get(0)?;
     let sealed: Option<Vec<u8>> = row.try_get(3)?;
     let sealed = sealed.ok_or(StoreError::Corrupt("LMv1 token without a sealed key"))?;
@@ -44,23 +32,11 @@ fn lmv1_key(row: &sqlx::postgres::PgRow, key: &MasterKey) -> Result<Lmv1Key> {
     })
 }
 
-pub(super) async fn snapshot(conn: &mut PgConnection, key: &MasterKey) -> Result<Snapshot> {
+pub(super) async fn snapshot(conn: &mut Conn, key: &MasterKey) -> Result<Snapshot> {
     let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM change_log")
         .fetch_one(&mut *conn)
         .await?;
-    let mut tokens = Vec::new();
-    {
-        // Streamed: a million rows never sit in memory at once.
-        let mut rows = sqlx::query(
-            "SELECT id, user_id, secret_hash, status FROM api_tokens WHERE type = 'bearer'",
-        )
-        .fetch(&mut *conn);
-        while let Some(row) = rows.try_next().await? {
-            if let Some(k) = token_key(&row)? {
-                tokens.push(k);
-            }
-        }
-    }
+    let tokens = dialect::bearer_keys(conn).await?;
     let mut lmv1 = Vec::new();
     for row in sqlx::query(
         "SELECT id, user_id, access_id, sealed_key, status FROM api_tokens WHERE type = 'lmv1'",
@@ -98,6 +74,7 @@ pub(super) async fn snapshot(conn: &mut PgConnection, key: &MasterKey) -> Result
     let all_roles: Vec<RoleId> = sqlx::query_scalar("SELECT id FROM roles")
         .fetch_all(&mut *conn)
         .await?;
+    // Roles without privileges still exist and grant nothing.
     let roles = all_roles
         .into_iter()
         .map(|id| (id, privileges.get(&id).map_or(Grants::NONE, Grants::of_all)))
@@ -113,7 +90,7 @@ pub(super) async fn snapshot(conn: &mut PgConnection, key: &MasterKey) -> Result
     })
 }
 
-pub(super) async fn since(conn: &mut PgConnection, seq: i64, limit: i64) -> Result<Vec<Change>> {
+pub(super) async fn since(conn: &mut Conn, seq: i64, limit: i64) -> Result<Vec<Change>> {
     let rows = sqlx::query("SELECT seq, entity, entity_id, digest, access_id FROM change_log WHERE seq > $1 ORDER BY seq LIMIT $2")
         .bind(seq)
         .bind(limit)
@@ -135,7 +112,7 @@ pub(super) async fn since(conn: &mut PgConnection, seq: i64, limit: i64) -> Resu
 }
 
 pub(super) async fn index_entry(
-    conn: &mut PgConnection,
+    conn: &mut Conn,
     id: TokenId,
     key: &MasterKey,
 ) -> Result<Option<IndexEntry>> {
@@ -162,7 +139,7 @@ pub(super) async fn index_entry(
     })))
 }
 
-pub(super) async fn user_key(conn: &mut PgConnection, id: UserId) -> Result<Option<UserKey>> {
+pub(super) async fn user_key(conn: &mut Conn, id: UserId) -> Result<Option<UserKey>> {
     let Some(row) = sqlx::query("SELECT username, status FROM users WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *conn)
@@ -184,7 +161,7 @@ pub(super) async fn user_key(conn: &mut PgConnection, id: UserId) -> Result<Opti
     }))
 }
 
-pub(super) async fn role_grants(conn: &mut PgConnection, id: RoleId) -> Result<Option<Grants>> {
+pub(super) async fn role_grants(conn: &mut Conn, id: RoleId) -> Result<Option<Grants>> {
     let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM roles WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *conn)
@@ -197,7 +174,7 @@ pub(super) async fn role_grants(conn: &mut PgConnection, id: RoleId) -> Result<O
 }
 
 /// What `user`'s roles grant together now (nothing for a missing user).
-pub(super) async fn user_grants(conn: &mut PgConnection, user: UserId) -> Result<Grants> {
+pub(super) async fn user_grants(conn: &mut Conn, user: UserId) -> Result<Grants> {
     let rows: Vec<(String, String, String)> = sqlx::query_as(
         "SELECT rp.object_type, rp.object_id, rp.operation FROM user_roles ur \
          JOIN role_privileges rp ON rp.role_id = ur.role_id WHERE ur.user_id = $1",
@@ -209,7 +186,7 @@ pub(super) async fn user_grants(conn: &mut PgConnection, user: UserId) -> Result
 }
 
 /// What a set of roles grants together (missing roles grant nothing).
-pub(super) async fn roles_grants(conn: &mut PgConnection, ids: &[RoleId]) -> Result<Grants> {
+pub(super) async fn roles_grants(conn: &mut Conn, ids: &[RoleId]) -> Result<Grants> {
     let mut g = Grants::NONE;
     for id in ids {
         g = g.union(role_grants(conn, *id).await?.unwrap_or(Grants::NONE));
@@ -219,7 +196,7 @@ pub(super) async fn roles_grants(conn: &mut PgConnection, ids: &[RoleId]) -> Res
 
 /// Fails with [`StoreError::LockOut`] when no active user holds `setting useraccess
 /// write` any more: run after a change, inside its transaction.
-pub(super) async fn ensure_a_user_admin(conn: &mut PgConnection) -> Result<()> {
+pub(super) async fn ensure_a_user_admin(conn: &mut Conn) -> Result<()> {
     let n: i64 = sqlx::query_scalar(crate::common::ACTIVE_USER_ADMINS)
         .fetch_one(&mut *conn)
         .await?;

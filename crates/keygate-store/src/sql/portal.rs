@@ -1,18 +1,19 @@
 //! Portal settings and first-start bootstrap.
 
 use keygate_core::model::{EpochSeconds, Portal, builtin_roles};
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
 
+use super::dialect::Conn;
 use super::{log_change, roles, users};
 use crate::error::{Result, StoreError};
 use crate::types::{Entity, PortalPatch, RoleInput};
 
 pub(super) async fn bootstrap(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     admin_password_hash: &str,
     now: EpochSeconds,
 ) -> Result<bool> {
-    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM portal WHERE id = 1")
+    let exists: Option<i32> = sqlx::query_scalar("SELECT id FROM portal WHERE id = 1")
         .fetch_optional(&mut *conn)
         .await?;
     if exists.is_some() {
@@ -21,7 +22,7 @@ pub(super) async fn bootstrap(
     let p = Portal::default();
     sqlx::query(
         "INSERT INTO portal (id, company_name, traces_enabled, max_tokens_per_user, lmv1_clock_skew_seconds, \
-         lmv1_replay_protection) VALUES (1, ?, ?, ?, ?, ?)",
+         lmv1_replay_protection) VALUES (1, $1, $2, $3, $4, $5)",
     )
     .bind(&p.company_name)
     .bind(p.traces_enabled)
@@ -54,7 +55,7 @@ pub(super) async fn bootstrap(
     Ok(true)
 }
 
-pub(super) async fn get(conn: &mut SqliteConnection) -> Result<Portal> {
+pub(super) async fn get(conn: &mut Conn) -> Result<Portal> {
     let row = sqlx::query(
         "SELECT company_name, traces_enabled, max_tokens_per_user, lmv1_clock_skew_seconds, lmv1_replay_protection \
          FROM portal WHERE id = 1",
@@ -72,15 +73,15 @@ pub(super) async fn get(conn: &mut SqliteConnection) -> Result<Portal> {
 }
 
 pub(super) async fn update(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     patch: &PortalPatch,
     now: EpochSeconds,
 ) -> Result<Portal> {
     sqlx::query(
-        "UPDATE portal SET company_name = COALESCE(?, company_name), traces_enabled = COALESCE(?, traces_enabled), \
-         max_tokens_per_user = COALESCE(?, max_tokens_per_user), \
-         lmv1_clock_skew_seconds = COALESCE(?, lmv1_clock_skew_seconds), \
-         lmv1_replay_protection = COALESCE(?, lmv1_replay_protection) WHERE id = 1",
+        "UPDATE portal SET company_name = COALESCE($1, company_name), traces_enabled = COALESCE($2, traces_enabled), \
+         max_tokens_per_user = COALESCE($3, max_tokens_per_user), \
+         lmv1_clock_skew_seconds = COALESCE($4, lmv1_clock_skew_seconds), \
+         lmv1_replay_protection = COALESCE($5, lmv1_replay_protection) WHERE id = 1",
     )
     .bind(patch.company_name.as_deref())
     .bind(patch.traces_enabled)

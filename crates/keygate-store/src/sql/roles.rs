@@ -3,25 +3,22 @@
 use std::collections::HashMap;
 
 use keygate_core::model::{EpochSeconds, Privilege, Role, RoleId};
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
 
+use super::dialect::Conn;
 use super::log_change;
 use crate::error::{Result, StoreError};
 use crate::types::{Entity, RoleInput, RolePatch, RoleWithCount};
 
-pub(super) async fn list(
-    conn: &mut SqliteConnection,
-    only: Option<RoleId>,
-) -> Result<Vec<RoleWithCount>> {
+pub(super) async fn list(conn: &mut Conn, only: Option<RoleId>) -> Result<Vec<RoleWithCount>> {
     let rows = sqlx::query(
         "SELECT r.id, r.name, r.description, (SELECT COUNT(*) FROM user_roles ur WHERE ur.role_id = r.id) \
-         FROM roles r WHERE (?1 IS NULL OR r.id = ?1) ORDER BY r.id",
+         FROM roles r WHERE (CAST($1 AS BIGINT) IS NULL OR r.id = $1) ORDER BY r.id",
     )
     .bind(only)
     .fetch_all(&mut *conn)
     .await?;
-    let privs = privileges(conn, only).await?;
-    let mut privs = privs;
+    let mut privs = privileges(conn, only).await?;
     rows.iter()
         .map(|row| {
             let id: RoleId = row.try_get(0)?;
@@ -39,12 +36,12 @@ pub(super) async fn list(
 }
 
 pub(super) async fn privileges(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     only: Option<RoleId>,
 ) -> Result<HashMap<RoleId, Vec<Privilege>>> {
     let rows = sqlx::query(
         "SELECT role_id, object_type, object_id, operation FROM role_privileges \
-         WHERE (?1 IS NULL OR role_id = ?1) ORDER BY role_id, position",
+         WHERE (CAST($1 AS BIGINT) IS NULL OR role_id = $1) ORDER BY role_id, position",
     )
     .bind(only)
     .fetch_all(&mut *conn)
@@ -60,18 +57,21 @@ pub(super) async fn privileges(
     Ok(out)
 }
 
-pub(super) async fn get(conn: &mut SqliteConnection, id: RoleId) -> Result<RoleWithCount> {
+pub(super) async fn get(conn: &mut Conn, id: RoleId) -> Result<RoleWithCount> {
     list(conn, Some(id))
         .await?
         .pop()
         .ok_or_else(|| StoreError::NotFound(format!("role {id}")))
 }
 
-pub(super) async fn by_name(conn: &mut SqliteConnection, name: &str) -> Result<RoleWithCount> {
-    let id: Option<RoleId> = sqlx::query_scalar("SELECT id FROM roles WHERE name = ?")
-        .bind(name)
-        .fetch_optional(&mut *conn)
-        .await?;
+pub(super) async fn by_name(conn: &mut Conn, name: &str) -> Result<RoleWithCount> {
+    // lower() on both sides: PostgreSQL's unique index is on lower(name); SQLite's
+    // lower() folds ASCII only, exactly as its NOCASE index does, so both find one role.
+    let id: Option<RoleId> =
+        sqlx::query_scalar("SELECT id FROM roles WHERE lower(name) = lower($1)")
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await?;
     let id = id.ok_or_else(|| StoreError::NotFound(format!("role named \"{name}\"")))?;
     get(conn, id).await
 }
@@ -86,12 +86,12 @@ fn name_taken(e: StoreError, name: &str) -> StoreError {
 }
 
 pub(super) async fn create(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     input: &RoleInput,
     now: EpochSeconds,
 ) -> Result<RoleId> {
     let id: RoleId =
-        sqlx::query_scalar("INSERT INTO roles (name, description) VALUES (?, ?) RETURNING id")
+        sqlx::query_scalar("INSERT INTO roles (name, description) VALUES ($1, $2) RETURNING id")
             .bind(&input.name)
             .bind(&input.description)
             .fetch_one(&mut *conn)
@@ -102,18 +102,14 @@ pub(super) async fn create(
     Ok(id)
 }
 
-async fn set_privileges(
-    conn: &mut SqliteConnection,
-    id: RoleId,
-    privileges: &[Privilege],
-) -> Result<()> {
-    sqlx::query("DELETE FROM role_privileges WHERE role_id = ?")
+async fn set_privileges(conn: &mut Conn, id: RoleId, privileges: &[Privilege]) -> Result<()> {
+    sqlx::query("DELETE FROM role_privileges WHERE role_id = $1")
         .bind(id)
         .execute(&mut *conn)
         .await?;
     for (position, p) in (0_i64..).zip(privileges) {
         sqlx::query(
-            "INSERT INTO role_privileges (role_id, position, object_type, object_id, operation) VALUES (?, ?, ?, ?, ?)",
+            "INSERT INTO role_privileges (role_id, position, object_type, object_id, operation) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(id)
         .bind(position)
@@ -127,20 +123,18 @@ async fn set_privileges(
 }
 
 pub(super) async fn update(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: RoleId,
     patch: &RolePatch,
     now: EpochSeconds,
 ) -> Result<()> {
-    let done = sqlx::query(
-        "UPDATE roles SET name = COALESCE(?, name), description = COALESCE(?, description) WHERE id = ?",
-    )
-    .bind(patch.name.as_deref())
-    .bind(patch.description.as_deref())
-    .bind(id)
-    .execute(&mut *conn)
-    .await
-    .map_err(|e| name_taken(e.into(), patch.name.as_deref().unwrap_or("")))?;
+    let done = sqlx::query("UPDATE roles SET name = COALESCE($1, name), description = COALESCE($2, description) WHERE id = $3")
+        .bind(patch.name.as_deref())
+        .bind(patch.description.as_deref())
+        .bind(id)
+        .execute(&mut *conn)
+        .await
+        .map_err(|e| name_taken(e.into(), patch.name.as_deref().unwrap_or("")))?;
     if done.rows_affected() == 0 {
         return Err(StoreError::NotFound(format!("role {id}")));
     }
@@ -150,11 +144,7 @@ pub(super) async fn update(
     log_change(conn, Entity::Role, id, now).await
 }
 
-pub(super) async fn delete(
-    conn: &mut SqliteConnection,
-    id: RoleId,
-    now: EpochSeconds,
-) -> Result<()> {
+pub(super) async fn delete(conn: &mut Conn, id: RoleId, now: EpochSeconds) -> Result<()> {
     let role = get(conn, id).await?;
     if role.user_count > 0 {
         return Err(StoreError::Conflict(format!(
@@ -162,7 +152,7 @@ pub(super) async fn delete(
             role.role.name, role.user_count
         )));
     }
-    sqlx::query("DELETE FROM roles WHERE id = ?")
+    sqlx::query("DELETE FROM roles WHERE id = $1")
         .bind(id)
         .execute(&mut *conn)
         .await?;
@@ -170,9 +160,9 @@ pub(super) async fn delete(
 }
 
 /// Fails with a clear message if any of `ids` is not a role.
-pub(super) async fn require_all(conn: &mut SqliteConnection, ids: &[RoleId]) -> Result<()> {
+pub(super) async fn require_all(conn: &mut Conn, ids: &[RoleId]) -> Result<()> {
     for &id in ids {
-        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM roles WHERE id = ?")
+        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM roles WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *conn)
             .await?;

@@ -3,14 +3,13 @@
 use std::collections::HashMap;
 
 use keygate_core::model::{EpochSeconds, RoleId, User, UserId, UserStatus};
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
 
+use super::dialect::{Conn, DbRow};
 use super::{TokenRef, log_change, log_token_change, roles};
 use crate::error::{Result, StoreError};
 use crate::types::{Entity, NewUser, UserPatch};
 
-/// The user columns read by [`from_row`], followed by a static tail (sqlx takes only
-/// static SQL text, which keeps user input out of it).
 macro_rules! select_users {
     ($tail:literal) => {
         concat!(
@@ -20,12 +19,9 @@ macro_rules! select_users {
     };
 }
 
-async fn role_ids(
-    conn: &mut SqliteConnection,
-    only: Option<UserId>,
-) -> Result<HashMap<UserId, Vec<RoleId>>> {
+async fn role_ids(conn: &mut Conn, only: Option<UserId>) -> Result<HashMap<UserId, Vec<RoleId>>> {
     let rows = sqlx::query(
-        "SELECT user_id, role_id FROM user_roles WHERE (?1 IS NULL OR user_id = ?1) ORDER BY user_id, position",
+        "SELECT user_id, role_id FROM user_roles WHERE (CAST($1 AS BIGINT) IS NULL OR user_id = $1) ORDER BY user_id, position",
     )
     .bind(only)
     .fetch_all(&mut *conn)
@@ -39,10 +35,7 @@ async fn role_ids(
     Ok(out)
 }
 
-fn from_row(
-    row: &sqlx::sqlite::SqliteRow,
-    roles: &mut HashMap<UserId, Vec<RoleId>>,
-) -> Result<User> {
+fn from_row(row: &DbRow, roles: &mut HashMap<UserId, Vec<RoleId>>) -> Result<User> {
     let id: UserId = row.try_get(0)?;
     let status: String = row.try_get(5)?;
     Ok(User {
@@ -61,7 +54,7 @@ fn from_row(
     })
 }
 
-pub(super) async fn list(conn: &mut SqliteConnection) -> Result<Vec<User>> {
+pub(super) async fn list(conn: &mut Conn) -> Result<Vec<User>> {
     let rows = sqlx::query(select_users!("ORDER BY id"))
         .fetch_all(&mut *conn)
         .await?;
@@ -69,8 +62,8 @@ pub(super) async fn list(conn: &mut SqliteConnection) -> Result<Vec<User>> {
     rows.iter().map(|r| from_row(r, &mut roles)).collect()
 }
 
-pub(super) async fn get(conn: &mut SqliteConnection, id: UserId) -> Result<User> {
-    let row = sqlx::query(select_users!("WHERE id = ?"))
+pub(super) async fn get(conn: &mut Conn, id: UserId) -> Result<User> {
+    let row = sqlx::query(select_users!("WHERE id = $1"))
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?
@@ -81,13 +74,10 @@ pub(super) async fn get(conn: &mut SqliteConnection, id: UserId) -> Result<User>
 
 /// The user a sign-in or CLI name means: the one with exactly that name, else the
 /// one with its identity ([`keygate_core::username::key`]).
-pub(super) async fn id_by_name(
-    conn: &mut SqliteConnection,
-    username: &str,
-) -> Result<Option<UserId>> {
+pub(super) async fn id_by_name(conn: &mut Conn, username: &str) -> Result<Option<UserId>> {
     Ok(sqlx::query_scalar(
-        "SELECT id FROM users WHERE username_key = ?1 OR username = ?2 \
-         ORDER BY CASE WHEN username = ?2 THEN 0 ELSE 1 END LIMIT 1",
+        "SELECT id FROM users WHERE username_key = $1 OR username = $2 \
+         ORDER BY CASE WHEN username = $2 THEN 0 ELSE 1 END LIMIT 1",
     )
     .bind(keygate_core::username::key(username))
     .bind(username)
@@ -95,7 +85,7 @@ pub(super) async fn id_by_name(
     .await?)
 }
 
-pub(super) async fn by_username(conn: &mut SqliteConnection, username: &str) -> Result<User> {
+pub(super) async fn by_username(conn: &mut Conn, username: &str) -> Result<User> {
     let id = id_by_name(conn, username).await?;
     let id = id.ok_or_else(|| StoreError::NotFound(format!("user \"{username}\"")))?;
     get(conn, id).await
@@ -103,10 +93,10 @@ pub(super) async fn by_username(conn: &mut SqliteConnection, username: &str) -> 
 
 /// Refuses a name (for a new user, or `id` renamed) that looks like another user's:
 /// the same UTS #39 skeleton under a different identity.
-async fn check_look(conn: &mut SqliteConnection, id: Option<UserId>, name: &str) -> Result<()> {
+async fn check_look(conn: &mut Conn, id: Option<UserId>, name: &str) -> Result<()> {
     let other: Option<String> = sqlx::query_scalar(
-        "SELECT username FROM users WHERE username_skeleton = ?1 AND username_key <> ?2 \
-         AND (?3 IS NULL OR id <> ?3) LIMIT 1",
+        "SELECT username FROM users WHERE username_skeleton = $1 AND username_key <> $2 \
+         AND (CAST($3 AS BIGINT) IS NULL OR id <> $3) LIMIT 1",
     )
     .bind(keygate_core::username::skeleton(name))
     .bind(keygate_core::username::key(name))
@@ -130,27 +120,25 @@ fn name_taken(e: sqlx::Error, username: &str) -> StoreError {
     }
 }
 
-async fn set_roles(conn: &mut SqliteConnection, id: UserId, role_ids: &[RoleId]) -> Result<()> {
+async fn set_roles(conn: &mut Conn, id: UserId, role_ids: &[RoleId]) -> Result<()> {
     roles::require_all(conn, role_ids).await?;
-    sqlx::query("DELETE FROM user_roles WHERE user_id = ?")
+    sqlx::query("DELETE FROM user_roles WHERE user_id = $1")
         .bind(id)
         .execute(&mut *conn)
         .await?;
     for (position, role) in (0_i64..).zip(role_ids) {
-        sqlx::query(
-            "INSERT OR IGNORE INTO user_roles (user_id, role_id, position) VALUES (?, ?, ?)",
-        )
-        .bind(id)
-        .bind(role)
-        .bind(position)
-        .execute(&mut *conn)
-        .await?;
+        sqlx::query("INSERT INTO user_roles (user_id, role_id, position) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+            .bind(id)
+            .bind(role)
+            .bind(position)
+            .execute(&mut *conn)
+            .await?;
     }
     Ok(())
 }
 
 pub(super) async fn create(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     u: &NewUser,
     password_hash: Option<&str>,
     created_by: &str,
@@ -159,7 +147,7 @@ pub(super) async fn create(
     check_look(conn, None, &u.username).await?;
     let id: UserId = sqlx::query_scalar(
         "INSERT INTO users (username, email, first_name, last_name, status, api_only, note, password_hash, created_by, created_on, \
-         username_key, username_skeleton) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) RETURNING id",
+         username_key, username_skeleton) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
     )
     .bind(&u.username)
     .bind(&u.email)
@@ -182,7 +170,7 @@ pub(super) async fn create(
 }
 
 pub(super) async fn update(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     id: UserId,
     p: &UserPatch,
     now: EpochSeconds,
@@ -191,11 +179,11 @@ pub(super) async fn update(
         check_look(conn, Some(id), name).await?;
     }
     let done = sqlx::query(
-        "UPDATE users SET username = COALESCE(?, username), email = COALESCE(?, email), \
-         first_name = COALESCE(?, first_name), last_name = COALESCE(?, last_name), status = COALESCE(?, status), \
-         api_only = COALESCE(?, api_only), note = COALESCE(?, note), password_hash = COALESCE(?, password_hash), \
-         username_key = COALESCE(?, username_key), username_skeleton = COALESCE(?, username_skeleton) \
-         WHERE id = ?",
+        "UPDATE users SET username = COALESCE($1, username), email = COALESCE($2, email), \
+         first_name = COALESCE($3, first_name), last_name = COALESCE($4, last_name), status = COALESCE($5, status), \
+         api_only = COALESCE($6, api_only), note = COALESCE($7, note), password_hash = COALESCE($8, password_hash), \
+         username_key = COALESCE($10, username_key), username_skeleton = COALESCE($11, username_skeleton) \
+         WHERE id = $9",
     )
     .bind(p.username.as_deref())
     .bind(p.email.as_deref())
@@ -205,9 +193,9 @@ pub(super) async fn update(
     .bind(p.api_only)
     .bind(p.note.as_deref())
     .bind(p.password_hash.as_deref())
+    .bind(id)
     .bind(p.username.as_deref().map(keygate_core::username::key))
     .bind(p.username.as_deref().map(keygate_core::username::skeleton))
-    .bind(id)
     .execute(&mut *conn)
     .await
     .map_err(|e| name_taken(e, p.username.as_deref().unwrap_or("")))?;
@@ -220,18 +208,14 @@ pub(super) async fn update(
     log_change(conn, Entity::User, id, now).await
 }
 
-pub(super) async fn delete(
-    conn: &mut SqliteConnection,
-    id: UserId,
-    now: EpochSeconds,
-) -> Result<()> {
+pub(super) async fn delete(conn: &mut Conn, id: UserId, now: EpochSeconds) -> Result<()> {
     // Each token gets its own change entry (with its digest) so every index drops it.
     let tokens =
-        sqlx::query("SELECT id, type, secret_hash, access_id FROM api_tokens WHERE user_id = ?")
+        sqlx::query("SELECT id, type, secret_hash, access_id FROM api_tokens WHERE user_id = $1")
             .bind(id)
             .fetch_all(&mut *conn)
             .await?;
-    let done = sqlx::query("DELETE FROM users WHERE id = ?")
+    let done = sqlx::query("DELETE FROM users WHERE id = $1")
         .bind(id)
         .execute(&mut *conn)
         .await?;

@@ -1,12 +1,12 @@
 //! The audit log: appended inside the transaction of the change it records.
 
+use super::dialect::Conn;
 use keygate_core::model::EpochSeconds;
-use sqlx::PgConnection;
 
 use crate::error::Result;
 use crate::types::{AuditEntry, AuditRange, AuditRecord};
 
-pub(super) async fn append(conn: &mut PgConnection, r: &AuditRecord) -> Result<()> {
+pub(super) async fn append(conn: &mut Conn, r: &AuditRecord) -> Result<()> {
     // Every entry passes through here, so every text is bounded and escaped here.
     let clean = crate::common::audit::clean;
     let via = r.via.as_ref();
@@ -32,9 +32,9 @@ pub(super) async fn append(conn: &mut PgConnection, r: &AuditRecord) -> Result<(
     Ok(())
 }
 
-pub(super) async fn list(conn: &mut PgConnection, range: &AuditRange) -> Result<Vec<AuditEntry>> {
+pub(super) async fn list(conn: &mut Conn, range: &AuditRange) -> Result<Vec<AuditEntry>> {
     let rows = sqlx::query(
-        concat!("SELECT ", crate::common::audit_columns!(), " FROM audit_log WHERE at >= $1 AND at <= $2 AND ($3::BIGINT IS NULL OR id = $3) ORDER BY id DESC LIMIT $4"),
+        concat!("SELECT ", crate::common::audit_columns!(), " FROM audit_log WHERE at >= $1 AND at <= $2 AND (CAST($3 AS BIGINT) IS NULL OR id = $3) ORDER BY id DESC LIMIT $4"),
     )
     .bind(range.from.unwrap_or(EpochSeconds::MIN))
     .bind(range.to.unwrap_or(EpochSeconds::MAX))

@@ -2,8 +2,9 @@
 
 use keygate_core::model::{ApiToken, EpochSeconds, TokenId, TokenStatus, TokenType, UserId};
 use keygate_core::policy::{self, TokenWrite};
-use sqlx::{Row, SqliteConnection};
+use sqlx::Row;
 
+use super::dialect::{Conn, DbRow};
 use super::{TokenRef, log_token_change};
 use crate::error::{Result, StoreError};
 use crate::seal::MasterKey;
@@ -16,13 +17,7 @@ macro_rules! token_columns {
     };
 }
 
-macro_rules! select_tokens {
-    ($tail:literal) => {
-        concat!("SELECT ", token_columns!(), " FROM api_tokens ", $tail)
-    };
-}
-
-fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ApiToken> {
+fn from_row(row: &DbRow) -> Result<ApiToken> {
     let kind: String = row.try_get(2)?;
     let status: i64 = row.try_get(5)?;
     Ok(ApiToken {
@@ -40,12 +35,11 @@ fn from_row(row: &sqlx::sqlite::SqliteRow) -> Result<ApiToken> {
     })
 }
 
-pub(super) async fn list(
-    conn: &mut SqliteConnection,
-    owner: Option<UserId>,
-) -> Result<Vec<ApiToken>> {
-    let rows = sqlx::query(select_tokens!(
-        "WHERE (?1 IS NULL OR user_id = ?1) ORDER BY id"
+pub(super) async fn list(conn: &mut Conn, owner: Option<UserId>) -> Result<Vec<ApiToken>> {
+    let rows = sqlx::query(concat!(
+        "SELECT ",
+        token_columns!(),
+        " FROM api_tokens WHERE (CAST($1 AS BIGINT) IS NULL OR user_id = $1) ORDER BY id"
     ))
     .bind(owner)
     .fetch_all(&mut *conn)
@@ -53,26 +47,31 @@ pub(super) async fn list(
     rows.iter().map(from_row).collect()
 }
 
-pub(super) async fn get(conn: &mut SqliteConnection, id: TokenId) -> Result<ApiToken> {
-    let row = sqlx::query(select_tokens!("WHERE id = ?"))
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-        .ok_or_else(|| StoreError::NotFound(format!("API token {id}")))?;
-    from_row(&row)
-}
-
 /// The bearer token whose secret has this SHA-256 digest, if any. One indexed read
 /// whether or not it exists.
-pub(super) async fn by_hash(
-    conn: &mut SqliteConnection,
-    hash: &[u8; 32],
-) -> Result<Option<ApiToken>> {
-    let row = sqlx::query(select_tokens!("WHERE secret_hash = ?"))
-        .bind(hash.as_slice())
-        .fetch_optional(&mut *conn)
-        .await?;
+pub(super) async fn by_hash(conn: &mut Conn, hash: &[u8; 32]) -> Result<Option<ApiToken>> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        token_columns!(),
+        " FROM api_tokens WHERE secret_hash = $1"
+    ))
+    .bind(hash.as_slice())
+    .fetch_optional(&mut *conn)
+    .await?;
     row.as_ref().map(from_row).transpose()
+}
+
+pub(super) async fn get(conn: &mut Conn, id: TokenId) -> Result<ApiToken> {
+    let row = sqlx::query(concat!(
+        "SELECT ",
+        token_columns!(),
+        " FROM api_tokens WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("API token {id}")))?;
+    from_row(&row)
 }
 
 /// What a new token's checks need to know of its owner.
@@ -81,14 +80,15 @@ struct OwnerState {
     traces_enabled: bool,
 }
 
-/// Checks that `owner` exists, is active and is under `maxTokensPerUser`.
-async fn owner_for_new_token(conn: &mut SqliteConnection, owner: UserId) -> Result<OwnerState> {
+/// Checks that `owner` exists, is active and is under `maxTokensPerUser`. Runs under
+/// the write lock, so no other node can create a token between the count and the insert.
+async fn owner_for_new_token(conn: &mut Conn, owner: UserId) -> Result<OwnerState> {
     // Owner, portal and the owner's token count in one round trip: every statement
     // here runs inside the write lock, so fewer of them means more creates per second.
     let row = sqlx::query(
         "SELECT u.username, u.status, p.traces_enabled, p.max_tokens_per_user, \
          (SELECT COUNT(*) FROM api_tokens t WHERE t.user_id = u.id) \
-         FROM users u JOIN portal p ON p.id = 1 WHERE u.id = ?",
+         FROM users u JOIN portal p ON p.id = 1 WHERE u.id = $1",
     )
     .bind(owner)
     .fetch_optional(&mut *conn)
@@ -106,7 +106,7 @@ async fn owner_for_new_token(conn: &mut SqliteConnection, owner: UserId) -> Resu
 }
 
 pub(super) async fn create_bearer(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     cap: &TokenWrite,
     new: &NewBearerToken,
     now: EpochSeconds,
@@ -118,13 +118,11 @@ pub(super) async fn create_bearer(
     cap.may_mint(grants).map_err(StoreError::Denied)?;
     policy::bearer_owner(grants, state.traces_enabled)
         .map_err(|r| StoreError::BearerRefused(r, state.username))?;
-    let row = sqlx::query(
-        concat!(
-            "INSERT INTO api_tokens (user_id, type, access_id, secret_hash, note, status, created_on, created_by) \
-             VALUES (?, 'bearer', ?, ?, ?, ?, ?, ?) RETURNING ",
-            token_columns!()
-        ),
-    )
+    let row = sqlx::query(concat!(
+        "INSERT INTO api_tokens (user_id, type, access_id, secret_hash, note, status, created_on, created_by) \
+         VALUES ($1, 'bearer', $2, $3, $4, $5, $6, $7) RETURNING ",
+        token_columns!()
+    ))
     .bind(owner)
     .bind(&new.access_id)
     .bind(&new.digest.0[..])
@@ -143,23 +141,9 @@ pub(super) async fn create_bearer(
     Ok(token)
 }
 
-/// How `id` is indexed, if it belongs to `owner`; `NotFound` otherwise, whether the
-/// token is missing or someone else's (the two must be indistinguishable).
-async fn owned(conn: &mut SqliteConnection, owner: UserId, id: TokenId) -> Result<TokenRef> {
-    let row = sqlx::query(
-        "SELECT type, secret_hash, access_id FROM api_tokens WHERE id = ? AND user_id = ?",
-    )
-    .bind(id)
-    .bind(owner)
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or_else(|| StoreError::NotFound(format!("API token {id}")))?;
-    TokenRef::from_row(&row, 0)
-}
-
 /// Fails unless `key` is the master key the store currently holds keys under: a
 /// process that kept running across a rotation must not seal with the old key.
-pub(super) async fn ensure_current_key(conn: &mut SqliteConnection, key: &MasterKey) -> Result<()> {
+pub(super) async fn ensure_current_key(conn: &mut Conn, key: &MasterKey) -> Result<()> {
     let stored: Option<Vec<u8>> =
         sqlx::query_scalar("SELECT value FROM meta WHERE name = 'master_key_check'")
             .fetch_optional(&mut *conn)
@@ -174,7 +158,7 @@ pub(super) async fn ensure_current_key(conn: &mut SqliteConnection, key: &Master
 }
 
 pub(super) async fn create_lmv1(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     cap: &TokenWrite,
     new: &NewLmv1Token,
     key: &MasterKey,
@@ -187,7 +171,7 @@ pub(super) async fn create_lmv1(
     cap.may_mint(grants).map_err(StoreError::Denied)?;
     let row = sqlx::query(concat!(
         "INSERT INTO api_tokens (user_id, type, access_id, note, status, created_on, created_by) \
-         VALUES (?, 'lmv1', ?, ?, ?, ?, ?) RETURNING ",
+         VALUES ($1, 'lmv1', $2, $3, $4, $5, $6) RETURNING ",
         token_columns!()
     ))
     .bind(owner)
@@ -206,7 +190,7 @@ pub(super) async fn create_lmv1(
     let token = from_row(&row)?;
     // Sealed after the insert so the row's id can be bound into the ciphertext.
     let sealed = key.seal(new.key.expose_secret().as_bytes(), token.id)?;
-    sqlx::query("UPDATE api_tokens SET sealed_key = ? WHERE id = ?")
+    sqlx::query("UPDATE api_tokens SET sealed_key = $1 WHERE id = $2")
         .bind(sealed)
         .bind(token.id)
         .execute(&mut *conn)
@@ -219,47 +203,58 @@ pub(super) async fn create_lmv1(
     Ok(token)
 }
 
+/// How `id` is indexed, if it belongs to `owner`; `NotFound` otherwise, whether the
+/// token is missing or someone else's (the two must be indistinguishable).
+async fn owned(conn: &mut Conn, owner: UserId, id: TokenId) -> Result<TokenRef> {
+    let row = sqlx::query(
+        "SELECT type, secret_hash, access_id FROM api_tokens WHERE id = $1 AND user_id = $2",
+    )
+    .bind(id)
+    .bind(owner)
+    .fetch_optional(&mut *conn)
+    .await?
+    .ok_or_else(|| StoreError::NotFound(format!("API token {id}")))?;
+    TokenRef::from_row(&row, 0)
+}
+
 pub(super) async fn update(
-    conn: &mut SqliteConnection,
+    conn: &mut Conn,
     owner: UserId,
     id: TokenId,
     patch: &TokenPatch,
     now: EpochSeconds,
 ) -> Result<()> {
     let r = owned(conn, owner, id).await?;
-    sqlx::query(
-        "UPDATE api_tokens SET note = COALESCE(?, note), status = COALESCE(?, status) WHERE id = ?",
-    )
-    .bind(patch.note.as_deref())
-    .bind(patch.status.map(TokenStatus::code))
-    .bind(id)
-    .execute(&mut *conn)
-    .await?;
-    log_token_change(conn, id, &r, now).await
-}
-
-pub(super) async fn delete(
-    conn: &mut SqliteConnection,
-    owner: UserId,
-    id: TokenId,
-    now: EpochSeconds,
-) -> Result<()> {
-    let r = owned(conn, owner, id).await?;
-    sqlx::query("DELETE FROM api_tokens WHERE id = ?")
+    sqlx::query("UPDATE api_tokens SET note = COALESCE($1, note), status = COALESCE($2, status) WHERE id = $3")
+        .bind(patch.note.as_deref())
+        .bind(patch.status.map(TokenStatus::code))
         .bind(id)
         .execute(&mut *conn)
         .await?;
     log_token_change(conn, id, &r, now).await
 }
 
-pub(super) async fn record_usage(conn: &mut SqliteConnection, batch: &[Usage]) -> Result<()> {
+pub(super) async fn delete(
+    conn: &mut Conn,
+    owner: UserId,
+    id: TokenId,
+    now: EpochSeconds,
+) -> Result<()> {
+    let r = owned(conn, owner, id).await?;
+    sqlx::query("DELETE FROM api_tokens WHERE id = $1")
+        .bind(id)
+        .execute(&mut *conn)
+        .await?;
+    log_token_change(conn, id, &r, now).await
+}
+
+pub(super) async fn record_usage(conn: &mut Conn, batch: &[Usage]) -> Result<()> {
     for u in batch {
-        // A deleted token simply matches no row; an older record never overwrites a newer one.
-        sqlx::query("UPDATE api_tokens SET last_used_on = ?, last_auth_ip = ? WHERE id = ? AND last_used_on <= ?")
+        // A deleted token matches no row; an older record never overwrites a newer one.
+        sqlx::query("UPDATE api_tokens SET last_used_on = $1, last_auth_ip = $2 WHERE id = $3 AND last_used_on <= $1")
             .bind(u.at)
             .bind(&u.ip)
             .bind(u.token_id)
-            .bind(u.at)
             .execute(&mut *conn)
             .await?;
     }

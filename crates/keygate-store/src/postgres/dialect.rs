@@ -1,0 +1,55 @@
+//! What PostgreSQL does its own way, for the shared queries in `sql/`.
+
+use futures_util::TryStreamExt;
+use sqlx::Row;
+
+use super::CHANNEL;
+use crate::common::digest;
+use crate::error::Result;
+use crate::types::TokenKey;
+
+/// The connection the shared queries run on.
+pub(crate) type Conn = sqlx::PgConnection;
+/// A result row.
+pub(crate) type DbRow = sqlx::postgres::PgRow;
+/// The store the shared `Store` implementation is for.
+pub(crate) type BackendStore = super::PgStore;
+
+/// Wakes every node's follower: `NOTIFY` is delivered at commit, and only if the
+/// transaction commits.
+pub(crate) async fn announce(conn: &mut Conn) -> Result<()> {
+    sqlx::query("SELECT pg_notify($1, '')")
+        .bind(CHANNEL)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+/// Every bearer token's index key, streamed: a million rows never sit in memory at once.
+pub(crate) async fn bearer_keys(conn: &mut Conn) -> Result<Vec<TokenKey>> {
+    let mut tokens = Vec::new();
+    let mut rows = sqlx::query(
+        "SELECT id, user_id, secret_hash, status FROM api_tokens WHERE type = 'bearer'",
+    )
+    .fetch(&mut *conn);
+    while let Some(row) = rows.try_next().await? {
+        if let Some(k) = token_key(&row)? {
+            tokens.push(k);
+        }
+    }
+    Ok(tokens)
+}
+
+/// Reads (`id`, `user_id`, `secret_hash`, `status`); `None` for a token without a digest.
+fn token_key(row: &DbRow) -> Result<Option<TokenKey>> {
+    let Some(d) = digest(row.try_get(2)?)? else {
+        return Ok(None);
+    };
+    let status: i64 = row.try_get(3)?;
+    Ok(Some(TokenKey {
+        id: row.try_get(0)?,
+        user_id: row.try_get(1)?,
+        digest: d,
+        enabled: status == 2,
+    }))
+}
