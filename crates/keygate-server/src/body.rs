@@ -2,7 +2,9 @@
 
 use axum::body::Bytes;
 use axum::http::{HeaderMap, header};
+use serde::de::DeserializeOwned;
 use serde_json::{Map, Value};
+use utoipa::ToSchema;
 
 use crate::error::ApiError;
 
@@ -49,53 +51,89 @@ impl JsonBody {
         }
     }
 
-    /// Whether a property is present (even as null).
-    pub fn has(&self, field: &str) -> bool {
-        self.0.contains_key(field)
+    /// The body as the typed request `T`. Each property's JSON type is first checked
+    /// against `T`'s schema in the OpenAPI document (so the error names the field and
+    /// the type it must have: "note must be a string", "roles[0].id must be a whole
+    /// number"); unknown properties are ignored, and `null` counts as left out.
+    pub fn decode<T: DeserializeOwned + ToSchema>(&self) -> Result<T, ApiError> {
+        if let Some(s) = crate::openapi::schema(&T::name()) {
+            check(&Value::Object(self.0.clone()), s, "")?;
+        }
+        // What the schema cannot say (a number out of the type's range, a property
+        // the schema leaves out) still names the field.
+        serde_path_to_error::deserialize(Value::Object(self.0.clone())).map_err(|e| {
+            let path = e.path().to_string();
+            ApiError::BadRequest(format!("{path}: {}", e.into_inner()))
+        })
     }
 
-    fn present(&self, field: &str) -> Option<&Value> {
-        self.0.get(field).filter(|v| !v.is_null())
-    }
-
-    /// A string property, if present.
-    pub fn str(&self, field: &'static str) -> Result<Option<&str>, ApiError> {
-        match self.present(field) {
-            None => Ok(None),
-            Some(Value::String(s)) => Ok(Some(s)),
-            Some(_) => Err(wrong_type(field, "a string")),
+    /// Refuses a body without one of `fields` (or with it `null`).
+    pub fn require(&self, fields: &[&str]) -> Result<(), ApiError> {
+        match fields
+            .iter()
+            .find(|f| self.0.get(**f).is_none_or(Value::is_null))
+        {
+            Some(f) => Err(ApiError::BadRequest(format!("{f} is required"))),
+            None => Ok(()),
         }
     }
+}
 
-    /// A whole-number property, if present.
-    pub fn int(&self, field: &'static str) -> Result<Option<i64>, ApiError> {
-        match self.present(field) {
-            None => Ok(None),
-            Some(Value::Number(n)) => n
-                .as_i64()
-                .map(Some)
-                .ok_or_else(|| wrong_type(field, "a whole number")),
-            Some(_) => Err(wrong_type(field, "a whole number")),
+/// Checks `v` against schema `s` at `path`: JSON types, nested properties, array
+/// items and required properties of nested objects.
+fn check(v: &Value, s: &Value, path: &str) -> Result<(), ApiError> {
+    let s = crate::openapi::resolve(s);
+    if let Some(Value::Array(parts)) = s.get("allOf") {
+        for p in parts {
+            check(v, p, path)?;
         }
     }
-
-    /// A boolean property, if present.
-    pub fn bool(&self, field: &'static str) -> Result<Option<bool>, ApiError> {
-        match self.present(field) {
-            None => Ok(None),
-            Some(Value::Bool(b)) => Ok(Some(*b)),
-            Some(_) => Err(wrong_type(field, "true or false")),
+    if v.is_null() {
+        return Ok(());
+    }
+    if let Some(t) = crate::openapi::json_type(s) {
+        let (ok, words) = match t {
+            "string" => (v.is_string(), "a string"),
+            "integer" => (v.is_i64(), "a whole number"),
+            "number" => (v.is_number(), "a number"),
+            "boolean" => (v.is_boolean(), "true or false"),
+            "array" => (v.is_array(), "an array"),
+            "object" => (v.is_object(), "an object"),
+            _ => (true, ""),
+        };
+        if !ok {
+            return Err(wrong_type(path, words));
         }
     }
-
-    /// An array property, if present.
-    pub fn array(&self, field: &'static str) -> Result<Option<&Vec<Value>>, ApiError> {
-        match self.present(field) {
-            None => Ok(None),
-            Some(Value::Array(a)) => Ok(Some(a)),
-            Some(_) => Err(wrong_type(field, "an array")),
+    let at = |name: &str| {
+        if path.is_empty() {
+            name.to_owned()
+        } else {
+            format!("{path}.{name}")
+        }
+    };
+    if let Some(obj) = v.as_object() {
+        if let Some(Value::Object(props)) = s.get("properties") {
+            for (name, ps) in props {
+                if let Some(x) = obj.get(name) {
+                    check(x, ps, &at(name))?;
+                }
+            }
+        }
+        if let Some(Value::Array(required)) = s.get("required") {
+            for name in required.iter().filter_map(Value::as_str) {
+                if obj.get(name).is_none_or(Value::is_null) {
+                    return Err(ApiError::BadRequest(format!("{} is required", at(name))));
+                }
+            }
         }
     }
+    if let (Some(items), Some(arr)) = (s.get("items"), v.as_array()) {
+        for (i, x) in arr.iter().enumerate() {
+            check(x, items, &format!("{path}[{i}]"))?;
+        }
+    }
+    Ok(())
 }
 
 /// The error for a property of the wrong JSON type.

@@ -5,7 +5,7 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use keygate_core::policy::Denied;
 use keygate_store::StoreError;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// Every error a request can end in. The match in [`ApiError::status`] is exhaustive
 /// on purpose: a new variant must choose its status code.
@@ -162,11 +162,11 @@ impl IntoResponse for ApiError {
             Self::UnauthorizedDetail(_, d) => d.clone(),
             _ => Value::Null,
         };
-        let body = json!({
-            "errorMessage": self.message(),
-            "errorCode": status.as_u16(),
-            "errorDetail": detail,
-        });
+        let body = crate::wire::objects::ErrorBody {
+            error_message: self.message(),
+            error_code: status.as_u16(),
+            error_detail: detail,
+        };
         let mut resp = (status, axum::Json(body)).into_response();
         if matches!(
             self,

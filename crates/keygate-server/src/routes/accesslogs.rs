@@ -10,7 +10,7 @@ use crate::error::ApiError;
 use crate::extract::{Ids, Params};
 use crate::manage::AUDIT_SCAN_LIMIT;
 use crate::state::AppState;
-use crate::wire;
+use crate::wire::{self, AccessLogItem};
 
 /// The time window a query's `happenedOn` terms imply, so the store reads only that.
 /// The terms are still applied to every entry afterwards; this only narrows the read.
@@ -51,10 +51,13 @@ pub(super) async fn list<S: Store>(
     let mut raw = params.list();
     // Newest first unless asked otherwise: that is what an audit log is read for.
     raw.sort.get_or_insert_with(|| "-id".to_owned());
-    let q = ListQuery::parse(&raw, wire::AUDIT_FIELDS, wire::AUDIT_PROPS)?;
+    let q = ListQuery::parse(&raw, &wire::AUDIT.fields, &wire::AUDIT.names)?;
     let entries = st.manager.audit_log(&caller.actor(), window(&q)).await?;
     Ok(axum::Json(wire::list(
-        entries.iter().map(wire::audit_entry).collect(),
+        entries
+            .iter()
+            .map(|e| wire::to_map(&AccessLogItem::from(e)))
+            .collect(),
         &q,
     )))
 }
@@ -66,7 +69,7 @@ pub(super) async fn get<S: Store>(
     params: Params,
 ) -> JsonResult {
     let id = ids.get(0)?;
-    let fields = parse_fields(params.get("fields"), wire::AUDIT_PROPS)?;
+    let fields = parse_fields(params.get("fields"), &wire::AUDIT.names)?;
     let entries = st
         .manager
         .audit_log(
@@ -84,7 +87,7 @@ pub(super) async fn get<S: Store>(
         .find(|e| e.id == id)
         .ok_or_else(|| ApiError::NotFound(format!("access log entry {id} not found")))?;
     Ok(object(wire::project(
-        wire::audit_entry(e),
+        wire::to_map(&AccessLogItem::from(e)),
         fields.as_deref(),
     )))
 }

@@ -30,6 +30,11 @@ pub(crate) fn object(m: Map<String, Value>) -> Json<Value> {
     Json(Value::Object(m))
 }
 
+/// A typed object as the response.
+pub(crate) fn json_of<T: serde::Serialize>(obj: &T) -> Json<Value> {
+    object(crate::wire::to_map(obj))
+}
+
 /// Builds the whole application.
 ///
 /// With `with_metrics`, `/metrics` is served here too; otherwise it is left to a

@@ -5,21 +5,24 @@ use keygate_core::query::parse_fields;
 use keygate_core::token;
 use keygate_store::{PortalPatch, Store};
 
-use super::{JsonResult, object};
+use super::{JsonResult, json_of, object};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{Body, Params};
 use crate::state::AppState;
-use crate::wire;
+use crate::wire::{self, PortalObject, inputs};
 
 pub(super) async fn get<S: Store>(
     State(st): State<AppState<S>>,
     _caller: Caller,
     params: Params,
 ) -> JsonResult {
-    let fields = parse_fields(params.get("fields"), wire::PORTAL_PROPS)?;
+    let fields = parse_fields(params.get("fields"), &wire::PORTAL.names)?;
     let p = st.manager.portal().await?;
-    Ok(object(wire::project(wire::portal(&p), fields.as_deref())))
+    Ok(object(wire::project(
+        wire::to_map(&PortalObject::from(&p)),
+        fields.as_deref(),
+    )))
 }
 
 pub(super) async fn update<S: Store>(
@@ -27,16 +30,17 @@ pub(super) async fn update<S: Store>(
     caller: Caller,
     Body(b): Body,
 ) -> JsonResult {
-    if b.str("tokenPrefix")?.is_some_and(|p| p != token::PREFIX) {
+    let b: inputs::PortalPatch = b.decode()?;
+    if b.token_prefix.is_some_and(|p| p != token::PREFIX) {
         return Err(ApiError::BadRequest("tokenPrefix is read-only".to_owned()));
     }
     let patch = PortalPatch {
-        company_name: b.str("companyName")?.map(str::to_owned),
-        traces_enabled: b.bool("tracesEnabled")?,
-        max_tokens_per_user: b.int("maxTokensPerUser")?,
-        lmv1_clock_skew_seconds: b.int("lmv1ClockSkewSeconds")?,
-        lmv1_replay_protection: b.bool("lmv1ReplayProtection")?,
+        company_name: b.company_name,
+        traces_enabled: b.traces_enabled,
+        max_tokens_per_user: b.max_tokens_per_user,
+        lmv1_clock_skew_seconds: b.lmv1_clock_skew_seconds,
+        lmv1_replay_protection: b.lmv1_replay_protection,
     };
     let p = st.manager.update_portal(&caller.actor(), patch).await?;
-    Ok(object(wire::portal(&p)))
+    Ok(json_of(&PortalObject::from(&p)))
 }

@@ -4,42 +4,16 @@ use axum::extract::State;
 use keygate_core::model::Privilege;
 use keygate_core::query::{ListQuery, parse_fields};
 use keygate_store::{RoleInput, RolePatch, Store};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{JsonResult, object};
+use super::{JsonResult, json_of, object};
 use crate::auth::Caller;
-use crate::body::{JsonBody, wrong_type};
-use crate::error::ApiError;
 use crate::extract::{Body, Ids, Params};
 use crate::state::AppState;
-use crate::wire;
+use crate::wire::{self, RoleObject, inputs};
 
-fn privileges(b: &JsonBody) -> Result<Option<Vec<Privilege>>, ApiError> {
-    let Some(items) = b.array("privileges")? else {
-        return Ok(None);
-    };
-    let part = |v: &Value, name: &str| -> Result<String, ApiError> {
-        v.get(name)
-            .and_then(Value::as_str)
-            .map(str::to_owned)
-            .ok_or_else(|| {
-                wrong_type(
-                    "privileges",
-                    "an array of {objectType, objectId, operation} strings",
-                )
-            })
-    };
-    items
-        .iter()
-        .map(|v| {
-            Ok(Privilege {
-                object_type: part(v, "objectType")?,
-                object_id: part(v, "objectId")?,
-                operation: part(v, "operation")?,
-            })
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
+fn privileges(sent: Option<Vec<wire::objects::Privilege>>) -> Option<Vec<Privilege>> {
+    sent.map(|ps| ps.into_iter().map(Privilege::from).collect())
 }
 
 pub(super) async fn list<S: Store>(
@@ -47,12 +21,12 @@ pub(super) async fn list<S: Store>(
     caller: Caller,
     params: Params,
 ) -> JsonResult {
-    let q = ListQuery::parse(&params.list(), wire::ROLE_FIELDS, wire::ROLE_PROPS)?;
+    let q = ListQuery::parse(&params.list(), &wire::ROLE.fields, &wire::ROLE.names)?;
     let roles = st.manager.roles(&caller.actor()).await?;
     Ok(axum::Json(wire::list(
         roles
             .iter()
-            .map(|r| wire::role(&r.role, r.user_count))
+            .map(|r| wire::to_map(&RoleObject::new(&r.role, r.user_count)))
             .collect(),
         &q,
     )))
@@ -64,10 +38,10 @@ pub(super) async fn get<S: Store>(
     ids: Ids,
     params: Params,
 ) -> JsonResult {
-    let fields = parse_fields(params.get("fields"), wire::ROLE_PROPS)?;
+    let fields = parse_fields(params.get("fields"), &wire::ROLE.names)?;
     let r = st.manager.role(&caller.actor(), ids.get(0)?).await?;
     Ok(object(wire::project(
-        wire::role(&r.role, r.user_count),
+        wire::to_map(&RoleObject::new(&r.role, r.user_count)),
         fields.as_deref(),
     )))
 }
@@ -77,16 +51,15 @@ pub(super) async fn create<S: Store>(
     caller: Caller,
     Body(b): Body,
 ) -> JsonResult {
+    b.require(inputs::ROLE_REQUIRED)?;
+    let b: inputs::RolePatch = b.decode()?;
     let input = RoleInput {
-        name: b
-            .str("name")?
-            .ok_or_else(|| ApiError::BadRequest("name is required".to_owned()))?
-            .to_owned(),
-        description: b.str("description")?.unwrap_or_default().to_owned(),
-        privileges: privileges(&b)?.unwrap_or_default(),
+        name: b.name.unwrap_or_default(),
+        description: b.description.unwrap_or_default(),
+        privileges: privileges(b.privileges).unwrap_or_default(),
     };
     let r = st.manager.create_role(&caller.actor(), input).await?;
-    Ok(object(wire::role(&r.role, r.user_count)))
+    Ok(json_of(&RoleObject::new(&r.role, r.user_count)))
 }
 
 pub(super) async fn update<S: Store>(
@@ -95,16 +68,17 @@ pub(super) async fn update<S: Store>(
     ids: Ids,
     Body(b): Body,
 ) -> JsonResult {
+    let b: inputs::RolePatch = b.decode()?;
     let patch = RolePatch {
-        name: b.str("name")?.map(str::to_owned),
-        description: b.str("description")?.map(str::to_owned),
-        privileges: privileges(&b)?,
+        name: b.name,
+        description: b.description,
+        privileges: privileges(b.privileges),
     };
     let r = st
         .manager
         .update_role(&caller.actor(), ids.get(0)?, patch)
         .await?;
-    Ok(object(wire::role(&r.role, r.user_count)))
+    Ok(json_of(&RoleObject::new(&r.role, r.user_count)))
 }
 
 pub(super) async fn delete<S: Store>(

@@ -6,19 +6,19 @@ use keygate_core::query::{ListQuery, parse_fields};
 use keygate_core::rules;
 use keygate_core::token::BearerToken;
 use keygate_store::{Store, TokenPatch};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{JsonResult, object};
+use super::{JsonResult, json_of, object};
 use crate::auth::Caller;
-use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::extract::{Body, Ids, Params};
 use crate::manage::{TokenInput, TokenView};
 use crate::state::AppState;
-use crate::wire;
+use crate::wire::inputs::{ApiTokenInput, ApiTokenLookup};
+use crate::wire::{self, ApiTokenObject, ApiTokenSelf};
 
-fn render(v: &TokenView, secret: Option<&str>) -> serde_json::Map<String, Value> {
-    wire::token(&v.token, &v.owner_name, &v.roles, v.access, secret)
+fn render(v: &TokenView, secret: Option<&str>) -> ApiTokenObject {
+    ApiTokenObject::new(&v.token, &v.owner_name, &v.roles, v.access, secret)
 }
 
 fn parse_type(t: &str) -> Result<TokenType, ApiError> {
@@ -31,8 +31,12 @@ fn type_param(p: &Params) -> Result<Option<TokenType>, ApiError> {
 }
 
 /// The type of a token to create (see [`rules::new_token_type`]).
-fn new_token_type(caller: &Caller, params: &Params, b: &JsonBody) -> Result<TokenType, ApiError> {
-    let in_body = b.str("type")?.map(parse_type).transpose()?;
+fn new_token_type(
+    caller: &Caller,
+    params: &Params,
+    b: &ApiTokenInput,
+) -> Result<TokenType, ApiError> {
+    let in_body = b.kind.as_deref().map(parse_type).transpose()?;
     Ok(rules::new_token_type(
         in_body,
         type_param(params)?,
@@ -40,8 +44,8 @@ fn new_token_type(caller: &Caller, params: &Params, b: &JsonBody) -> Result<Toke
     )?)
 }
 
-fn status_field(b: &JsonBody) -> Result<Option<TokenStatus>, ApiError> {
-    b.int("status")?
+fn status_field(b: &ApiTokenInput) -> Result<Option<TokenStatus>, ApiError> {
+    b.status
         .map(|c| {
             TokenStatus::from_code(c).ok_or_else(|| {
                 ApiError::BadRequest("status must be 2 (enabled) or 1 (disabled)".to_owned())
@@ -53,16 +57,16 @@ fn status_field(b: &JsonBody) -> Result<Option<TokenStatus>, ApiError> {
 /// Refuses changes to what the system generates (see
 /// [`rules::system_fields_unchanged`]).
 fn check_immutable(
-    b: &JsonBody,
+    b: &ApiTokenInput,
     current: Option<&TokenView>,
     admin_id: i64,
     kind: TokenType,
 ) -> Result<(), ApiError> {
     let sent = rules::SentSystemFields {
-        access_key: b.str("accessKey")?,
-        access_id: b.str("accessId")?,
-        admin_id: b.int("adminId")?,
-        kind: b.str("type")?,
+        access_key: b.access_key.as_deref(),
+        access_id: b.access_id.as_deref(),
+        admin_id: b.admin_id,
+        kind: b.kind.as_deref(),
     };
     let current = current.map(|c| c.token.access_id.as_str());
     Ok(rules::system_fields_unchanged(
@@ -78,21 +82,22 @@ pub(super) async fn create<S: Store>(
     Body(b): Body,
 ) -> JsonResult {
     let admin = ids.get(0)?;
+    let b: ApiTokenInput = b.decode()?;
     let kind = new_token_type(&caller, &params, &b)?;
     check_immutable(&b, None, admin, kind)?;
     let input = TokenInput {
-        note: b.str("note")?.unwrap_or_default().to_owned(),
         status: status_field(&b)?.unwrap_or(TokenStatus::Enabled),
+        note: b.note.unwrap_or_default(),
     };
     let actor = caller.actor();
     match kind {
         TokenType::Bearer => {
             let (view, secret) = st.manager.create_bearer_token(&actor, admin, input).await?;
-            Ok(object(render(&view, Some(secret.expose_secret()))))
+            Ok(json_of(&render(&view, Some(secret.expose_secret()))))
         }
         TokenType::Lmv1 => {
             let (view, key) = st.manager.create_lmv1_token(&actor, admin, input).await?;
-            Ok(object(render(&view, Some(key.expose_secret()))))
+            Ok(json_of(&render(&view, Some(key.expose_secret()))))
         }
     }
 }
@@ -103,13 +108,13 @@ pub(super) async fn get<S: Store>(
     ids: Ids,
     params: Params,
 ) -> JsonResult {
-    let fields = parse_fields(params.get("fields"), wire::TOKEN_PROPS)?;
+    let fields = parse_fields(params.get("fields"), &wire::TOKEN.names)?;
     let view = st
         .manager
         .token(&caller.actor(), ids.get(0)?, ids.get(1)?)
         .await?;
     Ok(object(wire::project(
-        render(&view, None),
+        wire::to_map(&render(&view, None)),
         fields.as_deref(),
     )))
 }
@@ -120,13 +125,16 @@ async fn list_tokens<S: Store>(
     owner: Option<i64>,
     params: &Params,
 ) -> JsonResult {
-    let q = ListQuery::parse(&params.list(), wire::TOKEN_FIELDS, wire::TOKEN_PROPS)?;
+    let q = ListQuery::parse(&params.list(), &wire::TOKEN.fields, &wire::TOKEN.names)?;
     let views = st
         .manager
         .tokens(&caller.actor(), owner, type_param(params)?)
         .await?;
     Ok(axum::Json(wire::list(
-        views.iter().map(|v| render(v, None)).collect(),
+        views
+            .iter()
+            .map(|v| wire::to_map(&render(v, None)))
+            .collect(),
         &q,
     )))
 }
@@ -156,14 +164,15 @@ pub(super) async fn update<S: Store>(
 ) -> JsonResult {
     let (admin, id) = (ids.get(0)?, ids.get(1)?);
     let actor = caller.actor();
+    let b: ApiTokenInput = b.decode()?;
     let current = st.manager.token(&actor, admin, id).await?;
     check_immutable(&b, Some(&current), admin, current.token.token_type)?;
     let patch = TokenPatch {
-        note: b.str("note")?.map(str::to_owned),
         status: status_field(&b)?,
+        note: b.note,
     };
     let view = st.manager.update_token(&actor, admin, id, patch).await?;
-    Ok(object(render(&view, None)))
+    Ok(json_of(&render(&view, None)))
 }
 
 pub(super) async fn delete<S: Store>(
@@ -184,14 +193,13 @@ pub(super) async fn own<S: Store>(
     caller: Caller,
     params: Params,
 ) -> JsonResult {
-    let fields = parse_fields(params.get("fields"), &wire::TOKEN_SELF_PROPS)?;
+    let fields = parse_fields(params.get("fields"), &wire::TOKEN_SELF.names)?;
     let view = st.manager.own_token(&caller.actor()).await?;
-    let mut m = render(&view, None);
-    m.insert(
-        "privileges".to_owned(),
-        json!(caller.principal.grants.list()),
-    );
-    Ok(object(wire::project(m, fields.as_deref())))
+    let own = ApiTokenSelf {
+        token: render(&view, None),
+        privileges: caller.principal.grants.list(),
+    };
+    Ok(object(wire::project(wire::to_map(&own), fields.as_deref())))
 }
 
 /// `POST /apitokens/lookup`: the token with the value in the body (`{"token": ...}`),
@@ -201,11 +209,8 @@ pub(super) async fn lookup<S: Store>(
     caller: Caller,
     Body(b): Body,
 ) -> JsonResult {
-    let value = b.str("token")?.ok_or_else(|| {
-        ApiError::BadRequest(
-            "token: give the bearer token's value: {\"token\": \"kgt...\"}".to_owned(),
-        )
-    })?;
+    let ApiTokenLookup { token } = b.decode()?;
+    let value = token.as_str();
     let value = value
         .strip_prefix("Authorization:")
         .map_or(value, str::trim_start);
@@ -213,5 +218,5 @@ pub(super) async fn lookup<S: Store>(
     let token =
         BearerToken::parse(value).map_err(|e| ApiError::BadRequest(format!("token: {e}")))?;
     let view = st.manager.token_by_value(&caller.actor(), &token).await?;
-    Ok(object(render(&view, None)))
+    Ok(json_of(&render(&view, None)))
 }

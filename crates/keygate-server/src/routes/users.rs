@@ -4,49 +4,30 @@ use axum::extract::State;
 use keygate_core::model::{RoleId, UserStatus};
 use keygate_core::query::{ListQuery, parse_fields};
 use keygate_store::{NewUser, Store, UserPatch};
-use serde_json::{Value, json};
+use serde_json::json;
 
-use super::{JsonResult, object};
+use super::{JsonResult, json_of, object};
 use crate::auth::Caller;
-use crate::body::{JsonBody, wrong_type};
 use crate::error::ApiError;
 use crate::extract::{Body, Ids, Params};
 use crate::manage::{UserChanges, UserView};
 use crate::state::AppState;
-use crate::wire;
+use crate::wire::{self, Admin, inputs};
 
-fn render(v: &UserView) -> serde_json::Map<String, Value> {
-    wire::user(&v.user, &v.roles)
+fn render(v: &UserView) -> Admin {
+    Admin::new(&v.user, &v.roles)
 }
 
-fn role_ids(b: &JsonBody) -> Result<Option<Vec<RoleId>>, ApiError> {
-    let Some(items) = b.array("roles")? else {
-        return Ok(None);
-    };
-    items
-        .iter()
-        .map(|r| {
-            r.get("id")
-                .and_then(Value::as_i64)
-                .ok_or_else(|| wrong_type("roles", "an array of objects each with a numeric id"))
-        })
-        .collect::<Result<Vec<_>, _>>()
-        .map(Some)
+fn role_ids(sent: Option<Vec<inputs::RoleRef>>) -> Option<Vec<RoleId>> {
+    sent.map(|rs| rs.into_iter().map(|r| r.id).collect())
 }
 
-fn status(b: &JsonBody) -> Result<Option<UserStatus>, ApiError> {
-    b.str("status")?
-        .map(|s| {
-            UserStatus::parse(s).ok_or_else(|| {
-                ApiError::BadRequest("status must be active or suspended".to_owned())
-            })
-        })
-        .transpose()
-}
-
-fn required<'a>(b: &'a JsonBody, field: &'static str) -> Result<&'a str, ApiError> {
-    b.str(field)?
-        .ok_or_else(|| ApiError::BadRequest(format!("{field} is required")))
+fn status(sent: Option<&str>) -> Result<Option<UserStatus>, ApiError> {
+    sent.map(|s| {
+        UserStatus::parse(s)
+            .ok_or_else(|| ApiError::BadRequest("status must be active or suspended".to_owned()))
+    })
+    .transpose()
 }
 
 pub(super) async fn list<S: Store>(
@@ -54,10 +35,13 @@ pub(super) async fn list<S: Store>(
     caller: Caller,
     params: Params,
 ) -> JsonResult {
-    let q = ListQuery::parse(&params.list(), wire::USER_FIELDS, wire::USER_PROPS)?;
+    let q = ListQuery::parse(&params.list(), &wire::USER.fields, &wire::USER.names)?;
     let (users, roles) = st.manager.users(&caller.actor()).await?;
     Ok(axum::Json(wire::list(
-        users.iter().map(|u| wire::user(u, &roles)).collect(),
+        users
+            .iter()
+            .map(|u| wire::to_map(&Admin::new(u, &roles)))
+            .collect(),
         &q,
     )))
 }
@@ -68,9 +52,12 @@ pub(super) async fn get<S: Store>(
     ids: Ids,
     params: Params,
 ) -> JsonResult {
-    let fields = parse_fields(params.get("fields"), wire::USER_PROPS)?;
+    let fields = parse_fields(params.get("fields"), &wire::USER.names)?;
     let v = st.manager.user(&caller.actor(), ids.get(0)?).await?;
-    Ok(object(wire::project(render(&v), fields.as_deref())))
+    Ok(object(wire::project(
+        wire::to_map(&render(&v)),
+        fields.as_deref(),
+    )))
 }
 
 pub(super) async fn create<S: Store>(
@@ -78,23 +65,24 @@ pub(super) async fn create<S: Store>(
     caller: Caller,
     Body(b): Body,
 ) -> JsonResult {
+    b.require(inputs::ADMIN_REQUIRED)?;
+    let b: inputs::AdminPatch = b.decode()?;
     let new = NewUser {
-        username: required(&b, "username")?.to_owned(),
-        email: required(&b, "email")?.to_owned(),
-        first_name: b.str("firstName")?.unwrap_or_default().to_owned(),
-        last_name: b.str("lastName")?.unwrap_or_default().to_owned(),
-        role_ids: role_ids(&b)?
-            .ok_or_else(|| ApiError::BadRequest("roles is required".to_owned()))?,
-        status: status(&b)?.unwrap_or(UserStatus::Active),
-        api_only: b.bool("apionly")?.unwrap_or(false),
-        note: b.str("note")?.unwrap_or_default().to_owned(),
+        status: status(b.status.as_deref())?.unwrap_or(UserStatus::Active),
+        username: b.username.unwrap_or_default(),
+        email: b.email.unwrap_or_default(),
+        first_name: b.first_name.unwrap_or_default(),
+        last_name: b.last_name.unwrap_or_default(),
+        role_ids: role_ids(b.roles).unwrap_or_default(),
+        api_only: b.api_only.unwrap_or(false),
+        note: b.note.unwrap_or_default(),
     };
-    let password = b.str("password")?.map(str::to_owned);
+    let password = b.password;
     let v = st
         .manager
         .create_user(&caller.actor(), new, password)
         .await?;
-    Ok(object(render(&v)))
+    Ok(json_of(&render(&v)))
 }
 
 pub(super) async fn update<S: Store>(
@@ -103,28 +91,26 @@ pub(super) async fn update<S: Store>(
     ids: Ids,
     Body(b): Body,
 ) -> JsonResult {
+    let b: inputs::AdminPatch = b.decode()?;
     let changes = UserChanges {
         patch: UserPatch {
-            username: b.str("username")?.map(str::to_owned),
-            email: b.str("email")?.map(str::to_owned),
-            first_name: b.str("firstName")?.map(str::to_owned),
-            last_name: b.str("lastName")?.map(str::to_owned),
-            role_ids: role_ids(&b)?,
-            status: status(&b)?,
-            api_only: b.bool("apionly")?,
-            note: b.str("note")?.map(str::to_owned),
+            status: status(b.status.as_deref())?,
+            username: b.username,
+            email: b.email,
+            first_name: b.first_name,
+            last_name: b.last_name,
+            role_ids: role_ids(b.roles),
+            api_only: b.api_only,
+            note: b.note,
             password_hash: None,
         },
-        password: b
-            .str("password")?
-            .filter(|p| !p.is_empty())
-            .map(str::to_owned),
+        password: b.password.filter(|p| !p.is_empty()),
     };
     let v = st
         .manager
         .update_user(&caller.actor(), ids.get(0)?, changes)
         .await?;
-    Ok(object(render(&v)))
+    Ok(json_of(&render(&v)))
 }
 
 pub(super) async fn delete<S: Store>(

@@ -32,12 +32,12 @@ use keygate_store::{PendingToken, SignInAttempt, Store};
 use serde::Deserialize;
 use serde_json::{Value, json};
 
-use crate::body::JsonBody;
 use crate::error::ApiError;
 use crate::extract::Body;
 use crate::manage::TokenInput;
 use crate::session;
 use crate::state::AppState;
+use crate::wire::inputs::ApiTokenInput;
 
 pub mod html;
 pub mod pages;
@@ -473,7 +473,7 @@ async fn pending_token<S: Store>(
             .and_then(|v| v.to_str().ok()),
         &page,
     )?;
-    let owner = admin_id(&b)?;
+    let owner = admin_id(&b.decode()?)?;
     // The same checks as creating it, so the page says at once if it cannot be saved.
     let actor = page.actor();
     let cap = keygate_core::policy::token_write(&actor, owner)
@@ -500,8 +500,8 @@ async fn pending_token<S: Store>(
     Ok(resp)
 }
 
-fn admin_id(b: &JsonBody) -> Result<i64, ApiError> {
-    b.int("adminId")?
+fn admin_id(b: &ApiTokenInput) -> Result<i64, ApiError> {
+    b.admin_id
         .filter(|n| *n > 0)
         .ok_or_else(|| ApiError::BadRequest("adminId must be a user id".to_owned()))
 }
@@ -519,8 +519,9 @@ async fn save_bearer<S: Store>(
             .and_then(|v| v.to_str().ok()),
         &page,
     )?;
+    let b: ApiTokenInput = b.decode()?;
     let owner = admin_id(&b)?;
-    let note = b.str("note")?.unwrap_or_default().to_owned();
+    let note = b.note.unwrap_or_default();
     let pending = st.manager.store().take_pending_token(&page.session).await?;
     let Some(pending) = pending.filter(|p| p.owner == owner) else {
         return Err(ApiError::BadRequest(

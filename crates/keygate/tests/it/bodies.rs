@@ -108,3 +108,72 @@ async fn bad_path_ids_and_methods() {
     assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
     assert_eq!(r.body["errorCode"], 405);
 }
+
+#[tokio::test]
+async fn typed_bodies_name_the_element_at_fault_and_take_back_what_sdks_send() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let roles_before = s.get(&s.admin_token, "/setting/roles").await.body;
+    for (body, expected) in [
+        (
+            json!({"name": "r", "privileges": [{"objectType": "setting", "objectId": "*", "operation": 5}]}),
+            "privileges[0].operation must be a string",
+        ),
+        (
+            json!({"name": "r", "privileges": [{"objectType": "setting", "objectId": "*"}]}),
+            "privileges[0].operation is required",
+        ),
+        (
+            json!({"name": "r", "privileges": {}}),
+            "privileges must be an array",
+        ),
+        (json!({"name": ["r"]}), "name must be a string"),
+        (json!({"name": null}), "name is required"),
+    ] {
+        let r = s.post(&s.admin_token, "/setting/roles", body.clone()).await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{body}: {}", r.text);
+        assert_eq!(r.message(), expected, "{body}");
+    }
+    assert_eq!(
+        s.get(&s.admin_token, "/setting/roles").await.body,
+        roles_before,
+        "nothing was created"
+    );
+    // A number past what the property holds names the property too.
+    let r = s
+        .patch(
+            &s.admin_token,
+            "/setting/portal",
+            json!({"maxTokensPerUser": 1e300}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(r.message(), "maxTokensPerUser must be a whole number");
+
+    // What an SDK sends back: the whole object it read, read-only properties and
+    // nested role objects included, with null for what it leaves alone.
+    let user = s.user("roundtrip", &[DATAINGESTION]).await;
+    let mut whole = s
+        .get(&s.admin_token, &format!("/setting/admins/{user}"))
+        .await
+        .body;
+    whole["note"] = json!("edited");
+    whole["email"] = json!(null);
+    whole["someFutureProperty"] = json!({"nested": [1, 2]});
+    let r = s
+        .patch(
+            &s.admin_token,
+            &format!("/setting/admins/{user}"),
+            whole.clone(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["note"], "edited");
+    assert!(
+        r.body["email"].as_str().is_some_and(|e| e.contains('@')),
+        "null left the email as it was: {}",
+        r.text
+    );
+    assert_eq!(r.body["roles"].as_array().map(Vec::len), Some(1));
+}

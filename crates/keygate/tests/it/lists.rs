@@ -98,9 +98,15 @@ async fn bad_list_parameters_are_refused_with_help() {
     let r = s
         .get(&s.admin_token, &format!("{base}?filter=owner:1"))
         .await;
-    assert!(r.message().contains(
-        "id, adminId, adminName, type, note, status, createdOn, createdBy, lastUsedOn, accessId"
-    ));
+    // Every scalar property of APIToken can be filtered on, named in the help.
+    assert!(
+        r.message().contains(
+            "accessId, accessKey, adminId, adminName, createdBy, createdOn, id, lastAuthIp, \
+             lastUsedOn, note, status, type, userPermission"
+        ),
+        "{}",
+        r.text
+    );
 }
 
 #[tokio::test]

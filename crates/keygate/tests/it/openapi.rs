@@ -14,7 +14,7 @@ async fn the_document_is_public_and_every_operation_in_it_is_served_and_protecte
     let r = send(reqwest::Client::new().get(s.url("/openapi.json"))).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     let doc = r.body;
-    assert_eq!(doc["openapi"], "3.0.3");
+    assert_eq!(doc["openapi"], "3.1.0");
     assert_eq!(doc["servers"][0]["url"], "/santaba/rest");
     assert_eq!(
         doc["components"]["securitySchemes"]["bearerAuth"]["scheme"],

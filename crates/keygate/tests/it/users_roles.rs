@@ -96,7 +96,7 @@ async fn user_rules() {
         ),
         (
             json!({"username": "e", "email": "e@x.io", "roles": ["x"]}),
-            "roles must be",
+            "roles[0] must be an object",
         ),
         (
             json!({"username": "e e", "email": "e@x.io", "roles": [{"id": 2}]}),

@@ -1,0 +1,106 @@
+//! The JSON shapes of REST API v3: typed objects ([`objects`]) and request bodies
+//! ([`inputs`]), and list responses.
+//!
+//! A property is named once, on its type. The OpenAPI schemas are derived from those
+//! types, and so are the names `fields` accepts and the fields a list can be filtered
+//! and sorted on ([`Props`]): every scalar property. List queries are evaluated on the
+//! serialized objects, so a client filters on exactly what it sees.
+
+use std::sync::LazyLock;
+
+use keygate_core::query::{FieldKind, FieldSpec, FieldValue, ListQuery, Record};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+use utoipa::ToSchema;
+
+pub mod inputs;
+pub mod objects;
+
+pub use objects::{AccessLogItem, Admin, ApiTokenObject, ApiTokenSelf, PortalObject, RoleObject};
+
+/// A JSON object that list queries can evaluate.
+pub struct JsonRecord(pub Map<String, Value>);
+
+impl Record for JsonRecord {
+    fn value(&self, field: &str) -> Option<FieldValue<'_>> {
+        match self.0.get(field)? {
+            Value::Number(n) => n.as_i64().map(FieldValue::Int),
+            Value::String(s) => Some(FieldValue::Text(s)),
+            Value::Bool(true) => Some(FieldValue::Text("true")),
+            Value::Bool(false) => Some(FieldValue::Text("false")),
+            _ => None,
+        }
+    }
+}
+
+/// The properties of an object type, as its schema declares them.
+#[derive(Debug)]
+pub struct Props {
+    /// Every property, for `fields`.
+    pub names: Vec<&'static str>,
+    /// The scalar ones, which lists filter and sort on.
+    pub fields: Vec<FieldSpec>,
+}
+
+impl Props {
+    /// Read from `T`'s schema in the OpenAPI document's components.
+    fn of<T: ToSchema>() -> Self {
+        let mut names = Vec::new();
+        let mut fields = Vec::new();
+        for (name, schema) in crate::openapi::properties(&T::name()) {
+            // Leaked once per property at first use: the list query types keep
+            // `&'static str` names, and there are a few dozen of them in all.
+            let name: &'static str = Box::leak(name.into_boxed_str());
+            names.push(name);
+            let kind = match crate::openapi::json_type(&schema) {
+                Some("integer") => Some(FieldKind::Int),
+                Some("string" | "boolean") => Some(FieldKind::Text),
+                _ => None,
+            };
+            if let Some(kind) = kind {
+                fields.push(FieldSpec { name, kind });
+            }
+        }
+        Self { names, fields }
+    }
+}
+
+/// `APIToken`'s properties.
+pub static TOKEN: LazyLock<Props> = LazyLock::new(Props::of::<ApiTokenObject>);
+/// `APITokenSelf`'s properties.
+pub static TOKEN_SELF: LazyLock<Props> = LazyLock::new(Props::of::<ApiTokenSelf>);
+/// `Admin`'s properties.
+pub static USER: LazyLock<Props> = LazyLock::new(Props::of::<Admin>);
+/// `Role`'s properties.
+pub static ROLE: LazyLock<Props> = LazyLock::new(Props::of::<RoleObject>);
+/// `Portal`'s properties.
+pub static PORTAL: LazyLock<Props> = LazyLock::new(Props::of::<PortalObject>);
+/// `AccessLogItem`'s properties.
+pub static AUDIT: LazyLock<Props> = LazyLock::new(Props::of::<AccessLogItem>);
+
+/// An object as a JSON map (for projection and list queries).
+pub fn to_map<T: Serialize>(obj: &T) -> Map<String, Value> {
+    match serde_json::to_value(obj) {
+        Ok(Value::Object(m)) => m,
+        // The API's objects are structs, which always serialize to maps.
+        _ => Map::new(),
+    }
+}
+
+/// Keeps only the requested properties.
+pub fn project(mut obj: Map<String, Value>, fields: Option<&[String]>) -> Map<String, Value> {
+    if let Some(fields) = fields {
+        obj.retain(|k, _| fields.iter().any(|f| f == k));
+    }
+    obj
+}
+
+/// Filters, sorts, pages and projects a list into `{"total", "searchId", "items"}`.
+pub fn list(items: Vec<Map<String, Value>>, q: &ListQuery) -> Value {
+    let (total, page) = q.apply(items.into_iter().map(JsonRecord).collect());
+    let items: Vec<Value> = page
+        .into_iter()
+        .map(|r| Value::Object(project(r.0, q.fields.as_deref())))
+        .collect();
+    json!({"total": total, "searchId": null, "items": items})
+}
