@@ -902,7 +902,14 @@ async fn the_token_pages_say_what_happened_and_why() {
         "return location.pathname.endsWith('/bearer-tokens/add') && document.readyState === 'complete'",
     )
     .await;
-    tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+    // The page's pageshow handler resets a half-filled restore; wait for the page to
+    // reach a whole state (a never-reset page times out here and fails).
+    b.until(
+        "a page not half-filled",
+        "const o = document.getElementById('owner').value, t = document.getElementById('token').value; \
+         return o === '' || t.length === 49",
+    )
+    .await;
     let state = b
         .script("return [document.getElementById('owner').value, document.getElementById('token').value]")
         .await;
