@@ -55,13 +55,14 @@ impl JsonBody {
     /// against `T`'s schema in the OpenAPI document (so the error names the field and
     /// the type it must have: "note must be a string", "roles[0].id must be a whole
     /// number"); unknown properties are ignored, and `null` counts as left out.
-    pub fn decode<T: DeserializeOwned + ToSchema>(&self) -> Result<T, ApiError> {
+    pub fn decode<T: DeserializeOwned + ToSchema>(self) -> Result<T, ApiError> {
+        let body = Value::Object(self.0);
         if let Some(s) = crate::openapi::schema(&T::name()) {
-            check(&Value::Object(self.0.clone()), s, "")?;
+            check(&body, s, "")?;
         }
         // What the schema cannot say (a number out of the type's range, a property
         // the schema leaves out) still names the field.
-        serde_path_to_error::deserialize(Value::Object(self.0.clone())).map_err(|e| {
+        serde_path_to_error::deserialize(body).map_err(|e| {
             let path = e.path().to_string();
             ApiError::BadRequest(format!("{path}: {}", e.into_inner()))
         })
