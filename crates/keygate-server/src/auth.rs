@@ -125,7 +125,7 @@ pub fn client_ip_of(peer: IpAddr, headers: &axum::http::HeaderMap, trusted: &[Ip
         .unwrap_or(peer)
 }
 
-fn token_in_query(query: Option<&str>) -> bool {
+pub(crate) fn token_in_query(query: Option<&str>) -> bool {
     let Some(q) = query else { return false };
     q.split('&').any(|pair| {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -135,7 +135,7 @@ fn token_in_query(query: Option<&str>) -> bool {
 }
 
 /// The 401 (or other) error for a refused credential.
-fn refusal(r: Refusal, scheme: &str) -> ApiError {
+pub(crate) fn refusal(r: Refusal, scheme: &str) -> ApiError {
     let msg = match r {
         Refusal::Unknown => format!("the {scheme} token is not known: it was never issued or has been deleted"),
         Refusal::Disabled => format!("the {scheme} token is disabled; its owner or an administrator can enable it again"),

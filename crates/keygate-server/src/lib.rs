@@ -8,6 +8,7 @@
 //!   with the admin CLI (policy → store → Verifier catch-up).
 //! - [`auth`] — the middleware that authenticates every API request (bearer, LMv1,
 //!   session + CSRF) and the [`auth::Caller`] extractor handlers take.
+//! - [`forward`] — forward-auth endpoints for nginx, Traefik, Caddy and Envoy.
 //! - [`extract`] — path ids, query parameters and JSON bodies with API-style errors.
 //! - [`body`] — typed access to JSON request bodies, naming the field at fault.
 //! - [`wire`] — the JSON shapes of API objects and list responses.
@@ -36,6 +37,7 @@ pub mod auth;
 pub mod body;
 pub mod error;
 pub mod extract;
+pub mod forward;
 pub mod listen;
 pub mod metrics;
 pub mod openapi;

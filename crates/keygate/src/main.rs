@@ -267,6 +267,7 @@ const KNOWN_ENV: &[&str] = &[
     "KEYGATE_TEST_DATABASE_URL",
     "KEYGATE_REQUIRE_POSTGRES",
     "KEYGATE_REQUIRE_BROWSER",
+    "KEYGATE_REQUIRE_PROXIES",
 ];
 
 /// A misspelt variable (`KEYGATE_LISTN`) would otherwise be ignored without a word.

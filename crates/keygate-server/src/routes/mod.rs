@@ -47,6 +47,7 @@ pub fn router<S: Store>(
 ) -> Router {
     let state_for_ui = state.clone();
     let state_for_ready = state.clone();
+    let state_for_forward = state.clone();
     let metrics = state.metrics.clone();
     let mut extra = Router::new()
         .route("/healthz", get(healthz))
@@ -78,6 +79,7 @@ pub fn router<S: Store>(
     let limited = Router::new()
         .nest("/santaba/rest", api)
         .merge(crate::ui::router(state_for_ui))
+        .merge(crate::forward::router(state_for_forward))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(

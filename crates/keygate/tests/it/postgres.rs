@@ -14,6 +14,8 @@ mod bodies;
 mod changelog;
 #[path = "cli.rs"]
 mod cli;
+#[path = "forward.rs"]
+mod forward;
 #[path = "hostile.rs"]
 mod hostile;
 #[path = "introspect.rs"]

@@ -19,6 +19,8 @@ mod client;
 mod crash;
 #[path = "flood.rs"]
 mod flood;
+#[path = "forward.rs"]
+mod forward;
 #[path = "hostile.rs"]
 mod hostile;
 #[path = "introspect.rs"]
@@ -35,6 +37,8 @@ mod metrics;
 mod openapi;
 #[path = "privileges.rs"]
 mod privileges;
+#[path = "proxies.rs"]
+mod proxies;
 #[path = "storage.rs"]
 mod storage;
 #[path = "support.rs"]

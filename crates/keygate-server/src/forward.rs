@@ -1,0 +1,427 @@
+//! Forward-auth: reverse proxies ask keygate whether a request may pass, each in its
+//! own convention, and keygate answers from its in-memory index as it does for its
+//! own API (the same verifier, throttle, usage record and refusal messages).
+//!
+//! | endpoint | proxy | where the original request is |
+//! | --- | --- | --- |
+//! | `/forward-auth/nginx` | nginx `auth_request` | `X-Original-Method`, `X-Original-URI` (and `X-Original-Content-Length`) |
+//! | `/forward-auth/traefik`, `/forward-auth/caddy` | Traefik ForwardAuth, Caddy `forward_auth` | `X-Forwarded-Method`, `-Uri`, `-Host`, `-Proto` |
+//! | `/forward-auth/envoy/{path}` | Envoy `ext_authz` (HTTP) | the request's own method, and the path after the prefix (options in `X-Keygate-Require`/`-Base`) |
+//!
+//! Allowed: 200 with `X-Keygate-User`, `X-Keygate-User-Id`, `X-Keygate-Token-Id` and
+//! `X-Keygate-Token-Type` for the proxy to pass upstream. Refused: 401 with
+//! `WWW-Authenticate` and the reason, in the body and in `X-Keygate-Error` (proxies
+//! drop bodies); 403 when `?require=` names a privilege the owner lacks; 429 past the
+//! failed-authentication throttle; 503 while this node's index may be stale.
+//!
+//! An LMv1 signature covers the request body. A proxy that forwards the body (Envoy
+//! `with_request_body`, Traefik `forwardBody`) sends it as this request's body; one that
+//! does not (nginx, Caddy) is told so when the original request had a body, rather than
+//! answered "signature mismatch". `?base=/api` names the part of the path the service's
+//! clients sign after (LMv1 signs the path relative to a base).
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use axum::Router;
+use axum::body::{Body, Bytes};
+use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::any;
+use http_body_util::BodyExt as _;
+use keygate_auth::Principal;
+use keygate_core::credentials::{Credential, parse_authorization};
+use keygate_core::policy::Grants;
+use keygate_store::Store;
+use serde::Deserialize;
+
+use crate::auth::{client_ip_of, refusal, throttled, token_in_query};
+use crate::body::MAX_BODY;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// The identity headers an allowed request carries upstream. The example proxy
+/// configurations strip these from what clients send.
+pub const IDENTITY_HEADERS: [&str; 4] = [
+    "x-keygate-user",
+    "x-keygate-user-id",
+    "x-keygate-token-id",
+    "x-keygate-token-type",
+];
+/// The header a refusal's reason is repeated in.
+pub const ERROR_HEADER: &str = "x-keygate-error";
+
+/// The forward-auth routes (outside the REST API's base path).
+pub fn router<S: Store>(state: AppState<S>) -> Router {
+    Router::new()
+        .route("/forward-auth/nginx", any(nginx::<S>))
+        .route("/forward-auth/traefik", any(forwarded::<S>))
+        .route("/forward-auth/caddy", any(forwarded::<S>))
+        .route("/forward-auth/envoy", any(envoy_root::<S>))
+        .route("/forward-auth/envoy/{*path}", any(envoy::<S>))
+        .with_state(state)
+}
+
+/// What the endpoint is asked to check beyond a valid credential.
+#[derive(Debug, Default, Deserialize)]
+pub struct Options {
+    /// A privilege the owner must hold: `dataingestion`, `apitoken`, `useraccess`,
+    /// `useraccess-read` or `portal`.
+    require: Option<String>,
+    /// What the service's LMv1 clients sign the path after (default: nothing).
+    base: Option<String>,
+}
+
+/// The original request, as the proxy described it.
+struct Original {
+    method: String,
+    uri: String,
+    /// The body the proxy forwarded, if it did.
+    body: Bytes,
+    /// Whether the original request had a body the proxy did not forward.
+    unseen_body: bool,
+}
+
+fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+    h.get(name)
+        .and_then(|v| v.to_str().ok())
+        .filter(|v| !v.is_empty())
+}
+
+fn declared_length(h: &HeaderMap, name: &str) -> u64 {
+    header_str(h, name)
+        .and_then(|v| v.trim().parse().ok())
+        .unwrap_or(0)
+}
+
+async fn read_body(body: Body) -> Result<Bytes, ApiError> {
+    let limited = http_body_util::Limited::new(body, MAX_BODY);
+    match limited.collect().await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(_) => Err(ApiError::PayloadTooLarge(MAX_BODY)),
+    }
+}
+
+async fn nginx<S: Store>(
+    State(st): State<AppState<S>>,
+    Query(opts): Query<Options>,
+    req: Request,
+) -> Response {
+    let (parts, _) = req.into_parts();
+    let h = &parts.headers;
+    let original = Original {
+        method: header_str(h, "x-original-method")
+            .unwrap_or(parts.method.as_str())
+            .to_owned(),
+        uri: header_str(h, "x-original-uri").unwrap_or("/").to_owned(),
+        body: Bytes::new(),
+        unseen_body: declared_length(h, "x-original-content-length") > 0,
+    };
+    decide(
+        &st,
+        &opts,
+        &parts.headers,
+        peer(&parts.extensions),
+        original,
+    )
+    .await
+}
+
+async fn forwarded<S: Store>(
+    State(st): State<AppState<S>>,
+    Query(opts): Query<Options>,
+    req: Request,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    let h = &parts.headers;
+    // Traefik's forwardBody sends the body along; Caddy never does (and sends GET).
+    let body = match read_body(body).await {
+        Ok(b) => b,
+        Err(e) => return refused(e),
+    };
+    let original = Original {
+        method: header_str(h, "x-forwarded-method")
+            .unwrap_or(parts.method.as_str())
+            .to_owned(),
+        uri: header_str(h, "x-forwarded-uri").unwrap_or("/").to_owned(),
+        unseen_body: body.is_empty() && declared_length(h, header::CONTENT_LENGTH.as_str()) > 0,
+        body,
+    };
+    decide(
+        &st,
+        &opts,
+        &parts.headers,
+        peer(&parts.extensions),
+        original,
+    )
+    .await
+}
+
+async fn envoy_root<S: Store>(st: State<AppState<S>>, req: Request) -> Response {
+    envoy(st, Path(String::new()), req).await
+}
+
+async fn envoy<S: Store>(
+    State(st): State<AppState<S>>,
+    Path(path): Path<String>,
+    req: Request,
+) -> Response {
+    let (parts, body) = req.into_parts();
+    // Envoy puts its path_prefix before the original path and query, so the query is
+    // the client's: the options come from headers Envoy's configuration adds to the
+    // check (`headers_to_add`), which a client cannot send through `allowed_headers`.
+    let opts = Options {
+        require: header_str(&parts.headers, "x-keygate-require").map(str::to_owned),
+        base: header_str(&parts.headers, "x-keygate-base").map(str::to_owned),
+    };
+    let query = parts
+        .uri
+        .query()
+        .map(|q| format!("?{q}"))
+        .unwrap_or_default();
+    let body = match read_body(body).await {
+        Ok(b) => b,
+        Err(e) => return refused(e),
+    };
+    let original = Original {
+        method: parts.method.as_str().to_owned(),
+        uri: format!("/{path}{query}"),
+        unseen_body: body.is_empty()
+            && declared_length(&parts.headers, header::CONTENT_LENGTH.as_str()) > 0,
+        body,
+    };
+    decide(
+        &st,
+        &opts,
+        &parts.headers,
+        peer(&parts.extensions),
+        original,
+    )
+    .await
+}
+
+fn peer(ext: &axum::http::Extensions) -> IpAddr {
+    ext.get::<ConnectInfo<SocketAddr>>()
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
+}
+
+/// The privilege `?require=` names.
+fn required_grants(name: &str) -> Result<Grants, ApiError> {
+    Ok(match name {
+        "dataingestion" => Grants::DATAINGESTION,
+        "apitoken" => Grants::APITOKEN_WRITE,
+        "useraccess" => Grants::USERACCESS_WRITE,
+        "useraccess-read" => Grants::USERACCESS_READ,
+        "portal" => Grants::PORTAL_WRITE,
+        other => {
+            let shown: String = other.chars().take(64).collect();
+            return Err(ApiError::BadRequest(format!(
+                "require={shown} is not a privilege keygate knows: use dataingestion, apitoken, \
+                 useraccess, useraccess-read or portal"
+            )));
+        }
+    })
+}
+
+async fn decide<S: Store>(
+    st: &AppState<S>,
+    opts: &Options,
+    headers: &HeaderMap,
+    peer: IpAddr,
+    original: Original,
+) -> Response {
+    let ip = client_ip_of(peer, headers, &st.trusted_proxies);
+    let required = match opts.require.as_deref().map(required_grants).transpose() {
+        Ok(r) => r,
+        Err(e) => return refused(e),
+    };
+    let mut outcome = "malformed";
+    let scheme = match headers
+        .get(header::AUTHORIZATION)
+        .map(HeaderValue::as_bytes)
+    {
+        Some(v) if v.len() >= 4 && v[..4].eq_ignore_ascii_case(b"lmv1") => "lmv1",
+        Some(_) => "bearer",
+        None => "none",
+    };
+    match check(st, opts, headers, ip, &original, &mut outcome) {
+        Ok((p, kind)) => {
+            st.metrics.auth(scheme, "success");
+            if let Some(g) = required
+                && !p.grants.contains(g)
+            {
+                let name = opts.require.as_deref().unwrap_or_default();
+                return refused(ApiError::Forbidden(format!(
+                    "the token's owner {} does not hold the privilege this service requires ({name})",
+                    p.username
+                )));
+            }
+            allowed(&p, kind)
+        }
+        Err(e @ (ApiError::Unauthorized(_) | ApiError::UnauthorizedDetail(..)))
+            if headers.contains_key(header::AUTHORIZATION) =>
+        {
+            match st.throttle.take(ip, st.clock.now_millis()) {
+                Ok(_) => {
+                    st.metrics.auth(scheme, outcome);
+                    refused(e)
+                }
+                Err(wait) => {
+                    st.metrics.auth(scheme, "throttled");
+                    st.metrics.throttled();
+                    refused(throttled(wait.0))
+                }
+            }
+        }
+        Err(e) => {
+            let outcome = match &e {
+                ApiError::Unauthorized(_) => "missing",
+                ApiError::Unavailable(_) => "unavailable",
+                _ => outcome,
+            };
+            st.metrics.auth(scheme, outcome);
+            refused(e)
+        }
+    }
+}
+
+fn check<S: Store>(
+    st: &AppState<S>,
+    opts: &Options,
+    headers: &HeaderMap,
+    ip: IpAddr,
+    original: &Original,
+    outcome: &mut &'static str,
+) -> Result<(Principal, &'static str), ApiError> {
+    let (path, query) = original
+        .uri
+        .split_once('?')
+        .map_or((original.uri.as_str(), None), |(p, q)| (p, Some(q)));
+    if token_in_query(query) {
+        return Err(ApiError::Unauthorized(
+            "tokens in the query string are not accepted (URLs end up in logs); send them in the header: Authorization: Bearer <token>"
+                .to_owned(),
+        ));
+    }
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Err(ApiError::Unauthorized(
+            "no credentials: send Authorization: Bearer <token> (or an LMv1 signature)".to_owned(),
+        ));
+    };
+    if values.next().is_some() {
+        return Err(ApiError::BadRequest(
+            "more than one Authorization header; send exactly one".to_owned(),
+        ));
+    }
+    match parse_authorization(value.as_bytes())
+        .map_err(|e| ApiError::Unauthorized(e.to_string()))?
+    {
+        Credential::Bearer(token) => {
+            let started = keygate_core::clock::Stopwatch::start();
+            let checked = st.verifier.verify_bearer(&token, ip, st.clock.now());
+            st.metrics.verify_latency(started.elapsed());
+            let p = checked.map_err(|r| {
+                *outcome = r.label();
+                refusal(r, "bearer")
+            })?;
+            Ok((p, "bearer"))
+        }
+        Credential::Lmv1(cred) => {
+            if original.unseen_body {
+                *outcome = "malformed";
+                return Err(ApiError::Unauthorized(
+                    "this LMv1 signature covers a request body the proxy does not send to keygate, \
+                     so it cannot be checked here: forward the body (Envoy with_request_body, Traefik \
+                     forwardBody) or use a bearer token"
+                        .to_owned(),
+                ));
+            }
+            let mut pending = st
+                .verifier
+                .lmv1_begin(&cred, &original.method, st.clock.now_millis())
+                .map_err(|r| {
+                    *outcome = r.label();
+                    refusal(r, "LMv1")
+                })?;
+            pending.update(&original.body);
+            let base = opts.base.as_deref().unwrap_or_default();
+            let signed = path.strip_prefix(base).unwrap_or(path);
+            let started = keygate_core::clock::Stopwatch::start();
+            let checked = st
+                .verifier
+                .lmv1_finish(pending, signed, ip, st.clock.now_millis());
+            st.metrics.verify_latency(started.elapsed());
+            let p = checked.map_err(|r| {
+                *outcome = r.label();
+                refusal(r, "LMv1")
+            })?;
+            Ok((p, "lmv1"))
+        }
+    }
+}
+
+fn allowed(p: &Principal, kind: &'static str) -> Response {
+    let mut resp = StatusCode::OK.into_response();
+    let h = resp.headers_mut();
+    // Usernames are NFKC letters and digits; a header value must be visible ASCII, so
+    // anything else travels percent-encoded.
+    let user: String = p
+        .username
+        .bytes()
+        .map(|b| {
+            if b.is_ascii_graphic() && b != b'%' {
+                char::from(b).to_string()
+            } else {
+                format!("%{b:02X}")
+            }
+        })
+        .collect();
+    let values = [
+        user,
+        p.user_id.to_string(),
+        p.token_id.map(|t| t.to_string()).unwrap_or_default(),
+        kind.to_owned(),
+    ];
+    for (name, value) in IDENTITY_HEADERS.iter().zip(values) {
+        if let Ok(v) = HeaderValue::try_from(value) {
+            h.insert(HeaderName::from_static(name), v);
+        }
+    }
+    resp
+}
+
+/// A refusal in the API's shape, with its reason also in [`ERROR_HEADER`] and, for
+/// 401, a `WWW-Authenticate` challenge.
+fn refused(e: ApiError) -> Response {
+    let message = e.message();
+    let unauthorized = matches!(
+        e,
+        ApiError::Unauthorized(_) | ApiError::UnauthorizedDetail(..)
+    );
+    let mut resp = e.into_response();
+    let h = resp.headers_mut();
+    let visible: String = message
+        .chars()
+        .map(|c| {
+            if c.is_ascii() && !c.is_ascii_control() {
+                c
+            } else {
+                '?'
+            }
+        })
+        .collect();
+    if let Ok(v) = HeaderValue::try_from(visible.as_str()) {
+        h.insert(HeaderName::from_static(ERROR_HEADER), v);
+    }
+    if unauthorized {
+        let challenge = format!(
+            "Bearer realm=\"keygate\", error=\"invalid_token\", error_description=\"{}\"",
+            visible.replace(['"', '\\'], "'")
+        );
+        if let Ok(v) = HeaderValue::try_from(challenge) {
+            h.insert(header::WWW_AUTHENTICATE, v);
+        }
+    }
+    resp
+}
