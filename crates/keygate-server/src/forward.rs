@@ -51,15 +51,21 @@ pub const IDENTITY_HEADERS: [&str; 4] = [
 /// The header a refusal's reason is repeated in.
 pub const ERROR_HEADER: &str = "x-keygate-error";
 
-/// The forward-auth routes (outside the REST API's base path).
-pub fn router<S: Store>(state: AppState<S>) -> Router {
+/// The forward-auth route that never reads a body (nginx's): answered from the
+/// headers and memory alone, so it runs outside the request time limits, as health
+/// checks do — the connection loop still bounds the head.
+pub fn header_routes<S: Store>() -> Router<AppState<S>> {
+    Router::new().route("/forward-auth/nginx", any(nginx::<S>))
+}
+
+/// The forward-auth routes that may read a forwarded body: under the body limit and
+/// the request time limits, as the API is.
+pub fn body_routes<S: Store>() -> Router<AppState<S>> {
     Router::new()
-        .route("/forward-auth/nginx", any(nginx::<S>))
         .route("/forward-auth/traefik", any(forwarded::<S>))
         .route("/forward-auth/caddy", any(forwarded::<S>))
         .route("/forward-auth/envoy", any(envoy_root::<S>))
         .route("/forward-auth/envoy/{*path}", any(envoy::<S>))
-        .with_state(state)
 }
 
 /// What the endpoint is asked to check beyond a valid credential.
@@ -73,9 +79,9 @@ pub struct Options {
 }
 
 /// The original request, as the proxy described it.
-struct Original {
-    method: String,
-    uri: String,
+struct Original<'a> {
+    method: &'a str,
+    uri: std::borrow::Cow<'a, str>,
     /// The body the proxy forwarded, if it did.
     body: Bytes,
     /// Whether the original request had a body the proxy did not forward.
@@ -110,10 +116,8 @@ async fn nginx<S: Store>(
     let (parts, _) = req.into_parts();
     let h = &parts.headers;
     let original = Original {
-        method: header_str(h, "x-original-method")
-            .unwrap_or(parts.method.as_str())
-            .to_owned(),
-        uri: header_str(h, "x-original-uri").unwrap_or("/").to_owned(),
+        method: header_str(h, "x-original-method").unwrap_or(parts.method.as_str()),
+        uri: header_str(h, "x-original-uri").unwrap_or("/").into(),
         body: Bytes::new(),
         unseen_body: declared_length(h, "x-original-content-length") > 0,
     };
@@ -140,10 +144,8 @@ async fn forwarded<S: Store>(
         Err(e) => return refused(e),
     };
     let original = Original {
-        method: header_str(h, "x-forwarded-method")
-            .unwrap_or(parts.method.as_str())
-            .to_owned(),
-        uri: header_str(h, "x-forwarded-uri").unwrap_or("/").to_owned(),
+        method: header_str(h, "x-forwarded-method").unwrap_or(parts.method.as_str()),
+        uri: header_str(h, "x-forwarded-uri").unwrap_or("/").into(),
         unseen_body: body.is_empty() && declared_length(h, header::CONTENT_LENGTH.as_str()) > 0,
         body,
     };
@@ -184,8 +186,8 @@ async fn envoy<S: Store>(
         Err(e) => return refused(e),
     };
     let original = Original {
-        method: parts.method.as_str().to_owned(),
-        uri: format!("/{path}{query}"),
+        method: parts.method.as_str(),
+        uri: format!("/{path}{query}").into(),
         unseen_body: body.is_empty()
             && declared_length(&parts.headers, header::CONTENT_LENGTH.as_str()) > 0,
         body,
@@ -228,7 +230,7 @@ async fn decide<S: Store>(
     opts: &Options,
     headers: &HeaderMap,
     peer: IpAddr,
-    original: Original,
+    original: Original<'_>,
 ) -> Response {
     let ip = client_ip_of(peer, headers, &st.trusted_proxies);
     let required = match opts.require.as_deref().map(required_grants).transpose() {
@@ -290,13 +292,13 @@ fn check<S: Store>(
     opts: &Options,
     headers: &HeaderMap,
     ip: IpAddr,
-    original: &Original,
+    original: &Original<'_>,
     outcome: &mut &'static str,
 ) -> Result<(Principal, &'static str), ApiError> {
     let (path, query) = original
         .uri
         .split_once('?')
-        .map_or((original.uri.as_str(), None), |(p, q)| (p, Some(q)));
+        .map_or((&*original.uri, None), |(p, q)| (p, Some(q)));
     if token_in_query(query) {
         return Err(ApiError::Unauthorized(
             "tokens in the query string are not accepted (URLs end up in logs); send them in the header: Authorization: Bearer <token>"
@@ -339,7 +341,7 @@ fn check<S: Store>(
             }
             let mut pending = st
                 .verifier
-                .lmv1_begin(&cred, &original.method, st.clock.now_millis())
+                .lmv1_begin(&cred, original.method, st.clock.now_millis())
                 .map_err(|r| {
                     *outcome = r.label();
                     refusal(r, "LMv1")
@@ -366,17 +368,21 @@ fn allowed(p: &Principal, kind: &'static str) -> Response {
     let h = resp.headers_mut();
     // Usernames are NFKC letters and digits; a header value must be visible ASCII, so
     // anything else travels percent-encoded.
-    let user: String = p
-        .username
-        .bytes()
-        .map(|b| {
-            if b.is_ascii_graphic() && b != b'%' {
-                char::from(b).to_string()
-            } else {
-                format!("%{b:02X}")
-            }
-        })
-        .collect();
+    let plain = |b: u8| b.is_ascii_graphic() && b != b'%';
+    let user: String = if p.username.bytes().all(plain) {
+        p.username.to_string()
+    } else {
+        p.username
+            .bytes()
+            .map(|b| {
+                if plain(b) {
+                    char::from(b).to_string()
+                } else {
+                    format!("%{b:02X}")
+                }
+            })
+            .collect()
+    };
     let values = [
         user,
         p.user_id.to_string(),

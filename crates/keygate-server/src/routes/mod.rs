@@ -51,7 +51,8 @@ pub fn router<S: Store>(
     let metrics = state.metrics.clone();
     let mut extra = Router::new()
         .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz::<S>));
+        .route("/readyz", get(readyz::<S>))
+        .merge(crate::forward::header_routes::<S>());
     if with_metrics {
         extra = extra.route("/metrics", get(metrics_text::<S>));
     }
@@ -79,7 +80,7 @@ pub fn router<S: Store>(
     let limited = Router::new()
         .nest("/santaba/rest", api)
         .merge(crate::ui::router(state_for_ui))
-        .merge(crate::forward::router(state_for_forward))
+        .merge(crate::forward::body_routes::<S>().with_state(state_for_forward))
         .fallback(not_found)
         .layer(DefaultBodyLimit::max(MAX_BODY))
         .layer(middleware::from_fn_with_state(
