@@ -243,7 +243,8 @@ async fn decide<S: Store>(
         .map(HeaderValue::as_bytes)
     {
         Some(v) if v.len() >= 4 && v[..4].eq_ignore_ascii_case(b"lmv1") => "lmv1",
-        Some(_) => "bearer",
+        Some(v) if v.len() >= 6 && v[..6].eq_ignore_ascii_case(b"bearer") => "bearer",
+        Some(_) => "other",
         None => "none",
     };
     match check(st, opts, headers, ip, &original, &mut outcome) {
