@@ -125,7 +125,7 @@ pub fn client_ip_of(peer: IpAddr, headers: &axum::http::HeaderMap, trusted: &[Ip
         .unwrap_or(peer)
 }
 
-pub(crate) fn token_in_query(query: Option<&str>) -> bool {
+fn token_in_query(query: Option<&str>) -> bool {
     let Some(q) = query else { return false };
     q.split('&').any(|pair| {
         let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
@@ -135,7 +135,7 @@ pub(crate) fn token_in_query(query: Option<&str>) -> bool {
 }
 
 /// The 401 (or other) error for a refused credential.
-pub(crate) fn refusal(r: Refusal, scheme: &str) -> ApiError {
+fn refusal(r: Refusal, scheme: &str) -> ApiError {
     let msg = match r {
         Refusal::Unknown => format!("the {scheme} token is not known: it was never issued or has been deleted"),
         Refusal::Disabled => format!("the {scheme} token is disabled; its owner or an administrator can enable it again"),
@@ -181,7 +181,7 @@ pub async fn authenticate<S: Store>(
     next: Next,
 ) -> Response {
     let (mut parts, body) = req.into_parts();
-    let scheme = scheme_of(&parts);
+    let scheme = scheme_of(&parts.headers);
     let ip = client_ip(&parts, &st.trusted_proxies);
     // Set by `principal` to the refusal's name when a credential is refused.
     let mut outcome = "malformed";
@@ -208,18 +208,7 @@ pub async fn authenticate<S: Store>(
         Err(e @ (ApiError::Unauthorized(_) | ApiError::UnauthorizedDetail(..)))
             if presented(&parts) =>
         {
-            // A presented credential that failed spends from the client's bucket.
-            match st.throttle.take(ip, st.clock.now_millis()) {
-                Ok(_) => {
-                    st.metrics.auth(scheme, outcome);
-                    e.into_response()
-                }
-                Err(wait) => {
-                    st.metrics.auth(scheme, "throttled");
-                    st.metrics.throttled();
-                    throttled(wait.0).into_response()
-                }
-            }
+            spend_refusal(&st, ip, scheme, outcome, e).into_response()
         }
         Err(e) => {
             let outcome = match &e {
@@ -237,10 +226,32 @@ pub async fn authenticate<S: Store>(
     }
 }
 
+/// A presented credential that failed spends from the client's bucket: the refusal
+/// itself, or 429 once the bucket is empty. Counted in the metrics either way.
+pub(crate) fn spend_refusal<S: Store>(
+    st: &AppState<S>,
+    ip: IpAddr,
+    scheme: &'static str,
+    outcome: &'static str,
+    refusal: ApiError,
+) -> ApiError {
+    match st.throttle.take(ip, st.clock.now_millis()) {
+        Ok(_) => {
+            st.metrics.auth(scheme, outcome);
+            refusal
+        }
+        Err(wait) => {
+            st.metrics.auth(scheme, "throttled");
+            st.metrics.throttled();
+            throttled(wait.0)
+        }
+    }
+}
+
 /// The credential scheme a request uses, for metrics (a fixed set of names).
-fn scheme_of(parts: &Parts) -> &'static str {
-    let Some(v) = parts.headers.get(header::AUTHORIZATION) else {
-        return if parts.headers.contains_key(header::COOKIE) {
+pub(crate) fn scheme_of(headers: &axum::http::HeaderMap) -> &'static str {
+    let Some(v) = headers.get(header::AUTHORIZATION) else {
+        return if headers.contains_key(header::COOKIE) {
             "session"
         } else {
             "none"
@@ -281,38 +292,15 @@ async fn principal<S: Store>(
     body: Body,
     outcome: &mut &'static str,
 ) -> Result<(Principal, Body), ApiError> {
-    if token_in_query(parts.uri.query()) {
-        return Err(ApiError::Unauthorized(
-            "tokens in the query string are not accepted (URLs end up in logs); send them in the header: Authorization: Bearer <token>"
-                .to_owned(),
-        ));
-    }
-    let mut values = parts.headers.get_all(header::AUTHORIZATION).iter();
-    let Some(value) = values.next() else {
+    refuse_query_token(parts.uri.query())?;
+    let Some(credential) = credential(&parts.headers)? else {
         // No Authorization header: the web UI's session cookie, if there is one.
         return session_principal(st, parts, outcome)
             .await
             .map(|p| (p, body));
     };
-    if values.next().is_some() {
-        return Err(ApiError::BadRequest(
-            "more than one Authorization header; send exactly one".to_owned(),
-        ));
-    }
-    match parse_authorization(value.as_bytes())
-        .map_err(|e| ApiError::Unauthorized(e.to_string()))?
-    {
-        Credential::Bearer(token) => {
-            let now = st.clock.now();
-            let started = keygate_core::clock::Stopwatch::start();
-            let checked = st.verifier.verify_bearer(&token, ip, now);
-            st.metrics.verify_latency(started.elapsed());
-            let p = checked.map_err(|r| {
-                *outcome = r.label();
-                refusal(r, "bearer")
-            })?;
-            Ok((p, body))
-        }
+    match credential {
+        Credential::Bearer(token) => Ok((verify_bearer(st, &token, ip, outcome)?, body)),
         Credential::Lmv1(cred) => {
             let (p, bytes) = lmv1(st, parts, ip, &cred, body, outcome).await?;
             Ok((p, Body::from(bytes)))
@@ -398,13 +386,7 @@ async fn lmv1<S: Store>(
     if declared.is_some_and(|n| n > MAX_BODY as u64) {
         return Err(ApiError::PayloadTooLarge(MAX_BODY));
     }
-    let mut pending = st
-        .verifier
-        .lmv1_begin(cred, parts.method.as_str(), st.clock.now_millis())
-        .map_err(|r| {
-            *outcome = r.label();
-            refusal(r, "LMv1")
-        })?;
+    let mut pending = begin_lmv1(st, cred, parts.method.as_str(), outcome)?;
     // The body is read before the signature can be checked: while it streams in, the
     // request holds an unauthenticated slot (a few per client), not a main one.
     let _pre_auth = st.slots.pre_auth(ip)?;
@@ -426,15 +408,88 @@ async fn lmv1<S: Store>(
         .get::<OriginalUri>()
         .map_or_else(|| parts.uri.path(), |u| u.0.path());
     let path = full.strip_prefix(BASE_PATH).unwrap_or(full);
-    let now = st.clock.now_millis();
+    Ok((
+        finish_lmv1(st, pending, path, ip, outcome)?,
+        Bytes::from(buf),
+    ))
+}
+
+/// Refuses a token in a query string (URLs end up in logs).
+pub(crate) fn refuse_query_token(query: Option<&str>) -> Result<(), ApiError> {
+    if token_in_query(query) {
+        return Err(ApiError::Unauthorized(
+            "tokens in the query string are not accepted (URLs end up in logs); send them in the header: Authorization: Bearer <token>"
+                .to_owned(),
+        ));
+    }
+    Ok(())
+}
+
+/// The credential in the one `Authorization` header, if there is one.
+pub(crate) fn credential(headers: &axum::http::HeaderMap) -> Result<Option<Credential>, ApiError> {
+    let mut values = headers.get_all(header::AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(None);
+    };
+    if values.next().is_some() {
+        return Err(ApiError::BadRequest(
+            "more than one Authorization header; send exactly one".to_owned(),
+        ));
+    }
+    parse_authorization(value.as_bytes())
+        .map(Some)
+        .map_err(|e| ApiError::Unauthorized(e.to_string()))
+}
+
+/// A bearer token checked against the index (timed for the metrics); a refusal
+/// names its reason in `outcome`.
+pub(crate) fn verify_bearer<S: Store>(
+    st: &AppState<S>,
+    token: &BearerToken,
+    ip: IpAddr,
+    outcome: &mut &'static str,
+) -> Result<Principal, ApiError> {
     let started = keygate_core::clock::Stopwatch::start();
-    let checked = st.verifier.lmv1_finish(pending, path, ip, now);
+    let checked = st.verifier.verify_bearer(token, ip, st.clock.now());
     st.metrics.verify_latency(started.elapsed());
-    let p = checked.map_err(|r| {
+    checked.map_err(|r| {
+        *outcome = r.label();
+        refusal(r, "bearer")
+    })
+}
+
+/// Starts an LMv1 check: the access id and the timestamp window, before any body.
+pub(crate) fn begin_lmv1<'a, S: Store>(
+    st: &AppState<S>,
+    cred: &'a Lmv1Credential,
+    verb: &str,
+    outcome: &mut &'static str,
+) -> Result<keygate_auth::Lmv1Pending<'a>, ApiError> {
+    st.verifier
+        .lmv1_begin(cred, verb, st.clock.now_millis())
+        .map_err(|r| {
+            *outcome = r.label();
+            refusal(r, "LMv1")
+        })
+}
+
+/// Finishes an LMv1 check over the body fed in and the signed path (timed).
+pub(crate) fn finish_lmv1<S: Store>(
+    st: &AppState<S>,
+    pending: keygate_auth::Lmv1Pending<'_>,
+    path: &str,
+    ip: IpAddr,
+    outcome: &mut &'static str,
+) -> Result<Principal, ApiError> {
+    let started = keygate_core::clock::Stopwatch::start();
+    let checked = st
+        .verifier
+        .lmv1_finish(pending, path, ip, st.clock.now_millis());
+    st.metrics.verify_latency(started.elapsed());
+    checked.map_err(|r| {
         *outcome = r.label();
         refusal(r, "LMv1")
-    })?;
-    Ok((p, Bytes::from(buf)))
+    })
 }
 
 #[cfg(test)]

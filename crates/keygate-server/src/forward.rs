@@ -30,12 +30,15 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use http_body_util::BodyExt as _;
 use keygate_auth::Principal;
-use keygate_core::credentials::{Credential, parse_authorization};
+use keygate_core::credentials::Credential;
 use keygate_core::policy::Grants;
 use keygate_store::Store;
 use serde::Deserialize;
 
-use crate::auth::{client_ip_of, refusal, throttled, token_in_query};
+use crate::auth::{
+    begin_lmv1, client_ip_of, credential, finish_lmv1, refuse_query_token, scheme_of,
+    spend_refusal, verify_bearer,
+};
 use crate::body::MAX_BODY;
 use crate::error::ApiError;
 use crate::state::AppState;
@@ -138,25 +141,10 @@ async fn forwarded<S: Store>(
 ) -> Response {
     let (parts, body) = req.into_parts();
     let h = &parts.headers;
+    let method = header_str(h, "x-forwarded-method").unwrap_or(parts.method.as_str());
+    let uri = header_str(h, "x-forwarded-uri").unwrap_or("/");
     // Traefik's forwardBody sends the body along; Caddy never does (and sends GET).
-    let body = match read_body(body).await {
-        Ok(b) => b,
-        Err(e) => return refused(e),
-    };
-    let original = Original {
-        method: header_str(h, "x-forwarded-method").unwrap_or(parts.method.as_str()),
-        uri: header_str(h, "x-forwarded-uri").unwrap_or("/").into(),
-        unseen_body: body.is_empty() && declared_length(h, header::CONTENT_LENGTH.as_str()) > 0,
-        body,
-    };
-    decide(
-        &st,
-        &opts,
-        &parts.headers,
-        peer(&parts.extensions),
-        original,
-    )
-    .await
+    with_body(&st, &opts, &parts, body, method, uri.into()).await
 }
 
 async fn envoy_root<S: Store>(st: State<AppState<S>>, req: Request) -> Response {
@@ -176,30 +164,34 @@ async fn envoy<S: Store>(
         require: header_str(&parts.headers, "x-keygate-require").map(str::to_owned),
         base: header_str(&parts.headers, "x-keygate-base").map(str::to_owned),
     };
-    let query = parts
-        .uri
-        .query()
-        .map(|q| format!("?{q}"))
-        .unwrap_or_default();
+    let uri = match parts.uri.query() {
+        Some(q) => format!("/{path}?{q}"),
+        None => format!("/{path}"),
+    };
+    with_body(&st, &opts, &parts, body, parts.method.as_str(), uri.into()).await
+}
+
+/// Decides a request whose check may carry the original body (Traefik, Envoy).
+async fn with_body<S: Store>(
+    st: &AppState<S>,
+    opts: &Options,
+    parts: &axum::http::request::Parts,
+    body: Body,
+    method: &str,
+    uri: std::borrow::Cow<'_, str>,
+) -> Response {
     let body = match read_body(body).await {
         Ok(b) => b,
         Err(e) => return refused(e),
     };
     let original = Original {
-        method: parts.method.as_str(),
-        uri: format!("/{path}{query}").into(),
+        method,
+        uri,
         unseen_body: body.is_empty()
             && declared_length(&parts.headers, header::CONTENT_LENGTH.as_str()) > 0,
         body,
     };
-    decide(
-        &st,
-        &opts,
-        &parts.headers,
-        peer(&parts.extensions),
-        original,
-    )
-    .await
+    decide(st, opts, &parts.headers, peer(&parts.extensions), original).await
 }
 
 fn peer(ext: &axum::http::Extensions) -> IpAddr {
@@ -238,15 +230,7 @@ async fn decide<S: Store>(
         Err(e) => return refused(e),
     };
     let mut outcome = "malformed";
-    let scheme = match headers
-        .get(header::AUTHORIZATION)
-        .map(HeaderValue::as_bytes)
-    {
-        Some(v) if v.len() >= 4 && v[..4].eq_ignore_ascii_case(b"lmv1") => "lmv1",
-        Some(v) if v.len() >= 6 && v[..6].eq_ignore_ascii_case(b"bearer") => "bearer",
-        Some(_) => "other",
-        None => "none",
-    };
+    let scheme = scheme_of(headers);
     match check(st, opts, headers, ip, &original, &mut outcome) {
         Ok((p, kind)) => {
             st.metrics.auth(scheme, "success");
@@ -264,17 +248,7 @@ async fn decide<S: Store>(
         Err(e @ (ApiError::Unauthorized(_) | ApiError::UnauthorizedDetail(..)))
             if headers.contains_key(header::AUTHORIZATION) =>
         {
-            match st.throttle.take(ip, st.clock.now_millis()) {
-                Ok(_) => {
-                    st.metrics.auth(scheme, outcome);
-                    refused(e)
-                }
-                Err(wait) => {
-                    st.metrics.auth(scheme, "throttled");
-                    st.metrics.throttled();
-                    refused(throttled(wait.0))
-                }
-            }
+            refused(spend_refusal(st, ip, scheme, outcome, e))
         }
         Err(e) => {
             let outcome = match &e {
@@ -300,36 +274,14 @@ fn check<S: Store>(
         .uri
         .split_once('?')
         .map_or((&*original.uri, None), |(p, q)| (p, Some(q)));
-    if token_in_query(query) {
-        return Err(ApiError::Unauthorized(
-            "tokens in the query string are not accepted (URLs end up in logs); send them in the header: Authorization: Bearer <token>"
-                .to_owned(),
-        ));
-    }
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let Some(value) = values.next() else {
+    refuse_query_token(query)?;
+    let Some(credential) = credential(headers)? else {
         return Err(ApiError::Unauthorized(
             "no credentials: send Authorization: Bearer <token> (or an LMv1 signature)".to_owned(),
         ));
     };
-    if values.next().is_some() {
-        return Err(ApiError::BadRequest(
-            "more than one Authorization header; send exactly one".to_owned(),
-        ));
-    }
-    match parse_authorization(value.as_bytes())
-        .map_err(|e| ApiError::Unauthorized(e.to_string()))?
-    {
-        Credential::Bearer(token) => {
-            let started = keygate_core::clock::Stopwatch::start();
-            let checked = st.verifier.verify_bearer(&token, ip, st.clock.now());
-            st.metrics.verify_latency(started.elapsed());
-            let p = checked.map_err(|r| {
-                *outcome = r.label();
-                refusal(r, "bearer")
-            })?;
-            Ok((p, "bearer"))
-        }
+    match credential {
+        Credential::Bearer(token) => Ok((verify_bearer(st, &token, ip, outcome)?, "bearer")),
         Credential::Lmv1(cred) => {
             if original.unseen_body {
                 *outcome = "malformed";
@@ -340,25 +292,11 @@ fn check<S: Store>(
                         .to_owned(),
                 ));
             }
-            let mut pending = st
-                .verifier
-                .lmv1_begin(&cred, original.method, st.clock.now_millis())
-                .map_err(|r| {
-                    *outcome = r.label();
-                    refusal(r, "LMv1")
-                })?;
+            let mut pending = begin_lmv1(st, &cred, original.method, outcome)?;
             pending.update(&original.body);
             let base = opts.base.as_deref().unwrap_or_default();
             let signed = path.strip_prefix(base).unwrap_or(path);
-            let started = keygate_core::clock::Stopwatch::start();
-            let checked = st
-                .verifier
-                .lmv1_finish(pending, signed, ip, st.clock.now_millis());
-            st.metrics.verify_latency(started.elapsed());
-            let p = checked.map_err(|r| {
-                *outcome = r.label();
-                refusal(r, "LMv1")
-            })?;
+            let p = finish_lmv1(st, pending, signed, ip, outcome)?;
             Ok((p, "lmv1"))
         }
     }
