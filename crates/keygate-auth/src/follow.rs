@@ -9,11 +9,10 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use keygate_store::{Change, Entity, IndexEntry, Store, StoreError};
+use keygate_store::{Change, Store};
 
 use crate::error::AuthError;
-use crate::index::TokenEntry;
-use crate::verifier::{Lmv1Entry, MAX_TOMBSTONES, OwnerEntry, Tombstones, Verifier, write};
+use crate::verifier::Verifier;
 
 /// Entries read per store round trip.
 const BATCH: i64 = 500;
@@ -42,6 +41,7 @@ impl Verifier {
                 let seq = snap.seq;
                 self.install(snap);
                 *applied = seq;
+                self.advanced(seq);
                 return Ok(count + 1);
             }
             for c in &changes {
@@ -49,6 +49,7 @@ impl Verifier {
             }
             count += changes.len();
             *applied = last;
+            self.advanced(last);
             if changes.len() < BATCH as usize {
                 break;
             }
@@ -57,79 +58,8 @@ impl Verifier {
     }
 
     async fn apply<S: Store>(&self, store: &S, c: &Change) -> Result<(), AuthError> {
-        let i = &self.inner;
-        match c.entity {
-            Entity::Token => match store.index_entry(c.id).await {
-                Ok(Some(IndexEntry::Bearer(k))) => i.tokens.insert(
-                    k.digest,
-                    TokenEntry {
-                        id: k.id,
-                        user_id: k.user_id,
-                        enabled: k.enabled,
-                    },
-                ),
-                Ok(Some(IndexEntry::Lmv1(k))) => {
-                    write(&i.lmv1).insert(k.access_id.clone(), Lmv1Entry::from(k));
-                }
-                Ok(None) => self.forget_token(c),
-                // A key that will not unseal (sealed under another master key): fail
-                // closed for this token and keep following, so later changes still apply.
-                Err(
-                    e @ (StoreError::Unseal(_) | StoreError::MasterKey(_) | StoreError::Corrupt(_)),
-                ) => {
-                    tracing::error!(token = c.id, error = %e, "token cannot be indexed; refusing it");
-                    self.forget_token(c);
-                }
-                Err(e) => return Err(e.into()),
-            },
-            Entity::User => match store.user_key(c.id).await? {
-                Some(u) => {
-                    // Roles before owners: the one order in which locks are ever nested.
-                    let roles = i
-                        .roles
-                        .read()
-                        .unwrap_or_else(std::sync::PoisonError::into_inner);
-                    write(&i.owners).insert(u.id, OwnerEntry::new(u, &roles));
-                }
-                None => {
-                    write(&i.owners).remove(&c.id);
-                }
-            },
-            Entity::Role => {
-                let grants = store.role_grants(c.id).await?;
-                let mut roles = write(&i.roles);
-                match grants {
-                    Some(g) => roles.insert(c.id, g),
-                    None => roles.remove(&c.id),
-                };
-                // Every holder's next request sees the new privileges.
-                let mut owners = write(&i.owners);
-                for o in owners.values_mut().filter(|o| o.role_ids.contains(&c.id)) {
-                    o.regrant(&roles);
-                }
-            }
-            Entity::Portal => self.set_portal(&store.portal().await?),
-        }
+        self.apply_update(crate::feed::resolve(store, c).await?);
         Ok(())
-    }
-
-    fn forget_token(&self, c: &Change) {
-        let mut dead = self
-            .inner
-            .tombstones
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
-        if dead.digests.len() + dead.access_ids.len() >= MAX_TOMBSTONES {
-            *dead = Tombstones::default();
-        }
-        if let Some(d) = &c.digest {
-            self.inner.tokens.remove(d);
-            dead.digests.insert(*d);
-        }
-        if let Some(a) = &c.access_id {
-            write(&self.inner.lmv1).remove(a);
-            dead.access_ids.insert(a.clone());
-        }
     }
 
     /// Reloads the whole index from the store (tokens this node saw deleted stay
@@ -140,6 +70,7 @@ impl Verifier {
         let seq = snap.seq;
         self.install(snap);
         *applied = seq;
+        self.advanced(seq);
         Ok(())
     }
 

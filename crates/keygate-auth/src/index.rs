@@ -144,6 +144,16 @@ impl TokenIndex {
         }
     }
 
+    /// Calls `f` with every entry, one shard's read lock at a time.
+    pub fn for_each(&self, mut f: impl FnMut(&TokenDigest, &TokenEntry)) {
+        for s in &self.shards {
+            let shard = s.read().unwrap_or_else(std::sync::PoisonError::into_inner);
+            for (d, e) in shard.iter() {
+                f(d, e);
+            }
+        }
+    }
+
     /// Number of tokens indexed.
     pub fn len(&self) -> usize {
         self.shards

@@ -6,6 +6,8 @@
 //!   [`Principal`] it yields; [`Refusal`] says why a credential was refused.
 //! - [`index`] — the sharded digest map and its hasher.
 //! - [`follow`] — keeps the index current by replaying the store's change log.
+//! - [`feed`] — the index as updates: resolved from change-log entries, applied to an
+//!   index, and carried over HTTP in a compact binary frame (never a secret).
 //! - [`replay`] — the bounded memory of LMv1 signatures for replay protection.
 //! - [`throttle`] — token buckets per client address on failed authentications.
 //! - [`usage`] — records last use in memory and writes it to the store in batches.
@@ -13,6 +15,7 @@
 #![forbid(unsafe_code)]
 
 pub mod error;
+pub mod feed;
 pub mod follow;
 pub mod index;
 pub mod replay;

@@ -7,7 +7,7 @@ use std::sync::{Arc, Mutex, RwLock};
 
 use keygate_core::credentials::Lmv1Credential;
 use keygate_core::lmv1::{self, AccessKey, Signer, WindowError};
-use keygate_core::model::{EpochSeconds, RoleId, TokenId, UserId};
+use keygate_core::model::{EpochSeconds, RoleId, TokenId, TokenType, UserId};
 use keygate_core::policy::{Actor, Grants};
 use keygate_core::token::BearerToken;
 use keygate_store::{Lmv1Key, Snapshot, Store, UserKey};
@@ -28,6 +28,8 @@ pub struct Principal {
     pub grants: Grants,
     /// The token that authenticated the request (`None` for a UI session).
     pub token_id: Option<TokenId>,
+    /// That token's type (`None` for a UI session).
+    pub token_type: Option<TokenType>,
 }
 
 impl Principal {
@@ -196,6 +198,9 @@ pub(crate) struct Inner {
     pub(crate) usage: UsageRecorder,
     /// Change-log position applied so far; the mutex serialises followers (cold path only).
     pub(crate) applied: tokio::sync::Mutex<i64>,
+    /// The same position, for those waiting for it to move (the index endpoint's long
+    /// polls).
+    pub(crate) position: tokio::sync::watch::Sender<i64>,
 }
 
 /// Tokens deleted while this node ran, by how the indexes key them.
@@ -257,6 +262,7 @@ impl Verifier {
                 reconcile_needed: AtomicBool::new(false),
                 usage: UsageRecorder::default(),
                 applied: tokio::sync::Mutex::new(snap.seq),
+                position: tokio::sync::watch::Sender::new(snap.seq),
             }),
         };
         v.install(snap);
@@ -328,6 +334,7 @@ impl Verifier {
             username,
             grants,
             token_id: Some(entry.id),
+            token_type: Some(TokenType::Bearer),
         })
     }
 
@@ -491,6 +498,7 @@ impl Verifier {
             username,
             grants,
             token_id: Some(entry.id),
+            token_type: Some(TokenType::Lmv1),
         })
     }
 
@@ -504,7 +512,50 @@ impl Verifier {
             username,
             grants,
             token_id: None,
+            token_type: None,
         })
+    }
+
+    /// Records that the index has applied the change log up to `seq`.
+    pub(crate) fn advanced(&self, seq: i64) {
+        self.inner.position.send_replace(seq);
+    }
+
+    /// The change-log position the index has applied.
+    pub fn position(&self) -> i64 {
+        *self.inner.position.borrow()
+    }
+
+    /// Waits until the index has applied changes past `after`, at most `timeout`.
+    /// Returns whether it has.
+    pub async fn wait_past(&self, after: i64, timeout: std::time::Duration) -> bool {
+        let mut rx = self.inner.position.subscribe();
+        matches!(
+            tokio::time::timeout(timeout, rx.wait_for(|p| *p > after)).await,
+            Ok(Ok(_))
+        )
+    }
+
+    /// Sets the position of an index fed from elsewhere (a keygate server's index
+    /// endpoint) after applying what brought it there.
+    pub async fn set_position(&self, seq: i64) {
+        *self.inner.applied.lock().await = seq;
+        self.advanced(seq);
+    }
+
+    /// Replaces the whole index with a snapshot read from elsewhere (tokens this index
+    /// saw deleted stay deleted), at the snapshot's position.
+    pub async fn replace(&self, snap: Snapshot) {
+        let mut applied = self.inner.applied.lock().await;
+        let seq = snap.seq;
+        self.install(snap);
+        *applied = seq;
+        self.advanced(seq);
+    }
+
+    /// Whether bearer tokens are accepted (the portal's Traces feature).
+    pub fn traces_enabled(&self) -> bool {
+        self.inner.traces_enabled.load(Ordering::SeqCst)
     }
 
     /// Number of bearer tokens indexed.

@@ -225,6 +225,7 @@ pub fn builtin_roles() -> Vec<(String, String, Vec<Privilege>)> {
     let apitoken = Privilege::new("setting", "apitoken", "write");
     let ingest = Privilege::new("dataingestion", "*", "write");
     let portal = Privilege::new("setting", "portal", "write");
+    let index = Privilege::new("setting", "tokenindex", "read");
     vec![
         (
             "administrator".to_owned(),
@@ -235,6 +236,7 @@ pub fn builtin_roles() -> Vec<(String, String, Vec<Privilege>)> {
                 apitoken.clone(),
                 ingest.clone(),
                 portal,
+                index.clone(),
             ],
         ),
         (
@@ -246,6 +248,13 @@ pub fn builtin_roles() -> Vec<(String, String, Vec<Privilege>)> {
             "readonly".to_owned(),
             "Views users, roles and tokens".to_owned(),
             vec![useraccess_read],
+        ),
+        (
+            "verifier".to_owned(),
+            "For services that verify keygate tokens themselves: follows the token index \
+             (digests, owners, privileges; never a secret) and has LMv1 signatures checked"
+                .to_owned(),
+            vec![index],
         ),
     ]
 }

@@ -23,8 +23,22 @@ impl Grants {
     pub const DATAINGESTION: Self = Self(8);
     /// `setting portal write`: change portal settings.
     pub const PORTAL_WRITE: Self = Self(16);
+    /// `setting tokenindex read`: follow the token index (digests, owners and their
+    /// privileges; never a secret) and have LMv1 signatures checked, as a service that
+    /// verifies keygate tokens itself does.
+    pub const TOKEN_INDEX: Self = Self(32);
     /// Everything keygate understands.
-    pub const ALL: Self = Self(31);
+    pub const ALL: Self = Self(63);
+
+    /// The set as a byte, as the token index's wire format carries it.
+    pub fn bits(self) -> u8 {
+        self.0
+    }
+
+    /// The set a byte names; bits keygate does not know are dropped.
+    pub fn from_bits(bits: u8) -> Self {
+        Self(bits & Self::ALL.0)
+    }
 
     /// Whether every bit of `other` is set.
     pub fn contains(self, other: Self) -> bool {
@@ -56,12 +70,13 @@ impl Grants {
 
     /// The privileges held, as the API spells them, one per item.
     pub fn list(self) -> Vec<&'static str> {
-        const NAMED: [(Grants, &str); 5] = [
+        const NAMED: [(Grants, &str); 6] = [
             (Grants::USERACCESS_WRITE, "setting useraccess write"),
             (Grants::USERACCESS_READ, "setting useraccess read"),
             (Grants::APITOKEN_WRITE, "setting apitoken write"),
             (Grants::DATAINGESTION, "dataingestion * write"),
             (Grants::PORTAL_WRITE, "setting portal write"),
+            (Grants::TOKEN_INDEX, "setting tokenindex read"),
         ];
         NAMED
             .iter()
@@ -82,6 +97,17 @@ impl Grants {
             ("setting", "apitoken", "write") => Self::APITOKEN_WRITE,
             ("dataingestion", "*", "write") => Self::DATAINGESTION,
             ("setting", "portal", "write") => Self::PORTAL_WRITE,
+            ("setting", "tokenindex", "read") => Self::TOKEN_INDEX,
+            _ => Self::NONE,
+        }
+    }
+
+    /// What a privilege spelled as [`Grants::list`] spells it grants
+    /// (`setting portal write`; nothing if keygate does not know it).
+    pub fn of_name(name: &str) -> Self {
+        let mut parts = name.split(' ');
+        match (parts.next(), parts.next(), parts.next(), parts.next()) {
+            (Some(t), Some(id), Some(op), None) => Self::of(&Privilege::new(t, id, op)),
             _ => Self::NONE,
         }
     }
@@ -370,6 +396,18 @@ fn token_denial(actor: &Actor) -> Denied {
         Denied::Forbidden(
             "managing API tokens needs the \"Allow Creation of API Tokens\" privilege (setting apitoken write)",
         )
+    }
+}
+
+/// Whether `actor` may follow the token index and have LMv1 signatures checked, as a
+/// service verifying keygate tokens itself does.
+pub fn may_follow_index(actor: &Actor) -> Result<(), Denied> {
+    if actor.grants.contains(Grants::TOKEN_INDEX) {
+        Ok(())
+    } else {
+        Err(Denied::Forbidden(
+            "following the token index needs the setting tokenindex read privilege (the built-in verifier role holds it)",
+        ))
     }
 }
 

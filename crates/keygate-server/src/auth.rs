@@ -3,10 +3,12 @@
 //! the [`Principal`] for the [`Caller`] extractor — so a handler that takes a
 //! `Caller` cannot run unauthenticated.
 //!
-//! Bearer tokens are checked from the headers alone. An LMv1 signature covers the
-//! body, so for LMv1 the body is fed into the HMAC as it arrives, and refused with 413
-//! as soon as it passes the limit; the access id and the timestamp window are checked
-//! before any of it is read.
+//! The credential itself is checked by the [`keygate_tower::Gate`], the one
+//! implementation keygate's API, its forward-auth endpoints and services behind the
+//! keygate-tower layer share. What is the server's own is around it: UI sessions and
+//! their CSRF rule, the failed-authentication throttle, request slots (an LMv1 body
+//! streams into the HMAC while holding an unauthenticated slot, not a main one) and
+//! metrics.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -15,34 +17,19 @@ use axum::extract::{ConnectInfo, FromRequestParts, OriginalUri, Request, State};
 use axum::http::{header, request::Parts};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use http_body_util::BodyExt as _;
-use keygate_auth::{Principal, Refusal};
-use keygate_core::credentials::{Credential, Lmv1Credential, parse_authorization};
+use keygate_auth::Principal;
+use keygate_core::credentials::{Credential, Lmv1Credential};
 use keygate_core::policy::Actor;
 use keygate_core::token::BearerToken;
 use keygate_store::Store;
-use serde_json::json;
+use keygate_tower::GateError;
 
-use crate::body::MAX_BODY;
 use crate::error::ApiError;
 use crate::session;
 use crate::state::AppState;
 
 /// The API's base path; LMv1 signs the path after it.
 pub const BASE_PATH: &str = "/santaba/rest";
-
-/// Query parameter names that clients use to pass tokens in URLs.
-const TOKEN_PARAMS: &[&str] = &[
-    "access_token",
-    "token",
-    "bearer",
-    "bearer_token",
-    "api_key",
-    "apikey",
-    "api_token",
-    "auth",
-    "authorization",
-];
 
 /// The authenticated caller of a request.
 #[derive(Debug, Clone)]
@@ -107,72 +94,8 @@ pub fn client_ip(parts: &Parts, trusted: &[IpAddr]) -> IpAddr {
     client_ip_of(peer, &parts.headers, trusted)
 }
 
-/// [`client_ip`] from the peer address and headers.
-pub fn client_ip_of(peer: IpAddr, headers: &axum::http::HeaderMap, trusted: &[IpAddr]) -> IpAddr {
-    if !trusted.contains(&peer) {
-        return peer;
-    }
-    let hops: Vec<IpAddr> = headers
-        .get_all("x-forwarded-for")
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(','))
-        .filter_map(|h| h.trim().parse().ok())
-        .collect();
-    hops.into_iter()
-        .rev()
-        .find(|h| !trusted.contains(h))
-        .unwrap_or(peer)
-}
-
-fn token_in_query(query: Option<&str>) -> bool {
-    let Some(q) = query else { return false };
-    q.split('&').any(|pair| {
-        let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
-        let name = name.to_ascii_lowercase();
-        TOKEN_PARAMS.contains(&name.as_str()) || BearerToken::parse(value).is_ok()
-    })
-}
-
-/// The 401 (or other) error for a refused credential.
-fn refusal(r: Refusal, scheme: &str) -> ApiError {
-    let msg = match r {
-        Refusal::Unknown => format!("the {scheme} token is not known: it was never issued or has been deleted"),
-        Refusal::Disabled => format!("the {scheme} token is disabled; its owner or an administrator can enable it again"),
-        Refusal::OwnerSuspended => "the owner of this token is suspended, so its tokens are refused".to_owned(),
-        Refusal::TracesOff => "bearer tokens are not accepted while the portal's Traces (APM) feature is off; an administrator can turn it on (tracesEnabled)".to_owned(),
-        Refusal::UnknownAccessId => "the LMv1 access id is not known: it was never issued or has been deleted".to_owned(),
-        Refusal::SignatureMismatch => "the LMv1 signature does not match the request: sign VERB + epochMillis + body + path (the path after /santaba/rest, without the query string) with the access key".to_owned(),
-        Refusal::OutsideWindow { server_millis, looks_like_seconds } => {
-            let hint = if looks_like_seconds { "; it looks like epoch seconds, but LMv1 needs epoch milliseconds" } else { "; check the client's clock" };
-            return ApiError::UnauthorizedDetail(
-                format!("the LMv1 timestamp is outside the allowed window around the server time (errorDetail.serverTime, epoch milliseconds){hint}"),
-                json!({"serverTime": server_millis}),
-            );
-        }
-        Refusal::Replayed => "replayed request: this LMv1 signature was already used inside the time window; sign every request anew".to_owned(),
-        Refusal::ReplayQuota { retry_after_seconds } => {
-            return ApiError::TooManyRequests(
-                format!(
-                    "this LMv1 token has signed the most requests replay protection remembers for one token \
-                     inside the time window; retry after {retry_after_seconds} s"
-                ),
-                retry_after_seconds,
-            );
-        }
-        Refusal::ReplayMemoryFull => {
-            return ApiError::Unavailable("replay protection is at capacity; retry shortly".to_owned());
-        }
-        Refusal::Stale { seconds } => {
-            return ApiError::Unavailable(format!(
-                "this node has not been able to confirm its credential index is current for {seconds} s \
-                 (the database is unreachable), so it refuses rather than risk accepting a revoked token; \
-                 try another node"
-            ));
-        }
-    };
-    ApiError::Unauthorized(msg)
-}
+/// [`client_ip`] from the peer address and headers (the gate's rule).
+pub use keygate_tower::gate::client_ip as client_ip_of;
 
 /// Authenticates every API request; see the module documentation.
 pub async fn authenticate<S: Store>(
@@ -249,24 +172,7 @@ pub(crate) fn spend_refusal<S: Store>(
 }
 
 /// The credential scheme a request uses, for metrics (a fixed set of names).
-pub(crate) fn scheme_of(headers: &axum::http::HeaderMap) -> &'static str {
-    let Some(v) = headers.get(header::AUTHORIZATION) else {
-        return if headers.contains_key(header::COOKIE) {
-            "session"
-        } else {
-            "none"
-        };
-    };
-    let v = v.as_bytes();
-    let starts = |p: &[u8]| v.len() >= p.len() && v[..p.len()].eq_ignore_ascii_case(p);
-    if starts(b"bearer") {
-        "bearer"
-    } else if starts(b"lmv1") {
-        "lmv1"
-    } else {
-        "other"
-    }
-}
+pub(crate) use keygate_tower::gate::scheme_of;
 
 /// The authenticated user of a request, carried on its response to the request log.
 #[derive(Debug, Clone, Copy)]
@@ -292,8 +198,12 @@ async fn principal<S: Store>(
     body: Body,
     outcome: &mut &'static str,
 ) -> Result<(Principal, Body), ApiError> {
-    refuse_query_token(parts.uri.query())?;
-    let Some(credential) = credential(&parts.headers)? else {
+    let gate_error = |outcome: &mut &'static str, e: GateError| {
+        *outcome = e.label();
+        ApiError::from(e)
+    };
+    refuse_query_token(parts.uri.query()).map_err(|e| gate_error(outcome, e))?;
+    let Some(credential) = credential(&parts.headers).map_err(|e| gate_error(outcome, e))? else {
         // No Authorization header: the web UI's session cookie, if there is one.
         return session_principal(st, parts, outcome)
             .await
@@ -332,7 +242,7 @@ pub async fn load_session<S: Store>(
     let p = st
         .verifier
         .session_principal(s.user_id, st.clock.now_millis())
-        .map_err(|r| refusal(r, "session"))?;
+        .map_err(|r| GateError::refused(r, "session", "node", BASE_PATH))?;
     // One write a minute at most keeps the idle timer honest without a write per click.
     if now - s.last_seen_on >= 60 {
         store.touch_session(&hash, now).await?;
@@ -375,74 +285,53 @@ async fn lmv1<S: Store>(
     parts: &Parts,
     ip: IpAddr,
     cred: &Lmv1Credential,
-    mut body: Body,
+    body: Body,
     outcome: &mut &'static str,
 ) -> Result<(Principal, Bytes), ApiError> {
+    let mut gate_error = |e: GateError| {
+        *outcome = e.label();
+        ApiError::from(e)
+    };
     let declared = parts
         .headers
         .get(header::CONTENT_LENGTH)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse::<u64>().ok());
-    if declared.is_some_and(|n| n > MAX_BODY as u64) {
-        return Err(ApiError::PayloadTooLarge(MAX_BODY));
+    if declared.is_some_and(|n| n > st.gate.max_body() as u64) {
+        return Err(gate_error(GateError::TooLarge(st.gate.max_body())));
     }
-    let mut pending = begin_lmv1(st, cred, parts.method.as_str(), outcome)?;
+    let mut check = st
+        .gate
+        .lmv1_begin(cred, parts.method.as_str())
+        .map_err(&mut gate_error)?;
     // The body is read before the signature can be checked: while it streams in, the
     // request holds an unauthenticated slot (a few per client), not a main one.
     let _pre_auth = st.slots.pre_auth(ip)?;
-    let mut buf = Vec::new();
-    while let Some(frame) = body.frame().await {
-        let frame = frame
-            .map_err(|_| ApiError::BadRequest("the request body could not be read".to_owned()))?;
-        if let Ok(data) = frame.into_data() {
-            if buf.len() + data.len() > MAX_BODY {
-                return Err(ApiError::PayloadTooLarge(MAX_BODY));
-            }
-            pending.update(&data);
-            buf.extend_from_slice(&data);
-        }
-    }
+    let bytes = st
+        .gate
+        .read_signed_body(&mut check, body, declared)
+        .await
+        .map_err(&mut gate_error)?;
     // The path as the client sent it (still percent-encoded), after the base path.
     let full = parts
         .extensions
         .get::<OriginalUri>()
         .map_or_else(|| parts.uri.path(), |u| u.0.path());
-    let path = full.strip_prefix(BASE_PATH).unwrap_or(full);
-    Ok((
-        finish_lmv1(st, pending, path, ip, outcome)?,
-        Bytes::from(buf),
-    ))
+    let p = timed(
+        st,
+        st.gate
+            .lmv1_finish(check, st.gate.signed_path(full), &bytes, ip),
+    )
+    .await
+    .map_err(gate_error)?;
+    Ok((p, bytes))
 }
 
 /// Refuses a token in a query string (URLs end up in logs).
-pub(crate) fn refuse_query_token(query: Option<&str>) -> Result<(), ApiError> {
-    if token_in_query(query) {
-        return Err(ApiError::Unauthorized(
-            "tokens in the query string are not accepted (URLs end up in logs); send them in the header: Authorization: Bearer <token>"
-                .to_owned(),
-        ));
-    }
-    Ok(())
-}
+pub(crate) use keygate_tower::gate::{credential, refuse_query_token};
 
-/// The credential in the one `Authorization` header, if there is one.
-pub(crate) fn credential(headers: &axum::http::HeaderMap) -> Result<Option<Credential>, ApiError> {
-    let mut values = headers.get_all(header::AUTHORIZATION).iter();
-    let Some(value) = values.next() else {
-        return Ok(None);
-    };
-    if values.next().is_some() {
-        return Err(ApiError::BadRequest(
-            "more than one Authorization header; send exactly one".to_owned(),
-        ));
-    }
-    parse_authorization(value.as_bytes())
-        .map(Some)
-        .map_err(|e| ApiError::Unauthorized(e.to_string()))
-}
-
-/// A bearer token checked against the index (timed for the metrics); a refusal
-/// names its reason in `outcome`.
+/// A bearer token checked by the gate (timed for the metrics); a refusal names its
+/// reason in `outcome`.
 pub(crate) fn verify_bearer<S: Store>(
     st: &AppState<S>,
     token: &BearerToken,
@@ -450,59 +339,21 @@ pub(crate) fn verify_bearer<S: Store>(
     outcome: &mut &'static str,
 ) -> Result<Principal, ApiError> {
     let started = keygate_core::clock::Stopwatch::start();
-    let checked = st.verifier.verify_bearer(token, ip, st.clock.now());
+    let checked = st.gate.bearer(token, ip);
     st.metrics.verify_latency(started.elapsed());
-    checked.map_err(|r| {
-        *outcome = r.label();
-        refusal(r, "bearer")
+    checked.map_err(|e| {
+        *outcome = e.label();
+        e.into()
     })
 }
 
-/// Starts an LMv1 check: the access id and the timestamp window, before any body.
-pub(crate) fn begin_lmv1<'a, S: Store>(
+/// Awaits a signature check, timing it for the metrics.
+pub(crate) async fn timed<S: Store, T>(
     st: &AppState<S>,
-    cred: &'a Lmv1Credential,
-    verb: &str,
-    outcome: &mut &'static str,
-) -> Result<keygate_auth::Lmv1Pending<'a>, ApiError> {
-    st.verifier
-        .lmv1_begin(cred, verb, st.clock.now_millis())
-        .map_err(|r| {
-            *outcome = r.label();
-            refusal(r, "LMv1")
-        })
-}
-
-/// Finishes an LMv1 check over the body fed in and the signed path (timed).
-pub(crate) fn finish_lmv1<S: Store>(
-    st: &AppState<S>,
-    pending: keygate_auth::Lmv1Pending<'_>,
-    path: &str,
-    ip: IpAddr,
-    outcome: &mut &'static str,
-) -> Result<Principal, ApiError> {
+    check: impl std::future::Future<Output = Result<T, GateError>>,
+) -> Result<T, GateError> {
     let started = keygate_core::clock::Stopwatch::start();
-    let checked = st
-        .verifier
-        .lmv1_finish(pending, path, ip, st.clock.now_millis());
+    let r = check.await;
     st.metrics.verify_latency(started.elapsed());
-    checked.map_err(|r| {
-        *outcome = r.label();
-        refusal(r, "LMv1")
-    })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn query_tokens_are_spotted() {
-        assert!(token_in_query(Some("access_token=abc")));
-        assert!(token_in_query(Some("size=5&TOKEN=abc")));
-        assert!(!token_in_query(Some("filter=note:abc&size=5")));
-        assert!(!token_in_query(None));
-        let t = BearerToken::generate().unwrap_or_else(|e| panic!("{e}"));
-        assert!(token_in_query(Some(&format!("x={}", t.expose_secret()))));
-    }
+    r
 }

@@ -148,6 +148,27 @@ impl From<keygate_auth::AuthError> for ApiError {
     }
 }
 
+// The gate words every credential refusal (for keygate's API and every service
+// behind the layer alike); here each gets the API's variant for its status.
+impl From<keygate_tower::GateError> for ApiError {
+    fn from(e: keygate_tower::GateError) -> Self {
+        use keygate_tower::GateError as G;
+        let message = e.to_string();
+        match (e.status(), e) {
+            (_, G::TooLarge(n)) => Self::PayloadTooLarge(n),
+            (401, e) => match e.detail() {
+                Some(d) => Self::UnauthorizedDetail(message, d),
+                None => Self::Unauthorized(message),
+            },
+            (429, e) => Self::TooManyRequests(message, e.retry_after().unwrap_or(1)),
+            (400, _) => Self::BadRequest(message),
+            (403, _) => Self::Forbidden(message),
+            (503, _) => Self::Unavailable(message),
+            (_, e) => Self::Internal(format!("unexpected gate refusal: {e}")),
+        }
+    }
+}
+
 /// Marks a response whose request failed because the store did (for metrics).
 #[derive(Debug, Clone, Copy)]
 pub struct StoreFailure;
@@ -184,7 +205,9 @@ impl IntoResponse for ApiError {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("5"));
             }
-            Self::AtCapacity(_) => {
+            // At capacity, or (for credentials) the index not confirmed current:
+            // both may clear within a second.
+            Self::AtCapacity(_) | Self::Unavailable(_) => {
                 resp.headers_mut()
                     .insert(header::RETRY_AFTER, HeaderValue::from_static("1"));
             }

@@ -33,11 +33,11 @@ use keygate_auth::Principal;
 use keygate_core::credentials::Credential;
 use keygate_core::policy::Grants;
 use keygate_store::Store;
+use keygate_tower::GateError;
 use serde::Deserialize;
 
 use crate::auth::{
-    begin_lmv1, client_ip_of, credential, finish_lmv1, refuse_query_token, scheme_of,
-    spend_refusal, verify_bearer,
+    client_ip_of, credential, refuse_query_token, scheme_of, spend_refusal, timed, verify_bearer,
 };
 use crate::body::MAX_BODY;
 use crate::error::ApiError;
@@ -231,7 +231,7 @@ async fn decide<S: Store>(
     };
     let mut outcome = "malformed";
     let scheme = scheme_of(headers);
-    match check(st, opts, headers, ip, &original, &mut outcome) {
+    match check(st, opts, headers, ip, &original, &mut outcome).await {
         Ok((p, kind)) => {
             st.metrics.auth(scheme, "success");
             if let Some(g) = required
@@ -262,7 +262,7 @@ async fn decide<S: Store>(
     }
 }
 
-fn check<S: Store>(
+async fn check<S: Store>(
     st: &AppState<S>,
     opts: &Options,
     headers: &HeaderMap,
@@ -270,33 +270,34 @@ fn check<S: Store>(
     original: &Original<'_>,
     outcome: &mut &'static str,
 ) -> Result<(Principal, &'static str), ApiError> {
+    let mut gate_error = |e: GateError| {
+        *outcome = e.label();
+        ApiError::from(e)
+    };
     let (path, query) = original
         .uri
         .split_once('?')
         .map_or((&*original.uri, None), |(p, q)| (p, Some(q)));
-    refuse_query_token(query)?;
-    let Some(credential) = credential(headers)? else {
-        return Err(ApiError::Unauthorized(
-            "no credentials: send Authorization: Bearer <token> (or an LMv1 signature)".to_owned(),
-        ));
+    refuse_query_token(query).map_err(&mut gate_error)?;
+    let Some(credential) = credential(headers).map_err(&mut gate_error)? else {
+        return Err(gate_error(GateError::NoCredential));
     };
     match credential {
         Credential::Bearer(token) => Ok((verify_bearer(st, &token, ip, outcome)?, "bearer")),
         Credential::Lmv1(cred) => {
             if original.unseen_body {
-                *outcome = "malformed";
-                return Err(ApiError::Unauthorized(
-                    "this LMv1 signature covers a request body the proxy does not send to keygate, \
-                     so it cannot be checked here: forward the body (Envoy with_request_body, Traefik \
-                     forwardBody) or use a bearer token"
-                        .to_owned(),
-                ));
+                return Err(gate_error(GateError::UnseenBody));
             }
-            let mut pending = begin_lmv1(st, &cred, original.method, outcome)?;
-            pending.update(&original.body);
+            let mut check = st
+                .gate
+                .lmv1_begin(&cred, original.method)
+                .map_err(&mut gate_error)?;
+            check.update(&original.body);
             let base = opts.base.as_deref().unwrap_or_default();
             let signed = path.strip_prefix(base).unwrap_or(path);
-            let p = finish_lmv1(st, pending, signed, ip, outcome)?;
+            let p = timed(st, st.gate.lmv1_finish(check, signed, &original.body, ip))
+                .await
+                .map_err(gate_error)?;
             Ok((p, "lmv1"))
         }
     }

@@ -145,6 +145,11 @@ pub async fn serve<S: Store>(
     verifier.set_replay_limits(config.replay_limits.0, config.replay_limits.1);
     verifier.confirm(config.clock.now_millis());
     let trusted: Arc<[std::net::IpAddr]> = config.trusted_proxies.clone().into();
+    let (draining_tx, draining) = tokio::sync::watch::channel(false);
+    let shutdown = async move {
+        shutdown.await;
+        let _ = draining_tx.send(true);
+    };
     let state = state::AppState {
         manager: Arc::new(
             Manager::new(store.clone(), Some(verifier.clone()))
@@ -152,6 +157,9 @@ pub async fn serve<S: Store>(
                 .with_refusal_limit(config.refusal_throttle),
         ),
         verifier: verifier.clone(),
+        gate: keygate_tower::Gate::local(verifier.clone(), config.clock.clone())
+            .with_base(auth::BASE_PATH)
+            .with_max_body(body::MAX_BODY),
         clock: config.clock.clone(),
         sessions: config.sessions.clone(),
         throttle: Arc::new(keygate_auth::throttle::FailureThrottle::new(
@@ -160,6 +168,12 @@ pub async fn serve<S: Store>(
         trusted_proxies: trusted.clone(),
         metrics: Arc::new(metrics::Metrics::default()),
         slots: Arc::new(listen::slots::Slots::new(&config.limits)),
+        max_index_wait: config
+            .limits
+            .request_timeout
+            .saturating_sub(std::time::Duration::from_secs(5))
+            .min(std::time::Duration::from_secs(20)),
+        draining,
     };
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (wake, lost) = (verifier.clone(), verifier.clone());

@@ -26,6 +26,7 @@ use crate::wire::{inputs, objects};
     objects::PortalObject,
     objects::AccessLogItem,
     objects::ErrorBody,
+    objects::Lmv1Verdict,
     inputs::ApiTokenInput,
     inputs::ApiTokenLookup,
     inputs::RoleRef,
@@ -176,6 +177,37 @@ fn parameters(o: &Operation) -> Vec<Value> {
         }
         Shape::One(_) => out.push(fields),
         Shape::Write(..) | Shape::Delete => {}
+        Shape::IndexFrame => {
+            out.push(query(
+                "after",
+                json!({"type": "integer", "format": "int64", "minimum": 0}),
+                "The position the follower's index is at (from the last frame); without it, a snapshot of the whole index",
+            ));
+            out.push(query(
+                "waitMillis",
+                json!({"type": "integer", "minimum": 0, "maximum": 20_000}),
+                "How long to wait for a change when there is none after the position yet (a long poll; default 0)",
+            ));
+        }
+        Shape::SignedBody(_) => {
+            for (name, doc) in [
+                (
+                    "X-Keygate-Authorization",
+                    "The checked request's Authorization header (LMv1 accessId:signature:epochMillis)",
+                ),
+                ("X-Keygate-Method", "The checked request's method"),
+                (
+                    "X-Keygate-Path",
+                    "The path it signed: after the service's base, without the query string",
+                ),
+            ] {
+                out.push(json!({"name": name, "in": "header", "required": true,
+                                "schema": {"type": "string", "maxLength": 4096}, "description": doc}));
+            }
+            out.push(json!({"name": "X-Keygate-Client-Ip", "in": "header", "required": false,
+                            "schema": {"type": "string", "maxLength": 64},
+                            "description": "The checked request's client address (for its usage record and the failed-authentication throttle)"}));
+        }
     }
     if o.type_param {
         out.push(query(
@@ -263,12 +295,17 @@ fn operation(o: &Operation) -> Value {
                 "items": {"type": "array", "items": schema_ref(item)},
             }
         }),
-        Shape::One(s) | Shape::Write(_, s) => schema_ref(s),
+        Shape::One(s) | Shape::Write(_, s) | Shape::SignedBody(s) => schema_ref(s),
         Shape::Delete => json!({"type": "object"}),
+        Shape::IndexFrame => json!({"type": "string", "format": "binary"}),
+    };
+    let media = match o.shape {
+        Shape::IndexFrame => keygate_auth::feed::MEDIA_TYPE,
+        _ => "application/json",
     };
     let mut ok = json!({
         "description": "Success",
-        "content": {"application/json": {"schema": ok_schema}},
+        "content": {media: {"schema": ok_schema}},
     });
     if let (Some(l), Value::Object(m)) = (links(o), &mut ok) {
         m.insert("links".to_owned(), l);
@@ -287,6 +324,13 @@ fn operation(o: &Operation) -> Value {
         m.insert(
             "requestBody".to_owned(),
             json!({"required": false, "content": {"application/json": {"schema": schema_ref(input)}}}),
+        );
+    }
+    if let (Shape::SignedBody(_), Value::Object(m)) = (o.shape, &mut op) {
+        m.insert(
+            "requestBody".to_owned(),
+            json!({"required": false, "description": "The body the LMv1 signature covers, byte for byte",
+                   "content": {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}}),
         );
     }
     op

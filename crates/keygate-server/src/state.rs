@@ -19,6 +19,8 @@ pub struct AppState<S: Store> {
     pub manager: Arc<Manager<S>>,
     /// The in-memory credential index.
     pub verifier: Verifier,
+    /// Credential checks on that index (shared with forward-auth and keygate-tower).
+    pub gate: keygate_tower::Gate,
     /// Time.
     pub clock: Clock,
     /// Web UI session settings.
@@ -31,4 +33,8 @@ pub struct AppState<S: Store> {
     pub metrics: Arc<crate::metrics::Metrics>,
     /// Request slots: the main pool and the unauthenticated one.
     pub slots: Arc<crate::listen::slots::Slots>,
+    /// The longest an index long poll waits (inside the request time limit).
+    pub max_index_wait: std::time::Duration,
+    /// Turns true when the server begins shutting down (long polls answer at once).
+    pub draining: tokio::sync::watch::Receiver<bool>,
 }

@@ -17,6 +17,7 @@ use crate::error::ApiError;
 use crate::state::AppState;
 
 mod accesslogs;
+mod index;
 mod portal;
 mod roles;
 pub mod table;

@@ -5,7 +5,7 @@
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use keygate_store::Store;
 
-use super::{accesslogs, portal, roles, tokens, users};
+use super::{accesslogs, index, portal, roles, tokens, users};
 use crate::state::AppState;
 
 /// Names every operation; [`handler`] matches on it exhaustively.
@@ -63,6 +63,10 @@ pub enum OpId {
     PutPortal,
     /// PATCH /setting/portal
     PatchPortal,
+    /// GET /keygate/index
+    FollowIndex,
+    /// POST /keygate/lmv1/check
+    CheckLmv1,
 }
 
 /// What an operation takes and returns, for its description.
@@ -77,6 +81,11 @@ pub enum Shape {
     Write(&'static str, &'static str),
     /// No body, returning `{}`.
     Delete,
+    /// `after` and `waitMillis`, returning a binary token-index frame.
+    IndexFrame,
+    /// The body an LMv1 signature covers (raw), with the request it signed in
+    /// `X-Keygate-*` headers, returning the named verdict schema.
+    SignedBody(&'static str),
 }
 
 /// One operation.
@@ -138,6 +147,8 @@ const ROLE: &str = "/setting/roles/{roleId}";
 const LOGS: &str = "/setting/accesslogs";
 const LOG: &str = "/setting/accesslogs/{id}";
 const PORTAL: &str = "/setting/portal";
+const INDEX: &str = "/keygate/index";
+const LMV1_CHECK: &str = "/keygate/lmv1/check";
 
 /// The REST API, in the order the document lists it.
 pub const OPERATIONS: &[Operation] = &[
@@ -375,6 +386,24 @@ pub const OPERATIONS: &[Operation] = &[
         "Portal",
         Shape::Write("PortalPatch", "Portal"),
     ),
+    op(
+        OpId::FollowIndex,
+        "get",
+        INDEX,
+        "followTokenIndex",
+        "The token index for a service that verifies keygate tokens itself: a snapshot, or the changes after a position (long poll); digests only, never a secret",
+        "Token index",
+        Shape::IndexFrame,
+    ),
+    op(
+        OpId::CheckLmv1,
+        "post",
+        LMV1_CHECK,
+        "checkLmv1Signature",
+        "Check an LMv1-signed request a service received (LMv1 keys never leave keygate)",
+        "Token index",
+        Shape::SignedBody("Lmv1Verdict"),
+    ),
 ];
 
 /// The handler of one operation.
@@ -406,6 +435,8 @@ pub fn handler<S: Store>(id: OpId) -> MethodRouter<AppState<S>> {
         OpId::GetPortal => get(portal::get::<S>),
         OpId::PutPortal => put(portal::update::<S>),
         OpId::PatchPortal => patch(portal::update::<S>),
+        OpId::FollowIndex => get(index::follow::<S>),
+        OpId::CheckLmv1 => post(index::check_lmv1::<S>),
     }
 }
 

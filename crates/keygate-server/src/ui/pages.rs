@@ -32,24 +32,50 @@ fn fail(e: impl Into<ApiError>) -> Response {
     axum::response::IntoResponse::into_response(e)
 }
 
-/// The named privileges the Roles tab shows as check boxes.
-pub const NAMED_PRIVILEGES: &[(&str, &str, &str, &str)] = &[
+/// The named privileges the Roles tab shows as check boxes: key, object type, object
+/// id, operation and label.
+pub const NAMED_PRIVILEGES: &[(&str, &str, &str, &str, &str)] = &[
     (
         "apitoken",
         "setting",
         "apitoken",
+        "write",
         "Allow Creation of API Tokens",
     ),
-    ("ingest", "dataingestion", "*", "DataIngestion"),
-    ("manage", "setting", "useraccess", "Manage users and roles"),
-    ("view", "setting", "useraccess", "View users and roles"),
-    ("portal", "setting", "portal", "Manage portal settings"),
+    ("ingest", "dataingestion", "*", "write", "DataIngestion"),
+    (
+        "manage",
+        "setting",
+        "useraccess",
+        "write",
+        "Manage users and roles",
+    ),
+    (
+        "view",
+        "setting",
+        "useraccess",
+        "read",
+        "View users and roles",
+    ),
+    (
+        "portal",
+        "setting",
+        "portal",
+        "write",
+        "Manage portal settings",
+    ),
+    (
+        "index",
+        "setting",
+        "tokenindex",
+        "read",
+        "Follow the token index (services that verify tokens themselves)",
+    ),
 ];
 
 fn named(p: &keygate_core::model::Privilege) -> Option<&'static str> {
-    NAMED_PRIVILEGES.iter().find_map(|(key, t, i, label)| {
-        let op = if *key == "view" { "read" } else { "write" };
-        (p.object_type == *t && p.object_id == *i && p.operation == op).then_some(*label)
+    NAMED_PRIVILEGES.iter().find_map(|(_, t, i, op, label)| {
+        (p.object_type == *t && p.object_id == *i && p.operation == *op).then_some(*label)
     })
 }
 
@@ -759,12 +785,11 @@ pub async fn role_form<S: Store>(
         None => None,
     };
     let mut boxes = String::new();
-    for (key, t, i, label) in NAMED_PRIVILEGES {
-        let op = if *key == "view" { "read" } else { "write" };
+    for (_, t, i, op, label) in NAMED_PRIVILEGES {
         let on = role.as_ref().is_some_and(|r| {
             r.privileges
                 .iter()
-                .any(|p| p.object_type == *t && p.object_id == *i && p.operation == op)
+                .any(|p| p.object_type == *t && p.object_id == *i && p.operation == *op)
         });
         let _ = write!(
             boxes,

@@ -334,3 +334,40 @@ pub struct ErrorBody {
     #[schema(value_type = Option<Object>)]
     pub error_detail: serde_json::Value,
 }
+
+/// keygate's verdict on an LMv1 request a service asked it to check (a keygate
+/// extension). The call itself succeeded; `allowed` says whether the request may pass.
+#[derive(Debug, Default, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Lmv1Verdict {
+    /// Whether the signature matches and the token and its owner may authenticate
+    pub allowed: bool,
+    /// The owner's user id (allowed only)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<i64>,
+    /// The owner's username (allowed only)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// The token's id (allowed only)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_id: Option<i64>,
+    /// lmv1 (allowed only)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub token_type: Option<&'static str>,
+    /// The owner's privileges as of now, as roles spell them (allowed only)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub privileges: Option<Vec<&'static str>>,
+    /// The status keygate would answer the request with (refused only)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_code: Option<u16>,
+    /// Why it was refused, as keygate's API words it (refused only)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub error_message: Option<String>,
+    /// More about the refusal (the server time for a clock error), or null
+    #[serde(skip_serializing_if = "Option::is_none")]
+    #[schema(value_type = Option<Object>)]
+    pub error_detail: Option<serde_json::Value>,
+    /// Seconds to wait before retrying (throttled refusals only)
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub retry_after: Option<u64>,
+}

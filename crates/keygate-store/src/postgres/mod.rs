@@ -53,6 +53,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         5,
         include_str!("../../migrations/postgres/0005_username_key.sql"),
     ),
+    (6, include_str!("../../migrations/both/verifier_role.sql")),
 ];
 
 /// Whether a database URL names PostgreSQL.

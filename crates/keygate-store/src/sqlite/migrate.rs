@@ -22,6 +22,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         7,
         include_str!("../../migrations/sqlite/0007_username_key.sql"),
     ),
+    (8, include_str!("../../migrations/both/verifier_role.sql")),
 ];
 
 pub(super) async fn run(pool: &SqlitePool) -> Result<()> {
@@ -110,5 +111,68 @@ mod tests {
             store.user_by_username("ÄRGER").await.unwrap().username,
             "Ärger"
         );
+    }
+
+    #[tokio::test]
+    async fn a_store_from_before_the_verifier_role_gets_it_once_and_the_administrator_its_privilege()
+     {
+        use keygate_core::policy::Grants;
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("k.db");
+        let path = path.to_str().unwrap();
+        let key = MasterKey::generate().unwrap();
+        let store = SqliteStore::open(path, key.clone()).await.unwrap();
+        assert!(store.bootstrap("hash", 1).await.unwrap());
+        let grants = |store: &SqliteStore| {
+            let pool = store.pool().clone();
+            async move {
+                let rows: Vec<(String, String, String, String)> = sqlx::query_as(
+                    "SELECT r.name, p.object_type, p.object_id, p.operation FROM roles r \
+                     JOIN role_privileges p ON p.role_id = r.id ORDER BY r.id, p.position",
+                )
+                .fetch_all(&pool)
+                .await
+                .unwrap();
+                rows
+            }
+        };
+        let fresh = grants(&store).await;
+        // As a store made before migration 8: no verifier role, an administrator
+        // without the privilege.
+        sqlx::query("DELETE FROM roles WHERE name = 'verifier'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM role_privileges WHERE object_id = 'tokenindex'")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        sqlx::query("DELETE FROM schema_migrations WHERE version = 8")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        drop(store);
+        let store = SqliteStore::open(path, key.clone()).await.unwrap();
+        let migrated = grants(&store).await;
+        assert_eq!(
+            migrated, fresh,
+            "the migration makes what the bootstrap makes"
+        );
+        let verifier: Vec<_> = migrated.iter().filter(|r| r.0 == "verifier").collect();
+        assert_eq!(verifier.len(), 1);
+        let admin: Vec<_> = migrated
+            .iter()
+            .filter(|r| r.0 == "administrator")
+            .map(|r| keygate_core::model::Privilege::new(&r.1, &r.2, &r.3))
+            .collect();
+        assert_eq!(Grants::of_all(&admin), Grants::ALL);
+        // Run again (as a second start would): nothing doubles.
+        sqlx::query("DELETE FROM schema_migrations WHERE version = 8")
+            .execute(store.pool())
+            .await
+            .unwrap();
+        drop(store);
+        let store = SqliteStore::open(path, key).await.unwrap();
+        assert_eq!(grants(&store).await, fresh);
     }
 }

@@ -153,7 +153,7 @@ async fn sort_fields_and_paging() {
         .await;
     assert_eq!(
         r.body["items"],
-        json!([{"name": "readonly"}, {"name": "dataingestion"}, {"name": "administrator"}])
+        json!([{"name": "verifier"}, {"name": "readonly"}, {"name": "dataingestion"}, {"name": "administrator"}])
     );
 }
 

@@ -32,6 +32,8 @@ mod multinode;
 mod openapi;
 #[path = "privileges.rs"]
 mod privileges;
+#[path = "remote.rs"]
+mod remote;
 #[path = "support.rs"]
 pub mod support;
 #[path = "throttle.rs"]

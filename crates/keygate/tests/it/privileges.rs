@@ -13,12 +13,14 @@ const USERACCESS_READ: (&str, &str, &str) = ("setting", "useraccess", "read");
 const APITOKEN_WRITE: (&str, &str, &str) = ("setting", "apitoken", "write");
 const DATAINGESTION_WRITE: (&str, &str, &str) = ("dataingestion", "*", "write");
 const PORTAL_WRITE: (&str, &str, &str) = ("setting", "portal", "write");
-const EVERY: [(&str, &str, &str); 5] = [
+const TOKEN_INDEX: (&str, &str, &str) = ("setting", "tokenindex", "read");
+const EVERY: [(&str, &str, &str); 6] = [
     USERACCESS_WRITE,
     USERACCESS_READ,
     APITOKEN_WRITE,
     DATAINGESTION_WRITE,
     PORTAL_WRITE,
+    TOKEN_INDEX,
 ];
 
 /// A user whose only job is managing users and roles (and who may hold a bearer
@@ -215,7 +217,10 @@ async fn someone_must_remain_who_can_manage_users() {
     assert_eq!(r.status, StatusCode::CONFLICT, "{}", r.text);
     assert!(r.message().contains("no active user"), "{}", r.text);
     let r = s.get(&other_token, &format!("/setting/roles/{all}")).await;
-    assert_eq!(r.body["privileges"].as_array().map(Vec::len), Some(5));
+    assert_eq!(
+        r.body["privileges"].as_array().map(Vec::len),
+        Some(EVERY.len())
+    );
     // Promoting the admin back first makes the same change fine.
     let r = s
         .patch(

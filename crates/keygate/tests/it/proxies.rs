@@ -103,6 +103,11 @@ async fn wait_listening(port: u16) {
 }
 
 async fn nginx(keygate: SocketAddr, app: SocketAddr) -> Proxy {
+    nginx_asking(keygate, app, "").await
+}
+
+/// nginx with the shipped include, asking keygate `query` (`$keygate_query`).
+async fn nginx_asking(keygate: SocketAddr, app: SocketAddr, query: &str) -> Proxy {
     let dir = tempfile::tempdir().expect("dir");
     let port = free_port();
     let d = dir.path().display();
@@ -116,7 +121,7 @@ async fn nginx(keygate: SocketAddr, app: SocketAddr) -> Proxy {
            fastcgi_temp_path {d}/fastcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
            upstream keygate {{ server {keygate}; }}\n\
            upstream keygate_app {{ server {app}; }}\n\
-           server {{ listen 127.0.0.1:{port}; include {}; }}\n\
+           server {{ listen 127.0.0.1:{port}; set $keygate_query \"{query}\"; include {}; }}\n\
          }}\n",
         repo().join("deploy/nginx/keygate.conf").display()
     );
@@ -139,6 +144,11 @@ async fn nginx(keygate: SocketAddr, app: SocketAddr) -> Proxy {
 }
 
 async fn caddy(keygate: SocketAddr, app: SocketAddr) -> Proxy {
+    caddy_asking(keygate, app, "").await
+}
+
+/// Caddy with the shipped Caddyfile, asking keygate `query` (`KEYGATE_QUERY`).
+async fn caddy_asking(keygate: SocketAddr, app: SocketAddr, query: &str) -> Proxy {
     let dir = tempfile::tempdir().expect("dir");
     let port = free_port();
     let child = tokio::process::Command::new("caddy")
@@ -150,6 +160,7 @@ async fn caddy(keygate: SocketAddr, app: SocketAddr) -> Proxy {
         .env("SITE_ADDRESS", format!("http://127.0.0.1:{port}"))
         .env("KEYGATE_ADDRESS", keygate.to_string())
         .env("APP_ADDRESS", app.to_string())
+        .env("KEYGATE_QUERY", query)
         .env("HOME", dir.path())
         .env("XDG_DATA_HOME", dir.path())
         .env("XDG_CONFIG_HOME", dir.path())
@@ -298,5 +309,71 @@ async fn throttled_answers_are_passed_on_not_turned_into_500() {
             last.1
         );
         assert!(last.1.contains_key("retry-after"), "{kind}: {:?}", last.1);
+    }
+}
+
+#[tokio::test]
+async fn a_missing_privilege_is_403_and_a_stale_index_503_through_the_proxy() {
+    for kind in ["nginx", "caddy"] {
+        if !installed(kind) {
+            continue;
+        }
+        // The follower is never due in this test (an hour between polls), so once the
+        // clock moves past the max staleness nothing confirms the index current again.
+        let clock = keygate_server::state::Clock::fixed(now_millis());
+        let mut config = test_config();
+        config.trusted_proxies = vec![Ipv4Addr::LOCALHOST.into()];
+        config.poll_interval = Duration::from_secs(3600);
+        config.max_staleness = Duration::from_secs(30);
+        config.clock = clock.clone();
+        let Some(s) = Server::start_with(config).await else {
+            return;
+        };
+        let app = echo_upstream().await;
+        let query = "?require=portal";
+        let p = match kind {
+            "nginx" => nginx_asking(s.addr, app, query).await,
+            _ => caddy_asking(s.addr, app, query).await,
+        };
+        let user = s.user("ingest-only", &[DATAINGESTION]).await;
+        let (_, token) = s.token_for(user, "no portal privilege").await;
+
+        let (status, headers, body) = through(&p, Some(&token), &[]).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "{kind}: {body}");
+        let reason = headers
+            .get("x-keygate-error")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        assert!(
+            reason.contains("does not hold the privilege this service requires (portal)"),
+            "{kind}: {headers:?}"
+        );
+        assert!(
+            !body.contains("x-keygate-user"),
+            "{kind}: reached the upstream"
+        );
+        let admin = s.admin_token.clone();
+        assert_eq!(
+            through(&p, Some(&admin), &[]).await.0,
+            StatusCode::OK,
+            "{kind}"
+        );
+
+        clock.advance(31_000);
+        let (status, headers, body) = through(&p, Some(&admin), &[]).await;
+        assert_eq!(status, StatusCode::SERVICE_UNAVAILABLE, "{kind}: {body}");
+        assert!(headers.contains_key("retry-after"), "{kind}: {headers:?}");
+        let reason = headers
+            .get("x-keygate-error")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        assert!(
+            reason.contains("not been able to confirm its credential index"),
+            "{kind}: {headers:?}"
+        );
+        assert!(
+            !body.contains("x-keygate-user"),
+            "{kind}: reached the upstream"
+        );
     }
 }

@@ -39,6 +39,8 @@ mod openapi;
 mod privileges;
 #[path = "proxies.rs"]
 mod proxies;
+#[path = "remote.rs"]
+mod remote;
 #[path = "storage.rs"]
 mod storage;
 #[path = "support.rs"]

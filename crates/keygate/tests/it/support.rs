@@ -116,10 +116,13 @@ impl Server {
 
     /// Starts a server on an existing database with the given key (no bootstrap).
     pub async fn launch(db: &Db, key: MasterKey, config: ServerConfig) -> Self {
+        Self::launch_on(db, key, config, "127.0.0.1:0".parse().expect("address")).await
+    }
+
+    /// [`Server::launch`] on a given address (to come back where clients look).
+    pub async fn launch_on(db: &Db, key: MasterKey, config: ServerConfig, at: SocketAddr) -> Self {
         crypto_provider();
-        let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind");
+        let listener = tokio::net::TcpListener::bind(at).await.expect("bind");
         let addr = listener.local_addr().expect("addr");
         let (tx, rx) = oneshot::channel::<()>();
         let mut serve_config = config.clone();
@@ -240,6 +243,15 @@ impl Server {
     pub async fn restart_with(mut self, config: ServerConfig) -> Self {
         self.stop().await;
         let mut s = Self::launch(&self.db, self.key.clone(), config).await;
+        s.admin_token = std::mem::take(&mut self.admin_token);
+        s.dir = self.dir.take();
+        s
+    }
+
+    /// Starts a stopped server again on the same database and the same port.
+    pub async fn relaunch(mut self) -> Self {
+        let config = self.config.clone();
+        let mut s = Self::launch_on(&self.db, self.key.clone(), config, self.addr).await;
         s.admin_token = std::mem::take(&mut self.admin_token);
         s.dir = self.dir.take();
         s
@@ -642,6 +654,7 @@ pub async fn send(rb: reqwest::RequestBuilder) -> Resp {
 pub const ADMINISTRATOR: i64 = 1;
 pub const DATAINGESTION: i64 = 2;
 pub const READONLY: i64 = 3;
+pub const VERIFIER: i64 = 4;
 
 /// Milliseconds since the Unix epoch, from the system clock.
 pub fn now_millis() -> i64 {

@@ -587,7 +587,8 @@ async fn lmv1_users_roles_and_portal() {
             "DataIngestion",
             "Manage users and roles",
             "View users and roles",
-            "Manage portal settings"
+            "Manage portal settings",
+            "Follow the token index (services that verify tokens themselves)"
         ])
     );
     b.type_into(&b.find("#name").await, "auditor").await;

@@ -214,7 +214,7 @@ async fn roles_crud_and_in_use_conflict() {
         return;
     };
     let r = s.get(&s.admin_token, "/setting/roles").await;
-    assert_eq!(r.body["total"], 3);
+    assert_eq!(r.body["total"], 4);
     assert_eq!(r.body["items"][0]["name"], "administrator");
     assert_eq!(r.body["items"][0]["associatedUserCount"], 1);
     let role = s
