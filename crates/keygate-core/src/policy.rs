@@ -562,6 +562,30 @@ mod tests {
     }
 
     #[test]
+    fn privileges_round_trip_through_their_names_and_bits() {
+        for g in Grants::ALL.list() {
+            assert!(!Grants::of_name(g).is_empty(), "{g}");
+        }
+        let names = Grants::ALL.list();
+        let back = names
+            .iter()
+            .fold(Grants::NONE, |acc, n| acc.union(Grants::of_name(n)));
+        assert_eq!(back, Grants::ALL);
+        assert_eq!(
+            Grants::of_name("setting tokenindex read"),
+            Grants::TOKEN_INDEX
+        );
+        assert_eq!(Grants::of_name("setting tokenindex"), Grants::NONE);
+        assert_eq!(
+            Grants::of_name("setting tokenindex read extra"),
+            Grants::NONE
+        );
+        assert_eq!(Grants::from_bits(Grants::ALL.bits() | 0x80), Grants::ALL);
+        assert!(may_follow_index(&actor(1, Grants::USERACCESS_WRITE)).is_err());
+        assert!(may_follow_index(&actor(1, Grants::TOKEN_INDEX)).is_ok());
+    }
+
+    #[test]
     fn nobody_grants_what_they_do_not_hold() {
         let ua = actor(1, Grants::USERACCESS_WRITE.union(Grants::USERACCESS_READ));
         let cap = user_admin(&ua).unwrap_or_else(|d| panic!("{d}"));
@@ -576,6 +600,7 @@ mod tests {
                 missing: Grants::APITOKEN_WRITE
                     .union(Grants::DATAINGESTION)
                     .union(Grants::PORTAL_WRITE)
+                    .union(Grants::TOKEN_INDEX)
             }
         );
         assert!(d.to_string().contains("setting portal write"), "{d}");

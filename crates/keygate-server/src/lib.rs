@@ -150,7 +150,7 @@ pub async fn serve<S: Store>(
         shutdown.await;
         let _ = draining_tx.send(true);
     };
-    let state = state::AppState {
+    let state = state::AppState::new(state::Shared {
         manager: Arc::new(
             Manager::new(store.clone(), Some(verifier.clone()))
                 .with_clock(config.clock.clone())
@@ -174,7 +174,7 @@ pub async fn serve<S: Store>(
             .saturating_sub(std::time::Duration::from_secs(5))
             .min(std::time::Duration::from_secs(20)),
         draining,
-    };
+    });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (wake, lost) = (verifier.clone(), verifier.clone());
     let change_listener = store.watch_changes(

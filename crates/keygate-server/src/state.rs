@@ -12,9 +12,32 @@ use crate::manage::Manager;
 /// the system clock directly, so tests can put a request exactly on a window edge.
 pub use keygate_core::clock::Clock;
 
-/// What every handler can reach. Cloning is cheap.
-#[derive(Clone)]
-pub struct AppState<S: Store> {
+/// What every handler can reach: one shared [`Shared`]. Every request clones it
+/// (axum's `State` extractor does), so it is one reference count, not one per field.
+pub struct AppState<S: Store>(Arc<Shared<S>>);
+
+impl<S: Store> Clone for AppState<S> {
+    fn clone(&self) -> Self {
+        Self(self.0.clone())
+    }
+}
+
+impl<S: Store> std::ops::Deref for AppState<S> {
+    type Target = Shared<S>;
+    fn deref(&self) -> &Shared<S> {
+        &self.0
+    }
+}
+
+impl<S: Store> AppState<S> {
+    /// Shares `shared` between every handler.
+    pub fn new(shared: Shared<S>) -> Self {
+        Self(Arc::new(shared))
+    }
+}
+
+/// The state itself.
+pub struct Shared<S: Store> {
     /// Business operations (policy + store + index update).
     pub manager: Arc<Manager<S>>,
     /// The in-memory credential index.

@@ -9,7 +9,10 @@ use keygate_tower::{Gate, RemoteConfig};
 
 #[tokio::main]
 async fn main() -> anyhow::Result<()> {
-    tracing_subscriber::fmt().with_target(false).init();
+    tracing_subscriber::fmt()
+        .with_target(false)
+        .with_writer(std::io::stderr)
+        .init();
     let url = std::env::var("KEYGATE_URL").context("set KEYGATE_URL to keygate's address")?;
     let token = std::env::var("KEYGATE_TOKEN")
         .context("set KEYGATE_TOKEN to a token whose owner has the verifier role")?;

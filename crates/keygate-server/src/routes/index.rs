@@ -80,7 +80,11 @@ pub(super) async fn follow<S: Store>(
         return Ok(frame(st.verifier.export().await.1));
     }
     let changes = store.changes_since(after, BATCH).await?;
-    if changes.first().is_some_and(|c| c.seq != after + 1) && store.change_floor().await? > after {
+    if changes
+        .first()
+        .is_some_and(|c| c.seq != after.saturating_add(1))
+        && store.change_floor().await? > after
+    {
         // Entries after the position were pruned: replaying would miss changes.
         return Ok(frame(st.verifier.export().await.1));
     }

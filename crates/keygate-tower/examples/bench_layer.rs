@@ -1,0 +1,68 @@
+//! The layer in process: an axum hello handler behind `KeygateLayer` vs the same
+//! handler without it, served side by side for `scripts/bench-layer` to load with wrk.
+//!
+//! The index is built in memory (100,000 bearer tokens, one owner holding every
+//! privilege); the token wrk sends is printed on the first line of stdout, then the
+//! two addresses: `bare=ADDR` and `layered=ADDR`.
+#![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
+
+use axum::Router;
+use axum::routing::get;
+use keygate_auth::Verifier;
+use keygate_core::clock::Clock;
+use keygate_core::model::Portal;
+use keygate_core::policy::Grants;
+use keygate_core::token::{BearerToken, TokenDigest};
+use keygate_store::{Snapshot, TokenKey, UserKey};
+use keygate_tower::{Gate, KeygateLayer};
+
+fn hello() -> Router {
+    Router::new().route("/", get(|| async { "hello, world\n" }))
+}
+
+#[tokio::main(flavor = "current_thread")]
+async fn main() {
+    let token = BearerToken::generate().unwrap();
+    let mut tokens: Vec<TokenKey> = (1..100_000)
+        .map(|i: i64| {
+            let mut d = [0u8; 32];
+            d[..8].copy_from_slice(&i.to_le_bytes());
+            d[31] = (i % 251) as u8;
+            TokenKey {
+                id: i,
+                user_id: 1,
+                digest: TokenDigest(d),
+                enabled: true,
+            }
+        })
+        .collect();
+    tokens.push(TokenKey {
+        id: 100_000,
+        user_id: 1,
+        digest: token.digest(),
+        enabled: true,
+    });
+    let verifier = Verifier::from_snapshot(Snapshot {
+        seq: 1,
+        tokens,
+        lmv1: Vec::new(),
+        users: vec![UserKey {
+            id: 1,
+            username: "bench".to_owned(),
+            active: true,
+            role_ids: vec![1],
+        }],
+        roles: vec![(1, Grants::ALL)],
+        portal: Portal::default(),
+    });
+    verifier.confirm(i64::MAX / 2);
+    let gate = Gate::local(verifier, Clock::System);
+    let bare = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let layered = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    println!("{}", token.expose_secret());
+    println!("bare={}", bare.local_addr().unwrap());
+    println!("layered={}", layered.local_addr().unwrap());
+    let a = axum::serve(bare, hello());
+    let b = axum::serve(layered, hello().layer(KeygateLayer::new(gate)));
+    let _ = tokio::join!(a, b);
+}
