@@ -91,13 +91,24 @@ struct Original<'a> {
     unseen_body: bool,
 }
 
-fn header_str<'a>(h: &'a HeaderMap, name: &str) -> Option<&'a str> {
+// The headers each proxy describes the original request in, named once: a lookup by
+// `HeaderName` skips parsing the name on every check.
+const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
+const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
+const X_ORIGINAL_CONTENT_LENGTH: HeaderName =
+    HeaderName::from_static("x-original-content-length");
+const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
+const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
+const X_KEYGATE_REQUIRE: HeaderName = HeaderName::from_static("x-keygate-require");
+const X_KEYGATE_BASE: HeaderName = HeaderName::from_static("x-keygate-base");
+
+fn header_str<'a>(h: &'a HeaderMap, name: &HeaderName) -> Option<&'a str> {
     h.get(name)
         .and_then(|v| v.to_str().ok())
         .filter(|v| !v.is_empty())
 }
 
-fn declared_length(h: &HeaderMap, name: &str) -> u64 {
+fn declared_length(h: &HeaderMap, name: &HeaderName) -> u64 {
     header_str(h, name)
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or(0)
@@ -119,10 +130,10 @@ async fn nginx<S: Store>(
     let (parts, _) = req.into_parts();
     let h = &parts.headers;
     let original = Original {
-        method: header_str(h, "x-original-method").unwrap_or(parts.method.as_str()),
-        uri: header_str(h, "x-original-uri").unwrap_or("/").into(),
+        method: header_str(h, &X_ORIGINAL_METHOD).unwrap_or(parts.method.as_str()),
+        uri: header_str(h, &X_ORIGINAL_URI).unwrap_or("/").into(),
         body: Bytes::new(),
-        unseen_body: declared_length(h, "x-original-content-length") > 0,
+        unseen_body: declared_length(h, &X_ORIGINAL_CONTENT_LENGTH) > 0,
     };
     decide(
         &st,
@@ -141,8 +152,8 @@ async fn forwarded<S: Store>(
 ) -> Response {
     let (parts, body) = req.into_parts();
     let h = &parts.headers;
-    let method = header_str(h, "x-forwarded-method").unwrap_or(parts.method.as_str());
-    let uri = header_str(h, "x-forwarded-uri").unwrap_or("/");
+    let method = header_str(h, &X_FORWARDED_METHOD).unwrap_or(parts.method.as_str());
+    let uri = header_str(h, &X_FORWARDED_URI).unwrap_or("/");
     // Traefik's forwardBody sends the body along; Caddy never does (and sends GET).
     with_body(&st, &opts, &parts, body, method, uri.into()).await
 }
@@ -161,8 +172,8 @@ async fn envoy<S: Store>(
     // the client's: the options come from headers Envoy's configuration adds to the
     // check (`headers_to_add`), which a client cannot send through `allowed_headers`.
     let opts = Options {
-        require: header_str(&parts.headers, "x-keygate-require").map(str::to_owned),
-        base: header_str(&parts.headers, "x-keygate-base").map(str::to_owned),
+        require: header_str(&parts.headers, &X_KEYGATE_REQUIRE).map(str::to_owned),
+        base: header_str(&parts.headers, &X_KEYGATE_BASE).map(str::to_owned),
     };
     let uri = match parts.uri.query() {
         Some(q) => format!("/{path}?{q}"),
@@ -188,7 +199,7 @@ async fn with_body<S: Store>(
         method,
         uri,
         unseen_body: body.is_empty()
-            && declared_length(&parts.headers, header::CONTENT_LENGTH.as_str()) > 0,
+            && declared_length(&parts.headers, &header::CONTENT_LENGTH) > 0,
         body,
     };
     decide(st, opts, &parts.headers, peer(&parts.extensions), original).await
