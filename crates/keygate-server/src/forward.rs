@@ -95,8 +95,7 @@ struct Original<'a> {
 // `HeaderName` skips parsing the name on every check.
 const X_ORIGINAL_METHOD: HeaderName = HeaderName::from_static("x-original-method");
 const X_ORIGINAL_URI: HeaderName = HeaderName::from_static("x-original-uri");
-const X_ORIGINAL_CONTENT_LENGTH: HeaderName =
-    HeaderName::from_static("x-original-content-length");
+const X_ORIGINAL_CONTENT_LENGTH: HeaderName = HeaderName::from_static("x-original-content-length");
 const X_FORWARDED_METHOD: HeaderName = HeaderName::from_static("x-forwarded-method");
 const X_FORWARDED_URI: HeaderName = HeaderName::from_static("x-forwarded-uri");
 const X_KEYGATE_REQUIRE: HeaderName = HeaderName::from_static("x-keygate-require");

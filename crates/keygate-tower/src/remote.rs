@@ -113,11 +113,17 @@ impl Fetcher {
             ),
             None => self.index_url.clone(),
         };
+        // A snapshot may be tens of megabytes (50 bytes a token); a poll is answered
+        // within its wait.
+        let limit = match after {
+            None => Duration::from_secs(120),
+            Some(_) => wait + Duration::from_secs(10),
+        };
         let req = self
             .client
             .get(url)
             .header(header::AUTHORIZATION, self.auth.clone())
-            .timeout(wait + Duration::from_secs(10));
+            .timeout(limit);
         let mut resp = req
             .send()
             .await
