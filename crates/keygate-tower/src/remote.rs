@@ -37,8 +37,8 @@ pub const LMV1_CHECK_PATH: &str = "/santaba/rest/keygate/lmv1/check";
 /// The largest index frame accepted (a snapshot of about five million tokens).
 const MAX_FRAME: usize = 256 * 1024 * 1024;
 
-/// How a service follows a keygate server.
-#[derive(Debug, Clone)]
+/// How a service follows a keygate server. Its `Debug` leaves the token out.
+#[derive(Clone)]
 pub struct RemoteConfig {
     /// keygate's base URL, such as `https://keygate.internal:8443`.
     pub url: String,
@@ -50,6 +50,16 @@ pub struct RemoteConfig {
     pub max_staleness: Duration,
     /// The clock (the system clock outside tests).
     pub clock: Clock,
+}
+
+impl std::fmt::Debug for RemoteConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("RemoteConfig")
+            .field("url", &self.url)
+            .field("token", &"<redacted>")
+            .field("max_staleness", &self.max_staleness)
+            .finish_non_exhaustive()
+    }
 }
 
 impl RemoteConfig {
@@ -343,5 +353,18 @@ impl Remote {
             token_id: v["tokenId"].as_i64(),
             token_type: Some(TokenType::Lmv1),
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_token_stays_out_of_debug_output() {
+        let c = RemoteConfig::new("http://keygate:8080", "kgtSECRETSECRET");
+        let shown = format!("{c:?}");
+        assert!(!shown.contains("SECRET"), "{shown}");
+        assert!(shown.contains("http://keygate:8080"), "{shown}");
     }
 }
