@@ -242,18 +242,20 @@ async fn decide<S: Store>(
     let mut outcome = "malformed";
     let scheme = scheme_of(headers);
     match check(st, opts, headers, ip, &original, &mut outcome).await {
-        Ok((p, kind)) => {
+        Ok(p) => {
             st.metrics.auth(scheme, "success");
             if let Some(g) = required
                 && !p.grants.contains(g)
             {
-                let name = opts.require.as_deref().unwrap_or_default();
-                return refused(ApiError::Forbidden(format!(
-                    "the token's owner {} does not hold the privilege this service requires ({name})",
-                    p.username
-                )));
+                return refused(
+                    GateError::Missing {
+                        user: p.username.to_string(),
+                        name: opts.require.clone().unwrap_or_default(),
+                    }
+                    .into(),
+                );
             }
-            allowed(&p, kind)
+            allowed(&p)
         }
         Err(e @ (ApiError::Unauthorized(_) | ApiError::UnauthorizedDetail(..)))
             if headers.contains_key(header::AUTHORIZATION) =>
@@ -279,7 +281,7 @@ async fn check<S: Store>(
     ip: IpAddr,
     original: &Original<'_>,
     outcome: &mut &'static str,
-) -> Result<(Principal, &'static str), ApiError> {
+) -> Result<Principal, ApiError> {
     let mut gate_error = |e: GateError| {
         *outcome = e.label();
         ApiError::from(e)
@@ -293,7 +295,7 @@ async fn check<S: Store>(
         return Err(gate_error(GateError::NoCredential));
     };
     match credential {
-        Credential::Bearer(token) => Ok((verify_bearer(st, &token, ip, outcome)?, "bearer")),
+        Credential::Bearer(token) => verify_bearer(st, &token, ip, outcome),
         Credential::Lmv1(cred) => {
             if original.unseen_body {
                 return Err(gate_error(GateError::UnseenBody));
@@ -305,15 +307,14 @@ async fn check<S: Store>(
             check.update(&original.body);
             let base = opts.base.as_deref().unwrap_or_default();
             let signed = path.strip_prefix(base).unwrap_or(path);
-            let p = timed(st, st.gate.lmv1_finish(check, signed, &original.body, ip))
+            timed(st, st.gate.lmv1_finish(check, signed, &original.body, ip))
                 .await
-                .map_err(gate_error)?;
-            Ok((p, "lmv1"))
+                .map_err(gate_error)
         }
     }
 }
 
-fn allowed(p: &Principal, kind: &'static str) -> Response {
+fn allowed(p: &Principal) -> Response {
     // Every allowed check answers these four headers: sized once, ids written
     // straight into header values, no string built for a plain username.
     const NAMES: [HeaderName; 4] = [
@@ -352,7 +353,9 @@ fn allowed(p: &Principal, kind: &'static str) -> Response {
     if let Some(t) = p.token_id {
         h.insert(NAMES[2].clone(), HeaderValue::from(t));
     }
-    h.insert(NAMES[3].clone(), HeaderValue::from_static(kind));
+    if let Some(t) = p.token_type {
+        h.insert(NAMES[3].clone(), HeaderValue::from_static(t.as_str()));
+    }
     resp
 }
 

@@ -126,31 +126,28 @@ pub(super) async fn check_lmv1<S: Store>(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(caller.ip);
-    let checked = match parse_authorization(authorization.as_bytes()) {
-        Ok(Credential::Lmv1(cred)) => {
-            let declared = h
-                .get(header::CONTENT_LENGTH)
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.parse().ok());
-            match st.gate.lmv1_begin(&cred, method) {
-                Ok(mut check) => match st
-                    .gate
-                    .read_signed_body(&mut check, axum::body::Body::new(body), declared)
-                    .await
-                {
-                    Ok(bytes) => {
-                        crate::auth::timed(&st, st.gate.lmv1_finish(check, path, &bytes, ip)).await
-                    }
-                    Err(e) => Err(e),
-                },
-                Err(e) => Err(e),
+    let declared = h
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse().ok());
+    let checked = async {
+        let cred = match parse_authorization(authorization.as_bytes()) {
+            Ok(Credential::Lmv1(cred)) => cred,
+            Ok(Credential::Bearer(_)) => {
+                return Err(GateError::Malformed(
+                    "X-Keygate-Authorization holds a bearer token: only LMv1 signatures are checked here; a service checks bearer tokens in its own index".to_owned(),
+                ));
             }
-        }
-        Ok(Credential::Bearer(_)) => Err(GateError::Malformed(
-            "X-Keygate-Authorization holds a bearer token: only LMv1 signatures are checked here; a service checks bearer tokens in its own index".to_owned(),
-        )),
-        Err(e) => Err(GateError::Malformed(e.to_string())),
-    };
+            Err(e) => return Err(GateError::Malformed(e.to_string())),
+        };
+        let mut check = st.gate.lmv1_begin(&cred, method)?;
+        let bytes = st
+            .gate
+            .read_signed_body(&mut check, axum::body::Body::new(body), declared)
+            .await?;
+        crate::auth::timed(&st, st.gate.lmv1_finish(check, path, &bytes, ip)).await
+    }
+    .await;
     let verdict = match checked {
         Ok(p) => {
             st.metrics.auth("lmv1", "success");
