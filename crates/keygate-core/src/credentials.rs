@@ -60,6 +60,16 @@ pub fn parse_authorization(value: &[u8]) -> Result<Credential, CredentialError> 
     if value.is_empty() {
         return Err(CredentialError::EmptyHeader);
     }
+    // The common case, `Bearer <token>`, is told apart on the bytes: a token is ASCII
+    // letters and digits, which its parser checks, so the header need not be decoded
+    // as text first. Anything else takes the path below, with its precise errors.
+    if let Some((scheme, token)) = value.split_at_checked(7)
+        && scheme.eq_ignore_ascii_case(b"bearer ")
+        && let Ok(token) = std::str::from_utf8(token)
+        && !token.is_empty()
+    {
+        return Ok(Credential::Bearer(BearerToken::parse(token)?));
+    }
     let value = std::str::from_utf8(value).map_err(|_| CredentialError::NotAscii)?;
     let (scheme, rest) = match value.split_once(' ') {
         Some((s, r)) => (s, Some(r)),

@@ -32,8 +32,10 @@ pub(crate) const BASE62: &[u8; 62] =
 /// A well-formed bearer token (prefix, length, alphabet and checksum all checked).
 ///
 /// Its `Debug` output never shows the secret, so it cannot leak through a log line.
+/// It is held inline (every token has the same length): checking a request's token
+/// allocates nothing.
 #[derive(Clone, PartialEq, Eq)]
-pub struct BearerToken(String);
+pub struct BearerToken([u8; TOKEN_LEN]);
 
 /// SHA-256 of a bearer token: the only form in which a token is stored or indexed.
 #[derive(Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
@@ -64,7 +66,7 @@ impl BearerToken {
         s.push_str(&random::base62(RANDOM_LEN)?);
         let sum = checksum(s.as_bytes());
         s.extend(sum.iter().map(|&b| char::from(b)));
-        Ok(Self(s))
+        Ok(Self::parse(&s)?)
     }
 
     /// Parses a pasted token, saying precisely what is wrong with it if anything is.
@@ -75,9 +77,13 @@ impl BearerToken {
         if input.starts_with(char::is_whitespace) || input.ends_with(char::is_whitespace) {
             return Err(TokenFormatError::SurroundingWhitespace);
         }
-        // The common case (every byte a letter or digit) is one pass over bytes; the
-        // character position is worked out only for the error.
-        if let Some((index, ch)) = (!input.bytes().all(|b| b.is_ascii_alphanumeric()))
+        // The common case (every byte a letter or digit) is one pass over bytes, with
+        // no early exit so that it runs many bytes at a time; the character position
+        // is worked out only for the error.
+        let alphanumeric = input
+            .bytes()
+            .fold(true, |ok, b| ok & b.is_ascii_alphanumeric());
+        if let Some((index, ch)) = (!alphanumeric)
             .then(|| {
                 input
                     .chars()
@@ -108,22 +114,25 @@ impl BearerToken {
         if !bool::from(subtle::ConstantTimeEq::ct_eq(sum.as_bytes(), &expected[..])) {
             return Err(TokenFormatError::ChecksumMismatch);
         }
-        Ok(Self(input.to_owned()))
+        let mut bytes = [0u8; TOKEN_LEN];
+        bytes.copy_from_slice(input.as_bytes());
+        Ok(Self(bytes))
     }
 
     /// The full secret. Call only to show it once in a creation response.
     pub fn expose_secret(&self) -> &str {
-        &self.0
+        // Only letters and digits are ever stored (see `parse`), so this never fails.
+        std::str::from_utf8(&self.0).unwrap_or_default()
     }
 
     /// The masked form shown everywhere after creation.
     pub fn masked(&self) -> String {
-        mask(&self.0)
+        mask(self.expose_secret())
     }
 
     /// SHA-256 of the token, the form in which it is stored and looked up.
     pub fn digest(&self) -> TokenDigest {
-        digest_of(self.0.as_bytes())
+        digest_of(&self.0)
     }
 }
 

@@ -212,7 +212,9 @@ async fn principal<S: Store>(
     match credential {
         Credential::Bearer(token) => Ok((verify_bearer(st, &token, ip, outcome)?, body)),
         Credential::Lmv1(cred) => {
-            let (p, bytes) = lmv1(st, parts, ip, &cred, body, outcome).await?;
+            // Boxed: reading the signed body is a large future, and bearer requests
+            // (most of them) would otherwise carry it through every layer's future.
+            let (p, bytes) = Box::pin(lmv1(st, parts, ip, &cred, body, outcome)).await?;
             Ok((p, Body::from(bytes)))
         }
     }

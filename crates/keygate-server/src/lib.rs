@@ -173,6 +173,7 @@ pub async fn serve<S: Store>(
             .request_timeout
             .saturating_sub(std::time::Duration::from_secs(5))
             .min(std::time::Duration::from_secs(20)),
+        identities: forward::Identities::default(),
         draining,
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);

@@ -58,6 +58,8 @@ pub struct Shared<S: Store> {
     pub slots: Arc<crate::listen::slots::Slots>,
     /// The longest an index long poll waits (inside the request time limit).
     pub max_index_wait: std::time::Duration,
+    /// The identity headers forward-auth last answered for each token.
+    pub identities: crate::forward::Identities,
     /// Turns true when the server begins shutting down (long polls answer at once).
     pub draining: tokio::sync::watch::Receiver<bool>,
 }

@@ -1,7 +1,7 @@
 //! The layer in process: an axum hello handler behind `KeygateLayer` vs the same
 //! handler without it, served side by side for `scripts/bench-layer` to load with wrk.
 //!
-//! The index is built in memory (100,000 bearer tokens, one owner holding every
+//! The index is built in memory (100,000 bearer tokens, or `BENCH_TOKENS`; one owner holding every
 //! privilege); the token wrk sends is printed on the first line of stdout, then the
 //! two addresses: `bare=ADDR` and `layered=ADDR`.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
@@ -23,7 +23,12 @@ fn hello() -> Router {
 #[tokio::main(flavor = "current_thread")]
 async fn main() {
     let token = BearerToken::generate().unwrap();
-    let mut tokens: Vec<TokenKey> = (1..100_000)
+    // How many tokens the index holds (100,000 unless BENCH_TOKENS says otherwise).
+    let count: i64 = std::env::var("BENCH_TOKENS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(100_000);
+    let mut tokens: Vec<TokenKey> = (1..count)
         .map(|i: i64| {
             let mut d = [0u8; 32];
             d[..8].copy_from_slice(&i.to_le_bytes());
@@ -37,7 +42,7 @@ async fn main() {
         })
         .collect();
     tokens.push(TokenKey {
-        id: 100_000,
+        id: count,
         user_id: 1,
         digest: token.digest(),
         enabled: true,

@@ -271,10 +271,11 @@ impl Gate {
                 .verifier
                 .lmv1_finish(pending, path, ip, self.clock.now_millis())
                 .map_err(|r| self.refused(r, "LMv1")),
+            // Boxed: the HTTP exchange's future is kilobytes, and every caller's own
+            // future (the API's authentication, forward-auth) would otherwise be that
+            // large and be moved that far on every request, bearer ones included.
             (None, Some(remote)) => {
-                remote
-                    .check_lmv1(check.cred, &check.method, path, body, ip)
-                    .await
+                Box::pin(remote.check_lmv1(check.cred, &check.method, path, body, ip)).await
             }
             (None, None) => Err(GateError::Remote(
                 "an LMv1 check was begun on another gate".to_owned(),

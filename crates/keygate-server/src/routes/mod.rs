@@ -94,17 +94,23 @@ pub fn router<S: Store>(
         .layer(middleware::from_fn_with_state(metrics, log_request))
 }
 
-/// Headers on every response: no caching unless a route chose otherwise (API
-/// responses carry secrets once and owners' data always), no content sniffing, and
-/// over HTTPS, HSTS for a year.
+/// Headers on every response (see [`common_headers`]).
 async fn response_headers(
     axum::extract::State(https): axum::extract::State<bool>,
     req: Request,
     next: Next,
 ) -> Response {
-    use axum::http::{HeaderValue, header};
     let mut resp = next.run(req).await;
-    let h = resp.headers_mut();
+    common_headers(resp.headers_mut(), https);
+    resp
+}
+
+/// The headers every response gets on its way out: no caching unless a route chose
+/// otherwise (API responses carry secrets once and owners' data always), no content
+/// sniffing, and over HTTPS, HSTS for a year. A route that builds the same headers
+/// ahead (forward-auth's kept identity headers) saves their inserts here.
+pub(crate) fn common_headers(h: &mut axum::http::HeaderMap, https: bool) {
+    use axum::http::{HeaderValue, header};
     if https {
         h.insert(
             header::STRICT_TRANSPORT_SECURITY,
@@ -118,7 +124,6 @@ async fn response_headers(
     if !h.contains_key(header::CACHE_CONTROL) {
         h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    resp
 }
 
 /// `/metrics` alone, for a separate listen address.

@@ -104,6 +104,32 @@ async fn each_proxy_convention_allows_a_token_and_names_its_owner() {
 }
 
 #[tokio::test]
+async fn a_renamed_owner_is_named_anew_on_the_next_check() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let user = s.user("svc", &[DATAINGESTION]).await;
+    let (_, token) = s.token_for(user, "proxy").await;
+    let auth = [bearer(&token)];
+    let check = || ask(&s, Method::GET, "/forward-auth/nginx", &auth, None);
+    // Asked twice, so the second answer is the one kept for the token.
+    assert_eq!(check().await.header("x-keygate-user"), "svc");
+    assert_eq!(check().await.header("x-keygate-user"), "svc");
+    let r = s
+        .patch(
+            &s.admin_token,
+            &format!("/setting/admins/{user}"),
+            json!({"username": "svc2"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let a = check().await;
+    assert_eq!(a.status, StatusCode::OK);
+    assert_eq!(a.header("x-keygate-user"), "svc2", "the new name, at once");
+    assert_eq!(a.header("x-keygate-user-id"), user.to_string());
+}
+
+#[tokio::test]
 async fn refusals_say_why_in_a_header_and_revocation_is_immediate() {
     let Some(s) = Server::start().await else {
         return;

@@ -25,12 +25,12 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{ConnectInfo, Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use http_body_util::BodyExt as _;
 use keygate_auth::Principal;
-use keygate_core::credentials::Credential;
+use keygate_core::credentials::{Credential, Lmv1Credential};
 use keygate_core::policy::Grants;
 use keygate_store::Store;
 use keygate_tower::GateError;
@@ -43,14 +43,10 @@ use crate::body::MAX_BODY;
 use crate::error::ApiError;
 use crate::state::AppState;
 
-/// The identity headers an allowed request carries upstream. The example proxy
-/// configurations strip these from what clients send.
-pub const IDENTITY_HEADERS: [&str; 4] = [
-    "x-keygate-user",
-    "x-keygate-user-id",
-    "x-keygate-token-id",
-    "x-keygate-token-type",
-];
+mod identity;
+
+pub use identity::{IDENTITY_HEADERS, Identities};
+
 /// The header a refusal's reason is repeated in.
 pub const ERROR_HEADER: &str = "x-keygate-error";
 
@@ -121,35 +117,44 @@ async fn read_body(body: Body) -> Result<Bytes, ApiError> {
     }
 }
 
-async fn nginx<S: Store>(
-    State(st): State<AppState<S>>,
-    Query(opts): Query<Options>,
-    req: Request,
-) -> Response {
+/// The options in the check's own query string (none: no parsing at all, which is
+/// how a proxy asks most of the time).
+fn options(uri: &axum::http::Uri) -> Result<Options, ApiError> {
+    if uri.query().is_none() {
+        return Ok(Options::default());
+    }
+    Query::<Options>::try_from_uri(uri)
+        .map(|q| q.0)
+        .map_err(|e| ApiError::BadRequest(e.body_text()))
+}
+
+async fn nginx<S: Store>(State(st): State<AppState<S>>, req: Request) -> Response {
     let (parts, _) = req.into_parts();
+    let opts = match options(&parts.uri) {
+        Ok(o) => o,
+        Err(e) => return refused(e),
+    };
+    let peer = peer(&parts.extensions);
+    decide(&st, &opts, &parts.headers, peer, nginx_original(&parts)).await
+}
+
+/// The original request as nginx describes it (it never sends the body).
+fn nginx_original(parts: &Parts) -> Original<'_> {
     let h = &parts.headers;
-    let original = Original {
+    Original {
         method: header_str(h, &X_ORIGINAL_METHOD).unwrap_or(parts.method.as_str()),
         uri: header_str(h, &X_ORIGINAL_URI).unwrap_or("/").into(),
         body: Bytes::new(),
         unseen_body: declared_length(h, &X_ORIGINAL_CONTENT_LENGTH) > 0,
-    };
-    decide(
-        &st,
-        &opts,
-        &parts.headers,
-        peer(&parts.extensions),
-        original,
-    )
-    .await
+    }
 }
 
-async fn forwarded<S: Store>(
-    State(st): State<AppState<S>>,
-    Query(opts): Query<Options>,
-    req: Request,
-) -> Response {
+async fn forwarded<S: Store>(State(st): State<AppState<S>>, req: Request) -> Response {
     let (parts, body) = req.into_parts();
+    let opts = match options(&parts.uri) {
+        Ok(o) => o,
+        Err(e) => return refused(e),
+    };
     let h = &parts.headers;
     let method = header_str(h, &X_FORWARDED_METHOD).unwrap_or(parts.method.as_str());
     let uri = header_str(h, &X_FORWARDED_URI).unwrap_or("/");
@@ -227,6 +232,8 @@ fn required_grants(name: &str) -> Result<Grants, ApiError> {
     })
 }
 
+/// Decides a check: the answer, at once for everything but an LMv1 signature, which
+/// [`decide_now`] leaves to the signature check.
 async fn decide<S: Store>(
     st: &AppState<S>,
     opts: &Options,
@@ -234,14 +241,73 @@ async fn decide<S: Store>(
     peer: IpAddr,
     original: Original<'_>,
 ) -> Response {
+    let cred = match decide_now(st, opts, headers, peer, &original) {
+        Ok(resp) => return resp,
+        Err(cred) => cred,
+    };
     let ip = client_ip_of(peer, headers, &st.trusted_proxies);
+    let mut outcome = "malformed";
+    let checked = if original.unseen_body {
+        Err(gate_error(&mut outcome, GateError::UnseenBody))
+    } else {
+        // Boxed, so that the bearer checks (nearly every one) do not carry and move
+        // the signature check's future through the handler's.
+        Box::pin(check_lmv1(st, opts, &cred, ip, &original, &mut outcome)).await
+    };
+    // `decide_now` has already refused a `?require=` it does not know.
+    let required = opts
+        .require
+        .as_deref()
+        .and_then(|n| required_grants(n).ok());
+    conclude(st, opts, required, headers, ip, checked, outcome)
+}
+
+/// Decides a check that needs nothing but the headers and memory (every one but an
+/// LMv1 signature, whose credential is handed back for [`decide`] to check).
+fn decide_now<S: Store>(
+    st: &AppState<S>,
+    opts: &Options,
+    headers: &HeaderMap,
+    peer: IpAddr,
+    original: &Original<'_>,
+) -> Result<Response, Lmv1Credential> {
+    // A privilege keygate does not know is the asker's mistake, answered before any
+    // credential is looked at.
     let required = match opts.require.as_deref().map(required_grants).transpose() {
         Ok(r) => r,
-        Err(e) => return refused(e),
+        Err(e) => return Ok(refused(e)),
     };
+    let ip = client_ip_of(peer, headers, &st.trusted_proxies);
     let mut outcome = "malformed";
+    let query = original.uri.split_once('?').map(|(_, q)| q);
+    let checked = match refuse_query_token(query).and_then(|()| credential(headers)) {
+        Err(e) => Err(gate_error(&mut outcome, e)),
+        Ok(None) => Err(gate_error(&mut outcome, GateError::NoCredential)),
+        Ok(Some(Credential::Bearer(token))) => verify_bearer(st, &token, ip, &mut outcome),
+        Ok(Some(Credential::Lmv1(cred))) => return Err(cred),
+    };
+    Ok(conclude(st, opts, required, headers, ip, checked, outcome))
+}
+
+/// A refusal by the gate as the API's error, its name noted for the metrics.
+fn gate_error(outcome: &mut &'static str, e: GateError) -> ApiError {
+    *outcome = e.label();
+    ApiError::from(e)
+}
+
+/// The answer to a checked credential: allowed (if the owner holds what `?require=`
+/// names), or refused — a presented credential spending from the throttle.
+fn conclude<S: Store>(
+    st: &AppState<S>,
+    opts: &Options,
+    required: Option<Grants>,
+    headers: &HeaderMap,
+    ip: IpAddr,
+    checked: Result<Principal, ApiError>,
+    outcome: &'static str,
+) -> Response {
     let scheme = scheme_of(headers);
-    match check(st, opts, headers, ip, &original, &mut outcome).await {
+    match checked {
         Ok(p) => {
             st.metrics.auth(scheme, "success");
             if let Some(g) = required
@@ -255,7 +321,7 @@ async fn decide<S: Store>(
                     .into(),
                 );
             }
-            allowed(&p)
+            allowed(st, &p)
         }
         Err(e @ (ApiError::Unauthorized(_) | ApiError::UnauthorizedDetail(..)))
             if headers.contains_key(header::AUTHORIZATION) =>
@@ -274,88 +340,35 @@ async fn decide<S: Store>(
     }
 }
 
-async fn check<S: Store>(
+/// Checks an LMv1 signature over the original method, path (after `?base=`) and the
+/// body the proxy forwarded.
+async fn check_lmv1<S: Store>(
     st: &AppState<S>,
     opts: &Options,
-    headers: &HeaderMap,
+    cred: &Lmv1Credential,
     ip: IpAddr,
     original: &Original<'_>,
     outcome: &mut &'static str,
 ) -> Result<Principal, ApiError> {
-    let mut gate_error = |e: GateError| {
-        *outcome = e.label();
-        ApiError::from(e)
-    };
-    let (path, query) = original
+    let path = original
         .uri
         .split_once('?')
-        .map_or((&*original.uri, None), |(p, q)| (p, Some(q)));
-    refuse_query_token(query).map_err(&mut gate_error)?;
-    let Some(credential) = credential(headers).map_err(&mut gate_error)? else {
-        return Err(gate_error(GateError::NoCredential));
-    };
-    match credential {
-        Credential::Bearer(token) => verify_bearer(st, &token, ip, outcome),
-        Credential::Lmv1(cred) => {
-            if original.unseen_body {
-                return Err(gate_error(GateError::UnseenBody));
-            }
-            let mut check = st
-                .gate
-                .lmv1_begin(&cred, original.method)
-                .map_err(&mut gate_error)?;
-            check.update(&original.body);
-            let base = opts.base.as_deref().unwrap_or_default();
-            let signed = path.strip_prefix(base).unwrap_or(path);
-            timed(st, st.gate.lmv1_finish(check, signed, &original.body, ip))
-                .await
-                .map_err(gate_error)
-        }
-    }
+        .map_or(&*original.uri, |(p, _)| p);
+    let mut check = st
+        .gate
+        .lmv1_begin(cred, original.method)
+        .map_err(|e| gate_error(outcome, e))?;
+    check.update(&original.body);
+    let base = opts.base.as_deref().unwrap_or_default();
+    let signed = path.strip_prefix(base).unwrap_or(path);
+    timed(st, st.gate.lmv1_finish(check, signed, &original.body, ip))
+        .await
+        .map_err(|e| gate_error(outcome, e))
 }
 
-fn allowed(p: &Principal) -> Response {
-    // Every allowed check answers these four headers: sized once, ids written
-    // straight into header values, no string built for a plain username.
-    const NAMES: [HeaderName; 4] = [
-        HeaderName::from_static(IDENTITY_HEADERS[0]),
-        HeaderName::from_static(IDENTITY_HEADERS[1]),
-        HeaderName::from_static(IDENTITY_HEADERS[2]),
-        HeaderName::from_static(IDENTITY_HEADERS[3]),
-    ];
+fn allowed<S: Store>(st: &AppState<S>, p: &Principal) -> Response {
     let mut resp = StatusCode::OK.into_response();
-    let h = resp.headers_mut();
-    // Room for these and the headers every response gets on its way out.
-    h.reserve(NAMES.len() + 4);
-    // Usernames are NFKC letters and digits; a header value must be visible ASCII, so
-    // anything else travels percent-encoded.
-    let plain = |b: u8| b.is_ascii_graphic() && b != b'%';
-    let user = if p.username.bytes().all(plain) {
-        HeaderValue::from_str(&p.username)
-    } else {
-        let encoded: String = p
-            .username
-            .bytes()
-            .map(|b| {
-                if plain(b) {
-                    char::from(b).to_string()
-                } else {
-                    format!("%{b:02X}")
-                }
-            })
-            .collect();
-        HeaderValue::try_from(encoded)
-    };
-    if let Ok(v) = user {
-        h.insert(NAMES[0].clone(), v);
-    }
-    h.insert(NAMES[1].clone(), HeaderValue::from(p.user_id));
-    if let Some(t) = p.token_id {
-        h.insert(NAMES[2].clone(), HeaderValue::from(t));
-    }
-    if let Some(t) = p.token_type {
-        h.insert(NAMES[3].clone(), HeaderValue::from_static(t.as_str()));
-    }
+    *resp.headers_mut() = st.identities.headers(p);
     resp
 }
 
