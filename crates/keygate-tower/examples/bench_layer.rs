@@ -1,9 +1,10 @@
 //! The layer in process: an axum hello handler behind `KeygateLayer` vs the same
 //! handler without it, served side by side for `scripts/bench-layer` to load with wrk.
 //!
-//! The index is built in memory (100,000 bearer tokens, or `BENCH_TOKENS`; one owner holding every
-//! privilege); the token wrk sends is printed on the first line of stdout, then the
-//! two addresses: `bare=ADDR` and `layered=ADDR`.
+//! The index is built in memory (100,000 bearer tokens, or `BENCH_TOKENS`; one owner
+//! holding every privilege); the token wrk sends is printed on the first line of stdout, then the
+//! three addresses: `bare=ADDR`, `layered=ADDR` (`Router::layer`, around each route)
+//! and `outer=ADDR` (the layer around the whole router).
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
 use axum::Router;
@@ -64,10 +65,19 @@ async fn main() {
     let gate = Gate::local(verifier, Clock::System);
     let bare = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let layered = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let outer = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     println!("{}", token.expose_secret());
     println!("bare={}", bare.local_addr().unwrap());
     println!("layered={}", layered.local_addr().unwrap());
+    println!("outer={}", outer.local_addr().unwrap());
     let a = axum::serve(bare, hello());
-    let b = axum::serve(layered, hello().layer(KeygateLayer::new(gate)));
-    let _ = tokio::join!(a, b);
+    // `Router::layer`: the layer around each route (axum boxes each wrapped route).
+    let b = axum::serve(layered, hello().layer(KeygateLayer::new(gate.clone())));
+    // The layer around the whole router, as one service.
+    let whole = tower_layer::Layer::layer(&KeygateLayer::new(gate), hello());
+    let c = axum::serve(
+        outer,
+        axum::ServiceExt::<axum::extract::Request>::into_make_service(whole),
+    );
+    let _ = tokio::join!(a, b, c);
 }

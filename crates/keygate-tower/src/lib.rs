@@ -13,6 +13,12 @@
 //! # Ok(()) }
 //! ```
 //!
+//! `Router::layer` puts the layer around each route (axum boxes every wrapped route
+//! again); when every route needs a token, putting it around the whole router, as one
+//! service (`tower_layer::Layer::layer(&layer, router)`), costs about 700 fewer
+//! instructions a request (`docs/benchmarks.md`). Unmatched paths then need a token
+//! too.
+//!
 //! The index is keygate's own: token digests, owners and their privileges, kept in
 //! memory and current within milliseconds of a change on keygate. It comes either from
 //! a `Store` in the same process ([`Gate::local`], what keygate's server uses) or from
