@@ -69,9 +69,9 @@ pub fn router<S: Store>(
             state.clone(),
             crate::auth::authenticate::<S>,
         ))
-        .route_layer(middleware::from_fn(tag_route))
         // The description of the API is public: clients fetch it before they have a token.
         .route("/openapi.json", get(openapi_json))
+        // One route tag around every route, authentication inside it.
         .route_layer(middleware::from_fn(tag_route))
         .layer(middleware::from_fn(check_version))
         .with_state(state);
