@@ -20,11 +20,11 @@
 //! answered "signature mismatch". `?base=/api` names the part of the path the service's
 //! clients sign after (LMv1 signs the path relative to a base).
 
-use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::net::IpAddr;
 
 use axum::Router;
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, Path, Query, Request, State};
+use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
@@ -37,7 +37,7 @@ use keygate_tower::GateError;
 use serde::Deserialize;
 
 use crate::auth::{
-    client_ip_of, credential, refuse_query_token, scheme_of, spend_refusal, timed, verify_bearer,
+    client_ip, credential, refuse_query_token, scheme_of, spend_refusal, timed, verify_bearer,
 };
 use crate::body::MAX_BODY;
 use crate::error::ApiError;
@@ -134,8 +134,8 @@ async fn nginx<S: Store>(State(st): State<AppState<S>>, req: Request) -> Respons
         Ok(o) => o,
         Err(e) => return refused(e),
     };
-    let peer = peer(&parts.extensions);
-    decide(&st, &opts, &parts.headers, peer, nginx_original(&parts)).await
+    let ip = client_ip(&parts, &st.trusted_proxies);
+    decide(&st, &opts, &parts.headers, ip, nginx_original(&parts)).await
 }
 
 /// The original request as nginx describes it (it never sends the body).
@@ -206,12 +206,8 @@ async fn with_body<S: Store>(
             && declared_length(&parts.headers, &header::CONTENT_LENGTH) > 0,
         body,
     };
-    decide(st, opts, &parts.headers, peer(&parts.extensions), original).await
-}
-
-fn peer(ext: &axum::http::Extensions) -> IpAddr {
-    ext.get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
+    let ip = client_ip(parts, &st.trusted_proxies);
+    decide(st, opts, &parts.headers, ip, original).await
 }
 
 /// The privilege `?require=` names.
@@ -238,14 +234,13 @@ async fn decide<S: Store>(
     st: &AppState<S>,
     opts: &Options,
     headers: &HeaderMap,
-    peer: IpAddr,
+    ip: IpAddr,
     original: Original<'_>,
 ) -> Response {
-    let cred = match decide_now(st, opts, headers, peer, &original) {
+    let (cred, required) = match decide_now(st, opts, headers, ip, &original) {
         Ok(resp) => return resp,
-        Err(cred) => cred,
+        Err(pending) => pending,
     };
-    let ip = client_ip_of(peer, headers, &st.trusted_proxies);
     let mut outcome = "malformed";
     let checked = if original.unseen_body {
         Err(gate_error(&mut outcome, GateError::UnseenBody))
@@ -254,37 +249,32 @@ async fn decide<S: Store>(
         // the signature check's future through the handler's.
         Box::pin(check_lmv1(st, opts, &cred, ip, &original, &mut outcome)).await
     };
-    // `decide_now` has already refused a `?require=` it does not know.
-    let required = opts
-        .require
-        .as_deref()
-        .and_then(|n| required_grants(n).ok());
     conclude(st, opts, required, headers, ip, checked, outcome)
 }
 
 /// Decides a check that needs nothing but the headers and memory (every one but an
-/// LMv1 signature, whose credential is handed back for [`decide`] to check).
+/// LMv1 signature, whose credential is handed back for [`decide`] to check, with the
+/// privilege `?require=` names).
 fn decide_now<S: Store>(
     st: &AppState<S>,
     opts: &Options,
     headers: &HeaderMap,
-    peer: IpAddr,
+    ip: IpAddr,
     original: &Original<'_>,
-) -> Result<Response, Lmv1Credential> {
+) -> Result<Response, (Lmv1Credential, Option<Grants>)> {
     // A privilege keygate does not know is the asker's mistake, answered before any
     // credential is looked at.
     let required = match opts.require.as_deref().map(required_grants).transpose() {
         Ok(r) => r,
         Err(e) => return Ok(refused(e)),
     };
-    let ip = client_ip_of(peer, headers, &st.trusted_proxies);
     let mut outcome = "malformed";
     let query = original.uri.split_once('?').map(|(_, q)| q);
     let checked = match refuse_query_token(query).and_then(|()| credential(headers)) {
         Err(e) => Err(gate_error(&mut outcome, e)),
         Ok(None) => Err(gate_error(&mut outcome, GateError::NoCredential)),
         Ok(Some(Credential::Bearer(token))) => verify_bearer(st, &token, ip, &mut outcome),
-        Ok(Some(Credential::Lmv1(cred))) => return Err(cred),
+        Ok(Some(Credential::Lmv1(cred))) => return Err((cred, required)),
     };
     Ok(conclude(st, opts, required, headers, ip, checked, outcome))
 }
