@@ -71,6 +71,11 @@ impl Stopwatch {
     pub fn elapsed(&self) -> Duration {
         self.0.elapsed()
     }
+
+    /// The instant `d` after it started (a deadline for a timer).
+    pub fn after(&self, d: Duration) -> Instant {
+        self.0 + d
+    }
 }
 
 #[cfg(test)]

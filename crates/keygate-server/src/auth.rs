@@ -1,5 +1,5 @@
-//! Authentication of REST API requests, in one place: the [`authenticate`]
-//! middleware runs in front of every API route, answers failures itself, and leaves
+//! Authentication of REST API requests, in one place: the [`Authenticate`] route
+//! layer runs in front of every API route, answers failures itself, and leaves
 //! the [`Principal`] for the [`Caller`] extractor — so a handler that takes a
 //! `Caller` cannot run unauthenticated.
 //!
@@ -10,12 +10,15 @@
 //! streams into the HMAC while holding an unauthenticated slot, not a main one) and
 //! metrics.
 
+use std::convert::Infallible;
+use std::future::Future;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::pin::Pin;
+use std::task::{Context, Poll, ready};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, FromRequestParts, OriginalUri, Request, State};
+use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, OriginalUri, Request};
 use axum::http::{header, request::Parts};
-use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use keygate_auth::Principal;
 use keygate_core::credentials::{Credential, Lmv1Credential};
@@ -25,6 +28,7 @@ use keygate_store::Store;
 use keygate_tower::GateError;
 
 use crate::error::ApiError;
+use crate::front::RouteTag;
 use crate::session;
 use crate::state::AppState;
 
@@ -50,11 +54,11 @@ impl Caller {
     }
 }
 
-/// The client address, left in request extensions by [`authenticate`].
+/// The client address, left in request extensions by [`Authenticate`].
 #[derive(Debug, Clone, Copy)]
 struct ClientIp(IpAddr);
 
-/// Left in request extensions by [`authenticate`] for an LMv1-signed request.
+/// Left in request extensions by [`Authenticate`] for an LMv1-signed request.
 #[derive(Debug, Clone, Copy)]
 struct Lmv1Signed;
 
@@ -77,7 +81,7 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
             })
             .ok_or_else(|| {
                 ApiError::Internal(
-                    "a route that needs a caller is not behind authenticate".to_owned(),
+                    "a route that needs a caller is not behind Authenticate".to_owned(),
                 )
             })
     }
@@ -97,43 +101,214 @@ pub fn client_ip(parts: &Parts, trusted: &[IpAddr]) -> IpAddr {
 /// [`client_ip`] from the peer address and headers (the gate's rule).
 pub use keygate_tower::gate::client_ip as client_ip_of;
 
-/// Authenticates every API request; see the module documentation.
-pub async fn authenticate<S: Store>(
-    State(st): State<AppState<S>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let (mut parts, body) = req.into_parts();
-    let scheme = scheme_of(&parts.headers);
-    let ip = client_ip(&parts, &st.trusted_proxies);
-    // Set by `principal` to the refusal's name when a credential is refused.
-    let mut outcome = "malformed";
-    match principal(&st, &parts, ip, body, &mut outcome).await {
-        Ok((principal, body)) => {
-            st.metrics.auth(scheme, "success");
-            // Authenticated: the request now takes a slot from the main pool, which
-            // unauthenticated work never holds.
-            let _slot = match st.slots.main() {
-                Ok(s) => s,
-                Err(e) => return e.into_response(),
-            };
-            let id = PrincipalId(principal.user_id);
-            parts.extensions.insert(principal);
-            parts.extensions.insert(ClientIp(ip));
-            if scheme == "lmv1" {
-                parts.extensions.insert(Lmv1Signed);
+/// The route layer that authenticates every API request; see the module
+/// documentation. A bearer token is checked from memory before the route is called,
+/// so the route's own future runs unboxed; a session or an LMv1 signature (which
+/// needs the body) takes a boxed future.
+pub struct Authenticate<S: Store> {
+    st: AppState<S>,
+}
+
+impl<S: Store> Authenticate<S> {
+    /// Authentication against `st`.
+    pub fn new(st: AppState<S>) -> Self {
+        Self { st }
+    }
+}
+
+impl<S: Store> Clone for Authenticate<S> {
+    fn clone(&self) -> Self {
+        Self {
+            st: self.st.clone(),
+        }
+    }
+}
+
+impl<S: Store, I> tower_layer::Layer<I> for Authenticate<S> {
+    type Service = Authenticated<S, I>;
+    fn layer(&self, inner: I) -> Self::Service {
+        Authenticated {
+            st: self.st.clone(),
+            inner,
+        }
+    }
+}
+
+/// A route behind [`Authenticate`].
+pub struct Authenticated<S: Store, I> {
+    st: AppState<S>,
+    inner: I,
+}
+
+impl<S: Store, I: Clone> Clone for Authenticated<S, I> {
+    fn clone(&self) -> Self {
+        Self {
+            st: self.st.clone(),
+            inner: self.inner.clone(),
+        }
+    }
+}
+
+impl<S, I> tower_service::Service<Request> for Authenticated<S, I>
+where
+    S: Store,
+    I: tower_service::Service<Request, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + 'static,
+    I::Future: Send + 'static,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = AuthFuture<I::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let tag = req.extensions().get::<MatchedPath>().cloned().map(RouteTag);
+        let (mut parts, body) = req.into_parts();
+        let st = &self.st;
+        let scheme = scheme_of(&parts.headers);
+        let ip = client_ip(&parts, &st.trusted_proxies);
+        let quick = refuse_query_token(parts.uri.query()).and_then(|()| credential(&parts.headers));
+        let state = if let Ok(Some(Credential::Bearer(token))) = quick {
+            let mut outcome = "malformed";
+            match verify_bearer(st, &token, ip, &mut outcome) {
+                Ok(principal) => match admit(st, &mut parts, principal, ip, scheme) {
+                    Ok((id, slot)) => AuthState::Running {
+                        inner: self.inner.call(Request::from_parts(parts, body)),
+                        id,
+                        _slot: slot,
+                    },
+                    Err(refused) => AuthState::Answered {
+                        resp: Some(refused.into_response()),
+                    },
+                },
+                Err(e) => AuthState::Answered {
+                    resp: Some(refusal(st, &parts, ip, scheme, outcome, e)),
+                },
             }
-            let mut resp = next.run(Request::from_parts(parts, body)).await;
-            // For the request log line, which is written outside this middleware.
-            resp.extensions_mut().insert(id);
-            resp
+        } else {
+            // Sessions, LMv1 and refusals of malformed credentials: the whole check,
+            // which may await the store or the body.
+            let st = st.clone();
+            let mut inner = self.inner.clone();
+            AuthState::Later {
+                fut: Box::pin(async move {
+                    let mut outcome = "malformed";
+                    match principal(&st, &parts, ip, body, &mut outcome).await {
+                        Ok((principal, body)) => {
+                            match admit(&st, &mut parts, principal, ip, scheme) {
+                                Ok((id, _slot)) => {
+                                    let called = async {
+                                        std::future::poll_fn(|cx| inner.poll_ready(cx)).await?;
+                                        inner.call(Request::from_parts(parts, body)).await
+                                    };
+                                    let Ok(mut resp) = called.await;
+                                    resp.extensions_mut().insert(id);
+                                    resp
+                                }
+                                Err(refused) => refused.into_response(),
+                            }
+                        }
+                        Err(e) => refusal(&st, &parts, ip, scheme, outcome, e),
+                    }
+                }),
+            }
+        };
+        AuthFuture { state, tag }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`Authenticated`].
+    pub struct AuthFuture<F> {
+        #[pin]
+        state: AuthState<F>,
+        tag: Option<RouteTag>,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = AuthProj]
+    enum AuthState<F> {
+        // Authenticated by a bearer token: the route's future, unboxed.
+        Running {
+            #[pin]
+            inner: F,
+            id: PrincipalId,
+            _slot: crate::listen::slots::Slot,
+        },
+        Answered { resp: Option<Response> },
+        Later { fut: Pin<Box<dyn Future<Output = Response> + Send>> },
+    }
+}
+
+impl<F> Future for AuthFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut resp = match this.state.project() {
+            AuthProj::Running { inner, id, .. } => {
+                let mut resp = ready!(inner.poll(cx))?;
+                // For the request log line, which is written outside this layer.
+                resp.extensions_mut().insert(*id);
+                resp
+            }
+            AuthProj::Answered { resp } => resp.take().unwrap_or_else(|| {
+                ApiError::Internal("a response was polled after it was given".to_owned())
+                    .into_response()
+            }),
+            AuthProj::Later { fut } => ready!(fut.as_mut().poll(cx)),
+        };
+        if let Some(tag) = this.tag.take() {
+            resp.extensions_mut().insert(tag);
         }
-        Err(e @ (ApiError::Unauthorized(_) | ApiError::UnauthorizedDetail(..)))
-            if presented(&parts) =>
-        {
-            spend_refusal(&st, ip, scheme, outcome, e).into_response()
+        Poll::Ready(Ok(resp))
+    }
+}
+
+/// An authenticated request takes a slot from the main pool, which unauthenticated
+/// work never holds, and carries its principal to the [`Caller`] extractor.
+fn admit<S: Store>(
+    st: &AppState<S>,
+    parts: &mut Parts,
+    principal: Principal,
+    ip: IpAddr,
+    scheme: &'static str,
+) -> Result<(PrincipalId, crate::listen::slots::Slot), ApiError> {
+    st.metrics.auth(scheme, "success");
+    let slot = st.slots.main()?;
+    let id = PrincipalId(principal.user_id);
+    parts.extensions.insert(principal);
+    parts.extensions.insert(ClientIp(ip));
+    if scheme == "lmv1" {
+        parts.extensions.insert(Lmv1Signed);
+    }
+    Ok((id, slot))
+}
+
+/// The answer to a request whose authentication failed, counted in the metrics; a
+/// presented credential that failed spends from the client's throttle bucket.
+fn refusal<S: Store>(
+    st: &AppState<S>,
+    parts: &Parts,
+    ip: IpAddr,
+    scheme: &'static str,
+    outcome: &'static str,
+    e: ApiError,
+) -> Response {
+    match e {
+        e @ (ApiError::Unauthorized(_) | ApiError::UnauthorizedDetail(..)) if presented(parts) => {
+            spend_refusal(st, ip, scheme, outcome, e).into_response()
         }
-        Err(e) => {
+        e => {
             let outcome = match &e {
                 ApiError::Unauthorized(_) => "missing",
                 ApiError::Forbidden(_) => "csrf",

@@ -9,6 +9,8 @@
 //! - [`auth`] — the middleware that authenticates every API request (bearer, LMv1,
 //!   session + CSRF) and the [`auth::Caller`] extractor handlers take.
 //! - [`forward`] — forward-auth endpoints for nginx, Traefik, Caddy and Envoy.
+//! - [`front`] — the one service in front of the router: `X-Version`, time limits,
+//!   common headers, metrics and the request log line.
 //! - [`extract`] — path ids, query parameters and JSON bodies with API-style errors.
 //! - [`body`] — typed access to JSON request bodies, naming the field at fault.
 //! - [`wire`] — the JSON shapes of API objects and list responses.
@@ -38,6 +40,7 @@ pub mod body;
 pub mod error;
 pub mod extract;
 pub mod forward;
+pub mod front;
 pub mod listen;
 pub mod metrics;
 pub mod openapi;

@@ -2,8 +2,8 @@
 //! bounded request heads, a deadline for receiving them, connections capped per
 //! client, and graceful shutdown that lets in-flight requests finish.
 //!
-//! The limits that apply per request (total time, the body's deadline) are middleware
-//! in [`limit_requests`]; request slots are taken where a request's authentication is
+//! The limits that apply per request (total time, the body's deadline) are applied by
+//! [`crate::front::Front`] from [`RequestLimits`]; request slots are taken where a request's authentication is
 //! known ([`slots`]); the limits that apply before a request exists (head size and
 //! time, connections per client) are set on the connection here.
 
@@ -11,21 +11,15 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::net::IpAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Duration;
 
-use axum::Router;
 use axum::extract::{ConnectInfo, Request};
-use axum::http::{HeaderValue, header};
-use axum::middleware::Next;
-use axum::response::{IntoResponse, Response};
+use axum::http::header;
+use axum::response::Response;
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
-use tower_service::Service as _;
-
-use crate::error::ApiError;
 
 mod conns;
 pub mod deadline;
@@ -89,7 +83,7 @@ impl Default for Limits {
 /// its body within its allowance (408 and the connection closed after).
 #[derive(Debug, Clone)]
 pub struct RequestLimits {
-    timeout: Duration,
+    pub(crate) timeout: Duration,
     body_timeout: Duration,
     body_min_rate: u64,
 }
@@ -103,47 +97,23 @@ impl RequestLimits {
             body_min_rate: l.body_min_rate,
         }
     }
-}
 
-/// The answer to a request whose body did not arrive in time (or that took too long
-/// as a whole); the connection is closed, since the client may be mid-body.
-fn timed_out(secs: u64) -> Response {
-    let mut resp = ApiError::RequestTimeout(secs).into_response();
-    resp.headers_mut()
-        .insert(header::CONNECTION, HeaderValue::from_static("close"));
-    resp
-}
-
-/// Middleware applying [`RequestLimits`].
-pub async fn limit_requests(
-    axum::extract::State(limits): axum::extract::State<RequestLimits>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let declared = req
-        .headers()
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.trim().parse::<u64>().ok());
-    let has_body =
-        declared.is_some_and(|n| n > 0) || req.headers().contains_key(header::TRANSFER_ENCODING);
-    let fired = Arc::new(AtomicBool::new(false));
-    let allowance = deadline::allowance(
-        limits.body_timeout,
-        limits.body_min_rate,
-        declared,
-        crate::body::MAX_BODY as u64,
-    );
-    let req = if has_body {
-        let fired = fired.clone();
-        req.map(|b| axum::body::Body::new(deadline::DeadlineBody::new(b, allowance, fired)))
-    } else {
-        req
-    };
-    match tokio::time::timeout(limits.timeout, next.run(req)).await {
-        Ok(_) if fired.load(Ordering::SeqCst) => timed_out(allowance.as_secs()),
-        Ok(resp) => resp,
-        Err(_) => timed_out(limits.timeout.as_secs()),
+    /// The time a request's body may take, when it announces one (a positive
+    /// `Content-Length`, or `Transfer-Encoding`).
+    pub(crate) fn body_allowance(&self, h: &axum::http::HeaderMap) -> Option<Duration> {
+        let declared = h
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok());
+        let has_body = declared.is_some_and(|n| n > 0) || h.contains_key(header::TRANSFER_ENCODING);
+        has_body.then(|| {
+            deadline::allowance(
+                self.body_timeout,
+                self.body_min_rate,
+                declared,
+                crate::body::MAX_BODY as u64,
+            )
+        })
     }
 }
 
@@ -171,14 +141,22 @@ impl Acceptor for Plain {
 
 /// Serves `app` on `listener` until `shutdown`, then stops accepting, lets in-flight
 /// requests finish (up to `drain_timeout`) and returns.
-pub async fn serve<A: Acceptor>(
+pub async fn serve<A, App>(
     listener: TcpListener,
-    app: Router,
+    app: App,
     acceptor: A,
     limits: Limits,
     trusted_proxies: Arc<[IpAddr]>,
     shutdown: impl Future<Output = ()> + Send,
-) {
+) where
+    A: Acceptor,
+    App: tower_service::Service<Request, Response = Response, Error = Infallible>
+        + Clone
+        + Send
+        + Sync
+        + 'static,
+    App::Future: Send,
+{
     let conns = conns::Conns::new(
         limits.max_connections,
         limits.max_connections_per_client,

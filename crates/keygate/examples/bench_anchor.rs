@@ -4,9 +4,13 @@
 //! - `bare=ADDR`: an axum server answering a 20-byte body, nothing checked;
 //! - `anchor=ADDR`: the same, after the least a token check can do: the one
 //!   `Authorization` header's `Bearer` token hashed with SHA-256 and looked up in an
-//!   in-memory map of 100,000 digests (401 without it).
+//!   in-memory map of 100,000 digests (401 without it);
+//! - `loop=ADDR`: the bare server's router behind keygate's own connection loop
+//!   (`keygate_server::listen::serve` with its default limits: head size and
+//!   deadline, connections per client, query repair, graceful shutdown) instead of
+//!   `axum::serve` on plain hyper-util, so the loop's cost is measured on its own.
 //!
-//! The token the anchor accepts is printed on the first line of stdout, then the two
+//! The token the anchor accepts is printed on the first line of stdout, then the three
 //! addresses.
 #![allow(missing_docs, clippy::unwrap_used, clippy::expect_used)]
 
@@ -52,9 +56,11 @@ async fn main() {
     tokens.insert(token.digest(), 100_000);
     let bare_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let anchor_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let loop_l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     println!("{}", token.expose_secret());
     println!("bare={}", bare_l.local_addr().unwrap());
     println!("anchor={}", anchor_l.local_addr().unwrap());
+    println!("loop={}", loop_l.local_addr().unwrap());
     let a = axum::serve(bare_l, Router::new().route("/", get(bare)));
     let b = axum::serve(
         anchor_l,
@@ -62,5 +68,13 @@ async fn main() {
             .route("/", get(anchored))
             .with_state(Arc::new(tokens)),
     );
-    let _ = tokio::join!(a, b);
+    let c = keygate_server::listen::serve(
+        loop_l,
+        Router::new().route("/", get(bare)),
+        keygate_server::listen::Plain,
+        keygate_server::listen::Limits::default(),
+        Arc::from(Vec::new()),
+        std::future::pending(),
+    );
+    let _ = tokio::join!(a, b, c);
 }

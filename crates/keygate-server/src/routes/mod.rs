@@ -3,9 +3,8 @@
 //! Handlers are thin: extractors (authentication, ids, query, body) → one
 //! [`crate::manage::Manager`] call → JSON. Errors map to HTTP in [`crate::error`].
 
-use axum::extract::{DefaultBodyLimit, MatchedPath, Request};
-use axum::http::{HeaderName, Method};
-use axum::middleware::{self, Next};
+use axum::extract::DefaultBodyLimit;
+use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
@@ -36,6 +35,9 @@ pub(crate) fn json_of<T: serde::Serialize>(obj: &T) -> Json<Value> {
     object(crate::wire::to_map(obj))
 }
 
+/// The whole application: [`crate::front::Front`] around the router.
+pub type App = crate::front::Front<<DefaultBodyLimit as tower_layer::Layer<Router>>::Service>;
+
 /// Builds the whole application.
 ///
 /// With `with_metrics`, `/metrics` is served here too; otherwise it is left to a
@@ -45,64 +47,44 @@ pub fn router<S: Store>(
     limits: crate::listen::RequestLimits,
     with_metrics: bool,
     https: bool,
-) -> Router {
-    let state_for_ui = state.clone();
-    let state_for_ready = state.clone();
-    let state_for_forward = state.clone();
-    let metrics = state.metrics.clone();
-    let mut extra = Router::new()
+) -> App {
+    // Health, readiness, metrics and forward-auth take no request slot, so they never
+    // wait behind one; the API and the UI take slots where their callers'
+    // authentication is known (see listen::slots).
+    let mut open = Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz::<S>))
-        .merge(crate::forward::header_routes::<S>());
+        .merge(crate::forward::header_routes::<S>())
+        .merge(crate::forward::body_routes::<S>());
     if with_metrics {
-        extra = extra.route("/metrics", get(metrics_text::<S>));
+        open = open.route("/metrics", get(metrics_text::<S>));
     }
-    let extra = extra
-        .route_layer(middleware::from_fn(tag_route))
-        .with_state(state_for_ready);
+    let open = open
+        .route_layer(crate::front::Tag)
+        .with_state(state.clone());
     let api = table::api_routes::<S>()
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
-        // Authentication runs once a route matched, inside the route tag, so refused
-        // requests are still counted and logged under their route template.
-        .route_layer(middleware::from_fn_with_state(
-            state.clone(),
-            crate::auth::authenticate::<S>,
-        ))
+        // Authentication runs once a route matched and tags the response with the
+        // route, so refused requests are still counted and logged under their route
+        // template.
+        .route_layer(crate::auth::Authenticate::new(state.clone()))
         // The description of the API is public: clients fetch it before they have a token.
-        .route("/openapi.json", get(openapi_json))
-        // One route tag around every route, authentication inside it.
-        .route_layer(middleware::from_fn(tag_route))
-        .layer(middleware::from_fn(check_version))
-        .with_state(state);
-    // The API and the UI take request slots where their callers' authentication is
-    // known (see listen::slots) and run under the time limits; health, readiness and
-    // metrics take no slot and never wait behind one.
-    let limited = Router::new()
+        .route(
+            "/openapi.json",
+            get(openapi_json).route_layer(crate::front::Tag),
+        )
+        .with_state(state.clone());
+    let metrics = state.metrics.clone();
+    let app = Router::new()
         .nest("/santaba/rest", api)
-        .merge(crate::ui::router(state_for_ui))
-        .merge(crate::forward::body_routes::<S>().with_state(state_for_forward))
-        .fallback(not_found)
-        .layer(DefaultBodyLimit::max(MAX_BODY))
-        .layer(middleware::from_fn_with_state(
-            limits,
-            crate::listen::limit_requests,
-        ));
-    limited
-        .merge(extra)
-        .layer(middleware::from_fn_with_state(https, response_headers))
-        .layer(middleware::from_fn_with_state(metrics, log_request))
-}
-
-/// Headers on every response (see [`common_headers`]).
-async fn response_headers(
-    axum::extract::State(https): axum::extract::State<bool>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let mut resp = next.run(req).await;
-    common_headers(resp.headers_mut(), https);
-    resp
+        .merge(crate::ui::router(state))
+        .merge(open)
+        .fallback(not_found);
+    // The body limit around the whole router, once per request rather than once per
+    // route; the UI's smaller one, set on its routes, overrides it there.
+    let app = tower_layer::Layer::layer(&DefaultBodyLimit::max(MAX_BODY), app);
+    crate::front::Front::new(app, metrics, limits, https)
 }
 
 /// The headers every response gets on its way out: no caching unless a route chose
@@ -178,8 +160,16 @@ async fn openapi_json() -> Json<Value> {
     Json(DOC.get_or_init(crate::openapi::document).clone())
 }
 
-async fn healthz() -> Json<Value> {
-    Json(json!({"status": "ok"}))
+/// Liveness: a fixed body, built once.
+async fn healthz() -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        r#"{"status":"ok"}"#,
+    )
+        .into_response()
 }
 
 /// Readiness for load balancers: 200 while this node's index is confirmed current and
@@ -227,69 +217,4 @@ async fn not_found() -> ApiError {
 
 async fn method_not_allowed(method: Method) -> ApiError {
     ApiError::MethodNotAllowed(method.to_string())
-}
-
-const X_VERSION: HeaderName = HeaderName::from_static("x-version");
-
-/// Clients send `X-Version: 3`; a missing header means 3, anything else is refused.
-async fn check_version(req: Request, next: Next) -> Response {
-    let mut values = req.headers().get_all(X_VERSION).iter();
-    let ok = match (values.next(), values.next()) {
-        (None, _) => true,
-        (Some(v), None) => v.as_bytes().trim_ascii() == b"3",
-        (Some(_), Some(_)) => false,
-    };
-    if ok {
-        next.run(req).await
-    } else {
-        ApiError::BadRequest("X-Version must be 3 (keygate serves REST API v3)".to_owned())
-            .into_response()
-    }
-}
-
-/// The route template a request matched, carried on the response to the logger.
-#[derive(Clone)]
-struct RouteTag(MatchedPath);
-
-pub(crate) async fn tag_route(path: MatchedPath, req: Request, next: Next) -> Response {
-    let mut resp = next.run(req).await;
-    resp.extensions_mut().insert(RouteTag(path));
-    resp
-}
-
-/// One line per request: method, route template (never the raw URI, which could
-/// carry a pasted token), status, latency and the authenticated user's id.
-async fn log_request(
-    axum::extract::State(metrics): axum::extract::State<std::sync::Arc<crate::metrics::Metrics>>,
-    req: Request,
-    next: Next,
-) -> Response {
-    let started = keygate_core::clock::Stopwatch::start();
-    let method = req.method().clone();
-    let resp = next.run(req).await;
-    let route = resp
-        .extensions()
-        .get::<RouteTag>()
-        .map_or("unmatched", |t| t.0.as_str());
-    let principal = resp
-        .extensions()
-        .get::<crate::auth::PrincipalId>()
-        .map(|p| p.0);
-    metrics.http(method.as_str(), route, resp.status().as_u16());
-    if resp
-        .extensions()
-        .get::<crate::error::StoreFailure>()
-        .is_some()
-    {
-        metrics.store_error();
-    }
-    tracing::info!(
-        %method,
-        route = %route,
-        status = resp.status().as_u16(),
-        micros = started.elapsed().as_micros() as u64,
-        principal,
-        "request"
-    );
-    resp
 }

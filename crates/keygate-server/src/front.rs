@@ -1,0 +1,330 @@
+//! The one service every request passes through before the router, and the route
+//! tag routes leave for it.
+//!
+//! [`Front`] does, once per request and without boxing anything, what used to be four
+//! `from_fn` middlewares (each boxed a future and cloned a boxed service per request):
+//!
+//! - the `X-Version` rule under `/santaba/rest` (a missing header means 3);
+//! - the request time limit, armed only when the request first has to wait (a request
+//!   answered from memory never touches the timer wheel), and the body deadline for a
+//!   request that announces a body ([`crate::listen::deadline`]);
+//! - the headers every response gets ([`crate::routes::common_headers`]);
+//! - the metrics and the request log line: method, route template (never the raw URI,
+//!   which could carry a pasted token), status, latency and the authenticated user.
+//!
+//! The route template comes from the [`RouteTag`] a route leaves on its response: API
+//! routes get it from authentication ([`crate::auth::Authenticate`]), which runs once
+//! per matched route anyway; the others from [`Tag`].
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::task::{Context, Poll, ready};
+use std::time::Duration;
+
+use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, Method, header};
+use axum::response::{IntoResponse, Response};
+use tower_service::Service;
+
+use crate::error::ApiError;
+use crate::listen::{RequestLimits, deadline};
+use crate::metrics::Metrics;
+
+/// The route template a request matched, carried on its response to [`Front`].
+#[derive(Clone)]
+pub(crate) struct RouteTag(pub(crate) MatchedPath);
+
+/// What the request log line says of a response no route tagged.
+const UNMATCHED: &str = "unmatched";
+
+const X_VERSION: HeaderName = HeaderName::from_static("x-version");
+
+/// Clients send `X-Version: 3`; a missing header means 3, anything else is refused.
+fn version_ok(h: &axum::http::HeaderMap) -> bool {
+    let mut values = h.get_all(X_VERSION).iter();
+    match (values.next(), values.next()) {
+        (None, _) => true,
+        (Some(v), None) => v.as_bytes().trim_ascii() == b"3",
+        (Some(_), Some(_)) => false,
+    }
+}
+
+/// Whether a path is under the REST API's base path (where `X-Version` applies).
+fn under_api(path: &str) -> bool {
+    path.strip_prefix(crate::auth::BASE_PATH)
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/'))
+}
+
+/// The service in front of the router; see the module documentation.
+#[derive(Clone)]
+pub struct Front<S> {
+    inner: S,
+    metrics: Arc<Metrics>,
+    limits: RequestLimits,
+    https: bool,
+}
+
+impl<S> Front<S> {
+    /// `inner` (the router) behind the per-request rules.
+    pub fn new(inner: S, metrics: Arc<Metrics>, limits: RequestLimits, https: bool) -> Self {
+        Self {
+            inner,
+            metrics,
+            limits,
+            https,
+        }
+    }
+}
+
+/// What the request's future needs once the response is there.
+struct Finish {
+    started: keygate_core::clock::Stopwatch,
+    method: Method,
+    metrics: Arc<Metrics>,
+    https: bool,
+    timeout: Duration,
+    /// Set by the body deadline when it fired (only a request with a body has one).
+    fired: Option<(Arc<AtomicBool>, Duration)>,
+}
+
+impl Finish {
+    /// The response on its way out: common headers, metrics, the log line.
+    fn finish(&self, mut resp: Response) -> Response {
+        crate::routes::common_headers(resp.headers_mut(), self.https);
+        let ext = resp.extensions();
+        let route = ext.get::<RouteTag>().map_or(UNMATCHED, |t| t.0.as_str());
+        let principal = ext.get::<crate::auth::PrincipalId>().map(|p| p.0);
+        let status = resp.status().as_u16();
+        self.metrics.http(self.method.as_str(), route, status);
+        if ext.get::<crate::error::StoreFailure>().is_some() {
+            self.metrics.store_error();
+        }
+        tracing::info!(
+            method = %self.method,
+            route = %route,
+            status,
+            micros = self.started.elapsed().as_micros() as u64,
+            principal,
+            "request"
+        );
+        resp
+    }
+
+    /// The body deadline fired while the request ran: its answer is 408 whatever the
+    /// handler made of the failed read.
+    fn body_timed_out(&self) -> Option<u64> {
+        self.fired
+            .as_ref()
+            .filter(|(f, _)| f.load(Ordering::SeqCst))
+            .map(|(_, allowance)| allowance.as_secs())
+    }
+}
+
+/// The answer to a request whose body did not arrive in time (or that took too long
+/// as a whole); the connection is closed, since the client may be mid-body.
+fn timed_out(secs: u64) -> Response {
+    let mut resp = ApiError::RequestTimeout(secs).into_response();
+    resp.headers_mut()
+        .insert(header::CONNECTION, HeaderValue::from_static("close"));
+    resp
+}
+
+impl<S> Service<Request> for Front<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = FrontFuture<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let mut finish = Finish {
+            started: keygate_core::clock::Stopwatch::start(),
+            method: req.method().clone(),
+            metrics: self.metrics.clone(),
+            https: self.https,
+            timeout: self.limits.timeout,
+            fired: None,
+        };
+        if under_api(req.uri().path()) && !version_ok(req.headers()) {
+            let refused =
+                ApiError::BadRequest("X-Version must be 3 (keygate serves REST API v3)".to_owned())
+                    .into_response();
+            return FrontFuture {
+                state: State::Answered {
+                    resp: Some(refused),
+                },
+                finish,
+            };
+        }
+        let req = match self.limits.body_allowance(req.headers()) {
+            Some(allowance) => {
+                let fired = Arc::new(AtomicBool::new(false));
+                finish.fired = Some((fired.clone(), allowance));
+                req.map(|b| axum::body::Body::new(deadline::DeadlineBody::new(b, allowance, fired)))
+            }
+            None => req,
+        };
+        FrontFuture {
+            state: State::Running {
+                inner: self.inner.call(req),
+                timer: None,
+            },
+            finish,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`Front`]: the router's own, unboxed.
+    pub struct FrontFuture<F> {
+        #[pin]
+        state: State<F>,
+        finish: Finish,
+    }
+}
+
+pin_project_lite::pin_project! {
+    #[project = StateProj]
+    enum State<F> {
+        Running {
+            #[pin]
+            inner: F,
+            // Armed the first time the request has to wait; boxed, so requests
+            // answered at once carry no timer in their future.
+            timer: Option<Pin<Box<tokio::time::Sleep>>>,
+        },
+        Answered { resp: Option<Response> },
+    }
+}
+
+impl<F> Future for FrontFuture<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let finish = &*this.finish;
+        let resp = match this.state.project() {
+            StateProj::Answered { resp } => resp.take().unwrap_or_else(|| {
+                ApiError::Internal("a response was polled after it was given".to_owned())
+                    .into_response()
+            }),
+            StateProj::Running { inner, timer } => match inner.poll(cx) {
+                Poll::Ready(Ok(resp)) => match finish.body_timed_out() {
+                    Some(secs) => timed_out(secs),
+                    None => resp,
+                },
+                Poll::Pending => {
+                    let timer = timer.get_or_insert_with(|| {
+                        let at = finish.started.after(finish.timeout);
+                        Box::pin(tokio::time::sleep_until(at.into()))
+                    });
+                    ready!(timer.as_mut().poll(cx));
+                    timed_out(finish.timeout.as_secs())
+                }
+            },
+        };
+        Poll::Ready(Ok(finish.finish(resp)))
+    }
+}
+
+/// A route layer that leaves the matched route template on the response for
+/// [`Front`] (authenticated API routes get theirs from authentication instead).
+#[derive(Clone, Copy, Default)]
+pub struct Tag;
+
+impl<S> tower_layer::Layer<S> for Tag {
+    type Service = Tagged<S>;
+    fn layer(&self, inner: S) -> Tagged<S> {
+        Tagged { inner }
+    }
+}
+
+/// The service [`Tag`] makes.
+#[derive(Clone)]
+pub struct Tagged<S> {
+    inner: S,
+}
+
+impl<S> Service<Request> for Tagged<S>
+where
+    S: Service<Request, Response = Response, Error = Infallible>,
+{
+    type Response = Response;
+    type Error = Infallible;
+    type Future = Tagging<S::Future>;
+
+    fn poll_ready(&mut self, cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        self.inner.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: Request) -> Self::Future {
+        let tag = req.extensions().get::<MatchedPath>().cloned().map(RouteTag);
+        Tagging {
+            inner: self.inner.call(req),
+            tag,
+        }
+    }
+}
+
+pin_project_lite::pin_project! {
+    /// The response future of [`Tagged`].
+    pub struct Tagging<F> {
+        #[pin]
+        inner: F,
+        tag: Option<RouteTag>,
+    }
+}
+
+impl<F> Future for Tagging<F>
+where
+    F: Future<Output = Result<Response, Infallible>>,
+{
+    type Output = Result<Response, Infallible>;
+
+    fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = self.project();
+        let mut resp = ready!(this.inner.poll(cx))?;
+        if let Some(tag) = this.tag.take() {
+            resp.extensions_mut().insert(tag);
+        }
+        Poll::Ready(Ok(resp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn x_version_applies_under_the_api_base_path_only() {
+        assert!(under_api("/santaba/rest"));
+        assert!(under_api("/santaba/rest/setting/portal"));
+        assert!(!under_api("/santaba/restless"));
+        assert!(!under_api("/healthz"));
+        assert!(!under_api("/rest/v2/metric/ingest"));
+    }
+
+    #[test]
+    fn one_x_version_of_3_passes_and_anything_else_does_not() {
+        let mut h = axum::http::HeaderMap::new();
+        assert!(version_ok(&h), "a missing header means 3");
+        h.insert(X_VERSION, HeaderValue::from_static(" 3 "));
+        assert!(version_ok(&h));
+        h.insert(X_VERSION, HeaderValue::from_static("2"));
+        assert!(!version_ok(&h));
+        h.insert(X_VERSION, HeaderValue::from_static("3"));
+        h.append(X_VERSION, HeaderValue::from_static("3"));
+        assert!(!version_ok(&h), "two headers are refused");
+    }
+}
