@@ -24,6 +24,7 @@ macro_rules! row_lock {
 mod dialect;
 mod file;
 mod migrate;
+mod writer;
 // The shared queries, compiled once more for this backend: that is the point.
 #[allow(clippy::duplicate_mod)]
 #[path = "../sql/mod.rs"]
@@ -39,6 +40,8 @@ pub struct SqliteStore {
     file: Arc<file::DbFile>,
     /// Whether writes are going through.
     health: Arc<Health>,
+    /// The queue of writers and the connection they write on.
+    writers: writer::Writers,
 }
 
 /// A database URL keygate understands for SQLite: `sqlite://PATH`, `sqlite:PATH` or a
@@ -76,6 +79,7 @@ impl SqliteStore {
             // per-row hand-off cost of loading the token index.
             .row_buffer_size(1024);
         let pool = SqlitePoolOptions::new()
+            // Reads; writes have a connection of their own (see `writer`).
             .max_connections(4)
             .acquire_timeout(Duration::from_secs(5))
             // A connection whose transaction could not be rolled back (SQLite may end a
@@ -89,7 +93,7 @@ impl SqliteStore {
             // carries out a rollback queued by a dropped transaction); an in-process
             // SQLite connection needs no second ping when it is taken again.
             .test_before_acquire(false)
-            .connect_with(options)
+            .connect_with(options.clone())
             .await?;
         migrate::run(&pool).await?;
         let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
@@ -100,11 +104,13 @@ impl SqliteStore {
             )));
         }
         tx.commit().await?;
+        let writers = writer::Writers::open(options, pool.clone()).await?;
         Ok(Self {
             pool,
             key: Arc::new(key),
             file: Arc::new(file::DbFile::opened(std::path::Path::new(path))?),
             health: Arc::new(Health::default()),
+            writers,
         })
     }
 
@@ -113,11 +119,12 @@ impl SqliteStore {
         &self.pool
     }
 
-    /// A `BEGIN IMMEDIATE` transaction: it takes the file's write lock at once, so a
+    /// A `BEGIN IMMEDIATE` transaction on the write connection, once the writers
+    /// queued before it are done: it takes the file's write lock at once, so a
     /// read-then-write inside it cannot be raced by another writer.
     async fn write(&self) -> Result<WriteTx> {
         Ok(WriteTx {
-            tx: self.pool.begin_with("BEGIN IMMEDIATE").await?,
+            tx: self.writers.begin().await?,
             file: self.file.clone(),
         })
     }
@@ -162,7 +169,7 @@ impl SqliteStore {
 /// one this store opened and can be written: a change committed into a deleted file
 /// would be acknowledged and then lost at the next start.
 pub(crate) struct WriteTx {
-    tx: Transaction<'static, Sqlite>,
+    tx: writer::WriteConn,
     file: Arc<file::DbFile>,
 }
 
