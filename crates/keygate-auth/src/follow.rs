@@ -9,7 +9,7 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use keygate_store::{Change, Store};
+use keygate_store::{Change, Entity, Store};
 
 use crate::error::AuthError;
 use crate::verifier::Verifier;
@@ -40,6 +40,7 @@ impl Verifier {
                 let snap = store.snapshot().await?;
                 let seq = snap.seq;
                 self.install(snap);
+                self.inner.view.load(store).await?;
                 *applied = seq;
                 self.advanced(seq);
                 return Ok(count + 1);
@@ -59,7 +60,11 @@ impl Verifier {
 
     async fn apply<S: Store>(&self, store: &S, c: &Change) -> Result<(), AuthError> {
         self.apply_update(crate::feed::resolve(store, c).await?);
-        Ok(())
+        match c.entity {
+            Entity::User => self.inner.view.refresh_user(store, c.id).await,
+            Entity::Role => self.inner.view.refresh_role(store, c.id).await,
+            Entity::Token | Entity::Portal => Ok(()),
+        }
     }
 
     /// Reloads the whole index from the store (tokens this node saw deleted stay
@@ -69,6 +74,7 @@ impl Verifier {
         let snap = store.snapshot().await?;
         let seq = snap.seq;
         self.install(snap);
+        self.inner.view.load(store).await?;
         *applied = seq;
         self.advanced(seq);
         Ok(())

@@ -8,6 +8,8 @@
 //! - [`follow`] — keeps the index current by replaying the store's change log.
 //! - [`feed`] — the index as updates: resolved from change-log entries, applied to an
 //!   index, and carried over HTTP in a compact binary frame (never a secret).
+//! - [`view`] — users and roles in memory for management reads, kept current with
+//!   the index.
 //! - [`replay`] — the bounded memory of LMv1 signatures for replay protection.
 //! - [`throttle`] — token buckets per client address on failed authentications.
 //! - [`usage`] — records last use in memory and writes it to the store in batches.
@@ -22,6 +24,7 @@ pub mod replay;
 pub mod throttle;
 pub mod usage;
 pub mod verifier;
+pub mod view;
 
 pub use error::AuthError;
 pub use verifier::{Lmv1Pending, Principal, Refusal, Verifier};

@@ -201,6 +201,9 @@ pub(crate) struct Inner {
     /// The same position, for those waiting for it to move (the index endpoint's long
     /// polls).
     pub(crate) position: tokio::sync::watch::Sender<i64>,
+    /// Users and roles as management reads show them (loaded only where the index is
+    /// loaded from a store).
+    pub(crate) view: crate::view::ReadView,
 }
 
 /// Tokens deleted while this node ran, by how the indexes key them.
@@ -234,6 +237,7 @@ impl Verifier {
         let snap = store.snapshot().await?;
         let read = started.elapsed();
         let v = Self::from_snapshot(snap);
+        v.inner.view.load(store).await?;
         tracing::info!(
             tokens = v.token_count(),
             read_ms = read.as_millis() as u64,
@@ -263,6 +267,7 @@ impl Verifier {
                 usage: UsageRecorder::default(),
                 applied: tokio::sync::Mutex::new(snap.seq),
                 position: tokio::sync::watch::Sender::new(snap.seq),
+                view: crate::view::ReadView::default(),
             }),
         };
         v.install(snap);
@@ -556,6 +561,11 @@ impl Verifier {
     /// Whether bearer tokens are accepted (the portal's Traces feature).
     pub fn traces_enabled(&self) -> bool {
         self.inner.traces_enabled.load(Ordering::SeqCst)
+    }
+
+    /// Users and roles in memory for management reads (see [`crate::view`]).
+    pub fn view(&self) -> &crate::view::ReadView {
+        &self.inner.view
     }
 
     /// Number of bearer tokens indexed.

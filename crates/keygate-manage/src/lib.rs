@@ -313,8 +313,10 @@ impl<S: Store> Manager<S> {
         &self.store
     }
 
-    /// Applies committed changes to the local index before a response goes out.
-    async fn settle(&self) -> Result<(), ManageError> {
+    /// Applies committed changes to the local index (and the users and roles kept
+    /// with it) before a response goes out; callers that write to the store directly
+    /// (the UI's sign-in) call it too.
+    pub async fn settle(&self) -> Result<(), ManageError> {
         let Some(v) = &self.verifier else {
             return Ok(());
         };
@@ -353,14 +355,41 @@ impl<S: Store> Manager<S> {
         actor: &Actor,
         tokens: Vec<ApiToken>,
     ) -> Result<Vec<TokenView>, ManageError> {
-        // A token response names its owner: read just the owners when they are few
-        // (one token, one user's list), every user in one query otherwise.
-        let mut owners: Vec<UserId> = tokens.iter().map(|t| t.user_id).collect();
-        owners.sort_unstable();
-        owners.dedup();
-        let mut users: HashMap<UserId, User> = HashMap::with_capacity(owners.len());
-        if owners.len() <= FEW_OWNERS {
-            for id in owners {
+        let mut ids: Vec<UserId> = tokens.iter().map(|t| t.user_id).collect();
+        ids.sort_unstable();
+        ids.dedup();
+        let owners = self.owners(&ids).await?;
+        Ok(tokens
+            .into_iter()
+            .map(|t| {
+                let (owner_name, roles) = owners.get(&t.user_id).cloned().unwrap_or_default();
+                TokenView {
+                    owner_name,
+                    roles,
+                    access: policy::token_access(actor, t.user_id),
+                    token: t,
+                }
+            })
+            .collect())
+    }
+
+    /// Each of `ids`' username and role names, for token responses (absent: a user
+    /// deleted meanwhile).
+    async fn owners(
+        &self,
+        ids: &[UserId],
+    ) -> Result<HashMap<UserId, (String, Vec<String>)>, ManageError> {
+        if let Some(v) = self.memory() {
+            return Ok(ids
+                .iter()
+                .filter_map(|&id| v.owner(id).map(|o| (id, o)))
+                .collect());
+        }
+        // From the store: just the owners when they are few (one token, one user's
+        // list), every user in one query otherwise.
+        let mut users: HashMap<UserId, User> = HashMap::with_capacity(ids.len());
+        if ids.len() <= FEW_OWNERS {
+            for &id in ids {
                 match self.store.user(id).await {
                     Ok(u) => {
                         users.insert(u.id, u);
@@ -373,25 +402,58 @@ impl<S: Store> Manager<S> {
             users.extend(self.store.users().await?.into_iter().map(|u| (u.id, u)));
         }
         let role_names = self.role_names().await?;
-        Ok(tokens
-            .into_iter()
-            .map(|t| {
-                let owner = users.get(&t.user_id);
-                TokenView {
-                    owner_name: owner.map(|u| u.username.clone()).unwrap_or_default(),
-                    roles: owner
-                        .map(|u| {
-                            u.role_ids
-                                .iter()
-                                .filter_map(|r| role_names.get(r).cloned())
-                                .collect()
-                        })
-                        .unwrap_or_default(),
-                    access: policy::token_access(actor, t.user_id),
-                    token: t,
-                }
+        Ok(users
+            .into_values()
+            .map(|u| {
+                let roles = u
+                    .role_ids
+                    .iter()
+                    .filter_map(|r| role_names.get(r).cloned())
+                    .collect();
+                (u.id, (u.username, roles))
             })
             .collect())
+    }
+
+    /// This node's users and roles in memory, where it keeps them (a server does,
+    /// beside its index; the admin CLI reads the store).
+    fn memory(&self) -> Option<&keygate_auth::view::ReadView> {
+        self.verifier
+            .as_ref()
+            .map(Verifier::view)
+            .filter(|v| v.loaded())
+    }
+
+    /// A user, from memory where this node keeps users.
+    async fn read_user(&self, id: UserId) -> Result<User, StoreError> {
+        match self.memory() {
+            Some(v) => v.user(id).ok_or_else(|| StoreError::no_user(id)),
+            None => self.store.user(id).await,
+        }
+    }
+
+    /// Every user, from memory where this node keeps users.
+    async fn read_users(&self) -> Result<Vec<User>, StoreError> {
+        match self.memory().and_then(|v| v.users()) {
+            Some(users) => Ok(users),
+            None => self.store.users().await,
+        }
+    }
+
+    /// Every role, from memory where this node keeps roles.
+    async fn read_roles(&self) -> Result<Vec<RoleWithCount>, StoreError> {
+        match self.memory().and_then(|v| v.roles()) {
+            Some(roles) => Ok(roles),
+            None => self.store.roles().await,
+        }
+    }
+
+    /// A role, from memory where this node keeps roles.
+    async fn read_role(&self, id: RoleId) -> Result<RoleWithCount, StoreError> {
+        match self.memory() {
+            Some(v) => v.role(id).ok_or_else(|| StoreError::no_role(id)),
+            None => self.store.role(id).await,
+        }
     }
 
     async fn view(&self, actor: &Actor, token: ApiToken) -> Result<TokenView, ManageError> {
@@ -566,9 +628,8 @@ impl<S: Store> Manager<S> {
                 // The reads a found token's view makes (its owner, the role names),
                 // made for the caller instead, so a miss takes as long as a hit.
                 if let Some(me) = actor.user_id {
-                    let _ = self.store.user(me).await;
+                    let _ = self.owners(&[me]).await;
                 }
-                let _ = self.role_names().await;
                 Err(ManageError::NotFound(
                     "no API token has this value (it may have been deleted)".to_owned(),
                 ))
@@ -602,7 +663,7 @@ impl<S: Store> Manager<S> {
         let scope = match owner {
             Some(o) => {
                 policy::read_tokens_of(actor, o).map_err(denied)?;
-                self.store.user(o).await?;
+                self.read_user(o).await?;
                 Some(o)
             }
             None => policy::token_list_scope(actor).map_err(denied)?,
@@ -677,17 +738,17 @@ impl<S: Store> Manager<S> {
         actor: &Actor,
     ) -> Result<(Vec<User>, Vec<RoleWithCount>), ManageError> {
         policy::read_users(actor, None).map_err(denied)?;
-        Ok((self.store.users().await?, self.store.roles().await?))
+        Ok((self.read_users().await?, self.read_roles().await?))
     }
 
     /// One user (everyone may read their own).
     #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
     pub async fn user(&self, actor: &Actor, id: UserId) -> Result<UserView, ManageError> {
         policy::read_users(actor, Some(id)).map_err(denied)?;
-        let user = self.store.user(id).await?;
+        let user = self.read_user(id).await?;
         Ok(UserView {
             user,
-            roles: self.store.roles().await?,
+            roles: self.read_roles().await?,
         })
     }
 
@@ -756,7 +817,7 @@ impl<S: Store> Manager<S> {
         self.settle().await?;
         Ok(UserView {
             user,
-            roles: self.store.roles().await?,
+            roles: self.read_roles().await?,
         })
     }
 
@@ -818,7 +879,7 @@ impl<S: Store> Manager<S> {
         self.settle().await?;
         Ok(UserView {
             user,
-            roles: self.store.roles().await?,
+            roles: self.read_roles().await?,
         })
     }
 
@@ -842,14 +903,14 @@ impl<S: Store> Manager<S> {
     #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
     pub async fn roles(&self, actor: &Actor) -> Result<Vec<RoleWithCount>, ManageError> {
         policy::read_users(actor, None).map_err(denied)?;
-        Ok(self.store.roles().await?)
+        Ok(self.read_roles().await?)
     }
 
     /// One role.
     #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
     pub async fn role(&self, actor: &Actor, id: RoleId) -> Result<RoleWithCount, ManageError> {
         policy::read_users(actor, None).map_err(denied)?;
-        Ok(self.store.role(id).await?)
+        Ok(self.read_role(id).await?)
     }
 
     /// Finds a role by name (admin CLI).

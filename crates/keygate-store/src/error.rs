@@ -77,3 +77,15 @@ impl From<sqlx::Error> for StoreError {
 
 /// Result alias for store calls.
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+impl StoreError {
+    /// No user with this id (the one wording, wherever the user is looked up).
+    pub fn no_user(id: keygate_core::model::UserId) -> Self {
+        Self::NotFound(format!("user {id}"))
+    }
+
+    /// No role with this id.
+    pub fn no_role(id: keygate_core::model::RoleId) -> Self {
+        Self::NotFound(format!("role {id}"))
+    }
+}

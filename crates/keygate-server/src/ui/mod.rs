@@ -364,6 +364,11 @@ async fn signin<S: Store>(
         reason: "",
     };
     store.record_sign_in(&attempt, now).await?;
+    // The user's lastLoginOn changed: this node's reads show it from the next page on.
+    // The sign-in itself stands either way.
+    if let Err(e) = st.manager.settle().await {
+        tracing::warn!(error = %e, "sign-in recorded but not yet applied to this node's view");
+    }
     let mut resp = Redirect::to("/").into_response();
     let h = resp.headers_mut();
     h.append(

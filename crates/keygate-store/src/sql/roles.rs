@@ -61,7 +61,7 @@ pub(super) async fn get(conn: &mut Conn, id: RoleId) -> Result<RoleWithCount> {
     list(conn, Some(id))
         .await?
         .pop()
-        .ok_or_else(|| StoreError::NotFound(format!("role {id}")))
+        .ok_or_else(|| StoreError::no_role(id))
 }
 
 pub(super) async fn by_name(conn: &mut Conn, name: &str) -> Result<RoleWithCount> {
@@ -136,7 +136,7 @@ pub(super) async fn update(
         .await
         .map_err(|e| name_taken(e.into(), patch.name.as_deref().unwrap_or("")))?;
     if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound(format!("role {id}")));
+        return Err(StoreError::no_role(id));
     }
     if let Some(p) = &patch.privileges {
         set_privileges(conn, id, p).await?;

@@ -338,17 +338,23 @@ impl Store for BackendStore {
     }
     #[tracing::instrument(level = "debug", skip_all)]
     async fn record_sign_in(&self, attempt: &SignInAttempt, now: EpochSeconds) -> Result<()> {
-        // Not a change any index cares about: no change-log entry, no write lock.
-        write_tx!(self, self.unlocked(), tx => {
-            if let (true, Some(user)) = (attempt.success, attempt.user) {
+        match (attempt.success, attempt.user) {
+            // The user's lastLoginOn changes: nodes keep users in memory for reads, so
+            // the change is logged (under the write lock, as every logged change is).
+            (true, Some(user)) => write_tx!(self, tx => {
                 sqlx::query("UPDATE users SET last_login_on = $1 WHERE id = $2")
                     .bind(now)
                     .bind(user)
                     .execute(&mut *tx)
                     .await?;
-            }
-            audit::append(&mut tx, &common::audit::sign_in(attempt, now)).await?;
-        })
+                super::log_change(&mut tx, Entity::User, user, now).await?;
+                audit::append(&mut tx, &common::audit::sign_in(attempt, now)).await?;
+            }),
+            // A refused sign-in changes nothing any node follows: no write lock.
+            _ => write_tx!(self, self.unlocked(), tx => {
+                audit::append(&mut tx, &common::audit::sign_in(attempt, now)).await?;
+            }),
+        }
     }
     #[tracing::instrument(level = "debug", skip_all)]
     async fn token_counts(&self) -> Result<Vec<TokenCount>> {

@@ -67,7 +67,7 @@ pub(super) async fn get(conn: &mut Conn, id: UserId) -> Result<User> {
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?
-        .ok_or_else(|| StoreError::NotFound(format!("user {id}")))?;
+        .ok_or_else(|| StoreError::no_user(id))?;
     let mut roles = role_ids(conn, Some(id)).await?;
     from_row(&row, &mut roles)
 }
@@ -200,7 +200,7 @@ pub(super) async fn update(
     .await
     .map_err(|e| name_taken(e, p.username.as_deref().unwrap_or("")))?;
     if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound(format!("user {id}")));
+        return Err(StoreError::no_user(id));
     }
     if let Some(r) = &p.role_ids {
         set_roles(conn, id, r).await?;
@@ -220,7 +220,7 @@ pub(super) async fn delete(conn: &mut Conn, id: UserId, now: EpochSeconds) -> Re
         .execute(&mut *conn)
         .await?;
     if done.rows_affected() == 0 {
-        return Err(StoreError::NotFound(format!("user {id}")));
+        return Err(StoreError::no_user(id));
     }
     for t in tokens {
         log_token_change(conn, t.try_get(0)?, &TokenRef::from_row(&t, 1)?, now).await?;

@@ -87,7 +87,9 @@ impl Writers {
     /// one is still running.
     fn committed(&self) {
         let n = self.checkpoints.commits.fetch_add(1, Ordering::Relaxed) + 1;
-        if !n.is_multiple_of(CHECKPOINT_EVERY) || self.checkpoints.running.swap(true, Ordering::AcqRel) {
+        if !n.is_multiple_of(CHECKPOINT_EVERY)
+            || self.checkpoints.running.swap(true, Ordering::AcqRel)
+        {
             return;
         }
         let Ok(rt) = tokio::runtime::Handle::try_current() else {

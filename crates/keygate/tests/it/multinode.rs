@@ -301,10 +301,14 @@ async fn a_node_cut_off_from_the_database_fails_closed_and_recovers() {
     .await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
     assert_eq!(r.body["errorCode"], 503);
-    // Known tokens keep verifying from memory while within max_staleness: the request
-    // passes authentication and only the handler, which reads the database, answers
-    // 503 "database unavailable"; a token revoked before the cut stays refused.
+    // Known tokens keep verifying from memory while within max_staleness, and what the
+    // node keeps in memory is still read from it (the user's own record); a handler
+    // that reads the database (the token list) answers 503 "database unavailable"; a
+    // token revoked before the cut stays refused.
     let r = p.get(&secret, &me).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["username"], "ingest");
+    let r = p.get(&secret, &format!("{me}/apitokens")).await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(
         r.message().contains("database is unavailable"),
@@ -374,4 +378,76 @@ async fn postgres_needs_an_explicit_master_key() {
         1,
         "no key file was created (only the test's own)"
     );
+}
+
+/// Users and roles are read from each node's memory: a change made on one node shows
+/// in reads on the others within the propagation bound, and on the node that made it
+/// at once (read-your-writes).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reads_on_every_node_show_a_change_made_on_one() {
+    let Some(a) = Server::start().await else {
+        return;
+    };
+    let others = more_nodes(&a, 1).await;
+    let b = &others[0];
+    let user = a.user("reader", &[DATAINGESTION]).await;
+    let (id, _) = a.token_for(user, "named").await;
+    let me = format!("/setting/admins/{user}");
+    let token = format!("{me}/apitokens/{id}");
+    // Renamed and given a new role on A: A answers with the new state at once.
+    let role = a.role("auditors", &[("useraccess", "*", "read")]).await;
+    let r = a
+        .patch(
+            &a.admin_token,
+            &me,
+            json!({"username": "renamed", "roles": [{"id": role}]}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = a.get(&a.admin_token, &token).await;
+    assert_eq!(r.body["adminName"], "renamed", "{}", r.text);
+    assert_eq!(r.body["roles"], json!(["auditors"]), "{}", r.text);
+    let r = a
+        .get(&a.admin_token, &format!("/setting/roles/{role}"))
+        .await;
+    assert_eq!(r.body["associatedUserCount"], 1, "{}", r.text);
+    // And B, within the bound, in the user, the token's owner name and the role's count.
+    let seen = eventually(std::time::Duration::from_secs(2), || async {
+        let u = b.get(&b.admin_token, &me).await;
+        let t = b.get(&b.admin_token, &token).await;
+        let roles = b
+            .get(&b.admin_token, "/setting/roles?filter=name:auditors")
+            .await;
+        u.body["username"] == "renamed"
+            && t.body["adminName"] == "renamed"
+            && t.body["roles"] == json!(["auditors"])
+            && roles.body["items"][0]["associatedUserCount"] == 1
+    })
+    .await;
+    assert!(seen, "a rename and a role change on A show in reads on B");
+    // A role renamed on B shows in A's token responses; a user deleted on B is gone on A.
+    let r = b
+        .patch(
+            &b.admin_token,
+            &format!("/setting/roles/{role}"),
+            json!({"name": "auditors-2"}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let seen = eventually(std::time::Duration::from_secs(2), || async {
+        a.get(&a.admin_token, &token).await.body["roles"] == json!(["auditors-2"])
+    })
+    .await;
+    assert!(seen, "a role renamed on B shows on A");
+    let r = b.delete(&b.admin_token, &me).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let gone = eventually(std::time::Duration::from_secs(2), || async {
+        a.get(&a.admin_token, &me).await.status == StatusCode::NOT_FOUND
+            && a.get(&a.admin_token, "/setting/admins?filter=username:renamed")
+                .await
+                .body["total"]
+                == 0
+    })
+    .await;
+    assert!(gone, "a user deleted on B is gone from A's reads");
 }

@@ -724,3 +724,30 @@ async fn the_added_message_says_only_what_the_server_knows() {
         r.text
     );
 }
+
+/// A sign-in changes the user's lastLoginOn, and the very next read shows it (users
+/// are read from the node's memory, which the sign-in brings up to date).
+#[tokio::test]
+async fn a_sign_in_shows_in_the_users_last_login_at_once() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let before = s.get(&s.admin_token, "/setting/admins/1").await;
+    assert_eq!(before.body["lastLoginOn"], 0, "{}", before.text);
+    let r = signin(&s, "admin", "bootstrap-password", None).await;
+    assert_eq!(r.status, StatusCode::SEE_OTHER);
+    let after = s.get(&s.admin_token, "/setting/admins/1").await;
+    assert!(
+        after.body["lastLoginOn"].as_i64().is_some_and(|t| t > 0),
+        "{}",
+        after.text
+    );
+    // A refused sign-in changes nothing there.
+    let last = after.body["lastLoginOn"].clone();
+    let r = signin(&s, "admin", "not-the-password", None).await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED);
+    assert_eq!(
+        s.get(&s.admin_token, "/setting/admins/1").await.body["lastLoginOn"],
+        last
+    );
+}
