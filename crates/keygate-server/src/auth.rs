@@ -261,10 +261,7 @@ where
                 resp.extensions_mut().insert(*id);
                 resp
             }
-            AuthProj::Answered { resp } => resp.take().unwrap_or_else(|| {
-                ApiError::Internal("a response was polled after it was given".to_owned())
-                    .into_response()
-            }),
+            AuthProj::Answered { resp } => crate::front::take_answer(resp),
             AuthProj::Later { fut } => ready!(fut.as_mut().poll(cx)),
         };
         if let Some(tag) = this.tag.take() {

@@ -123,6 +123,14 @@ impl Finish {
     }
 }
 
+/// The answer a future holds ready, given once (a future polled again after it was
+/// ready gets a 500, never a panic).
+pub(crate) fn take_answer(resp: &mut Option<Response>) -> Response {
+    resp.take().unwrap_or_else(|| {
+        ApiError::Internal("a response was polled after it was given".to_owned()).into_response()
+    })
+}
+
 /// The answer to a request whose body did not arrive in time (or that took too long
 /// as a whole); the connection is closed, since the client may be mid-body.
 fn timed_out(secs: u64) -> Response {
@@ -215,10 +223,7 @@ where
         let this = self.project();
         let finish = &*this.finish;
         let resp = match this.state.project() {
-            StateProj::Answered { resp } => resp.take().unwrap_or_else(|| {
-                ApiError::Internal("a response was polled after it was given".to_owned())
-                    .into_response()
-            }),
+            StateProj::Answered { resp } => take_answer(resp),
             StateProj::Running { inner, timer } => match inner.poll(cx) {
                 Poll::Ready(Ok(resp)) => match finish.body_timed_out() {
                     Some(secs) => timed_out(secs),
