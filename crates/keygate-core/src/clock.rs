@@ -37,6 +37,14 @@ impl Clock {
         }
     }
 
+    /// Microseconds since the Unix epoch by the system clock (log timestamps; a fixed
+    /// clock does not reach the logs).
+    pub fn system_micros() -> i64 {
+        SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_micros()).unwrap_or(i64::MAX))
+    }
+
     /// Seconds since the Unix epoch.
     pub fn now(&self) -> EpochSeconds {
         self.now_millis().div_euclid(1000)

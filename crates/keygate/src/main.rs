@@ -1,5 +1,14 @@
 //! The `keygate` binary: `serve`, `init`, the admin CLI (which opens the database)
 //! and the client commands (which talk to a server over HTTP).
+//!
+//! # Layout
+//!
+//! - this file — logging set-up and dispatch to the commands.
+//! - `cli` — flags, environment variables and subcommands.
+//! - `admin` — the admin CLI, on the database through the management path.
+//! - `client` — `login`, `logout`, `whoami`, `api`, `token check`, over HTTP.
+//! - `keys` — the master key file: creation, rotation, recovery.
+//! - `logfmt` — the plain log line, written by hand where that is cheaper.
 #![forbid(unsafe_code)]
 
 use std::process::ExitCode;
@@ -17,6 +26,7 @@ mod admin;
 mod cli;
 mod client;
 mod keys;
+mod logfmt;
 
 use cli::{Cli, Command, MasterKeyCommand, TokenCommand};
 
@@ -40,6 +50,7 @@ async fn main() -> ExitCode {
         cli::LogFormat::Json => logs.json().init(),
         cli::LogFormat::Plain => logs
             .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+            .event_format(logfmt::Plain::default())
             .init(),
     }
     warn_unknown_env();
