@@ -14,6 +14,32 @@ pub const MAX_BODY: usize = 64 * 1024;
 /// Largest request body the web UI's forms and calls accept.
 pub const UI_MAX_BODY: usize = 16 * 1024;
 
+/// Reads a request body of at most `limit` bytes: 413 past it (refused from
+/// `Content-Length` before anything is read, when it is announced), 400 when the body
+/// cannot be read (a reset, or its deadline, which the front service turns into 408).
+pub async fn read_limited(
+    headers: &HeaderMap,
+    body: axum::body::Body,
+    limit: usize,
+) -> Result<Bytes, ApiError> {
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok());
+    if declared.is_some_and(|n| n > limit as u64) {
+        return Err(ApiError::PayloadTooLarge(limit));
+    }
+    match http_body_util::BodyExt::collect(http_body_util::Limited::new(body, limit)).await {
+        Ok(c) => Ok(c.to_bytes()),
+        Err(e) if e.is::<http_body_util::LengthLimitError>() => {
+            Err(ApiError::PayloadTooLarge(limit))
+        }
+        Err(_) => Err(ApiError::BadRequest(
+            "the request body could not be read".to_owned(),
+        )),
+    }
+}
+
 /// A JSON object from a request body. An empty body is an empty object.
 #[derive(Debug, Default)]
 pub struct JsonBody(pub Map<String, Value>);

@@ -1,9 +1,7 @@
 //! Request extractors with LogicMonitor-style errors: path ids, query parameters and
 //! JSON bodies. axum's own rejections are plain text; these answer in the error JSON.
 
-use axum::body::Bytes;
 use axum::extract::{FromRequest, FromRequestParts, Query, RawPathParams, Request};
-use axum::http::StatusCode;
 use axum::http::request::Parts;
 use keygate_core::query::RawListParams;
 
@@ -89,15 +87,9 @@ pub struct Body(pub JsonBody);
 impl<S: Send + Sync> FromRequest<S> for Body {
     type Rejection = ApiError;
 
-    async fn from_request(req: Request, state: &S) -> Result<Self, ApiError> {
-        let headers = req.headers().clone();
-        let bytes = Bytes::from_request(req, state).await.map_err(|e| {
-            if e.status() == StatusCode::PAYLOAD_TOO_LARGE {
-                ApiError::PayloadTooLarge(MAX_BODY)
-            } else {
-                ApiError::BadRequest("the request body could not be read".to_owned())
-            }
-        })?;
-        JsonBody::parse(&headers, &bytes).map(Self)
+    async fn from_request(req: Request, _state: &S) -> Result<Self, ApiError> {
+        let (parts, body) = req.into_parts();
+        let bytes = crate::body::read_limited(&parts.headers, body, MAX_BODY).await?;
+        JsonBody::parse(&parts.headers, &bytes).map(Self)
     }
 }

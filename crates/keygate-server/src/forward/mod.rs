@@ -28,7 +28,6 @@ use axum::extract::{Path, Query, Request, State};
 use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
-use http_body_util::BodyExt as _;
 use keygate_auth::Principal;
 use keygate_core::credentials::{Credential, Lmv1Credential};
 use keygate_core::policy::Grants;
@@ -109,14 +108,6 @@ fn declared_length(h: &HeaderMap, name: &HeaderName) -> u64 {
         .unwrap_or(0)
 }
 
-async fn read_body(body: Body) -> Result<Bytes, ApiError> {
-    let limited = http_body_util::Limited::new(body, MAX_BODY);
-    match limited.collect().await {
-        Ok(c) => Ok(c.to_bytes()),
-        Err(_) => Err(ApiError::PayloadTooLarge(MAX_BODY)),
-    }
-}
-
 /// The options in the check's own query string (none: no parsing at all, which is
 /// how a proxy asks most of the time).
 fn options(uri: &axum::http::Uri) -> Result<Options, ApiError> {
@@ -195,7 +186,7 @@ async fn with_body<S: Store>(
     method: &str,
     uri: std::borrow::Cow<'_, str>,
 ) -> Response {
-    let body = match read_body(body).await {
+    let body = match crate::body::read_limited(&parts.headers, body, MAX_BODY).await {
         Ok(b) => b,
         Err(e) => return refused(e),
     };

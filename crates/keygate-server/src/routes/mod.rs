@@ -3,7 +3,6 @@
 //! Handlers are thin: extractors (authentication, ids, query, body) → one
 //! [`crate::manage::Manager`] call → JSON. Errors map to HTTP in [`crate::error`].
 
-use axum::extract::DefaultBodyLimit;
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -11,7 +10,6 @@ use axum::{Json, Router};
 use keygate_store::Store;
 use serde_json::{Map, Value, json};
 
-use crate::body::MAX_BODY;
 use crate::error::ApiError;
 use crate::state::AppState;
 
@@ -36,7 +34,7 @@ pub(crate) fn json_of<T: serde::Serialize>(obj: &T) -> Json<Value> {
 }
 
 /// The whole application: [`crate::front::Front`] around the router.
-pub type App = crate::front::Front<<DefaultBodyLimit as tower_layer::Layer<Router>>::Service>;
+pub type App = crate::front::Front<Router>;
 
 /// Builds the whole application.
 ///
@@ -81,9 +79,9 @@ pub fn router<S: Store>(
         .merge(crate::ui::router(state))
         .merge(open)
         .fallback(not_found);
-    // The body limit around the whole router, once per request rather than once per
-    // route; the UI's smaller one, set on its routes, overrides it there.
-    let app = tower_layer::Layer::layer(&DefaultBodyLimit::max(MAX_BODY), app);
+    // No body limit layer: the API's bodies are read by `extract::Body` and the
+    // forward-auth endpoints under `body::MAX_BODY` themselves, and the UI sets its own
+    // on its routes.
     crate::front::Front::new(app, metrics, limits, https)
 }
 

@@ -118,6 +118,34 @@ async fn a_100_mib_body_is_refused_from_its_length_and_changes_nothing() {
     );
 }
 
+/// A body that announces no length (chunked) is cut off at the API's limit as it
+/// streams in: 413, and nothing changed.
+#[tokio::test]
+async fn a_chunked_body_past_the_limit_is_refused_as_it_streams() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let user = s.user("ingest", &[DATAINGESTION]).await;
+    let (id, _) = s.token_for(user, "keep").await;
+    let path = format!("/santaba/rest/setting/admins/{user}/apitokens/{id}");
+    let h = head(
+        &s,
+        "PATCH",
+        &path,
+        "Content-Type: application/json\r\nTransfer-Encoding: chunked\r\n",
+    );
+    let chunk = format!("{:x}\r\n{}\r\n", 16 * 1024, " ".repeat(16 * 1024));
+    let mut body = chunk.repeat(8).into_bytes();
+    body.extend_from_slice(b"0\r\n\r\n");
+    let answer = raw(&s, &h, &body).await;
+    assert_eq!(status_of(&answer), 413, "{answer:.300}");
+    assert!(answer.contains("larger than 65536 bytes"), "{answer:.300}");
+    assert_eq!(
+        token_note(&s, user, id).await,
+        (StatusCode::OK, "keep".to_owned())
+    );
+}
+
 #[tokio::test]
 async fn the_web_ui_takes_smaller_bodies_than_the_api() {
     let Some(s) = Server::start().await else {
