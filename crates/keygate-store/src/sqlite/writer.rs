@@ -22,7 +22,8 @@
 //! A [`WriteTx`] dropped before its commit (an error, a request cancelled) is rolled
 //! back at once by a task of its own, so the file's write lock is not held until the
 //! next write; the next writer also rolls back anything still open. A connection whose
-//! rollback fails is replaced.
+//! rollback or `BEGIN` fails is replaced (never by a new empty file: the reconnect does
+//! not create one).
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
@@ -69,7 +70,11 @@ impl Writers {
     /// Opens the write connection with `options` (the pool's own, automatic
     /// checkpoints off); checkpoints run on `pool`.
     pub(super) async fn open(options: SqliteConnectOptions, pool: SqlitePool) -> Result<Self> {
-        let options = options.pragma("wal_autocheckpoint", "0");
+        // The file exists by now (the pool created it): a reconnect must never create
+        // an empty one in place of a database deleted under the running process.
+        let options = options
+            .pragma("wal_autocheckpoint", "0")
+            .create_if_missing(false);
         let conn = options.connect().await?;
         Ok(Self {
             writer: Arc::new(Mutex::new(Writer {
@@ -118,7 +123,12 @@ impl Writers {
             w.conn = self.options.connect().await?;
             w.broken = false;
         }
-        sqlx::query("BEGIN IMMEDIATE").execute(&mut w.conn).await?;
+        if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut w.conn).await {
+            // Busy past the timeout (another process), or a connection that no longer
+            // works: either way the next write starts on a fresh one.
+            w.broken = true;
+            return Err(e.into());
+        }
         w.open = true;
         Ok(WriteConn {
             w,
@@ -265,6 +275,33 @@ mod tests {
         // The queue goes on: the next write commits.
         let mut tx = w.begin().await.unwrap_or_else(|e| panic!("{e}"));
         sqlx::query("INSERT INTO t VALUES (2)")
+            .execute(&mut *tx)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(count(&pool).await, 1);
+    }
+
+    #[tokio::test]
+    async fn a_write_refused_while_another_process_holds_the_file_leaves_the_queue_working() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (_, pool, options) = setup(&dir).await;
+        let options = options.busy_timeout(Duration::from_millis(50));
+        let w = Writers::open(options.clone(), pool.clone())
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut other = options.connect().await.unwrap_or_else(|e| panic!("{e}"));
+        sqlx::query("BEGIN IMMEDIATE")
+            .execute(&mut other)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert!(w.begin().await.is_err(), "the file is another's");
+        sqlx::query("ROLLBACK")
+            .execute(&mut other)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut tx = w.begin().await.unwrap_or_else(|e| panic!("{e}"));
+        sqlx::query("INSERT INTO t VALUES (3)")
             .execute(&mut *tx)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
