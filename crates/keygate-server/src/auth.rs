@@ -466,11 +466,7 @@ async fn lmv1<S: Store>(
         *outcome = e.label();
         ApiError::from(e)
     };
-    let declared = parts
-        .headers
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse::<u64>().ok());
+    let declared = keygate_tower::gate::declared_length(&parts.headers);
     if declared.is_some_and(|n| n > st.gate.max_body() as u64) {
         return Err(gate_error(GateError::TooLarge(st.gate.max_body())));
     }

@@ -101,10 +101,7 @@ impl RequestLimits {
     /// The time a request's body may take, when it announces one (a positive
     /// `Content-Length`, or `Transfer-Encoding`).
     pub(crate) fn body_allowance(&self, h: &axum::http::HeaderMap) -> Option<Duration> {
-        let declared = h
-            .get(header::CONTENT_LENGTH)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.trim().parse::<u64>().ok());
+        let declared = keygate_tower::gate::declared_length(h);
         let has_body = declared.is_some_and(|n| n > 0) || h.contains_key(header::TRANSFER_ENCODING);
         has_body.then(|| {
             deadline::allowance(

@@ -69,6 +69,14 @@ pub fn credential(headers: &HeaderMap) -> Result<Option<Credential>, GateError> 
         .map_err(|e| GateError::Malformed(e.to_string()))
 }
 
+/// The body length a request announces in `Content-Length`, if it announces one.
+pub fn declared_length(headers: &HeaderMap) -> Option<u64> {
+    headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.trim().parse::<u64>().ok())
+}
+
 /// The credential scheme a request uses, for metrics (a fixed set of names).
 pub fn scheme_of(headers: &HeaderMap) -> &'static str {
     let Some(v) = headers.get(header::AUTHORIZATION) else {
@@ -325,11 +333,7 @@ impl Gate {
         match credential {
             Credential::Bearer(token) => Ok(Some((self.bearer(&token, ip)?, body))),
             Credential::Lmv1(cred) => {
-                let declared = parts
-                    .headers
-                    .get(header::CONTENT_LENGTH)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(|v| v.parse::<u64>().ok());
+                let declared = declared_length(&parts.headers);
                 let mut check = self.lmv1_begin(&cred, parts.method.as_str())?;
                 let bytes = self.read_signed_body(&mut check, body, declared).await?;
                 // The path as the client sent it (still percent-encoded), even when a

@@ -126,10 +126,7 @@ pub(super) async fn check_lmv1<S: Store>(
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.parse().ok())
         .unwrap_or(caller.ip);
-    let declared = h
-        .get(header::CONTENT_LENGTH)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.parse().ok());
+    let declared = keygate_tower::gate::declared_length(h);
     let checked = async {
         let cred = match parse_authorization(authorization.as_bytes()) {
             Ok(Credential::Lmv1(cred)) => cred,
