@@ -89,17 +89,47 @@ impl Drop for Proxy {
     }
 }
 
-async fn wait_listening(port: u16) {
-    for _ in 0..200 {
-        if tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port))
-            .await
-            .is_ok()
-        {
-            return;
+/// Starts the proxy `command(port)` builds, on a fresh port, and waits until it listens.
+/// A proxy that exits first (most often: another process took the port between
+/// `free_port` and its bind) is started again on a new port; a proxy that neither
+/// listens nor exits in time fails the test with what it wrote to stderr.
+async fn launch(dir: tempfile::TempDir, command: impl Fn(u16) -> tokio::process::Command) -> Proxy {
+    let log = dir.path().join("proxy.stderr");
+    let mut last = String::new();
+    for _attempt in 0..3 {
+        let port = free_port();
+        let stderr = std::fs::File::create(&log).expect("proxy stderr file");
+        let mut child = command(port)
+            .stdout(std::process::Stdio::null())
+            .stderr(stderr)
+            .kill_on_drop(true)
+            .spawn()
+            .expect("start the proxy");
+        // 30 s: a proxy's start-up on a loaded two-core machine can take seconds.
+        for _ in 0..1200 {
+            if tokio::net::TcpStream::connect((Ipv4Addr::LOCALHOST, port))
+                .await
+                .is_ok()
+            {
+                return Proxy {
+                    child,
+                    port,
+                    _dir: dir,
+                };
+            }
+            if let Ok(Some(_)) = child.try_wait() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(25)).await;
         }
-        tokio::time::sleep(Duration::from_millis(25)).await;
+        let _ = child.start_kill();
+        let _ = child.wait().await;
+        last = std::fs::read_to_string(&log).unwrap_or_default();
+        if !last.to_ascii_lowercase().contains("address already in use") {
+            break;
+        }
     }
-    panic!("the proxy did not listen on {port}");
+    panic!("the proxy did not listen; it wrote:\n{last}");
 }
 
 async fn nginx(keygate: SocketAddr, app: SocketAddr) -> Proxy {
@@ -109,38 +139,31 @@ async fn nginx(keygate: SocketAddr, app: SocketAddr) -> Proxy {
 /// nginx with the shipped include, asking keygate `query` (`$keygate_query`).
 async fn nginx_asking(keygate: SocketAddr, app: SocketAddr, query: &str) -> Proxy {
     let dir = tempfile::tempdir().expect("dir");
-    let port = free_port();
-    let d = dir.path().display();
-    let conf = format!(
-        "daemon off; master_process off; worker_processes 1;\n\
-         error_log {d}/error.log warn; pid {d}/nginx.pid;\n\
-         events {{ worker_connections 64; }}\n\
-         http {{\n\
-           access_log off;\n\
-           client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
-           fastcgi_temp_path {d}/fastcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
-           upstream keygate {{ server {keygate}; }}\n\
-           upstream keygate_app {{ server {app}; }}\n\
-           server {{ listen 127.0.0.1:{port}; set $keygate_query \"{query}\"; include {}; }}\n\
-         }}\n",
-        repo().join("deploy/nginx/keygate.conf").display()
-    );
-    let path = dir.path().join("nginx.conf");
-    std::fs::write(&path, conf).expect("write nginx.conf");
-    let child = tokio::process::Command::new("nginx")
-        .arg("-c")
-        .arg(&path)
-        .arg("-p")
-        .arg(dir.path())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start nginx");
-    wait_listening(port).await;
-    Proxy {
-        child,
-        port,
-        _dir: dir,
-    }
+    let root = dir.path().to_path_buf();
+    let include = repo().join("deploy/nginx/keygate.conf");
+    launch(dir, |port| {
+        let d = root.display();
+        let conf = format!(
+            "daemon off; master_process off; worker_processes 1;\n\
+             error_log {d}/error.log warn; pid {d}/nginx.pid;\n\
+             events {{ worker_connections 64; }}\n\
+             http {{\n\
+               access_log off;\n\
+               client_body_temp_path {d}/body; proxy_temp_path {d}/proxy;\n\
+               fastcgi_temp_path {d}/fastcgi; uwsgi_temp_path {d}/uwsgi; scgi_temp_path {d}/scgi;\n\
+               upstream keygate {{ server {keygate}; }}\n\
+               upstream keygate_app {{ server {app}; }}\n\
+               server {{ listen 127.0.0.1:{port}; set $keygate_query \"{query}\"; include {}; }}\n\
+             }}\n",
+            include.display()
+        );
+        let path = root.join("nginx.conf");
+        std::fs::write(&path, conf).expect("write nginx.conf");
+        let mut c = tokio::process::Command::new("nginx");
+        c.arg("-c").arg(&path).arg("-p").arg(&root);
+        c
+    })
+    .await
 }
 
 async fn caddy(keygate: SocketAddr, app: SocketAddr) -> Proxy {
@@ -150,31 +173,25 @@ async fn caddy(keygate: SocketAddr, app: SocketAddr) -> Proxy {
 /// Caddy with the shipped Caddyfile, asking keygate `query` (`KEYGATE_QUERY`).
 async fn caddy_asking(keygate: SocketAddr, app: SocketAddr, query: &str) -> Proxy {
     let dir = tempfile::tempdir().expect("dir");
-    let port = free_port();
-    let child = tokio::process::Command::new("caddy")
-        .arg("run")
-        .arg("--config")
-        .arg(repo().join("deploy/caddy/Caddyfile"))
-        .arg("--adapter")
-        .arg("caddyfile")
-        .env("SITE_ADDRESS", format!("http://127.0.0.1:{port}"))
-        .env("KEYGATE_ADDRESS", keygate.to_string())
-        .env("APP_ADDRESS", app.to_string())
-        .env("KEYGATE_QUERY", query)
-        .env("HOME", dir.path())
-        .env("XDG_DATA_HOME", dir.path())
-        .env("XDG_CONFIG_HOME", dir.path())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .kill_on_drop(true)
-        .spawn()
-        .expect("start caddy");
-    wait_listening(port).await;
-    Proxy {
-        child,
-        port,
-        _dir: dir,
-    }
+    let root = dir.path().to_path_buf();
+    let caddyfile = repo().join("deploy/caddy/Caddyfile");
+    launch(dir, |port| {
+        let mut c = tokio::process::Command::new("caddy");
+        c.arg("run")
+            .arg("--config")
+            .arg(&caddyfile)
+            .arg("--adapter")
+            .arg("caddyfile")
+            .env("SITE_ADDRESS", format!("http://127.0.0.1:{port}"))
+            .env("KEYGATE_ADDRESS", keygate.to_string())
+            .env("APP_ADDRESS", app.to_string())
+            .env("KEYGATE_QUERY", query)
+            .env("HOME", &root)
+            .env("XDG_DATA_HOME", &root)
+            .env("XDG_CONFIG_HOME", &root);
+        c
+    })
+    .await
 }
 
 async fn through(
