@@ -27,11 +27,11 @@
 //!
 //! A bearer token costs 49 bytes on the wire.
 
-use keygate_core::model::{Portal, RoleId, UserId};
+use keygate_core::model::{ApiToken, Portal, RoleId, UserId};
 use keygate_core::policy::Grants;
 use keygate_core::token::TokenDigest;
 use keygate_store::{
-    Change, Entity, IndexEntry, Lmv1Key, Snapshot, Store, StoreError, TokenKey, UserKey,
+    Change, Entity, IndexEntry, Lmv1Key, Snapshot, Store, StoreError, TokenKey, TokenState, UserKey,
 };
 
 use crate::error::AuthError;
@@ -73,25 +73,8 @@ pub enum Update {
 
 /// Reads the current state of what a change-log entry names.
 pub async fn resolve<S: Store>(store: &S, c: &Change) -> Result<Update, AuthError> {
-    let gone = || Update::TokenGone {
-        digest: c.digest,
-        access_id: c.access_id.clone(),
-    };
     Ok(match c.entity {
-        Entity::Token => match store.index_entry(c.id).await {
-            Ok(Some(IndexEntry::Bearer(k))) => Update::Bearer(k),
-            Ok(Some(IndexEntry::Lmv1(k))) => Update::Lmv1(k),
-            Ok(None) => gone(),
-            // A key that will not unseal (sealed under another master key): fail closed
-            // for this token and keep following, so later changes still apply.
-            Err(
-                e @ (StoreError::Unseal(_) | StoreError::MasterKey(_) | StoreError::Corrupt(_)),
-            ) => {
-                tracing::error!(token = c.id, error = %e, "token cannot be indexed; refusing it");
-                gone()
-            }
-            Err(e) => return Err(e.into()),
-        },
+        Entity::Token => resolve_token(store, c).await?.0,
         Entity::User => match store.user_key(c.id).await? {
             Some(u) => Update::User(u),
             None => Update::UserGone(c.id),
@@ -101,6 +84,46 @@ pub async fn resolve<S: Store>(store: &S, c: &Change) -> Result<Update, AuthErro
             None => Update::RoleGone(c.id),
         },
         Entity::Portal => Update::Portal(store.portal().await?),
+    })
+}
+
+/// A token entry's current state in one read: the index update and the token's row
+/// (`None` when it is gone).
+pub(crate) async fn resolve_token<S: Store>(
+    store: &S,
+    c: &Change,
+) -> Result<(Update, Option<ApiToken>), AuthError> {
+    let gone = || Update::TokenGone {
+        digest: c.digest,
+        access_id: c.access_id.clone(),
+    };
+    // A key that will not unseal (sealed under another master key), or a row that
+    // cannot be read: fail closed for this token and keep following, so later changes
+    // still apply.
+    let unreadable = |e: &StoreError| {
+        matches!(
+            e,
+            StoreError::Unseal(_) | StoreError::MasterKey(_) | StoreError::Corrupt(_)
+        )
+    };
+    let refuse = |e: StoreError| {
+        tracing::error!(token = c.id, error = %e, "token cannot be indexed; refusing it");
+        gone()
+    };
+    Ok(match store.token_state(c.id).await {
+        Ok(Some(TokenState { token, entry })) => {
+            let update = match entry {
+                Ok(Some(IndexEntry::Bearer(k))) => Update::Bearer(k),
+                Ok(Some(IndexEntry::Lmv1(k))) => Update::Lmv1(k),
+                Ok(None) => gone(),
+                Err(e) if unreadable(&e) => refuse(e),
+                Err(e) => return Err(e.into()),
+            };
+            (update, Some(token))
+        }
+        Ok(None) => (gone(), None),
+        Err(e) if unreadable(&e) => (refuse(e), None),
+        Err(e) => return Err(e.into()),
     })
 }
 

@@ -37,10 +37,7 @@ impl Verifier {
                     node = *applied,
                     "the change log was pruned past this node's position: reloading the index"
                 );
-                let snap = store.snapshot().await?;
-                let seq = snap.seq;
-                self.install(snap);
-                self.inner.view.load(store).await?;
+                let seq = self.reload(store).await?;
                 *applied = seq;
                 self.advanced(seq);
                 return Ok(count + 1);
@@ -59,6 +56,12 @@ impl Verifier {
     }
 
     async fn apply<S: Store>(&self, store: &S, c: &Change) -> Result<(), AuthError> {
+        if c.entity == Entity::Token {
+            let (update, row) = crate::feed::resolve_token(store, c).await?;
+            self.apply_update(update);
+            self.inner.view.put_token(c.id, row);
+            return Ok(());
+        }
         self.apply_update(crate::feed::resolve(store, c).await?);
         match c.entity {
             Entity::User => self.inner.view.refresh_user(store, c.id).await,
@@ -67,16 +70,71 @@ impl Verifier {
         }
     }
 
-    /// Reloads the whole index from the store (tokens this node saw deleted stay
-    /// deleted), and continues the change log from the snapshot's position.
-    pub async fn reconcile<S: Store>(&self, store: &S) -> Result<(), AuthError> {
-        let mut applied = self.inner.applied.lock().await;
+    /// Reads everything again: the index, users and roles, and the token rows once
+    /// they are held (or while their first load is still running). Returns the
+    /// position to continue the change log from; the caller holds `applied`.
+    async fn reload<S: Store>(&self, store: &S) -> Result<i64, AuthError> {
         let snap = store.snapshot().await?;
         let seq = snap.seq;
         self.install(snap);
         self.inner.view.load(store).await?;
+        // Rows read at or after `seq`: entries after it re-read their current state,
+        // so applying them again is harmless.
+        let (rows, _) = crate::view::ReadView::read_tokens(store).await?;
+        self.inner.view.install_tokens(rows);
+        Ok(seq)
+    }
+
+    /// Reloads the whole index from the store (tokens this node saw deleted stay
+    /// deleted), and continues the change log from the snapshot's position.
+    pub async fn reconcile<S: Store>(&self, store: &S) -> Result<(), AuthError> {
+        let mut applied = self.inner.applied.lock().await;
+        let seq = self.reload(store).await?;
         *applied = seq;
         self.advanced(seq);
+        Ok(())
+    }
+
+    /// Loads every token's row into the read view while the index already serves:
+    /// reads them (without holding up the follower), then, holding the follower's
+    /// position, re-reads each token the change log named between the read and that
+    /// position, and installs the rows. Until it has, token reads go to the store.
+    pub async fn load_token_rows<S: Store>(&self, store: &S) -> Result<(), AuthError> {
+        let started = keygate_core::clock::Stopwatch::start();
+        let (mut rows, mut pos) = crate::view::ReadView::read_tokens(store).await?;
+        let applied = self.inner.applied.lock().await;
+        if self.inner.view.holds_tokens() {
+            // A full reload ran meanwhile and installed newer rows.
+            return Ok(());
+        }
+        while pos < *applied {
+            let changes = store.changes_since(pos, BATCH).await?;
+            let Some(last) = changes.last().map(|c| c.seq) else {
+                break;
+            };
+            if changes.first().is_some_and(|c| c.seq != pos + 1)
+                && store.change_floor().await? > pos
+            {
+                return Err(AuthError::Overtaken(
+                    "the change log was pruned while the token rows loaded",
+                ));
+            }
+            for c in changes
+                .iter()
+                .filter(|c| c.entity == Entity::Token && c.seq <= *applied)
+            {
+                rows.put(c.id, crate::feed::resolve_token(store, c).await?.1);
+            }
+            pos = last;
+        }
+        let n = rows.len();
+        self.inner.view.install_tokens(rows);
+        drop(applied);
+        tracing::info!(
+            tokens = n,
+            load_ms = started.elapsed().as_millis() as u64,
+            "token rows loaded for management reads"
+        );
         Ok(())
     }
 
@@ -119,7 +177,29 @@ impl Verifier {
             self.inner.usage.restore(batch);
             return Err(e.into());
         }
+        self.inner.view.record_usage(&batch);
         Ok(n)
+    }
+
+    /// Reads back the last use other nodes recorded since the previous read (with
+    /// `window` seconds of overlap for their flush delay and clock skew) into the
+    /// token rows. `now` is epoch seconds.
+    pub async fn follow_usage<S: Store>(
+        &self,
+        store: &S,
+        now: i64,
+        window: i64,
+    ) -> Result<usize, AuthError> {
+        if !self.inner.view.holds_tokens() {
+            return Ok(0);
+        }
+        let previous = self.inner.usage_followed.swap(now, Ordering::SeqCst);
+        let since = previous.min(now).saturating_sub(window);
+        let used = store.usage_since(since).await.inspect_err(|_| {
+            self.inner.usage_followed.store(previous, Ordering::SeqCst);
+        })?;
+        self.inner.view.record_usage(&used);
+        Ok(used.len())
     }
 
     /// Runs until `shutdown` fires: follows the change log whenever woken (a change
@@ -134,6 +214,27 @@ impl Verifier {
         clock: std::sync::Arc<dyn Fn() -> i64 + Send + Sync>,
         mut shutdown: tokio::sync::watch::Receiver<bool>,
     ) {
+        // The token rows load beside the follower, retried every poll until they are in.
+        let loader = {
+            let (v, store, mut stop) = (self.clone(), store.clone(), shutdown.clone());
+            tokio::spawn(async move {
+                loop {
+                    match v.load_token_rows(&store).await {
+                        Ok(()) => break,
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not load the token rows; will retry")
+                        }
+                    }
+                    tokio::select! {
+                        () = tokio::time::sleep(poll) => {}
+                        _ = stop.changed() => break,
+                    }
+                }
+            })
+        };
+        // Other nodes' usage is read back with an overlap of two flushes (their flush
+        // delay) and half a minute (their clocks).
+        let window = i64::try_from(flush.as_secs()).unwrap_or(i64::MAX / 4) * 2 + 30;
         let mut poll_tick = tokio::time::interval(poll);
         let mut flush_tick = tokio::time::interval(flush);
         poll_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -146,10 +247,14 @@ impl Verifier {
                     if let Err(e) = self.flush_usage(&store).await {
                         tracing::warn!(error = %e, "could not write token usage; will retry");
                     }
+                    if let Err(e) = self.follow_usage(&store, clock() / 1000, window).await {
+                        tracing::warn!(error = %e, "could not read other nodes' token usage; will retry");
+                    }
                 }
                 _ = shutdown.changed() => break,
             }
         }
+        loader.abort();
         match self.flush_usage(&store).await {
             Ok(n) => tracing::debug!(records = n, "flushed token usage on shutdown"),
             Err(e) => tracing::warn!(error = %e, "could not write token usage on shutdown"),

@@ -196,6 +196,9 @@ pub(crate) struct Inner {
     /// Set when the follower must reload everything (announcements may have been missed).
     pub(crate) reconcile_needed: AtomicBool,
     pub(crate) usage: UsageRecorder,
+    /// When other nodes' usage was last read back (epoch seconds; `i64::MAX` before
+    /// the first read, which then reads only the overlap window).
+    pub(crate) usage_followed: AtomicI64,
     /// Change-log position applied so far; the mutex serialises followers (cold path only).
     pub(crate) applied: tokio::sync::Mutex<i64>,
     /// The same position, for those waiting for it to move (the index endpoint's long
@@ -265,6 +268,7 @@ impl Verifier {
                 wake: tokio::sync::Notify::new(),
                 reconcile_needed: AtomicBool::new(false),
                 usage: UsageRecorder::default(),
+                usage_followed: AtomicI64::new(i64::MAX),
                 applied: tokio::sync::Mutex::new(snap.seq),
                 position: tokio::sync::watch::Sender::new(snap.seq),
                 view: crate::view::ReadView::default(),

@@ -92,6 +92,9 @@ impl From<keygate_auth::AuthError> for ManageError {
     fn from(e: keygate_auth::AuthError) -> Self {
         match e {
             keygate_auth::AuthError::Store(s) => s.into(),
+            keygate_auth::AuthError::Overtaken(why) => Self::NotApplied(format!(
+                "this node is reloading its index ({why}); retry the request"
+            )),
         }
     }
 }

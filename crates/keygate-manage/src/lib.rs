@@ -181,7 +181,7 @@ impl<S: Store> Manager<S> {
         let (Some(id), None) = (actor.token_id, &actor.via) else {
             return Ok(actor.clone());
         };
-        let via = match self.store.token(id).await {
+        let via = match self.read_token(id).await {
             Ok(t) => policy::Via {
                 token_id: id,
                 token: t.access_id,
@@ -424,6 +424,23 @@ impl<S: Store> Manager<S> {
             .filter(|v| v.loaded())
     }
 
+    /// This node's token rows, where it holds them (a server does once they have
+    /// loaded after start-up; the admin CLI reads the store).
+    fn token_rows(&self) -> Option<&keygate_auth::view::ReadView> {
+        self.verifier
+            .as_ref()
+            .map(Verifier::view)
+            .filter(|v| v.holds_tokens())
+    }
+
+    /// A token, from memory where this node holds token rows.
+    async fn read_token(&self, id: TokenId) -> Result<ApiToken, StoreError> {
+        match self.token_rows().and_then(|v| v.token(id)) {
+            Some(found) => found.ok_or_else(|| StoreError::no_token(id)),
+            None => self.store.token(id).await,
+        }
+    }
+
     /// A user, from memory where this node keeps users.
     async fn read_user(&self, id: UserId) -> Result<User, StoreError> {
         match self.memory() {
@@ -570,8 +587,7 @@ impl<S: Store> Manager<S> {
             return Err(token_missing(owner, id));
         }
         let token = self
-            .store
-            .token(id)
+            .read_token(id)
             .await
             .map_err(|e| not_found_as(e, owner, id))?;
         if token.user_id != owner {
@@ -588,7 +604,7 @@ impl<S: Store> Manager<S> {
         let missing =
             || ManageError::NotFound("this request was not made with an API token".to_owned());
         let id = actor.token_id.ok_or_else(missing)?;
-        let token = self.store.token(id).await.map_err(|e| match e {
+        let token = self.read_token(id).await.map_err(|e| match e {
             StoreError::NotFound(_) => missing(),
             other => other.into(),
         })?;
@@ -642,7 +658,7 @@ impl<S: Store> Manager<S> {
     #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
     pub async fn token_owner(&self, actor: &Actor, id: TokenId) -> Result<UserId, ManageError> {
         let missing = || ManageError::NotFound(format!("API token {id} not found"));
-        let token = self.store.token(id).await.map_err(|e| match e {
+        let token = self.read_token(id).await.map_err(|e| match e {
             StoreError::NotFound(_) => missing(),
             other => other.into(),
         })?;
@@ -650,6 +666,23 @@ impl<S: Store> Manager<S> {
             return Err(missing());
         }
         Ok(token.user_id)
+    }
+
+    /// Which tokens a list of one owner's (`Some`) or everyone's (`None`) covers for
+    /// this caller: `None` for every token.
+    async fn list_scope(
+        &self,
+        actor: &Actor,
+        owner: Option<UserId>,
+    ) -> Result<Option<UserId>, ManageError> {
+        Ok(match owner {
+            Some(o) => {
+                policy::read_tokens_of(actor, o).map_err(denied)?;
+                self.read_user(o).await?;
+                Some(o)
+            }
+            None => policy::token_list_scope(actor).map_err(denied)?,
+        })
     }
 
     /// Tokens of one owner (`Some`) or of everyone the caller may see (`None`).
@@ -660,19 +693,49 @@ impl<S: Store> Manager<S> {
         owner: Option<UserId>,
         kind: Option<TokenType>,
     ) -> Result<Vec<TokenView>, ManageError> {
-        let scope = match owner {
-            Some(o) => {
-                policy::read_tokens_of(actor, o).map_err(denied)?;
-                self.read_user(o).await?;
-                Some(o)
+        let scope = self.list_scope(actor, owner).await?;
+        let tokens = match self.token_rows().and_then(|v| v.tokens(scope, kind)) {
+            Some(tokens) => tokens,
+            None => {
+                let mut tokens = self.store.tokens(scope).await?;
+                if let Some(k) = kind {
+                    tokens.retain(|t| t.token_type == k);
+                }
+                tokens
             }
-            None => policy::token_list_scope(actor).map_err(denied)?,
         };
-        let mut tokens = self.store.tokens(scope).await?;
-        if let Some(k) = kind {
-            tokens.retain(|t| t.token_type == k);
-        }
         self.views(actor, tokens).await
+    }
+
+    /// One page of [`Manager::tokens`] in id order (reversed when `descending`), and
+    /// how many tokens the list has: from memory, only the page's rows are read.
+    #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
+    pub async fn token_page(
+        &self,
+        actor: &Actor,
+        owner: Option<UserId>,
+        kind: Option<TokenType>,
+        descending: bool,
+        offset: usize,
+        size: usize,
+    ) -> Result<(usize, Vec<TokenView>), ManageError> {
+        let scope = self.list_scope(actor, owner).await?;
+        let memory = self
+            .token_rows()
+            .and_then(|v| v.token_page(scope, kind, descending, offset, size));
+        let (total, page) = match memory {
+            Some(p) => p,
+            None => {
+                let mut tokens = self.store.tokens(scope).await?;
+                tokens.retain(|t| kind.is_none_or(|k| t.token_type == k));
+                if descending {
+                    tokens.reverse();
+                }
+                let total = tokens.len();
+                (total, tokens.into_iter().skip(offset).take(size).collect())
+            }
+        };
+        Ok((total, self.views(actor, page).await?))
     }
 
     /// Changes a token's note and/or status.

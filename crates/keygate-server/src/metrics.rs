@@ -83,6 +83,8 @@ pub struct Snapshot {
     pub reconciliation_age_seconds: f64,
     /// Tokens in this node's index.
     pub indexed_tokens: usize,
+    /// Token rows this node holds for management reads (0 until they have loaded).
+    pub read_view_tokens: usize,
 }
 
 impl Metrics {
@@ -173,6 +175,11 @@ impl Metrics {
             out,
             "# HELP keygate_index_tokens Tokens in this node's credential index.\n# TYPE keygate_index_tokens gauge\nkeygate_index_tokens {}",
             snap.indexed_tokens
+        );
+        let _ = writeln!(
+            out,
+            "# HELP keygate_read_view_tokens Token rows this node holds in memory for management reads (0 until they have loaded after start-up).\n# TYPE keygate_read_view_tokens gauge\nkeygate_read_view_tokens {}",
+            snap.read_view_tokens
         );
         let _ = writeln!(
             out,

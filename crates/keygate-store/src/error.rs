@@ -84,6 +84,11 @@ impl StoreError {
         Self::NotFound(format!("user {id}"))
     }
 
+    /// No token with this id.
+    pub fn no_token(id: keygate_core::model::TokenId) -> Self {
+        Self::NotFound(format!("API token {id}"))
+    }
+
     /// No role with this id.
     pub fn no_role(id: keygate_core::model::RoleId) -> Self {
         Self::NotFound(format!("role {id}"))

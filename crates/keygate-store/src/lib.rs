@@ -208,8 +208,19 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Deletes change-log entries older than `before` (never the newest one) and
     /// raises the floor past them; returns how many went.
     fn prune_changes(&self, before: EpochSeconds) -> impl Future<Output = Result<u64>> + Send;
-    /// The Verifier's view of one token, if it exists.
-    fn index_entry(&self, id: TokenId) -> impl Future<Output = Result<Option<IndexEntry>>> + Send;
+    /// One token's row and index entry in one read, if the token exists.
+    fn token_state(&self, id: TokenId) -> impl Future<Output = Result<Option<TokenState>>> + Send;
+    /// Every token, passed to `each` one at a time as it is read (a million rows never
+    /// sit in memory as full rows at once), in one consistent read; returns the
+    /// change-log position the rows are current to.
+    fn each_token(
+        &self,
+        each: &mut (dyn FnMut(ApiToken) + Send),
+    ) -> impl Future<Output = Result<i64>> + Send;
+    /// The last use of every token used at or after `since` (epoch seconds), as any
+    /// node recorded it: how a node learns of other nodes' usage, which the change
+    /// log does not carry.
+    fn usage_since(&self, since: EpochSeconds) -> impl Future<Output = Result<Vec<Usage>>> + Send;
     /// The Verifier's view of one user, if it exists.
     fn user_key(&self, id: UserId) -> impl Future<Output = Result<Option<UserKey>>> + Send;
     /// What one role grants, if it exists.

@@ -165,6 +165,17 @@ pub enum IndexEntry {
     Lmv1(Lmv1Key),
 }
 
+/// One token's row and its index entry, read together: the follower applies both
+/// (the row for management reads, the entry for authentication).
+#[derive(Debug)]
+pub struct TokenState {
+    /// The row, as management reads serve it.
+    pub token: keygate_core::model::ApiToken,
+    /// Its index entry: `Ok(None)` for a bearer token without a digest, an error for
+    /// an LMv1 key that will not unseal (the follower refuses such a token).
+    pub entry: Result<Option<IndexEntry>, crate::StoreError>,
+}
+
 /// What the Verifier needs of one user.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserKey {

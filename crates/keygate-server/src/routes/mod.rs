@@ -122,6 +122,7 @@ async fn metrics_text<S: Store>(
         reconciliation_age_seconds: st.verifier.confirmed_age_millis(st.clock.now_millis()) as f64
             / 1000.0,
         indexed_tokens: st.verifier.token_count(),
+        read_view_tokens: st.verifier.view().token_rows_held(),
         ..Default::default()
     };
     match st.manager.store().token_counts().await {

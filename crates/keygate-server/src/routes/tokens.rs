@@ -126,10 +126,27 @@ async fn list_tokens<S: Store>(
     params: &Params,
 ) -> JsonResult {
     let q = ListQuery::parse(&params.list(), &wire::TOKEN.fields, &wire::TOKEN.names)?;
-    let views = st
-        .manager
-        .tokens(&caller.actor(), owner, type_param(params)?)
-        .await?;
+    let kind = type_param(params)?;
+    if q.terms.is_empty() && q.sort.field == "id" {
+        // In id order without a filter: only the page is read and rendered.
+        let (total, views) = st
+            .manager
+            .token_page(
+                &caller.actor(),
+                owner,
+                kind,
+                q.sort.descending,
+                q.offset,
+                q.size,
+            )
+            .await?;
+        return Ok(axum::Json(wire::page(
+            total,
+            views.iter().map(|v| wire::to_map(&render(v, None))),
+            &q,
+        )));
+    }
+    let views = st.manager.tokens(&caller.actor(), owner, kind).await?;
     Ok(axum::Json(wire::list(
         views
             .iter()

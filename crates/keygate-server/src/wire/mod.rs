@@ -98,9 +98,13 @@ pub fn project(mut obj: Map<String, Value>, fields: Option<&[String]>) -> Map<St
 /// Filters, sorts, pages and projects a list into `{"total", "searchId", "items"}`.
 pub fn list(items: Vec<Map<String, Value>>, q: &ListQuery) -> Value {
     let (total, page) = q.apply(items.into_iter().map(JsonRecord).collect());
+    self::page(total, page.into_iter().map(|r| r.0), q)
+}
+
+/// A page already cut (`total` items in the whole list), projected as `q` asks.
+pub fn page(total: usize, page: impl Iterator<Item = Map<String, Value>>, q: &ListQuery) -> Value {
     let items: Vec<Value> = page
-        .into_iter()
-        .map(|r| Value::Object(project(r.0, q.fields.as_deref())))
+        .map(|m| Value::Object(project(m, q.fields.as_deref())))
         .collect();
     json!({"total": total, "searchId": null, "items": items})
 }

@@ -54,6 +54,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/postgres/0005_username_key.sql"),
     ),
     (6, include_str!("../../migrations/both/verifier_role.sql")),
+    (7, include_str!("../../migrations/both/usage_index.sql")),
 ];
 
 /// Whether a database URL names PostgreSQL.

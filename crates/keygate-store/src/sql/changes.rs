@@ -12,30 +12,54 @@ use super::{portal, roles};
 use crate::common::digest;
 use crate::error::{Result, StoreError};
 use crate::seal::MasterKey;
-use crate::types::{Change, Entity, IndexEntry, Lmv1Key, Snapshot, TokenKey, UserKey};
+use crate::types::{Change, Entity, Lmv1Key, Snapshot, UserKey};
 
 /// Reads (`id`, `user_id`, `access_id`, `sealed_key`, `status`) and unseals the key.
 fn lmv1_key(row: &DbRow, key: &MasterKey) -> Result<Lmv1Key> {
-    let id: TokenId = row.try_get(0)?;
-    let sealed: Option<Vec<u8>> = row.try_get(3)?;
+    let status: i64 = row.try_get(4)?;
+    unseal_lmv1(
+        row.try_get(0)?,
+        row.try_get(1)?,
+        row.try_get(2)?,
+        row.try_get(3)?,
+        status == 2,
+        key,
+    )
+}
+
+/// An LMv1 token's index entry from its columns, its key unsealed.
+pub(super) fn unseal_lmv1(
+    id: TokenId,
+    user_id: UserId,
+    access_id: String,
+    sealed: Option<Vec<u8>>,
+    enabled: bool,
+    key: &MasterKey,
+) -> Result<Lmv1Key> {
     let sealed = sealed.ok_or(StoreError::Corrupt("LMv1 token without a sealed key"))?;
     let plain = key.open(&sealed, id)?;
     let text = String::from_utf8(plain.to_vec())
         .map_err(|_| StoreError::Corrupt("LMv1 key is not UTF-8"))?;
-    let status: i64 = row.try_get(4)?;
     Ok(Lmv1Key {
         id,
-        user_id: row.try_get(1)?,
-        access_id: row.try_get(2)?,
+        user_id,
+        access_id,
         key: AccessKey::from_secret(text),
-        enabled: status == 2,
+        enabled,
     })
 }
 
+/// The change log's newest position (0 when it is empty).
+pub(super) async fn position(conn: &mut Conn) -> Result<i64> {
+    Ok(
+        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM change_log")
+            .fetch_one(&mut *conn)
+            .await?,
+    )
+}
+
 pub(super) async fn snapshot(conn: &mut Conn, key: &MasterKey) -> Result<Snapshot> {
-    let seq: i64 = sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM change_log")
-        .fetch_one(&mut *conn)
-        .await?;
+    let seq = position(conn).await?;
     let tokens = dialect::bearer_keys(conn).await?;
     let mut lmv1 = Vec::new();
     for row in sqlx::query(
@@ -109,34 +133,6 @@ pub(super) async fn since(conn: &mut Conn, seq: i64, limit: i64) -> Result<Vec<C
             })
         })
         .collect()
-}
-
-pub(super) async fn index_entry(
-    conn: &mut Conn,
-    id: TokenId,
-    key: &MasterKey,
-) -> Result<Option<IndexEntry>> {
-    let Some(row) = sqlx::query("SELECT id, user_id, access_id, sealed_key, status, type, secret_hash FROM api_tokens WHERE id = $1")
-        .bind(id)
-        .fetch_optional(&mut *conn)
-        .await?
-    else {
-        return Ok(None);
-    };
-    let kind: String = row.try_get(5)?;
-    if kind == "lmv1" {
-        return Ok(Some(IndexEntry::Lmv1(lmv1_key(&row, key)?)));
-    }
-    let Some(d) = digest(row.try_get(6)?)? else {
-        return Ok(None);
-    };
-    let status: i64 = row.try_get(4)?;
-    Ok(Some(IndexEntry::Bearer(TokenKey {
-        id,
-        user_id: row.try_get(1)?,
-        digest: d,
-        enabled: status == 2,
-    })))
 }
 
 pub(super) async fn user_key(conn: &mut Conn, id: UserId) -> Result<Option<UserKey>> {

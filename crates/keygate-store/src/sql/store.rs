@@ -273,11 +273,7 @@ impl Store for BackendStore {
     }
     #[tracing::instrument(level = "debug", skip_all)]
     async fn change_seq(&self) -> Result<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM change_log")
-                .fetch_one(&self.pool)
-                .await?,
-        )
+        read!(self, c => changes::position(&mut c).await)
     }
     #[tracing::instrument(level = "debug", skip_all)]
     async fn change_floor(&self) -> Result<i64> {
@@ -312,8 +308,20 @@ impl Store for BackendStore {
         })
     }
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn index_entry(&self, id: TokenId) -> Result<Option<IndexEntry>> {
-        read!(self, c => changes::index_entry(&mut c, id, &self.key).await)
+    async fn token_state(&self, id: TokenId) -> Result<Option<TokenState>> {
+        read!(self, c => tokens::state(&mut c, id, &self.key).await)
+    }
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn each_token(&self, each: &mut (dyn FnMut(ApiToken) + Send)) -> Result<i64> {
+        let mut tx = self.snapshot_tx().await?;
+        let seq = changes::position(&mut tx).await?;
+        tokens::each(&mut tx, each).await?;
+        tx.commit().await?;
+        Ok(seq)
+    }
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn usage_since(&self, since: EpochSeconds) -> Result<Vec<Usage>> {
+        read!(self, c => tokens::used_since(&mut c, since).await)
     }
     #[tracing::instrument(level = "debug", skip_all)]
     async fn user_key(&self, id: UserId) -> Result<Option<UserKey>> {

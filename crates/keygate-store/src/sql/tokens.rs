@@ -1,14 +1,18 @@
 //! API tokens: creation with its owner checks, note/status changes, deletion, usage.
 
+use futures_util::TryStreamExt;
 use keygate_core::model::{ApiToken, EpochSeconds, TokenId, TokenStatus, TokenType, UserId};
 use keygate_core::policy::{self, TokenWrite};
 use sqlx::Row;
 
 use super::dialect::{Conn, DbRow};
 use super::{TokenRef, log_token_change};
+use crate::common::digest;
 use crate::error::{Result, StoreError};
 use crate::seal::MasterKey;
-use crate::types::{NewBearerToken, NewLmv1Token, TokenPatch, Usage};
+use crate::types::{
+    IndexEntry, NewBearerToken, NewLmv1Token, TokenKey, TokenPatch, TokenState, Usage,
+};
 
 /// The token columns [`from_row`] reads, in its order (a literal, so SQL stays static).
 macro_rules! token_columns {
@@ -61,6 +65,80 @@ pub(super) async fn by_hash(conn: &mut Conn, hash: &[u8; 32]) -> Result<Option<A
     row.as_ref().map(from_row).transpose()
 }
 
+/// One token's row and index entry in one read (the columns of [`from_row`], then the
+/// sealed LMv1 key and the bearer digest).
+pub(super) async fn state(
+    conn: &mut Conn,
+    id: TokenId,
+    key: &MasterKey,
+) -> Result<Option<TokenState>> {
+    let Some(row) = sqlx::query(concat!(
+        "SELECT ",
+        token_columns!(),
+        ", sealed_key, secret_hash FROM api_tokens WHERE id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(&mut *conn)
+    .await?
+    else {
+        return Ok(None);
+    };
+    let token = from_row(&row)?;
+    let enabled = token.status == TokenStatus::Enabled;
+    let entry = match token.token_type {
+        TokenType::Lmv1 => super::changes::unseal_lmv1(
+            token.id,
+            token.user_id,
+            token.access_id.clone(),
+            row.try_get(10)?,
+            enabled,
+            key,
+        )
+        .map(|k| Some(IndexEntry::Lmv1(k))),
+        TokenType::Bearer => digest(row.try_get(11)?).map(|d| {
+            d.map(|digest| {
+                IndexEntry::Bearer(TokenKey {
+                    id: token.id,
+                    user_id: token.user_id,
+                    digest,
+                    enabled,
+                })
+            })
+        }),
+    };
+    Ok(Some(TokenState { token, entry }))
+}
+
+/// Every token, one at a time as the rows stream in; the caller's transaction makes
+/// the read consistent.
+pub(super) async fn each(conn: &mut Conn, each: &mut (dyn FnMut(ApiToken) + Send)) -> Result<()> {
+    let mut rows =
+        sqlx::query(concat!("SELECT ", token_columns!(), " FROM api_tokens")).fetch(&mut *conn);
+    while let Some(row) = rows.try_next().await? {
+        each(from_row(&row)?);
+    }
+    Ok(())
+}
+
+/// Last use at or after `since`, for every token that has one.
+pub(super) async fn used_since(conn: &mut Conn, since: EpochSeconds) -> Result<Vec<Usage>> {
+    let rows = sqlx::query(
+        "SELECT id, last_used_on, last_auth_ip FROM api_tokens WHERE last_used_on >= $1",
+    )
+    .bind(since)
+    .fetch_all(&mut *conn)
+    .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(Usage {
+                token_id: r.try_get(0)?,
+                at: r.try_get(1)?,
+                ip: r.try_get(2)?,
+            })
+        })
+        .collect()
+}
+
 pub(super) async fn get(conn: &mut Conn, id: TokenId) -> Result<ApiToken> {
     let row = sqlx::query(concat!(
         "SELECT ",
@@ -70,7 +148,7 @@ pub(super) async fn get(conn: &mut Conn, id: TokenId) -> Result<ApiToken> {
     .bind(id)
     .fetch_optional(&mut *conn)
     .await?
-    .ok_or_else(|| StoreError::NotFound(format!("API token {id}")))?;
+    .ok_or_else(|| StoreError::no_token(id))?;
     from_row(&row)
 }
 
@@ -213,7 +291,7 @@ async fn owned(conn: &mut Conn, owner: UserId, id: TokenId) -> Result<TokenRef> 
     .bind(owner)
     .fetch_optional(&mut *conn)
     .await?
-    .ok_or_else(|| StoreError::NotFound(format!("API token {id}")))?;
+    .ok_or_else(|| StoreError::no_token(id))?;
     TokenRef::from_row(&row, 0)
 }
 

@@ -23,6 +23,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/sqlite/0007_username_key.sql"),
     ),
     (8, include_str!("../../migrations/both/verifier_role.sql")),
+    (9, include_str!("../../migrations/both/usage_index.sql")),
 ];
 
 pub(super) async fn run(pool: &SqlitePool) -> Result<()> {

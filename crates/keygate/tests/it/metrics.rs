@@ -58,6 +58,13 @@ async fn counts_authentications_tokens_and_routes_without_secrets() {
             .status,
         StatusCode::OK
     );
+    // Every token (the administrator's, the bearer and the LMv1 one) is held in memory
+    // for management reads once the rows have loaded, and kept current after.
+    let held = eventually(std::time::Duration::from_secs(5), || async {
+        s.metric("keygate_read_view_tokens").await == Some(3.0)
+    })
+    .await;
+    assert!(held, "{:?}", s.metric("keygate_read_view_tokens").await);
     let (_, before) = scrape(&base).await;
 
     // 2 successes, 1 disabled, 1 unknown, 1 malformed, 1 bad LMv1 signature, 1 missing.

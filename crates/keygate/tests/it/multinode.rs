@@ -285,6 +285,15 @@ async fn a_node_cut_off_from_the_database_fails_closed_and_recovers() {
         .await
     );
 
+    // The token rows have loaded on P (they load in the background after start-up).
+    assert!(
+        eventually(std::time::Duration::from_secs(5), || async {
+            p.metric("keygate_read_view_tokens")
+                .await
+                .is_some_and(|n| n > 0.0)
+        })
+        .await
+    );
     proxy.set(false);
     // Management needs the database: a quick 503, not a hang (the client gives up at 2 s).
     let bounded = reqwest::Client::builder()
@@ -302,13 +311,16 @@ async fn a_node_cut_off_from_the_database_fails_closed_and_recovers() {
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
     assert_eq!(r.body["errorCode"], 503);
     // Known tokens keep verifying from memory while within max_staleness, and what the
-    // node keeps in memory is still read from it (the user's own record); a handler
-    // that reads the database (the token list) answers 503 "database unavailable"; a
-    // token revoked before the cut stays refused.
+    // node keeps in memory is still read from it (the user's own record, its token
+    // list); a handler that reads the database (the portal settings) answers 503
+    // "database unavailable"; a token revoked before the cut stays refused.
     let r = p.get(&secret, &me).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["username"], "ingest");
     let r = p.get(&secret, &format!("{me}/apitokens")).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["total"], 1, "{}", r.text);
+    let r = p.get(&secret, "/setting/portal").await;
     assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
     assert!(
         r.message().contains("database is unavailable"),
@@ -450,4 +462,89 @@ async fn reads_on_every_node_show_a_change_made_on_one() {
     })
     .await;
     assert!(gone, "a user deleted on B is gone from A's reads");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn token_reads_on_every_node_show_a_change_made_on_one() {
+    let Some(a) = Server::start().await else {
+        return;
+    };
+    let others = more_nodes(&a, 1).await;
+    let b = &others[0];
+    let user = a.user("lister", &[DATAINGESTION]).await;
+    let tokens = format!("/setting/admins/{user}/apitokens");
+    let (first, _) = a.token_for(user, "first").await;
+    // Both nodes serve token reads from rows in memory once they have loaded.
+    for node in [&a, b] {
+        let held = eventually(std::time::Duration::from_secs(5), || async {
+            node.metric("keygate_read_view_tokens")
+                .await
+                .is_some_and(|n| n >= 2.0)
+        })
+        .await;
+        assert!(held, "token rows loaded on {}", node.addr);
+    }
+    // Created on A: on B within the bound, alone and in lists (paged and filtered).
+    let (id, secret) = a.token_for(user, "second").await;
+    let one = format!("{tokens}/{id}");
+    let seen = eventually(std::time::Duration::from_secs(2), || async {
+        let t = b.get(&b.admin_token, &one).await;
+        let l = b
+            .get(&b.admin_token, &format!("{tokens}?size=1&offset=1"))
+            .await;
+        let f = b
+            .get(&b.admin_token, &format!("{tokens}?filter=note:second"))
+            .await;
+        t.body["note"] == "second"
+            && l.body["total"] == 2
+            && l.body["items"][0]["id"] == id
+            && f.body["items"][0]["id"] == id
+    })
+    .await;
+    assert!(seen, "a token created on A is read on B");
+    // Used through A: B reads its last use once A has written it.
+    assert_eq!(
+        a.get(&secret, &format!("/setting/admins/{user}"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let used = eventually(std::time::Duration::from_secs(5), || async {
+        let t = b.get(&b.admin_token, &one).await;
+        t.body["lastUsedOn"].as_i64().unwrap_or(0) > 0 && t.body["lastAuthIp"] == "127.0.0.1"
+    })
+    .await;
+    assert!(used, "a use recorded by A shows in B's reads");
+    // Disabled with a new note on B: A answers with both at once after B's change
+    // is announced, and a newest-first page starts with it.
+    let r = b
+        .patch(
+            &b.admin_token,
+            &one,
+            json!({"note": "changed on B", "status": 1}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let seen = eventually(std::time::Duration::from_secs(2), || async {
+        let t = a.get(&a.admin_token, &one).await;
+        let l = a
+            .get(&a.admin_token, &format!("{tokens}?sort=-id&size=1"))
+            .await;
+        t.body["note"] == "changed on B"
+            && t.body["status"] == 1
+            && l.body["items"][0]["note"] == "changed on B"
+    })
+    .await;
+    assert!(seen, "a change on B shows in A's reads");
+    // Deleted on A: gone from B's reads.
+    let r = a.delete(&a.admin_token, &one).await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let gone = eventually(std::time::Duration::from_secs(2), || async {
+        let l = b.get(&b.admin_token, &tokens).await;
+        b.get(&b.admin_token, &one).await.status == StatusCode::NOT_FOUND
+            && l.body["total"] == 1
+            && l.body["items"][0]["id"] == first
+    })
+    .await;
+    assert!(gone, "a token deleted on A is gone from B's reads");
 }

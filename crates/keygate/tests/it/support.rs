@@ -281,6 +281,13 @@ impl Server {
         send(rb).await
     }
 
+    /// One unlabelled value from `/metrics`, if the server reports it.
+    pub async fn metric(&self, name: &str) -> Option<f64> {
+        let r = send(reqwest::Client::new().get(format!("http://{}/metrics", self.addr))).await;
+        r.text
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+    }
     pub async fn get(&self, token: &str, path: &str) -> Resp {
         self.call(Method::GET, Some(token), path, None).await
     }
