@@ -128,8 +128,9 @@ pub struct Actor {
     pub username: String,
     /// The user's privileges at the time of the request.
     pub grants: Grants,
-    /// The client address the request came from, as the audit log records it.
-    pub ip: Option<String>,
+    /// The client address the request came from (the audit log records it as text;
+    /// it is formatted only when an entry is written).
+    pub ip: Option<std::net::IpAddr>,
     /// The token the request was authenticated with (`None` for a UI session or the CLI).
     pub token_id: Option<TokenId>,
     /// That token as the audit log names it, once looked up (see [`Via`]).
@@ -162,8 +163,8 @@ impl Actor {
     }
 
     /// The same actor, acting from `ip`.
-    pub fn from_ip(mut self, ip: impl ToString) -> Self {
-        self.ip = Some(ip.to_string());
+    pub fn from_ip(mut self, ip: std::net::IpAddr) -> Self {
+        self.ip = Some(ip);
         self
     }
 
@@ -172,7 +173,7 @@ impl Actor {
         By {
             user_id: self.user_id,
             username: self.username.clone(),
-            ip: self.ip.clone(),
+            ip: self.ip.map(|ip| ip.to_string()),
             via: self.via.clone(),
         }
     }

@@ -51,7 +51,7 @@ pub struct TokenView {
 pub struct UserView {
     /// The user.
     pub user: User,
-    /// All roles (to render the user's as full objects).
+    /// Roles, at least the user's (to render them as full objects).
     pub roles: Vec<RoleWithCount>,
 }
 
@@ -133,7 +133,7 @@ impl Attempt {
             at,
             user_id: actor.user_id,
             username: actor.username.clone(),
-            ip: actor.ip.clone(),
+            ip: actor.ip.map(|ip| ip.to_string()),
             action: self.action,
             target_type: self.target_type.to_owned(),
             target_id: self.target_id,
@@ -461,6 +461,15 @@ impl<S: Store> Manager<S> {
     async fn read_roles(&self) -> Result<Vec<RoleWithCount>, StoreError> {
         match self.memory().and_then(|v| v.roles()) {
             Some(roles) => Ok(roles),
+            None => self.store.roles().await,
+        }
+    }
+
+    /// The roles `user` holds, with their user counts: from memory, just those; from
+    /// the store, every role in one query.
+    async fn roles_of(&self, user: &User) -> Result<Vec<RoleWithCount>, StoreError> {
+        match self.memory() {
+            Some(v) => Ok(user.role_ids.iter().filter_map(|&id| v.role(id)).collect()),
             None => self.store.roles().await,
         }
     }
@@ -810,8 +819,8 @@ impl<S: Store> Manager<S> {
         policy::read_users(actor, Some(id)).map_err(denied)?;
         let user = self.read_user(id).await?;
         Ok(UserView {
+            roles: self.roles_of(&user).await?,
             user,
-            roles: self.read_roles().await?,
         })
     }
 
@@ -879,8 +888,8 @@ impl<S: Store> Manager<S> {
         let user = self.checked(actor, &attempt, r).await?;
         self.settle().await?;
         Ok(UserView {
+            roles: self.roles_of(&user).await?,
             user,
-            roles: self.read_roles().await?,
         })
     }
 
@@ -941,8 +950,8 @@ impl<S: Store> Manager<S> {
         let user = self.checked(actor, &attempt, r).await?;
         self.settle().await?;
         Ok(UserView {
+            roles: self.roles_of(&user).await?,
             user,
-            roles: self.read_roles().await?,
         })
     }
 

@@ -4,12 +4,13 @@ use axum::extract::State;
 use keygate_core::query::{ListQuery, Op, parse_fields};
 use keygate_store::{AuditRange, Store};
 
-use super::{JsonResult, object};
+use super::JsonResult;
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{Ids, Params};
 use crate::manage::AUDIT_SCAN_LIMIT;
 use crate::state::AppState;
+use crate::wire::JsonReply;
 use crate::wire::{self, AccessLogItem};
 
 /// The time window a query's `happenedOn` terms imply, so the store reads only that.
@@ -53,7 +54,7 @@ pub(super) async fn list<S: Store>(
     raw.sort.get_or_insert_with(|| "-id".to_owned());
     let q = ListQuery::parse(&raw, &wire::AUDIT.fields, &wire::AUDIT.names)?;
     let entries = st.manager.audit_log(&caller.actor(), window(&q)).await?;
-    Ok(axum::Json(wire::list(
+    Ok(JsonReply::of(&wire::list(
         entries
             .iter()
             .map(|e| wire::to_map(&AccessLogItem::from(e)))
@@ -86,8 +87,5 @@ pub(super) async fn get<S: Store>(
         .iter()
         .find(|e| e.id == id)
         .ok_or_else(|| ApiError::NotFound(format!("access log entry {id} not found")))?;
-    Ok(object(wire::project(
-        wire::to_map(&AccessLogItem::from(e)),
-        fields.as_deref(),
-    )))
+    Ok(wire::projected(&AccessLogItem::from(e), fields.as_deref()))
 }

@@ -8,10 +8,11 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::get;
 use axum::{Json, Router};
 use keygate_store::Store;
-use serde_json::{Map, Value, json};
+use serde_json::{Value, json};
 
 use crate::error::ApiError;
 use crate::state::AppState;
+use crate::wire::JsonReply;
 
 mod accesslogs;
 mod index;
@@ -21,16 +22,12 @@ pub mod table;
 mod tokens;
 mod users;
 
-/// A JSON object response.
-pub(crate) type JsonResult = Result<Json<Value>, ApiError>;
+/// A JSON response.
+pub(crate) type JsonResult = Result<JsonReply, ApiError>;
 
-pub(crate) fn object(m: Map<String, Value>) -> Json<Value> {
-    Json(Value::Object(m))
-}
-
-/// A typed object as the response.
-pub(crate) fn json_of<T: serde::Serialize>(obj: &T) -> Json<Value> {
-    object(crate::wire::to_map(obj))
+/// A typed object as the response, serialized straight to its bytes.
+pub(crate) fn json_of<T: serde::Serialize>(obj: &T) -> JsonReply {
+    JsonReply::of(obj)
 }
 
 /// The whole application: [`crate::front::Front`] around the router.

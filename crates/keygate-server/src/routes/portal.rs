@@ -5,7 +5,7 @@ use keygate_core::query::parse_fields;
 use keygate_core::token;
 use keygate_store::{PortalPatch, Store};
 
-use super::{JsonResult, json_of, object};
+use super::{JsonResult, json_of};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{Body, Params};
@@ -19,10 +19,7 @@ pub(super) async fn get<S: Store>(
 ) -> JsonResult {
     let fields = parse_fields(params.get("fields"), &wire::PORTAL.names)?;
     let p = st.manager.portal().await?;
-    Ok(object(wire::project(
-        wire::to_map(&PortalObject::from(&p)),
-        fields.as_deref(),
-    )))
+    Ok(wire::projected(&PortalObject::from(&p), fields.as_deref()))
 }
 
 pub(super) async fn update<S: Store>(

@@ -6,10 +6,11 @@ use keygate_core::query::{ListQuery, parse_fields};
 use keygate_store::{RoleInput, RolePatch, Store};
 use serde_json::json;
 
-use super::{JsonResult, json_of, object};
+use super::{JsonResult, json_of};
 use crate::auth::Caller;
 use crate::extract::{Body, Ids, Params};
 use crate::state::AppState;
+use crate::wire::JsonReply;
 use crate::wire::{self, RoleObject, inputs};
 
 fn privileges(sent: Option<Vec<wire::objects::Privilege>>) -> Option<Vec<Privilege>> {
@@ -23,7 +24,7 @@ pub(super) async fn list<S: Store>(
 ) -> JsonResult {
     let q = ListQuery::parse(&params.list(), &wire::ROLE.fields, &wire::ROLE.names)?;
     let roles = st.manager.roles(&caller.actor()).await?;
-    Ok(axum::Json(wire::list(
+    Ok(JsonReply::of(&wire::list(
         roles
             .iter()
             .map(|r| wire::to_map(&RoleObject::new(&r.role, r.user_count)))
@@ -40,10 +41,10 @@ pub(super) async fn get<S: Store>(
 ) -> JsonResult {
     let fields = parse_fields(params.get("fields"), &wire::ROLE.names)?;
     let r = st.manager.role(&caller.actor(), ids.get(0)?).await?;
-    Ok(object(wire::project(
-        wire::to_map(&RoleObject::new(&r.role, r.user_count)),
+    Ok(wire::projected(
+        &RoleObject::new(&r.role, r.user_count),
         fields.as_deref(),
-    )))
+    ))
 }
 
 pub(super) async fn create<S: Store>(
@@ -87,5 +88,5 @@ pub(super) async fn delete<S: Store>(
     ids: Ids,
 ) -> JsonResult {
     st.manager.delete_role(&caller.actor(), ids.get(0)?).await?;
-    Ok(axum::Json(json!({})))
+    Ok(JsonReply::of(&json!({})))
 }

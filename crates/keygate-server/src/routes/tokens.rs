@@ -8,12 +8,13 @@ use keygate_core::token::BearerToken;
 use keygate_store::{Store, TokenPatch};
 use serde_json::json;
 
-use super::{JsonResult, json_of, object};
+use super::{JsonResult, json_of};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{Body, Ids, Params};
 use crate::manage::{TokenInput, TokenView};
 use crate::state::AppState;
+use crate::wire::JsonReply;
 use crate::wire::inputs::{ApiTokenInput, ApiTokenLookup};
 use crate::wire::{self, ApiTokenObject, ApiTokenSelf};
 
@@ -113,10 +114,7 @@ pub(super) async fn get<S: Store>(
         .manager
         .token(&caller.actor(), ids.get(0)?, ids.get(1)?)
         .await?;
-    Ok(object(wire::project(
-        wire::to_map(&render(&view, None)),
-        fields.as_deref(),
-    )))
+    Ok(wire::projected(&render(&view, None), fields.as_deref()))
 }
 
 async fn list_tokens<S: Store>(
@@ -140,14 +138,11 @@ async fn list_tokens<S: Store>(
                 q.size,
             )
             .await?;
-        return Ok(axum::Json(wire::page(
-            total,
-            views.iter().map(|v| wire::to_map(&render(v, None))),
-            &q,
-        )));
+        let items: Vec<ApiTokenObject> = views.iter().map(|v| render(v, None)).collect();
+        return Ok(wire::typed_page(total, &items, &q));
     }
     let views = st.manager.tokens(&caller.actor(), owner, kind).await?;
-    Ok(axum::Json(wire::list(
+    Ok(JsonReply::of(&wire::list(
         views
             .iter()
             .map(|v| wire::to_map(&render(v, None)))
@@ -200,7 +195,7 @@ pub(super) async fn delete<S: Store>(
     st.manager
         .delete_token(&caller.actor(), ids.get(0)?, ids.get(1)?)
         .await?;
-    Ok(axum::Json(json!({})))
+    Ok(JsonReply::of(&json!({})))
 }
 
 /// `GET /apitokens/self`: the token making the call, with its owner's privileges as
@@ -216,7 +211,7 @@ pub(super) async fn own<S: Store>(
         token: render(&view, None),
         privileges: caller.principal.grants.list(),
     };
-    Ok(object(wire::project(wire::to_map(&own), fields.as_deref())))
+    Ok(wire::projected(&own, fields.as_deref()))
 }
 
 /// `POST /apitokens/lookup`: the token with the value in the body (`{"token": ...}`),

@@ -6,12 +6,13 @@ use keygate_core::query::{ListQuery, parse_fields};
 use keygate_store::{NewUser, Store, UserPatch};
 use serde_json::json;
 
-use super::{JsonResult, json_of, object};
+use super::{JsonResult, json_of};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{Body, Ids, Params};
 use crate::manage::{UserChanges, UserView};
 use crate::state::AppState;
+use crate::wire::JsonReply;
 use crate::wire::{self, Admin, inputs};
 
 fn render(v: &UserView) -> Admin {
@@ -37,7 +38,7 @@ pub(super) async fn list<S: Store>(
 ) -> JsonResult {
     let q = ListQuery::parse(&params.list(), &wire::USER.fields, &wire::USER.names)?;
     let (users, roles) = st.manager.users(&caller.actor()).await?;
-    Ok(axum::Json(wire::list(
+    Ok(JsonReply::of(&wire::list(
         users
             .iter()
             .map(|u| wire::to_map(&Admin::new(u, &roles)))
@@ -54,10 +55,7 @@ pub(super) async fn get<S: Store>(
 ) -> JsonResult {
     let fields = parse_fields(params.get("fields"), &wire::USER.names)?;
     let v = st.manager.user(&caller.actor(), ids.get(0)?).await?;
-    Ok(object(wire::project(
-        wire::to_map(&render(&v)),
-        fields.as_deref(),
-    )))
+    Ok(wire::projected(&render(&v), fields.as_deref()))
 }
 
 pub(super) async fn create<S: Store>(
@@ -119,5 +117,5 @@ pub(super) async fn delete<S: Store>(
     ids: Ids,
 ) -> JsonResult {
     st.manager.delete_user(&caller.actor(), ids.get(0)?).await?;
-    Ok(axum::Json(json!({})))
+    Ok(JsonReply::of(&json!({})))
 }

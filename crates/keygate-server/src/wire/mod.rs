@@ -87,6 +87,42 @@ pub fn to_map<T: Serialize>(obj: &T) -> Map<String, Value> {
     }
 }
 
+/// A JSON response body, serialized once from what the handler holds (a typed object
+/// goes straight to bytes, without a `serde_json::Value` in between).
+#[derive(Debug)]
+pub struct JsonReply(Vec<u8>);
+
+impl JsonReply {
+    /// `v` serialized.
+    pub fn of<T: Serialize + ?Sized>(v: &T) -> Self {
+        // The API's objects hold strings, numbers, booleans, lists and string-keyed
+        // maps: serializing them cannot fail.
+        Self(serde_json::to_vec(v).unwrap_or_else(|_| b"{}".to_vec()))
+    }
+}
+
+impl axum::response::IntoResponse for JsonReply {
+    fn into_response(self) -> axum::response::Response {
+        (
+            [(
+                axum::http::header::CONTENT_TYPE,
+                axum::http::HeaderValue::from_static("application/json"),
+            )],
+            self.0,
+        )
+            .into_response()
+    }
+}
+
+/// An object with only the requested properties (all of them, serialized directly,
+/// when no `fields` were asked for).
+pub fn projected<T: Serialize>(obj: &T, fields: Option<&[String]>) -> JsonReply {
+    match fields {
+        None => JsonReply::of(obj),
+        Some(_) => JsonReply::of(&project(to_map(obj), fields)),
+    }
+}
+
 /// Keeps only the requested properties.
 pub fn project(mut obj: Map<String, Value>, fields: Option<&[String]>) -> Map<String, Value> {
     if let Some(fields) = fields {
@@ -107,4 +143,26 @@ pub fn page(total: usize, page: impl Iterator<Item = Map<String, Value>>, q: &Li
         .map(|m| Value::Object(project(m, q.fields.as_deref())))
         .collect();
     json!({"total": total, "searchId": null, "items": items})
+}
+
+/// The body of a list response whose items are typed objects.
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct Listed<'a, T> {
+    total: usize,
+    search_id: Option<()>,
+    items: &'a [T],
+}
+
+/// A page already cut, of typed objects: serialized directly unless `q` asks for
+/// some properties only.
+pub fn typed_page<T: Serialize>(total: usize, items: &[T], q: &ListQuery) -> JsonReply {
+    match q.fields {
+        None => JsonReply::of(&Listed {
+            total,
+            search_id: None,
+            items,
+        }),
+        Some(_) => JsonReply::of(&page(total, items.iter().map(to_map), q)),
+    }
 }
