@@ -40,6 +40,16 @@ pub(crate) async fn bearer_keys(conn: &mut Conn) -> Result<Vec<TokenKey>> {
     Ok(tokens)
 }
 
+/// PostgreSQL streams rows cheaply: every token is read row by row by the shared
+/// query instead (`false`).
+#[allow(clippy::unused_async)]
+pub(crate) async fn each_token_packed(
+    _conn: &mut Conn,
+    _each: &mut (dyn FnMut(keygate_core::model::ApiToken) + Send),
+) -> Result<bool> {
+    Ok(false)
+}
+
 /// Reads (`id`, `user_id`, `secret_hash`, `status`); `None` for a token without a digest.
 fn token_key(row: &DbRow) -> Result<Option<TokenKey>> {
     let Some(d) = digest(row.try_get(2)?)? else {

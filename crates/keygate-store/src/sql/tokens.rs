@@ -109,9 +109,12 @@ pub(super) async fn state(
     Ok(Some(TokenState { token, entry }))
 }
 
-/// Every token, one at a time as the rows stream in; the caller's transaction makes
-/// the read consistent.
+/// Every token, one at a time as the rows stream in (packed where the dialect packs
+/// them); the caller's transaction makes the read consistent.
 pub(super) async fn each(conn: &mut Conn, each: &mut (dyn FnMut(ApiToken) + Send)) -> Result<()> {
+    if super::dialect::each_token_packed(conn, each).await? {
+        return Ok(());
+    }
     let mut rows =
         sqlx::query(concat!("SELECT ", token_columns!(), " FROM api_tokens")).fetch(&mut *conn);
     while let Some(row) = rows.try_next().await? {

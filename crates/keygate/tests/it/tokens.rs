@@ -547,3 +547,46 @@ async fn pages_in_id_order_match_the_filtered_and_sorted_path() {
     assert_eq!(r.body["total"], 1, "{}", r.text);
     assert_eq!(r.body["items"][0]["note"], "lmv1 0");
 }
+
+#[tokio::test]
+async fn tokens_read_after_a_restart_are_exactly_those_served_before_it() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let user = s.user("restarted", &[DATAINGESTION]).await;
+    // Notes with the characters a packed read separates rows and columns with.
+    for note in ["plain", "a, b; c", "ünïcode ✓ \"quoted\"", ""] {
+        s.token_for(user, note).await;
+    }
+    s.lmv1_for(user, "lmv1; with, separators").await;
+    let (id, secret) = s.token_for(user, "used").await;
+    assert_eq!(
+        s.get(&secret, &format!("/setting/admins/{user}"))
+            .await
+            .status,
+        StatusCode::OK
+    );
+    let list = format!("/setting/admins/{user}/apitokens?size=1000");
+    let used = eventually(std::time::Duration::from_secs(5), || async {
+        let t = s
+            .get(
+                &s.admin_token,
+                &format!("/setting/admins/{user}/apitokens/{id}"),
+            )
+            .await;
+        t.body["lastUsedOn"].as_i64().unwrap_or(0) > 0
+    })
+    .await;
+    assert!(used, "the use was recorded");
+    let before = s.get(&s.admin_token, &list).await;
+    assert_eq!(before.body["total"], 6, "{}", before.text);
+    let s = s.restart().await;
+    // The administrator's token and the user's six.
+    let loaded = eventually(std::time::Duration::from_secs(5), || async {
+        s.metric("keygate_read_view_tokens").await == Some(7.0)
+    })
+    .await;
+    assert!(loaded, "token rows loaded after the restart");
+    let after = s.get(&s.admin_token, &list).await;
+    assert_eq!(after.body, before.body);
+}
