@@ -9,7 +9,10 @@
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
+use keygate_core::model::ApiToken;
 use keygate_store::{Change, Entity, Store};
+
+use crate::feed::Update;
 
 use crate::error::AuthError;
 use crate::verifier::Verifier;
@@ -53,6 +56,23 @@ impl Verifier {
             }
         }
         Ok(count)
+    }
+
+    /// Applies this node's own write, logged at `seq`, from what the write returned
+    /// (`update` for the index, `row` for the read view) without reading it back —
+    /// when every entry before it is applied already. Returns whether it did; if not,
+    /// the caller catches up from the change log as for any change.
+    pub async fn apply_own(&self, seq: i64, update: Update, row: ApiToken) -> bool {
+        let mut applied = self.inner.applied.lock().await;
+        if *applied + 1 != seq {
+            return false;
+        }
+        let id = row.id;
+        self.apply_update(update);
+        self.inner.view.put_token(id, Some(row));
+        *applied = seq;
+        self.advanced(seq);
+        true
     }
 
     async fn apply<S: Store>(&self, store: &S, c: &Change) -> Result<(), AuthError> {

@@ -166,7 +166,7 @@ pub trait Store: Clone + Send + Sync + 'static {
         cap: &TokenWrite,
         new: &NewBearerToken,
         now: EpochSeconds,
-    ) -> impl Future<Output = Result<ApiToken>> + Send;
+    ) -> impl Future<Output = Result<Logged<ApiToken>>> + Send;
     /// Creates an LMv1 token for the capability's owner (active, under
     /// `maxTokensPerUser`), its key sealed under the master key, in one transaction.
     fn create_lmv1_token(

@@ -165,6 +165,16 @@ pub enum IndexEntry {
     Lmv1(Lmv1Key),
 }
 
+/// What a write returns, with the change-log position of the one entry it logged (so
+/// the node that made it can apply it without reading it back).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Logged<T> {
+    /// What was written.
+    pub value: T,
+    /// Its change-log entry's position.
+    pub seq: i64,
+}
+
 /// One token's row and its index entry, read together: the follower applies both
 /// (the row for management reads, the entry for authentication).
 #[derive(Debug)]

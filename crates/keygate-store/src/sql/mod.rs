@@ -96,13 +96,14 @@ pub(crate) async fn log_token_change(
     id: i64,
     token: &TokenRef,
     now: EpochSeconds,
-) -> Result<()> {
-    sqlx::query("INSERT INTO change_log (entity, entity_id, digest, access_id, changed_on) VALUES ('token', $1, $2, $3, $4)")
+) -> Result<i64> {
+    let seq: i64 = sqlx::query_scalar("INSERT INTO change_log (entity, entity_id, digest, access_id, changed_on) VALUES ('token', $1, $2, $3, $4) RETURNING seq")
         .bind(id)
         .bind(token.digest.as_deref())
         .bind(token.access_id.as_deref())
         .bind(now)
-        .execute(&mut *conn)
+        .fetch_one(&mut *conn)
         .await?;
-    dialect::announce(conn).await
+    dialect::announce(conn).await?;
+    Ok(seq)
 }

@@ -212,10 +212,10 @@ impl Store for BackendStore {
         cap: &TokenWrite,
         new: &NewBearerToken,
         now: EpochSeconds,
-    ) -> Result<ApiToken> {
+    ) -> Result<Logged<ApiToken>> {
         write_tx!(self, tx => {
             let t = tokens::create_bearer(&mut tx, cap, new, now).await?;
-            let e = common::audit::token(cap.by(), AuditAction::TokenCreate, &t, now);
+            let e = common::audit::token(cap.by(), AuditAction::TokenCreate, &t.value, now);
             audit::append(&mut tx, &e).await?;
             t
         })

@@ -11,7 +11,7 @@ use crate::common::digest;
 use crate::error::{Result, StoreError};
 use crate::seal::MasterKey;
 use crate::types::{
-    IndexEntry, NewBearerToken, NewLmv1Token, TokenKey, TokenPatch, TokenState, Usage,
+    IndexEntry, Logged, NewBearerToken, NewLmv1Token, TokenKey, TokenPatch, TokenState, Usage,
 };
 
 /// The token columns [`from_row`] reads, in its order (a literal, so SQL stays static).
@@ -159,30 +159,48 @@ pub(super) async fn get(conn: &mut Conn, id: TokenId) -> Result<ApiToken> {
 struct OwnerState {
     username: String,
     traces_enabled: bool,
+    /// What the owner's roles grant now: what the token would act with.
+    grants: keygate_core::policy::Grants,
 }
 
-/// Checks that `owner` exists, is active and is under `maxTokensPerUser`. Runs under
-/// the write lock, so no other node can create a token between the count and the insert.
+/// Checks that `owner` exists, is active and is under `maxTokensPerUser`, and reads what
+/// it holds. Runs under the write lock, so no other node can create a token between
+/// the count and the insert, and no role change can slip in between.
 async fn owner_for_new_token(conn: &mut Conn, owner: UserId) -> Result<OwnerState> {
-    // Owner, portal and the owner's token count in one round trip: every statement
-    // here runs inside the write lock, so fewer of them means more creates per second.
-    let row = sqlx::query(
+    // Owner, portal, the owner's token count and the privileges of its roles (one row
+    // each, the owner's columns repeated) in one round trip: every statement here runs
+    // inside the write lock, so fewer of them means more creates per second.
+    let rows = sqlx::query(
         "SELECT u.username, u.status, p.traces_enabled, p.max_tokens_per_user, \
-         (SELECT COUNT(*) FROM api_tokens t WHERE t.user_id = u.id) \
-         FROM users u JOIN portal p ON p.id = 1 WHERE u.id = $1",
+         (SELECT COUNT(*) FROM api_tokens t WHERE t.user_id = u.id), \
+         rp.object_type, rp.object_id, rp.operation \
+         FROM users u JOIN portal p ON p.id = 1 \
+         LEFT JOIN user_roles ur ON ur.user_id = u.id \
+         LEFT JOIN role_privileges rp ON rp.role_id = ur.role_id \
+         WHERE u.id = $1",
     )
     .bind(owner)
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or_else(|| StoreError::NotFound(format!("user {owner}")))?;
+    .fetch_all(&mut *conn)
+    .await?;
+    let row = rows.first().ok_or_else(|| StoreError::no_user(owner))?;
     let username: String = row.try_get(0)?;
     let status: String = row.try_get(1)?;
     let max_tokens: i64 = row.try_get(3)?;
     let count: i64 = row.try_get(4)?;
+    let traces_enabled = row.try_get(2)?;
     let username = crate::common::check_new_token_owner(username, &status, count, max_tokens)?;
+    let mut privileges = Vec::with_capacity(rows.len());
+    for r in &rows {
+        let (t, i, o): (Option<String>, Option<String>, Option<String>) =
+            (r.try_get(5)?, r.try_get(6)?, r.try_get(7)?);
+        if let (Some(t), Some(i), Some(o)) = (t, i, o) {
+            privileges.push((t, i, o));
+        }
+    }
     Ok(OwnerState {
         username,
-        traces_enabled: row.try_get(2)?,
+        traces_enabled,
+        grants: crate::common::grants_of_rows(privileges),
     })
 }
 
@@ -191,13 +209,11 @@ pub(super) async fn create_bearer(
     cap: &TokenWrite,
     new: &NewBearerToken,
     now: EpochSeconds,
-) -> Result<ApiToken> {
+) -> Result<Logged<ApiToken>> {
     let owner = cap.owner();
     let state = owner_for_new_token(conn, owner).await?;
-    // What the token would act with, read here so no role change can slip in between.
-    let grants = super::changes::user_grants(conn, owner).await?;
-    cap.may_mint(grants).map_err(StoreError::Denied)?;
-    policy::bearer_owner(grants, state.traces_enabled)
+    cap.may_mint(state.grants).map_err(StoreError::Denied)?;
+    policy::bearer_owner(state.grants, state.traces_enabled)
         .map_err(|r| StoreError::BearerRefused(r, state.username))?;
     let row = sqlx::query(concat!(
         "INSERT INTO api_tokens (user_id, type, access_id, secret_hash, note, status, created_on, created_by) \
@@ -218,8 +234,8 @@ pub(super) async fn create_bearer(
         digest: Some(new.digest.0.to_vec()),
         access_id: None,
     };
-    log_token_change(conn, token.id, &r, now).await?;
-    Ok(token)
+    let seq = log_token_change(conn, token.id, &r, now).await?;
+    Ok(Logged { value: token, seq })
 }
 
 /// Fails unless `key` is the master key the store currently holds keys under: a
@@ -247,9 +263,8 @@ pub(super) async fn create_lmv1(
 ) -> Result<ApiToken> {
     let owner = cap.owner();
     ensure_current_key(conn, key).await?;
-    owner_for_new_token(conn, owner).await?;
-    let grants = super::changes::user_grants(conn, owner).await?;
-    cap.may_mint(grants).map_err(StoreError::Denied)?;
+    let state = owner_for_new_token(conn, owner).await?;
+    cap.may_mint(state.grants).map_err(StoreError::Denied)?;
     let row = sqlx::query(concat!(
         "INSERT INTO api_tokens (user_id, type, access_id, note, status, created_on, created_by) \
          VALUES ($1, 'lmv1', $2, $3, $4, $5, $6) RETURNING ",
@@ -312,7 +327,8 @@ pub(super) async fn update(
         .bind(id)
         .execute(&mut *conn)
         .await?;
-    log_token_change(conn, id, &r, now).await
+    log_token_change(conn, id, &r, now).await?;
+    Ok(())
 }
 
 pub(super) async fn delete(
@@ -326,7 +342,8 @@ pub(super) async fn delete(
         .bind(id)
         .execute(&mut *conn)
         .await?;
-    log_token_change(conn, id, &r, now).await
+    log_token_change(conn, id, &r, now).await?;
+    Ok(())
 }
 
 pub(super) async fn record_usage(conn: &mut Conn, batch: &[Usage]) -> Result<()> {
