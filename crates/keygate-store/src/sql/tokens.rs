@@ -169,12 +169,14 @@ struct OwnerState {
 async fn owner_for_new_token(conn: &mut Conn, owner: UserId) -> Result<OwnerState> {
     // Owner, portal, the owner's token count and the privileges of its roles (one row
     // each, the owner's columns repeated) in one round trip: every statement here runs
-    // inside the write lock, so fewer of them means more creates per second.
+    // inside the write lock, so fewer of them means more creates per second. The count
+    // is a derived table, computed once (a correlated subquery would count again for
+    // every privilege row).
     let rows = sqlx::query(
-        "SELECT u.username, u.status, p.traces_enabled, p.max_tokens_per_user, \
-         (SELECT COUNT(*) FROM api_tokens t WHERE t.user_id = u.id), \
+        "SELECT u.username, u.status, p.traces_enabled, p.max_tokens_per_user, c.n, \
          rp.object_type, rp.object_id, rp.operation \
          FROM users u JOIN portal p ON p.id = 1 \
+         JOIN (SELECT COUNT(*) AS n FROM api_tokens WHERE user_id = $1) c ON 1 = 1 \
          LEFT JOIN user_roles ur ON ur.user_id = u.id \
          LEFT JOIN role_privileges rp ON rp.role_id = ur.role_id \
          WHERE u.id = $1",
