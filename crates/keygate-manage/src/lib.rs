@@ -16,6 +16,7 @@ use std::time::Duration;
 use keygate_auth::Verifier;
 use keygate_auth::feed::Update;
 use keygate_auth::throttle::{FailureThrottle, ThrottleConfig};
+pub use keygate_auth::view::Page;
 use keygate_core::lmv1::{self, AccessKey};
 use keygate_core::model::{
     ApiToken, Portal, Privilege, RoleId, TokenId, TokenStatus, TokenType, User, UserId, UserStatus,
@@ -741,35 +742,30 @@ impl<S: Store> Manager<S> {
         self.views(actor, tokens).await
     }
 
-    /// One page of [`Manager::tokens`] in id order (reversed when `descending`), and
-    /// how many tokens the list has: from memory, only the page's rows are read.
+    /// One page of [`Manager::tokens`] in id order, and how many tokens the list has:
+    /// from memory, only the page's rows are read.
     #[tracing::instrument(level = "debug", skip_all, fields(actor = actor.user_id))]
     pub async fn token_page(
         &self,
         actor: &Actor,
         owner: Option<UserId>,
-        kind: Option<TokenType>,
-        descending: bool,
-        offset: usize,
-        size: usize,
+        page: &Page,
     ) -> Result<(usize, Vec<TokenView>), ManageError> {
         let scope = self.list_scope(actor, owner).await?;
-        let memory = self
-            .token_rows()
-            .and_then(|v| v.token_page(scope, kind, descending, offset, size));
-        let (total, page) = match memory {
+        let (total, tokens) = match self.token_rows().and_then(|v| v.token_page(scope, page)) {
             Some(p) => p,
             None => {
                 let mut tokens = self.store.tokens(scope).await?;
-                tokens.retain(|t| kind.is_none_or(|k| t.token_type == k));
-                if descending {
+                tokens.retain(|t| page.kind.is_none_or(|k| t.token_type == k));
+                if page.descending {
                     tokens.reverse();
                 }
                 let total = tokens.len();
-                (total, tokens.into_iter().skip(offset).take(size).collect())
+                let tokens = tokens.into_iter().skip(page.offset).take(page.size);
+                (total, tokens.collect())
             }
         };
-        Ok((total, self.views(actor, page).await?))
+        Ok((total, self.views(actor, tokens).await?))
     }
 
     /// Changes a token's note and/or status.

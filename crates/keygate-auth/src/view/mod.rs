@@ -62,6 +62,20 @@ pub struct ReadView {
 /// One page of a token list: how many tokens are in scope, and the page.
 pub type TokenPage = (usize, Vec<ApiToken>);
 
+/// Which page of a token list, in id order: the tokens of one type or both, skipping
+/// `offset`, at most `size`, newest first when `descending`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Page {
+    /// Bearer or LMv1 only, or both.
+    pub kind: Option<TokenType>,
+    /// Highest id first.
+    pub descending: bool,
+    /// Tokens to skip.
+    pub offset: usize,
+    /// Most tokens in the page.
+    pub size: usize,
+}
+
 impl ReadView {
     fn read(&self) -> std::sync::RwLockReadGuard<'_, Rows> {
         self.rows
@@ -104,20 +118,10 @@ impl ReadView {
         self.token_rows().as_ref().map(|t| t.get(id))
     }
 
-    /// The tokens in scope (one owner's, or everyone's; of one type or both): how many
-    /// there are and the page `offset..offset + size` in id order (reversed when
-    /// `descending`). Only the page's rows are made into tokens.
-    pub fn token_page(
-        &self,
-        owner: Option<UserId>,
-        kind: Option<TokenType>,
-        descending: bool,
-        offset: usize,
-        size: usize,
-    ) -> Option<TokenPage> {
-        self.token_rows()
-            .as_ref()
-            .map(|t| t.page(owner, kind, descending, offset, size))
+    /// One owner's tokens (or everyone's): how many `page` covers and its tokens. Only
+    /// the page's rows are made into tokens.
+    pub fn token_page(&self, owner: Option<UserId>, page: &Page) -> Option<TokenPage> {
+        self.token_rows().as_ref().map(|t| t.page(owner, page))
     }
 
     /// Every token in scope, in id order (for lists that filter on what they show).

@@ -274,29 +274,22 @@ impl TokenRows {
         }
     }
 
-    /// How many tokens are in scope, and the page `offset..offset + size` of them in
-    /// id order (or reversed). Without a type to check, counting takes no row lookups:
-    /// all tokens is the map's length, one owner's the length of its id list.
-    pub(crate) fn page(
-        &self,
-        owner: Option<UserId>,
-        kind: Option<TokenType>,
-        descending: bool,
-        offset: usize,
-        size: usize,
-    ) -> (usize, Vec<ApiToken>) {
-        let total = match (owner, kind) {
+    /// How many tokens `page` covers, and its tokens. Without a type to check, counting
+    /// takes no row lookups: all tokens is the map's length, one owner's the length of
+    /// its id list.
+    pub(crate) fn page(&self, owner: Option<UserId>, page: &super::Page) -> (usize, Vec<ApiToken>) {
+        let total = match (owner, page.kind) {
             (None, None) => self.rows.len(),
             (Some(o), None) => self.by_owner.get(&o).map_or(0, Vec::len),
-            _ => self.ids(owner, kind, false).count(),
+            (_, kind) => self.ids(owner, kind, false).count(),
         };
-        let page = self
-            .ids(owner, kind, descending)
-            .skip(offset)
-            .take(size)
+        let tokens = self
+            .ids(owner, page.kind, page.descending)
+            .skip(page.offset)
+            .take(page.size)
             .filter_map(|id| self.get(id))
             .collect();
-        (total, page)
+        (total, tokens)
     }
 
     /// Every token in scope, in id order.
@@ -382,20 +375,29 @@ mod tests {
                 .collect(),
         );
         let ids = |(_, p): (usize, Vec<ApiToken>)| p.iter().map(|t| t.id).collect::<Vec<_>>();
-        assert_eq!(rows.page(None, None, false, 0, 3).0, 10);
-        assert_eq!(ids(rows.page(None, None, false, 2, 3)), [3, 4, 5]);
-        assert_eq!(ids(rows.page(None, None, true, 0, 2)), [10, 9]);
-        assert_eq!(rows.page(Some(1), None, false, 0, 50).0, 5);
-        assert_eq!(ids(rows.page(Some(1), None, false, 1, 2)), [3, 5]);
+        let page = |kind, descending, offset, size| super::super::Page {
+            kind,
+            descending,
+            offset,
+            size,
+        };
+        assert_eq!(rows.page(None, &page(None, false, 0, 3)).0, 10);
+        assert_eq!(ids(rows.page(None, &page(None, false, 2, 3))), [3, 4, 5]);
+        assert_eq!(ids(rows.page(None, &page(None, true, 0, 2))), [10, 9]);
+        assert_eq!(rows.page(Some(1), &page(None, false, 0, 50)).0, 5);
+        assert_eq!(ids(rows.page(Some(1), &page(None, false, 1, 2))), [3, 5]);
         assert_eq!(
-            ids(rows.page(Some(0), Some(TokenType::Lmv1), false, 0, 50)),
+            ids(rows.page(Some(0), &page(Some(TokenType::Lmv1), false, 0, 50))),
             [6]
         );
-        assert_eq!(rows.page(None, Some(TokenType::Lmv1), false, 0, 1).0, 3);
+        assert_eq!(
+            rows.page(None, &page(Some(TokenType::Lmv1), false, 0, 1)).0,
+            3
+        );
         rows.put(3, None);
         rows.put(11, Some(token(11, 1, "kgtAbCd****9xYz", "", "")));
         assert_eq!(
-            ids(rows.page(Some(1), None, false, 0, 50)),
+            ids(rows.page(Some(1), &page(None, false, 0, 50))),
             [1, 5, 7, 9, 11]
         );
         assert_eq!(rows.len(), 10);

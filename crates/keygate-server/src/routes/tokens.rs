@@ -12,7 +12,7 @@ use super::{JsonResult, json_of};
 use crate::auth::Caller;
 use crate::error::ApiError;
 use crate::extract::{Body, Ids, Params};
-use crate::manage::{TokenInput, TokenView};
+use crate::manage::{Page, TokenInput, TokenView};
 use crate::state::AppState;
 use crate::wire::JsonReply;
 use crate::wire::inputs::{ApiTokenInput, ApiTokenLookup};
@@ -127,17 +127,13 @@ async fn list_tokens<S: Store>(
     let kind = type_param(params)?;
     if q.terms.is_empty() && q.sort.field == "id" {
         // In id order without a filter: only the page is read and rendered.
-        let (total, views) = st
-            .manager
-            .token_page(
-                &caller.actor(),
-                owner,
-                kind,
-                q.sort.descending,
-                q.offset,
-                q.size,
-            )
-            .await?;
+        let page = Page {
+            kind,
+            descending: q.sort.descending,
+            offset: q.offset,
+            size: q.size,
+        };
+        let (total, views) = st.manager.token_page(&caller.actor(), owner, &page).await?;
         let items: Vec<ApiTokenObject> = views.iter().map(|v| render(v, None)).collect();
         return Ok(wire::typed_page(total, &items, &q));
     }
