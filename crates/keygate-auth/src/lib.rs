@@ -8,8 +8,8 @@
 //! - [`follow`] — keeps the index current by replaying the store's change log.
 //! - [`feed`] — the index as updates: resolved from change-log entries, applied to an
 //!   index, and carried over HTTP in a compact binary frame (never a secret).
-//! - [`view`] — users and roles in memory for management reads, kept current with
-//!   the index.
+//! - [`view`] — tokens, users and roles in memory for management reads, kept current
+//!   with the index (token rows in compact form: `view/tokens.rs`).
 //! - [`replay`] — the bounded memory of LMv1 signatures for replay protection.
 //! - [`throttle`] — token buckets per client address on failed authentications.
 //! - [`usage`] — records last use in memory and writes it to the store in batches.
