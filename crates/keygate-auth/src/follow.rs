@@ -12,9 +12,8 @@ use std::time::Duration;
 use keygate_core::model::ApiToken;
 use keygate_store::{Change, Entity, Store};
 
-use crate::feed::Update;
-
 use crate::error::AuthError;
+use crate::feed::Update;
 use crate::verifier::Verifier;
 
 /// Entries read per store round trip.
@@ -90,9 +89,10 @@ impl Verifier {
         }
     }
 
-    /// Reads everything again: the index, users and roles, and the token rows once
-    /// they are held (or while their first load is still running). Returns the
-    /// position to continue the change log from; the caller holds `applied`.
+    /// Reads everything again: the index, users and roles, and the token rows (which
+    /// also ends a first load of the rows still running: it finds them held and
+    /// stops). Returns the position to continue the change log from; the caller holds
+    /// `applied`.
     async fn reload<S: Store>(&self, store: &S) -> Result<i64, AuthError> {
         let snap = store.snapshot().await?;
         let seq = snap.seq;
