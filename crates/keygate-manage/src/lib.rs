@@ -731,15 +731,21 @@ impl<S: Store> Manager<S> {
         let scope = self.list_scope(actor, owner).await?;
         let tokens = match self.token_rows().and_then(|v| v.tokens(scope, kind)) {
             Some(tokens) => tokens,
-            None => {
-                let mut tokens = self.store.tokens(scope).await?;
-                if let Some(k) = kind {
-                    tokens.retain(|t| t.token_type == k);
-                }
-                tokens
-            }
+            None => self.stored_tokens(scope, kind).await?,
         };
         self.views(actor, tokens).await
+    }
+
+    /// The tokens in scope read from the store (where no rows are held), of one type
+    /// or both, in id order.
+    async fn stored_tokens(
+        &self,
+        scope: Option<UserId>,
+        kind: Option<TokenType>,
+    ) -> Result<Vec<ApiToken>, StoreError> {
+        let mut tokens = self.store.tokens(scope).await?;
+        tokens.retain(|t| kind.is_none_or(|k| t.token_type == k));
+        Ok(tokens)
     }
 
     /// One page of [`Manager::tokens`] in id order, and how many tokens the list has:
@@ -755,8 +761,7 @@ impl<S: Store> Manager<S> {
         let (total, tokens) = match self.token_rows().and_then(|v| v.token_page(scope, page)) {
             Some(p) => p,
             None => {
-                let mut tokens = self.store.tokens(scope).await?;
-                tokens.retain(|t| page.kind.is_none_or(|k| t.token_type == k));
+                let mut tokens = self.stored_tokens(scope, page.kind).await?;
                 if page.descending {
                     tokens.reverse();
                 }
