@@ -104,11 +104,14 @@ impl SqliteStore {
             )));
         }
         tx.commit().await?;
-        let writers = writer::Writers::open(options, pool.clone()).await?;
+        let file = Arc::new(file::DbFile::opened(std::path::Path::new(path))?);
+        let checked = file.clone();
+        let writers =
+            writer::Writers::open(options, pool.clone(), Arc::new(move || checked.check())).await?;
         Ok(Self {
             pool,
             key: Arc::new(key),
-            file: Arc::new(file::DbFile::opened(std::path::Path::new(path))?),
+            file,
             health: Arc::new(Health::default()),
             writers,
         })
@@ -125,7 +128,6 @@ impl SqliteStore {
     async fn write(&self) -> Result<WriteTx> {
         Ok(WriteTx {
             tx: self.writers.begin().await?,
-            file: self.file.clone(),
         })
     }
 
@@ -170,15 +172,12 @@ impl SqliteStore {
 /// would be acknowledged and then lost at the next start.
 pub(crate) struct WriteTx {
     tx: writer::WriteConn,
-    file: Arc<file::DbFile>,
 }
 
 impl WriteTx {
-    /// Checks the file, then commits.
+    /// Commits (the writers check the file before every commit, shared or not).
     pub(crate) async fn commit(self) -> Result<()> {
-        self.file.check()?;
-        self.tx.commit().await?;
-        Ok(())
+        self.tx.commit().await
     }
 }
 

@@ -1,4 +1,5 @@
-//! The one connection every SQLite write goes through, and the queue in front of it.
+//! The one connection every SQLite write goes through, the queue in front of it, and
+//! the commits writers share.
 //!
 //! SQLite lets one writer in at a time. Pooled connections racing for that lock each
 //! sleep in SQLite's busy handler and retry, which put a 200 ms tail on concurrent
@@ -8,32 +9,83 @@
 //! alone: no acquire, no release ping, no busy sleep (other processes, such as the
 //! admin CLI, still meet SQLite's own lock and its busy timeout).
 //!
+//! **Group commit.** A durable commit is an fsync, and it dominates a write. When a
+//! writer has done its part and others are queued behind it, it does not commit: it
+//! leaves the transaction open for the next writer, whose part runs inside a
+//! savepoint of the same transaction, and waits. The last writer of the group (the
+//! one that finds nobody queued, or the [`MAX_GROUP`]th) commits once for all and
+//! tells the others; each is answered only after that commit, with its outcome. A
+//! part that fails is rolled back to its own savepoint and leaves the others' in the
+//! group; a failed commit fails every part in it, and so does a commit the store's
+//! check refuses before it runs (the database file deleted or replaced: a change
+//! committed into it would be acknowledged and lost). Alone, a writer commits at
+//! once: nothing waits for company. Every rule checked inside a write (the token
+//! limit, someone who can manage users) sees the parts before it, as it would have
+//! seen them committed, since the parts run one after another on one connection.
+//!
 //! Checkpoints (copying the write-ahead log back into the database file, an fsync of
 //! its own) are taken off the write path too: SQLite would run one inside whichever
 //! commit found the log past 1,000 pages (a token create writes about ten, most of
 //! them index pages scattered by the random digests), stalling that request for
 //! 30–80 ms about once in a hundred creates. The write connection has automatic
-//! checkpoints off, and every [`CHECKPOINT_EVERY`] commits a passive checkpoint (which
+//! checkpoints off, and every [`CHECKPOINT_EVERY`] writes a passive checkpoint (which
 //! never waits for a writer) runs on a pooled connection in the background. Its fsync
 //! can still delay a commit's own on the same file system, so checkpoints are rare:
 //! measured with 8 clients creating tokens, one every 64 commits left p99 at 15x p50,
 //! one every 1,000 at 2x (`scripts/bench-writes`).
 //!
-//! A [`WriteTx`] dropped before its commit (an error, a request cancelled) is rolled
-//! back at once by a task of its own, so the file's write lock is not held until the
-//! next write; the next writer also rolls back anything still open. A connection whose
-//! rollback or `BEGIN` fails is replaced (never by a new empty file: the reconnect does
-//! not create one).
+//! A [`WriteConn`] dropped before its part is done (an error, a request cancelled) is
+//! undone at once by a task of its own (rolled back to its savepoint, or the whole
+//! transaction when it opened it), so the file's write lock is not held until the
+//! next write, and that task commits the group waiting before it if nobody else is
+//! queued; the next writer also undoes anything still unfinished. A connection whose
+//! rollback or `BEGIN` fails is replaced (never by a new empty file: the reconnect
+//! does not create one).
 
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, AtomicU32, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 
 use sqlx::ConnectOptions as _;
 use sqlx::SqlitePool;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
-use tokio::sync::{Mutex, OwnedMutexGuard};
+use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
-use crate::error::Result;
+use crate::error::{Result, StoreError};
+use crate::health::Fault;
+
+/// Most writers that share one commit: bounds how long the first of them waits.
+pub(super) const MAX_GROUP: usize = 32;
+
+/// Why a shared commit failed, as each writer of the group is told.
+#[derive(Debug, Clone)]
+enum Failure {
+    Degraded(Fault),
+    Unavailable,
+    Other(String),
+}
+
+impl Failure {
+    fn of(e: &StoreError) -> Self {
+        match e {
+            StoreError::Degraded(f) => Self::Degraded(*f),
+            StoreError::Unavailable => Self::Unavailable,
+            other => Self::Other(other.to_string()),
+        }
+    }
+
+    fn into_error(self) -> StoreError {
+        match self {
+            Self::Degraded(f) => StoreError::Degraded(f),
+            Self::Unavailable => StoreError::Unavailable,
+            Self::Other(m) => StoreError::Database(sqlx::Error::Protocol(format!(
+                "the shared commit failed: {m}"
+            ))),
+        }
+    }
+}
+
+/// The writers whose parts are done and wait for their group's commit.
+type Waiting = Vec<oneshot::Sender<std::result::Result<(), Failure>>>;
 
 /// The write connection and what is known of its state.
 #[derive(Debug)]
@@ -41,35 +93,93 @@ pub(super) struct Writer {
     conn: SqliteConnection,
     /// A transaction was begun and not ended.
     open: bool,
+    /// The current (or last) holder's part runs inside a savepoint: it joined a group.
+    savepoint: bool,
+    /// The current (or last) holder has not finished its part: it is undone before
+    /// anything else runs on the connection.
+    unfinished: bool,
+    /// The group's finished parts, waiting for the commit.
+    waiting: Waiting,
     /// Its last rollback failed: it is replaced before the next write.
     broken: bool,
 }
 
-/// Commits between two background checkpoints (the log stays within tens of MB).
+/// Writes between two background checkpoints (the log stays within tens of MB).
 pub(super) const CHECKPOINT_EVERY: u32 = 1000;
 
 /// The background checkpoints' state.
 #[derive(Debug, Default)]
 struct Checkpoints {
+    /// Writes committed.
     commits: AtomicU32,
+    /// `COMMIT`s run (fewer than writes when writers share them).
+    syncs: AtomicU32,
     running: AtomicBool,
 }
 
+/// What must hold before any commit (the database file is still the one opened and
+/// can be written: a change committed into a deleted file would be acknowledged and
+/// then lost).
+pub(super) type BeforeCommit = Arc<dyn Fn() -> Result<()> + Send + Sync>;
+
 /// The queue of writers and the connection behind it; clones share both.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub(super) struct Writers {
     writer: Arc<Mutex<Writer>>,
+    /// Writers waiting for the connection (a writer that is done commits at once when
+    /// there are none).
+    queued: Arc<AtomicUsize>,
     options: Arc<SqliteConnectOptions>,
     /// Where checkpoints run (a read connection: a passive checkpoint takes no write
     /// lock).
     pool: SqlitePool,
     checkpoints: Arc<Checkpoints>,
+    before_commit: BeforeCommit,
+}
+
+impl std::fmt::Debug for Writers {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Writers")
+            .field("queued", &self.queued)
+            .field("checkpoints", &self.checkpoints)
+            .finish_non_exhaustive()
+    }
+}
+
+/// Counts a writer as queued until it holds the connection (or gives up waiting).
+struct Queued {
+    writers: Writers,
+    /// Still waiting (not yet holding the connection).
+    waiting: bool,
+}
+
+impl Queued {
+    /// The writer holds the connection now.
+    fn served(mut self) {
+        self.waiting = false;
+        self.writers.queued.fetch_sub(1, Ordering::AcqRel);
+    }
+}
+
+impl Drop for Queued {
+    fn drop(&mut self) {
+        if self.waiting && self.writers.queued.fetch_sub(1, Ordering::AcqRel) == 1 {
+            // The last one queued gave up: a group left open for it is committed by
+            // whoever comes next, or by this task if nobody does.
+            self.writers.settle_later();
+        }
+    }
 }
 
 impl Writers {
     /// Opens the write connection with `options` (the pool's own, automatic
-    /// checkpoints off); checkpoints run on `pool`.
-    pub(super) async fn open(options: SqliteConnectOptions, pool: SqlitePool) -> Result<Self> {
+    /// checkpoints off); checkpoints run on `pool`; `before_commit` runs before every
+    /// `COMMIT`, which it can refuse.
+    pub(super) async fn open(
+        options: SqliteConnectOptions,
+        pool: SqlitePool,
+        before_commit: BeforeCommit,
+    ) -> Result<Self> {
         // The file exists by now (the pool created it): a reconnect must never create
         // an empty one in place of a database deleted under the running process.
         let options = options
@@ -80,19 +190,24 @@ impl Writers {
             writer: Arc::new(Mutex::new(Writer {
                 conn,
                 open: false,
+                savepoint: false,
+                unfinished: false,
+                waiting: Vec::new(),
                 broken: false,
             })),
+            queued: Arc::default(),
             options: Arc::new(options),
             pool,
             checkpoints: Arc::default(),
+            before_commit,
         })
     }
 
-    /// Counts a commit; every [`CHECKPOINT_EVERY`] commits, starts a checkpoint unless
-    /// one is still running.
-    fn committed(&self) {
-        let n = self.checkpoints.commits.fetch_add(1, Ordering::Relaxed) + 1;
-        if !n.is_multiple_of(CHECKPOINT_EVERY)
+    /// Counts `n` committed writes; every [`CHECKPOINT_EVERY`], starts a checkpoint
+    /// unless one is still running.
+    fn committed(&self, n: u32) {
+        let before = self.checkpoints.commits.fetch_add(n, Ordering::Relaxed);
+        if before / CHECKPOINT_EVERY == (before + n) / CHECKPOINT_EVERY
             || self.checkpoints.running.swap(true, Ordering::AcqRel)
         {
             return;
@@ -113,72 +228,208 @@ impl Writers {
         });
     }
 
-    /// Waits for this writer's turn, then begins `BEGIN IMMEDIATE`.
+    /// Waits for this writer's turn, then begins its part: `BEGIN IMMEDIATE`, or a
+    /// savepoint in the transaction a group left open.
     pub(super) async fn begin(&self) -> Result<WriteConn> {
+        self.queued.fetch_add(1, Ordering::AcqRel);
+        let queued = Queued {
+            writers: self.clone(),
+            waiting: true,
+        };
         let mut w = self.writer.clone().lock_owned().await;
-        if w.open {
-            rollback(&mut w).await;
-        }
-        if w.broken {
+        // Holding the connection now: no longer queued (and the group is this
+        // writer's to commit or extend, so nothing to settle).
+        queued.served();
+        undo(&mut w).await;
+        if w.broken && !w.open {
             w.conn = self.options.connect().await?;
             w.broken = false;
         }
-        if let Err(e) = sqlx::query("BEGIN IMMEDIATE").execute(&mut w.conn).await {
-            // Busy past the timeout (another process), or a connection that no longer
-            // works: either way the next write starts on a fresh one.
-            w.broken = true;
-            return Err(e.into());
-        }
+        let (statement, savepoint) = if w.open {
+            ("SAVEPOINT part", true)
+        } else {
+            ("BEGIN IMMEDIATE", false)
+        };
+        // Marked before the statement runs: a writer cancelled while it runs leaves a
+        // part the next one undoes (SQLite runs a statement once sent, whether or not
+        // its answer is awaited).
+        let was_open = w.open;
         w.open = true;
+        w.savepoint = savepoint;
+        w.unfinished = true;
+        if let Err(e) = sqlx::query(statement).execute(&mut w.conn).await {
+            let e = StoreError::from(e);
+            w.open = was_open;
+            w.savepoint = false;
+            w.unfinished = false;
+            if savepoint {
+                // The group cannot go on in this transaction: it ends here (its
+                // writers hear the outcome).
+                let _ = self.commit_group(&mut w).await;
+            } else {
+                // Busy past the timeout (another process), or a connection that no
+                // longer works: either way the next write starts on a fresh one.
+                w.broken = true;
+            }
+            return Err(e);
+        }
         Ok(WriteConn {
             w,
             writers: self.clone(),
         })
     }
+
+    /// Commits the group waiting on `w` (every part in it done, the holder's too, or
+    /// undone), tells every writer in it the outcome, and returns it.
+    async fn commit_group(&self, w: &mut Writer) -> Result<()> {
+        let waiting = std::mem::take(&mut w.waiting);
+        if !w.open {
+            return Ok(());
+        }
+        let r = match (self.before_commit)() {
+            Ok(()) => sqlx::query("COMMIT")
+                .execute(&mut w.conn)
+                .await
+                .map(|_| ())
+                .map_err(StoreError::from),
+            Err(e) => Err(e),
+        };
+        match &r {
+            Ok(()) => {
+                w.open = false;
+                w.savepoint = false;
+                self.checkpoints.syncs.fetch_add(1, Ordering::Relaxed);
+                self.committed(u32::try_from(waiting.len()).unwrap_or(u32::MAX));
+                for tx in waiting {
+                    let _ = tx.send(Ok(()));
+                }
+            }
+            Err(e) => {
+                // Refused, or SQLite may have kept the transaction open: it is rolled
+                // back before the next write.
+                w.unfinished = true;
+                w.savepoint = false;
+                let failure = Failure::of(e);
+                for tx in waiting {
+                    let _ = tx.send(Err(failure.clone()));
+                }
+            }
+        }
+        r
+    }
+
+    /// Soon, and after the writers already queued: undoes an unfinished part and
+    /// commits a group nobody is left to commit.
+    fn settle_later(&self) {
+        let Ok(rt) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let writers = self.clone();
+        rt.spawn(async move {
+            let mut w = writers.writer.clone().lock_owned().await;
+            undo(&mut w).await;
+            if writers.queued.load(Ordering::Acquire) == 0 {
+                let _ = writers.commit_group(&mut w).await;
+            }
+        });
+    }
 }
 
-/// Ends an open transaction; a connection that cannot is marked for replacement.
-async fn rollback(w: &mut Writer) {
+/// Undoes the last holder's unfinished part: back to its savepoint (the group goes
+/// on), or the whole transaction when it opened it. A connection that cannot is
+/// marked for replacement, and the group it held is told the writes failed.
+async fn undo(w: &mut Writer) {
+    if !w.unfinished {
+        return;
+    }
+    // The flags change only once each step is done: a writer cancelled part way
+    // leaves the rest to the next.
+    if w.savepoint {
+        if sqlx::query("ROLLBACK TO part")
+            .execute(&mut w.conn)
+            .await
+            .is_ok()
+            && sqlx::query("RELEASE part")
+                .execute(&mut w.conn)
+                .await
+                .is_ok()
+        {
+            w.savepoint = false;
+            w.unfinished = false;
+            return;
+        }
+        w.savepoint = false;
+    }
+    let failure = Failure::Other("a write in the same transaction could not be undone".into());
+    for tx in std::mem::take(&mut w.waiting) {
+        let _ = tx.send(Err(failure.clone()));
+    }
     if let Err(e) = sqlx::query("ROLLBACK").execute(&mut w.conn).await {
         tracing::warn!(error = %e, "a write transaction could not be rolled back; reconnecting");
         w.broken = true;
     }
     w.open = false;
+    w.unfinished = false;
 }
 
-/// A write connection inside `BEGIN IMMEDIATE`, this writer's until it is committed
-/// or dropped.
+/// A writer's part of a write transaction (`BEGIN IMMEDIATE`, or a savepoint in a
+/// group's), the connection this writer's until it is committed or dropped.
 pub(super) struct WriteConn {
     w: OwnedMutexGuard<Writer>,
     writers: Writers,
 }
 
 impl WriteConn {
-    /// Commits. On failure the transaction stays open and is rolled back when this
-    /// value is dropped.
+    /// Finishes this part and commits it: at once when nobody is queued, else with
+    /// the writers behind it (see the module documentation). Returns once the commit
+    /// that holds it is done. On failure before the part is finished, the part is
+    /// undone when this value is dropped.
     pub(super) async fn commit(mut self) -> Result<()> {
-        sqlx::query("COMMIT").execute(&mut self.w.conn).await?;
-        self.w.open = false;
-        self.writers.committed();
-        Ok(())
+        if self.w.savepoint {
+            sqlx::query("RELEASE part")
+                .execute(&mut self.w.conn)
+                .await?;
+            self.w.savepoint = false;
+        }
+        self.w.unfinished = false;
+        let (tx, rx) = oneshot::channel();
+        self.w.waiting.push(tx);
+        let share =
+            self.writers.queued.load(Ordering::Acquire) > 0 && self.w.waiting.len() < MAX_GROUP;
+        match tokio::runtime::Handle::try_current() {
+            // Lets the next writer in, with the transaction still open.
+            _ if share => drop(self),
+            // The commit runs in a task of its own: a request cancelled while the disk
+            // syncs must leave neither the group unanswered nor the connection's state
+            // unknown.
+            Ok(rt) => {
+                rt.spawn(async move {
+                    let mut me = self;
+                    let writers = me.writers.clone();
+                    let _ = writers.commit_group(&mut me.w).await;
+                });
+            }
+            Err(_) => {
+                let writers = self.writers.clone();
+                let _ = writers.commit_group(&mut self.w).await;
+            }
+        }
+        match rx.await {
+            Ok(r) => r.map_err(Failure::into_error),
+            // Only if the runtime is shutting down under it.
+            Err(_) => Err(Failure::Other("the commit never ran".into()).into_error()),
+        }
     }
 }
 
 impl Drop for WriteConn {
     fn drop(&mut self) {
-        if !self.w.open {
-            return;
-        }
-        // The guard is released right after this; the task takes the connection back
-        // (or finds the next writer already rolled it back).
-        if let Ok(rt) = tokio::runtime::Handle::try_current() {
-            let writer = self.writers.writer.clone();
-            rt.spawn(async move {
-                let mut w = writer.lock().await;
-                if w.open {
-                    rollback(&mut w).await;
-                }
-            });
+        if self.w.unfinished
+            || (!self.w.waiting.is_empty() && self.writers.queued.load(Ordering::Acquire) == 0)
+        {
+            // The guard is released right after this; the task takes the connection
+            // back after the writers already queued (or finds one of them settled it).
+            self.writers.settle_later();
         }
     }
 }
@@ -219,7 +470,7 @@ mod tests {
             .execute(&pool)
             .await
             .unwrap_or_else(|e| panic!("{e}"));
-        let w = Writers::open(options.clone(), pool.clone())
+        let w = Writers::open(options.clone(), pool.clone(), Arc::new(|| Ok(())))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         (w, pool, options)
@@ -287,7 +538,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let (_, pool, options) = setup(&dir).await;
         let options = options.busy_timeout(Duration::from_millis(50));
-        let w = Writers::open(options.clone(), pool.clone())
+        let w = Writers::open(options.clone(), pool.clone(), Arc::new(|| Ok(())))
             .await
             .unwrap_or_else(|e| panic!("{e}"));
         let mut other = options.connect().await.unwrap_or_else(|e| panic!("{e}"));
@@ -340,5 +591,200 @@ mod tests {
             320,
             "every commit counted towards the next checkpoint"
         );
+    }
+
+    async fn insert(tx: &mut WriteConn, v: i64) {
+        sqlx::query("INSERT INTO t VALUES ($1)")
+            .bind(v)
+            .execute(&mut **tx)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"));
+    }
+
+    async fn values(pool: &SqlitePool) -> Vec<i64> {
+        sqlx::query_scalar("SELECT v FROM t ORDER BY v")
+            .fetch_all(pool)
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Waits until `n` writers are queued for the connection.
+    async fn until_queued(w: &Writers, n: usize) {
+        for _ in 0..500 {
+            if w.queued.load(Ordering::Acquire) == n {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(2)).await;
+        }
+        panic!("{n} writers never queued");
+    }
+
+    #[tokio::test]
+    async fn writers_queued_behind_one_share_its_commit_and_a_failed_part_leaves_the_others() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (w, pool, _) = setup(&dir).await;
+        let mut first = w.begin().await.unwrap_or_else(|e| panic!("{e}"));
+        insert(&mut first, 1).await;
+        // Two more writers queue behind it: one whose part fails, one that commits.
+        let failing = tokio::spawn({
+            let w = w.clone();
+            async move {
+                let mut tx = w.begin().await?;
+                insert(&mut tx, 2).await;
+                // An error in the part: dropped without its commit.
+                drop(tx);
+                Ok::<_, StoreError>(())
+            }
+        });
+        until_queued(&w, 1).await;
+        let last = tokio::spawn({
+            let w = w.clone();
+            async move {
+                let mut tx = w.begin().await?;
+                insert(&mut tx, 3).await;
+                tx.commit().await
+            }
+        });
+        until_queued(&w, 2).await;
+        // Writers are queued: the first leaves its part for the group's commit.
+        first.commit().await.unwrap_or_else(|e| panic!("{e}"));
+        failing
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        last.await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            values(&pool).await,
+            vec![1, 3],
+            "both committed parts landed, the failed one did not"
+        );
+        assert_eq!(w.checkpoints.commits.load(Ordering::Relaxed), 2);
+        assert_eq!(
+            w.checkpoints.syncs.load(Ordering::Relaxed),
+            1,
+            "one COMMIT for both"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_group_whose_last_writer_fails_is_committed_without_it() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (w, pool, _) = setup(&dir).await;
+        let mut first = w.begin().await.unwrap_or_else(|e| panic!("{e}"));
+        insert(&mut first, 1).await;
+        let (go, wait) = oneshot::channel::<()>();
+        let failing = tokio::spawn({
+            let w = w.clone();
+            async move {
+                let mut tx = w.begin().await?;
+                insert(&mut tx, 2).await;
+                // Holds its part until the first writer waits on the group, then fails
+                // with nobody queued behind it.
+                let _ = wait.await;
+                drop(tx);
+                Ok::<_, StoreError>(())
+            }
+        });
+        until_queued(&w, 1).await;
+        let committed = tokio::spawn(async move { first.commit().await });
+        until_queued(&w, 0).await;
+        let _ = go.send(());
+        tokio::time::timeout(Duration::from_secs(10), committed)
+            .await
+            .unwrap_or_else(|_| panic!("the first writer was left waiting for a commit"))
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        failing
+            .await
+            .unwrap_or_else(|e| panic!("{e}"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(values(&pool).await, vec![1]);
+        // The connection goes on as usual.
+        let mut tx = w.begin().await.unwrap_or_else(|e| panic!("{e}"));
+        insert(&mut tx, 4).await;
+        tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(values(&pool).await, vec![1, 4]);
+    }
+
+    #[tokio::test]
+    async fn a_writer_cancelled_while_its_commit_runs_leaves_the_connection_in_order() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (w, pool, _) = setup(&dir).await;
+        // The request goes away while the disk syncs, at different moments of the
+        // commit; every write after it must still go through.
+        for (v, micros) in (1..=40).zip((0..40).map(|i| i * 25)) {
+            let mut tx = w.begin().await.unwrap_or_else(|e| panic!("{e}"));
+            insert(&mut tx, v).await;
+            let _ = tokio::time::timeout(Duration::from_micros(micros), tx.commit()).await;
+            let mut tx = w.begin().await.unwrap_or_else(|e| panic!("{e}"));
+            insert(&mut tx, 100 + v).await;
+            tx.commit()
+                .await
+                .unwrap_or_else(|e| panic!("the write after a cancelled commit: {e}"));
+        }
+        let landed = values(&pool).await;
+        assert_eq!(
+            landed.iter().filter(|v| **v > 100).count(),
+            40,
+            "every write awaited to its end landed"
+        );
+        assert_eq!(
+            landed.len(),
+            80,
+            "a commit once begun is carried out: {landed:?}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_commit_refused_before_it_runs_fails_every_write_in_the_group() {
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (_, pool, options) = setup(&dir).await;
+        let gone = Arc::new(AtomicBool::new(false));
+        let check = gone.clone();
+        let w = Writers::open(
+            options,
+            pool.clone(),
+            Arc::new(move || {
+                if check.load(Ordering::SeqCst) {
+                    Err(StoreError::Degraded(Fault::FileGone))
+                } else {
+                    Ok(())
+                }
+            }),
+        )
+        .await
+        .unwrap_or_else(|e| panic!("{e}"));
+        let mut first = w.begin().await.unwrap_or_else(|e| panic!("{e}"));
+        insert(&mut first, 1).await;
+        let second = tokio::spawn({
+            let w = w.clone();
+            async move {
+                let mut tx = w.begin().await?;
+                insert(&mut tx, 2).await;
+                tx.commit().await
+            }
+        });
+        until_queued(&w, 1).await;
+        // The file goes away while the group is open: neither write is acknowledged.
+        gone.store(true, Ordering::SeqCst);
+        let r = first.commit().await;
+        assert!(
+            matches!(r, Err(StoreError::Degraded(Fault::FileGone))),
+            "{r:?}"
+        );
+        let r = second.await.unwrap_or_else(|e| panic!("{e}"));
+        assert!(
+            matches!(r, Err(StoreError::Degraded(Fault::FileGone))),
+            "{r:?}"
+        );
+        assert_eq!(values(&pool).await, Vec::<i64>::new());
+        // Back: the next write starts afresh and lands.
+        gone.store(false, Ordering::SeqCst);
+        let mut tx = w.begin().await.unwrap_or_else(|e| panic!("{e}"));
+        insert(&mut tx, 3).await;
+        tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(values(&pool).await, vec![3]);
     }
 }
