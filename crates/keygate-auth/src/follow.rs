@@ -81,7 +81,11 @@ impl Verifier {
             self.inner.view.put_token(c.id, row);
             return Ok(());
         }
-        self.apply_update(crate::feed::resolve(store, c).await?);
+        let update = crate::feed::resolve(store, c).await?;
+        if let crate::feed::Update::Portal(p) = &update {
+            self.inner.view.set_portal(p);
+        }
+        self.apply_update(update);
         match c.entity {
             Entity::User => self.inner.view.refresh_user(store, c.id).await,
             Entity::Role => self.inner.view.refresh_role(store, c.id).await,
@@ -94,6 +98,7 @@ impl Verifier {
     /// stops). Returns the position to continue the change log from; the caller holds
     /// `applied`.
     async fn reload<S: Store>(&self, store: &S) -> Result<i64, AuthError> {
+        self.inner.reloads.fetch_add(1, Ordering::Relaxed);
         let snap = store.snapshot().await?;
         let seq = snap.seq;
         self.install(snap);
@@ -162,8 +167,13 @@ impl Verifier {
     /// went backwards (a restored backup), otherwise the entries since the last one.
     /// Success means the index is current.
     pub async fn follow_once<S: Store>(&self, store: &S) -> Result<(), AuthError> {
-        let current = store.change_seq().await?;
+        // The node's position first, then the store's: every entry the node applied
+        // was committed before, so the store's position read after it is at least as
+        // far unless the log really went backwards. (Read the other way round, a write
+        // this node applied from its own result between the two reads looked like a
+        // log going backwards, and cost a full reload.)
         let applied = *self.inner.applied.lock().await;
+        let current = store.change_seq().await?;
         if current < applied {
             tracing::warn!(
                 store = current,

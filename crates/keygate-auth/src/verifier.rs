@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::net::IpAddr;
-use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock};
 
 use keygate_core::credentials::Lmv1Credential;
@@ -195,6 +195,8 @@ pub(crate) struct Inner {
     pub(crate) wake: tokio::sync::Notify,
     /// Set when the follower must reload everything (announcements may have been missed).
     pub(crate) reconcile_needed: AtomicBool,
+    /// Full reloads since start-up (the first load not counted).
+    pub(crate) reloads: AtomicU64,
     pub(crate) usage: UsageRecorder,
     /// When other nodes' usage was last read back (epoch seconds; `i64::MAX` before
     /// the first read, which then reads only the overlap window).
@@ -267,6 +269,7 @@ impl Verifier {
                 tombstones: Mutex::new(Tombstones::default()),
                 wake: tokio::sync::Notify::new(),
                 reconcile_needed: AtomicBool::new(false),
+                reloads: AtomicU64::new(0),
                 usage: UsageRecorder::default(),
                 usage_followed: AtomicI64::new(i64::MAX),
                 applied: tokio::sync::Mutex::new(snap.seq),
@@ -575,5 +578,11 @@ impl Verifier {
     /// Number of bearer tokens indexed.
     pub fn token_count(&self) -> usize {
         self.inner.tokens.len()
+    }
+
+    /// Full reloads of the index since start-up: each re-reads every token, so a
+    /// node that keeps reloading is worth a look (see the follower's warnings).
+    pub fn reloads(&self) -> u64 {
+        self.inner.reloads.load(Ordering::Relaxed)
     }
 }

@@ -1118,7 +1118,13 @@ impl<S: Store> Manager<S> {
     /// whether bearer tokens can be added).
     #[tracing::instrument(level = "debug", skip_all)]
     pub async fn portal(&self) -> Result<Portal, ManageError> {
-        Ok(self.store.portal().await?)
+        // From memory where this node keeps the settings (a server does, beside its
+        // index; the admin CLI reads the store).
+        let held = self.verifier.as_ref().and_then(|v| v.view().portal());
+        match held {
+            Some(p) => Ok(p),
+            None => Ok(self.store.portal().await?),
+        }
     }
 
     /// Changes portal settings.

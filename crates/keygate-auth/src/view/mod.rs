@@ -1,9 +1,9 @@
-//! Tokens, users and roles as the management API reads them, kept in memory beside
+//! Tokens, users, roles and the portal settings as the management API reads them, kept in memory beside
 //! the index and current the same way: the follower refreshes the row a change-log
 //! entry names before the change is answered (read-your-writes) and, on other nodes,
 //! within the propagation bound.
 //!
-//! Users and roles are loaded with every full load of the index. Token rows are loaded
+//! Users, roles and the portal settings are loaded with every full load of the index. Token rows are loaded
 //! once in the background after start-up (a million of them take a second or two, and
 //! the index already serves meanwhile), then caught up with the change-log entries
 //! that arrived during the load; every full reload after that reloads them too. Last
@@ -23,7 +23,7 @@ mod tokens;
 use std::collections::BTreeMap;
 use std::sync::RwLock;
 
-use keygate_core::model::{ApiToken, Role, RoleId, TokenId, TokenType, User, UserId};
+use keygate_core::model::{ApiToken, Portal, Role, RoleId, TokenId, TokenType, User, UserId};
 use keygate_store::{RoleWithCount, Store, StoreError, Usage};
 
 pub(crate) use tokens::{Loading, TokenRows};
@@ -35,6 +35,8 @@ struct Rows {
     loaded: bool,
     users: BTreeMap<UserId, User>,
     roles: BTreeMap<RoleId, Role>,
+    /// The portal settings as the store last gave them (`None` until a full load).
+    portal: Option<Portal>,
 }
 
 impl Rows {
@@ -196,11 +198,23 @@ impl ReadView {
         rows.roles.get(&id).map(|r| rows.with_count(r))
     }
 
-    /// Replaces everything with the store's users and roles.
+    /// The portal settings, `None` when the view does not hold them (read the store).
+    pub fn portal(&self) -> Option<Portal> {
+        self.read().portal.clone()
+    }
+
+    /// Keeps the portal settings a full load or a change-log entry read from the store.
+    pub(crate) fn set_portal(&self, p: &Portal) {
+        self.write().portal = Some(p.clone());
+    }
+
+    /// Replaces everything with the store's users, roles and portal settings.
     pub(crate) async fn load<S: Store>(&self, store: &S) -> Result<(), AuthError> {
         let users = store.users().await?;
         let roles = store.roles().await?;
+        let portal = store.portal().await?;
         let mut rows = self.write();
+        rows.portal = Some(portal);
         rows.users = users.into_iter().map(|u| (u.id, u)).collect();
         rows.roles = roles.into_iter().map(|r| (r.role.id, r.role)).collect();
         rows.loaded = true;

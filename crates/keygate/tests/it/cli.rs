@@ -205,9 +205,17 @@ async fn cli_applies_the_same_rules() {
         "{}",
         stdout(&o)
     );
-    let portal = s.get(&s.admin_token, "/setting/portal").await;
-    assert_eq!(portal.body["lmv1ClockSkewSeconds"], 60);
-    assert_eq!(portal.body["lmv1ReplayProtection"], true);
+    // The server keeps the settings in memory and follows the CLI's change (at once on
+    // SQLite, whose CLI wakes it; within the propagation bound on PostgreSQL, as
+    // another node would).
+    assert!(
+        eventually(Duration::from_secs(5), || async {
+            let portal = s.get(&s.admin_token, "/setting/portal").await;
+            portal.body["lmv1ClockSkewSeconds"] == 60 && portal.body["lmv1ReplayProtection"] == true
+        })
+        .await,
+        "the server reads the portal settings the CLI set"
+    );
     let o = keygate_async(&s, &["portal", "set", "--max-tokens-per-user", "0"]).await;
     assert!(!o.status.success());
     assert!(stderr(&o).contains("maxTokensPerUser"), "{}", stderr(&o));

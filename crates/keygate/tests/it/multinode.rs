@@ -312,8 +312,8 @@ async fn a_node_cut_off_from_the_database_fails_closed_and_recovers() {
     assert_eq!(r.body["errorCode"], 503);
     // Known tokens keep verifying from memory while within max_staleness, and what the
     // node keeps in memory is still read from it (the user's own record, its token
-    // list); a handler that reads the database (the portal settings) answers 503
-    // "database unavailable"; a token revoked before the cut stays refused.
+    // list, the portal settings); a handler that reads the database (the audit log)
+    // answers 503 "database unavailable"; a token revoked before the cut stays refused.
     let r = p.get(&secret, &me).await;
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["username"], "ingest");
@@ -321,7 +321,9 @@ async fn a_node_cut_off_from_the_database_fails_closed_and_recovers() {
     assert_eq!(r.status, StatusCode::OK, "{}", r.text);
     assert_eq!(r.body["total"], 1, "{}", r.text);
     let r = p.get(&secret, "/setting/portal").await;
-    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE);
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = p.get(&a.admin_token, "/setting/accesslogs").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
     assert!(
         r.message().contains("database is unavailable"),
         "authenticated, then the handler: {}",
@@ -392,9 +394,9 @@ async fn postgres_needs_an_explicit_master_key() {
     );
 }
 
-/// Users and roles are read from each node's memory: a change made on one node shows
-/// in reads on the others within the propagation bound, and on the node that made it
-/// at once (read-your-writes).
+/// Users, roles and the portal settings are read from each node's memory: a change
+/// made on one node shows in reads on the others within the propagation bound, and on
+/// the node that made it at once (read-your-writes).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reads_on_every_node_show_a_change_made_on_one() {
     let Some(a) = Server::start().await else {
@@ -462,6 +464,24 @@ async fn reads_on_every_node_show_a_change_made_on_one() {
     })
     .await;
     assert!(gone, "a user deleted on B is gone from A's reads");
+    // Portal settings changed on A: A answers with them at once, B within the bound.
+    let r = a
+        .patch(
+            &a.admin_token,
+            "/setting/portal",
+            json!({"companyName": "Changed Co", "maxTokensPerUser": 7}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let r = a.get(&a.admin_token, "/setting/portal").await;
+    assert_eq!(r.body["companyName"], "Changed Co", "{}", r.text);
+    assert_eq!(r.body["maxTokensPerUser"], 7, "{}", r.text);
+    let seen = eventually(std::time::Duration::from_secs(2), || async {
+        let r = b.get(&b.admin_token, "/setting/portal").await;
+        r.body["companyName"] == "Changed Co" && r.body["maxTokensPerUser"] == 7
+    })
+    .await;
+    assert!(seen, "portal settings changed on A show in reads on B");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
