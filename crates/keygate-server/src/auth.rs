@@ -17,7 +17,7 @@ use std::pin::Pin;
 use std::task::{Context, Poll, ready};
 
 use axum::body::{Body, Bytes};
-use axum::extract::{ConnectInfo, FromRequestParts, MatchedPath, OriginalUri, Request};
+use axum::extract::{ConnectInfo, FromRequestParts, OriginalUri, Request};
 use axum::http::{header, request::Parts};
 use axum::response::{IntoResponse, Response};
 use keygate_auth::Principal;
@@ -29,6 +29,7 @@ use keygate_tower::GateError;
 
 use crate::error::ApiError;
 use crate::front::RouteTag;
+use crate::metrics::Route;
 use crate::session;
 use crate::state::AppState;
 
@@ -101,18 +102,22 @@ pub fn client_ip(parts: &Parts, trusted: &[IpAddr]) -> IpAddr {
 /// [`client_ip`] from the peer address and headers (the gate's rule).
 pub use keygate_tower::gate::client_ip as client_ip_of;
 
-/// The route layer that authenticates every API request; see the module
-/// documentation. A bearer token is checked from memory before the route is called,
-/// so the route's own future runs unboxed; a session or an LMv1 signature (which
-/// needs the body) takes a boxed future.
+/// The layer that authenticates an API handler's requests; see the module
+/// documentation. Each API handler is wrapped in its own, which knows the handler's
+/// route (for the metrics and the log line), so no per-request route lookup and no
+/// extra boxed route is needed. A bearer token is checked from memory before the
+/// handler is called, so the handler's own future runs unboxed; a session or an LMv1
+/// signature (which needs the body) takes a boxed future.
 pub struct Authenticate<S: Store> {
     st: AppState<S>,
+    route: Route,
 }
 
 impl<S: Store> Authenticate<S> {
-    /// Authentication against `st`.
-    pub fn new(st: AppState<S>) -> Self {
-        Self { st }
+    /// Authentication against `st` for the route `template`.
+    pub fn new(st: AppState<S>, template: &str) -> Self {
+        let route = st.metrics.route(template);
+        Self { st, route }
     }
 }
 
@@ -120,6 +125,7 @@ impl<S: Store> Clone for Authenticate<S> {
     fn clone(&self) -> Self {
         Self {
             st: self.st.clone(),
+            route: self.route.clone(),
         }
     }
 }
@@ -128,22 +134,22 @@ impl<S: Store, I> tower_layer::Layer<I> for Authenticate<S> {
     type Service = Authenticated<S, I>;
     fn layer(&self, inner: I) -> Self::Service {
         Authenticated {
-            st: self.st.clone(),
+            auth: self.clone(),
             inner,
         }
     }
 }
 
-/// A route behind [`Authenticate`].
+/// A handler behind [`Authenticate`].
 pub struct Authenticated<S: Store, I> {
-    st: AppState<S>,
+    auth: Authenticate<S>,
     inner: I,
 }
 
 impl<S: Store, I: Clone> Clone for Authenticated<S, I> {
     fn clone(&self) -> Self {
         Self {
-            st: self.st.clone(),
+            auth: self.auth.clone(),
             inner: self.inner.clone(),
         }
     }
@@ -167,9 +173,12 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        let tag = req.extensions().get::<MatchedPath>().cloned().map(RouteTag);
+        let tag = RouteTag {
+            route: self.auth.route.clone(),
+            principal: None,
+        };
         let (mut parts, body) = req.into_parts();
-        let st = &self.st;
+        let st = &self.auth.st;
         let scheme = scheme_of(&parts.headers);
         let ip = client_ip(&parts, &st.trusted_proxies);
         let quick = refuse_query_token(parts.uri.query()).and_then(|()| credential(&parts.headers));
@@ -206,19 +215,21 @@ where
                                         std::future::poll_fn(|cx| inner.poll_ready(cx)).await?;
                                         inner.call(Request::from_parts(parts, body)).await
                                     };
-                                    let Ok(mut resp) = called.await;
-                                    resp.extensions_mut().insert(id);
-                                    resp
+                                    let Ok(resp) = called.await;
+                                    (resp, Some(id))
                                 }
-                                Err(refused) => refused.into_response(),
+                                Err(refused) => (refused.into_response(), None),
                             }
                         }
-                        Err(e) => refusal(&st, &parts, ip, scheme, outcome, e),
+                        Err(e) => (refusal(&st, &parts, ip, scheme, outcome, e), None),
                     }
                 }),
             }
         };
-        AuthFuture { state, tag }
+        AuthFuture {
+            state,
+            tag: Some(tag),
+        }
     }
 }
 
@@ -231,6 +242,10 @@ pin_project_lite::pin_project! {
     }
 }
 
+/// The boxed future of a request whose authentication may wait (a session read from
+/// the store, an LMv1 body): the response, and who made the request if known.
+type Later = Pin<Box<dyn Future<Output = (Response, Option<PrincipalId>)> + Send>>;
+
 pin_project_lite::pin_project! {
     #[project = AuthProj]
     enum AuthState<F> {
@@ -242,7 +257,7 @@ pin_project_lite::pin_project! {
             _slot: crate::listen::slots::Slot,
         },
         Answered { resp: Option<Response> },
-        Later { fut: Pin<Box<dyn Future<Output = Response> + Send>> },
+        Later { fut: Later },
     }
 }
 
@@ -254,17 +269,14 @@ where
 
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
-        let mut resp = match this.state.project() {
-            AuthProj::Running { inner, id, .. } => {
-                let mut resp = ready!(inner.poll(cx))?;
-                // For the request log line, which is written outside this layer.
-                resp.extensions_mut().insert(*id);
-                resp
-            }
-            AuthProj::Answered { resp } => crate::front::take_answer(resp),
+        let (mut resp, id) = match this.state.project() {
+            AuthProj::Running { inner, id, .. } => (ready!(inner.poll(cx))?, Some(*id)),
+            AuthProj::Answered { resp } => (crate::front::take_answer(resp), None),
             AuthProj::Later { fut } => ready!(fut.as_mut().poll(cx)),
         };
-        if let Some(tag) = this.tag.take() {
+        if let Some(mut tag) = this.tag.take() {
+            // Who made the request, for the request log line written outside this layer.
+            tag.principal = id.map(|p| p.0);
             resp.extensions_mut().insert(tag);
         }
         Poll::Ready(Ok(resp))

@@ -12,9 +12,18 @@
 //! - the metrics and the request log line: method, route template (never the raw URI,
 //!   which could carry a pasted token), status, latency and the authenticated user.
 //!
-//! The route template comes from the [`RouteTag`] a route leaves on its response: API
-//! routes get it from authentication ([`crate::auth::Authenticate`]), which runs once
-//! per matched route anyway; the others from [`Tag`].
+//! The route comes from the [`RouteTag`] a route leaves on its response: API routes
+//! get it from authentication ([`crate::auth::Authenticate`]), which wraps each API
+//! handler with its route anyway; the others from [`Tag`]. Each route's metrics
+//! handle is made when the router is built, so a response is counted without
+//! looking its route up.
+//!
+//! What needs nothing but the request's head and memory, and is asked many times a
+//! second by machines, is answered here before the router ([`Lanes`]: `/healthz`
+//! for load balancers, nginx's forward-auth check with a bearer token): it skips
+//! routing (about a fifth of a small request's cost) but keeps its count, its log
+//! line and the common headers. Those routes stay in the router too, where every
+//! other method or credential goes.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -31,14 +40,23 @@ use tower_service::Service;
 
 use crate::error::ApiError;
 use crate::listen::{RequestLimits, deadline};
-use crate::metrics::Metrics;
+use crate::metrics::{Metrics, Route};
 
-/// The route template a request matched, carried on its response to [`Front`].
+/// The route a request matched and, once authenticated, who made it: carried on its
+/// response to [`Front`] for the metrics and the request log line (one extension,
+/// not one per fact).
 #[derive(Clone)]
-pub(crate) struct RouteTag(pub(crate) MatchedPath);
+pub(crate) struct RouteTag {
+    pub(crate) route: Route,
+    pub(crate) principal: Option<i64>,
+}
 
-/// What the request log line says of a response no route tagged.
-const UNMATCHED: &str = "unmatched";
+/// The requests [`Front`] answers before routing.
+pub trait Lanes: Send + Sync {
+    /// The answer to `req`, with its route, if it is one of them and can be answered
+    /// at once; `None` sends it on to the router.
+    fn answer(&self, req: &Request) -> Option<(Route, Response)>;
+}
 
 const X_VERSION: HeaderName = HeaderName::from_static("x-version");
 
@@ -62,16 +80,24 @@ fn under_api(path: &str) -> bool {
 #[derive(Clone)]
 pub struct Front<S> {
     inner: S,
+    lanes: Arc<dyn Lanes>,
     metrics: Arc<Metrics>,
     limits: RequestLimits,
     https: bool,
 }
 
 impl<S> Front<S> {
-    /// `inner` (the router) behind the per-request rules.
-    pub fn new(inner: S, metrics: Arc<Metrics>, limits: RequestLimits, https: bool) -> Self {
+    /// `inner` (the router) behind the per-request rules, `lanes` answered before it.
+    pub fn new(
+        inner: S,
+        lanes: Arc<dyn Lanes>,
+        metrics: Arc<Metrics>,
+        limits: RequestLimits,
+        https: bool,
+    ) -> Self {
         Self {
             inner,
+            lanes,
             metrics,
             limits,
             https,
@@ -88,6 +114,8 @@ struct Finish {
     timeout: Duration,
     /// Set by the body deadline when it fired (only a request with a body has one).
     fired: Option<(Arc<AtomicBool>, Duration)>,
+    /// The route of a request answered here (the router's routes tag their responses).
+    route: Option<Route>,
 }
 
 impl Finish {
@@ -95,16 +123,20 @@ impl Finish {
     fn finish(&self, mut resp: Response) -> Response {
         crate::routes::common_headers(resp.headers_mut(), self.https);
         let ext = resp.extensions();
-        let route = ext.get::<RouteTag>().map_or(UNMATCHED, |t| t.0.as_str());
-        let principal = ext.get::<crate::auth::PrincipalId>().map(|p| p.0);
+        let tag = ext.get::<RouteTag>();
+        let route = tag
+            .map(|t| &t.route)
+            .or(self.route.as_ref())
+            .unwrap_or(self.metrics.unmatched());
+        let principal = tag.and_then(|t| t.principal);
         let status = resp.status().as_u16();
-        self.metrics.http(self.method.as_str(), route, status);
+        self.metrics.http(route, &self.method, status);
         if ext.get::<crate::error::StoreFailure>().is_some() {
             self.metrics.store_error();
         }
         tracing::info!(
             method = %self.method,
-            route = %route,
+            route = %route.template(),
             status,
             micros = self.started.elapsed().as_micros() as u64,
             principal,
@@ -160,7 +192,15 @@ where
             https: self.https,
             timeout: self.limits.timeout,
             fired: None,
+            route: None,
         };
+        if let Some((route, resp)) = self.lanes.answer(&req) {
+            finish.route = Some(route);
+            return FrontFuture {
+                state: State::Answered { resp: Some(resp) },
+                finish,
+            };
+        }
         if under_api(req.uri().path()) && !version_ok(req.headers()) {
             let refused =
                 ApiError::BadRequest("X-Version must be 3 (keygate serves REST API v3)".to_owned())
@@ -243,15 +283,42 @@ where
     }
 }
 
-/// A route layer that leaves the matched route template on the response for
-/// [`Front`] (authenticated API routes get theirs from authentication instead).
-#[derive(Clone, Copy, Default)]
-pub struct Tag;
+/// A layer that leaves a route on its responses for [`Front`] (authenticated API
+/// routes get theirs from authentication instead): a handler's own route, known
+/// when the router is built ([`Tag::route`]), or, as a route layer over many routes,
+/// the template each request matched ([`Tag::matched`]; the web UI's pages, which
+/// are not on the hot path, look theirs up per request).
+#[derive(Clone)]
+pub struct Tag {
+    route: Option<Route>,
+    metrics: Arc<Metrics>,
+}
+
+impl Tag {
+    /// Tags every response with `template`.
+    pub fn route(metrics: &Arc<Metrics>, template: &str) -> Self {
+        Self {
+            route: Some(metrics.route(template)),
+            metrics: metrics.clone(),
+        }
+    }
+
+    /// Tags each response with the template its request matched.
+    pub fn matched(metrics: &Arc<Metrics>) -> Self {
+        Self {
+            route: None,
+            metrics: metrics.clone(),
+        }
+    }
+}
 
 impl<S> tower_layer::Layer<S> for Tag {
     type Service = Tagged<S>;
     fn layer(&self, inner: S) -> Tagged<S> {
-        Tagged { inner }
+        Tagged {
+            inner,
+            tag: self.clone(),
+        }
     }
 }
 
@@ -259,6 +326,7 @@ impl<S> tower_layer::Layer<S> for Tag {
 #[derive(Clone)]
 pub struct Tagged<S> {
     inner: S,
+    tag: Tag,
 }
 
 impl<S> Service<Request> for Tagged<S>
@@ -274,7 +342,15 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        let tag = req.extensions().get::<MatchedPath>().cloned().map(RouteTag);
+        let route = self.tag.route.clone().or_else(|| {
+            req.extensions()
+                .get::<MatchedPath>()
+                .map(|m| self.tag.metrics.route(m.as_str()))
+        });
+        let tag = route.map(|route| RouteTag {
+            route,
+            principal: None,
+        });
         Tagging {
             inner: self.inner.call(req),
             tag,

@@ -6,11 +6,13 @@
 //! - [`routes`] — the router and one module per resource (thin handlers).
 //! - [`manage`] — the `keygate-manage` crate re-exported: the management path shared
 //!   with the admin CLI (policy → store → Verifier catch-up).
-//! - [`auth`] — the middleware that authenticates every API request (bearer, LMv1,
-//!   session + CSRF) and the [`auth::Caller`] extractor handlers take.
+//! - [`auth`] — the layer each API handler is wrapped in, which authenticates its
+//!   requests (bearer, LMv1, session + CSRF), and the [`auth::Caller`] extractor
+//!   handlers take.
 //! - [`forward`] — forward-auth endpoints for nginx, Traefik, Caddy and Envoy.
 //! - [`front`] — the one service in front of the router: `X-Version`, time limits,
-//!   common headers, metrics and the request log line.
+//!   common headers, metrics and the request log line, and what it answers before
+//!   routing.
 //! - [`extract`] — path ids, query parameters and JSON bodies with API-style errors.
 //! - [`body`] — typed access to JSON request bodies, naming the field at fault.
 //! - [`wire`] — the JSON shapes of API objects and list responses.
@@ -23,7 +25,7 @@
 //! - [`tls`] — HTTPS with reloadable certificates.
 //! - [`wake`] — the socket beside a SQLite database through which the admin CLI has
 //!   a running server apply its change at once.
-//! - [`metrics`] — the Prometheus counters.
+//! - [`metrics`] — the Prometheus counters, with a counts handle per route.
 //! - [`openapi`] — the OpenAPI document, built from the routing table.
 #![forbid(unsafe_code)]
 

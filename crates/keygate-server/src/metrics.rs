@@ -6,9 +6,11 @@
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
-use std::sync::RwLock;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
+
+use axum::http::Method;
 
 /// Upper bounds (seconds) of the verify-latency histogram buckets.
 const VERIFY_BUCKETS: [f64; 12] = [
@@ -51,15 +53,46 @@ impl<K: Ord + Copy> Counters<K> {
 
 /// The method as a label from a fixed set: extension methods would otherwise make
 /// a new series per invented name.
-fn method_label(method: &str) -> &'static str {
-    const KNOWN: [&str; 9] = [
-        "GET", "HEAD", "POST", "PUT", "PATCH", "DELETE", "OPTIONS", "TRACE", "CONNECT",
-    ];
-    KNOWN.into_iter().find(|m| *m == method).unwrap_or("other")
+fn method_label(method: &Method) -> &'static str {
+    match *method {
+        Method::GET => "GET",
+        Method::HEAD => "HEAD",
+        Method::POST => "POST",
+        Method::PUT => "PUT",
+        Method::PATCH => "PATCH",
+        Method::DELETE => "DELETE",
+        Method::OPTIONS => "OPTIONS",
+        Method::TRACE => "TRACE",
+        Method::CONNECT => "CONNECT",
+        _ => "other",
+    }
 }
 
+/// What the request log line says of a response no route tagged.
+pub const UNMATCHED: &str = "unmatched";
+
+/// One route template's response counts, by method and status. Routes get theirs
+/// when the router is built ([`Metrics::route`]), and a response carries it to the
+/// count: a request counts with one atomic add, without looking its route up.
+#[derive(Debug)]
+pub struct RouteCounts {
+    template: Box<str>,
+    counts: Counters<(&'static str, u16)>,
+}
+
+impl RouteCounts {
+    /// The route template (`/santaba/rest/setting/admins/{adminId}`), or
+    /// [`UNMATCHED`].
+    pub fn template(&self) -> &str {
+        &self.template
+    }
+}
+
+/// A route's counts, shared by the route and the registry that renders them.
+pub type Route = Arc<RouteCounts>;
+
 /// Every metric keygate keeps. One per server; cheap to update from any task.
-#[derive(Debug, Default)]
+#[derive(Debug)]
 pub struct Metrics {
     auth: Counters<(&'static str, &'static str)>,
     /// Per bucket, not cumulative (one atomic add per check); the last slot counts
@@ -69,9 +102,30 @@ pub struct Metrics {
     throttled: AtomicU64,
     store_errors: AtomicU64,
     password_checks: AtomicU64,
-    /// Route template → (method, status) counts. Routes come from the routing table
-    /// (or `unmatched`), so the set is bounded.
-    http: RwLock<BTreeMap<String, Counters<(&'static str, u16)>>>,
+    /// Route template → its (method, status) counts. Routes come from the routing
+    /// table (or `unmatched`), so the set is bounded.
+    routes: RwLock<BTreeMap<Box<str>, Route>>,
+    /// Responses no route tagged.
+    unmatched: Route,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        let unmatched = Arc::new(RouteCounts {
+            template: UNMATCHED.into(),
+            counts: Counters::default(),
+        });
+        Self {
+            auth: Counters::default(),
+            verify_buckets: Default::default(),
+            verify_sum_nanos: AtomicU64::default(),
+            throttled: AtomicU64::default(),
+            store_errors: AtomicU64::default(),
+            password_checks: AtomicU64::default(),
+            routes: RwLock::new(BTreeMap::from([(UNMATCHED.into(), unmatched.clone())])),
+            unmatched,
+        }
+    }
 }
 
 /// Values read from elsewhere at scrape time.
@@ -85,6 +139,8 @@ pub struct Snapshot {
     pub indexed_tokens: usize,
     /// Token rows this node holds for management reads (0 until they have loaded).
     pub read_view_tokens: usize,
+    /// Full reloads of this node's index since start-up.
+    pub index_reloads: u64,
 }
 
 impl Metrics {
@@ -123,18 +179,35 @@ impl Metrics {
         self.store_errors.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// Counts one HTTP response by method, route template and status.
-    pub fn http(&self, method: &str, route: &str, status: u16) {
-        let key = (method_label(method), status);
-        if let Ok(routes) = self.http.read()
-            && let Some(c) = routes.get(route)
+    /// The counts of a route template, registered on first use (the router asks once
+    /// per route when it is built; the UI's routes by the template they matched).
+    pub fn route(&self, template: &str) -> Route {
+        if let Ok(routes) = self.routes.read()
+            && let Some(r) = routes.get(template)
         {
-            c.add(key);
-            return;
+            return r.clone();
         }
-        if let Ok(mut routes) = self.http.write() {
-            routes.entry(route.to_owned()).or_default().add(key);
+        let fresh = || {
+            Arc::new(RouteCounts {
+                template: template.into(),
+                counts: Counters::default(),
+            })
+        };
+        match self.routes.write() {
+            Ok(mut routes) => routes.entry(template.into()).or_insert_with(fresh).clone(),
+            // A poisoned registry still counts, just not in what is rendered.
+            Err(_) => fresh(),
         }
+    }
+
+    /// The counts of responses no route tagged.
+    pub fn unmatched(&self) -> &Route {
+        &self.unmatched
+    }
+
+    /// Counts one HTTP response by method, route and status.
+    pub fn http(&self, route: &RouteCounts, method: &Method, status: u16) {
+        route.counts.add((method_label(method), status));
     }
 
     /// The Prometheus text exposition (format 0.0.4).
@@ -178,6 +251,11 @@ impl Metrics {
         );
         let _ = writeln!(
             out,
+            "# HELP keygate_index_reloads_total Full reloads of this node's credential index since start-up (a restored backup, a pruned change log, a lost listener).\n# TYPE keygate_index_reloads_total counter\nkeygate_index_reloads_total {}",
+            snap.index_reloads
+        );
+        let _ = writeln!(
+            out,
             "# HELP keygate_read_view_tokens Token rows this node holds in memory for management reads (0 until they have loaded after start-up).\n# TYPE keygate_read_view_tokens gauge\nkeygate_read_view_tokens {}",
             snap.read_view_tokens
         );
@@ -202,10 +280,10 @@ impl Metrics {
             snap.reconciliation_age_seconds
         );
         out.push_str("# HELP keygate_http_requests_total HTTP responses by method, route template and status.\n# TYPE keygate_http_requests_total counter\n");
-        if let Ok(routes) = self.http.read() {
+        if let Ok(routes) = self.routes.read() {
             for (route, counts) in routes.iter() {
                 let route = escape_label(route);
-                counts.each(|(method, status), n| {
+                counts.counts.each(|(method, status), n| {
                     let _ = writeln!(
                         out,
                         "keygate_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}} {n}"
@@ -245,12 +323,28 @@ mod tests {
     fn invented_methods_share_one_label() {
         let m = Metrics::default();
         for method in ["FOO1", "FOO2", "GET"] {
-            m.http(method, "unmatched", 405);
+            let method = Method::from_bytes(method.as_bytes()).unwrap_or_else(|e| panic!("{e}"));
+            m.http(m.unmatched(), &method, 405);
         }
         let text = m.render(&Snapshot::default());
         assert!(text.contains("method=\"other\",route=\"unmatched\",status=\"405\"} 2"));
         assert!(text.contains("method=\"GET\",route=\"unmatched\",status=\"405\"} 1"));
         assert!(!text.contains("FOO"));
+    }
+
+    #[test]
+    fn a_route_asked_for_twice_counts_in_one_series() {
+        let m = Metrics::default();
+        let (a, b) = (m.route("/x/{id}"), m.route("/x/{id}"));
+        m.http(&a, &Method::GET, 200);
+        m.http(&b, &Method::GET, 200);
+        let text = m.render(&Snapshot::default());
+        assert!(
+            text.contains(
+                "keygate_http_requests_total{method=\"GET\",route=\"/x/{id}\",status=\"200\"} 2"
+            ),
+            "{text}"
+        );
     }
 
     #[test]

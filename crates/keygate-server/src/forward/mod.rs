@@ -25,7 +25,8 @@ use std::net::IpAddr;
 use axum::Router;
 use axum::body::{Body, Bytes};
 use axum::extract::{Path, Query, Request, State};
-use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header, request::Parts};
+use axum::handler::Handler as _;
+use axum::http::{HeaderMap, HeaderName, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use axum::routing::any;
 use keygate_auth::Principal;
@@ -49,21 +50,25 @@ pub use identity::{IDENTITY_HEADERS, Identities};
 /// The header a refusal's reason is repeated in.
 pub const ERROR_HEADER: &str = "x-keygate-error";
 
-/// The forward-auth route that never reads a body (nginx's): answered from the
-/// headers and memory alone, so it runs outside the request time limits, as health
-/// checks do — the connection loop still bounds the head.
-pub fn header_routes<S: Store>() -> Router<AppState<S>> {
-    Router::new().route("/forward-auth/nginx", any(nginx::<S>))
-}
+/// nginx's check (`auth_request`).
+pub const NGINX: &str = "/forward-auth/nginx";
 
-/// The forward-auth routes that may read a forwarded body: under the body limit and
-/// the request time limits, as the API is.
-pub fn body_routes<S: Store>() -> Router<AppState<S>> {
+/// The forward-auth routes, each handler tagged by `tag` with its own route. nginx's
+/// never reads a body: it is answered from the headers and memory alone, so it runs
+/// outside the request time limits, as health checks do (the connection loop still
+/// bounds the head). The others may read a forwarded body, under the body limit and
+/// the request time limits, as the API does.
+pub fn routes<S: Store>(tag: &dyn Fn(&str) -> crate::front::Tag) -> Router<AppState<S>> {
+    const TRAEFIK: &str = "/forward-auth/traefik";
+    const CADDY: &str = "/forward-auth/caddy";
+    const ENVOY: &str = "/forward-auth/envoy";
+    const ENVOY_PATH: &str = "/forward-auth/envoy/{*path}";
     Router::new()
-        .route("/forward-auth/traefik", any(forwarded::<S>))
-        .route("/forward-auth/caddy", any(forwarded::<S>))
-        .route("/forward-auth/envoy", any(envoy_root::<S>))
-        .route("/forward-auth/envoy/{*path}", any(envoy::<S>))
+        .route(NGINX, any(nginx::<S>.layer(tag(NGINX))))
+        .route(TRAEFIK, any(forwarded::<S>.layer(tag(TRAEFIK))))
+        .route(CADDY, any(forwarded::<S>.layer(tag(CADDY))))
+        .route(ENVOY, any(envoy_root::<S>.layer(tag(ENVOY))))
+        .route(ENVOY_PATH, any(envoy::<S>.layer(tag(ENVOY_PATH))))
 }
 
 /// What the endpoint is asked to check beyond a valid credential.
@@ -126,14 +131,32 @@ async fn nginx<S: Store>(State(st): State<AppState<S>>, req: Request) -> Respons
         Err(e) => return refused(e),
     };
     let ip = client_ip(&parts, &st.trusted_proxies);
-    decide(&st, &opts, &parts.headers, ip, nginx_original(&parts)).await
+    let original = nginx_original(&parts.method, &parts.headers);
+    decide(&st, &opts, &parts.headers, ip, original).await
+}
+
+/// nginx's check answered before routing ([`crate::front::Lanes`]): the same answer
+/// as its route's, when it needs nothing but the headers and memory; `None` for an
+/// LMv1 signature, which the route checks.
+pub(crate) fn nginx_now<S: Store>(st: &AppState<S>, req: &Request) -> Option<Response> {
+    let opts = match options(req.uri()) {
+        Ok(o) => o,
+        Err(e) => return Some(refused(e)),
+    };
+    let peer = req
+        .extensions()
+        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
+        .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
+    let headers = req.headers();
+    let ip = crate::auth::client_ip_of(peer, headers, &st.trusted_proxies);
+    let original = nginx_original(req.method(), headers);
+    decide_now(st, &opts, headers, ip, &original).ok()
 }
 
 /// The original request as nginx describes it (it never sends the body).
-fn nginx_original(parts: &Parts) -> Original<'_> {
-    let h = &parts.headers;
+fn nginx_original<'a>(method: &'a axum::http::Method, h: &'a HeaderMap) -> Original<'a> {
     Original {
-        method: header_str(h, &X_ORIGINAL_METHOD).unwrap_or(parts.method.as_str()),
+        method: header_str(h, &X_ORIGINAL_METHOD).unwrap_or(method.as_str()),
         uri: header_str(h, &X_ORIGINAL_URI).unwrap_or("/").into(),
         body: Bytes::new(),
         unseen_body: declared_length(h, &X_ORIGINAL_CONTENT_LENGTH) > 0,

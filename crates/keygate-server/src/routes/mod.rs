@@ -3,6 +3,7 @@
 //! Handlers are thin: extractors (authentication, ids, query, body) → one
 //! [`crate::manage::Manager`] call → JSON. Errors map to HTTP in [`crate::error`].
 
+use axum::handler::Handler as _;
 use axum::http::Method;
 use axum::response::{IntoResponse, Response};
 use axum::routing::get;
@@ -43,43 +44,75 @@ pub fn router<S: Store>(
     with_metrics: bool,
     https: bool,
 ) -> App {
-    // Health, readiness, metrics and forward-auth take no request slot, so they never
-    // wait behind one; the API and the UI take slots where their callers'
-    // authentication is known (see listen::slots).
+    // Health (answered by `Front`), readiness, metrics and forward-auth take no request
+    // slot, so they never wait behind one; the API and the UI take slots where their
+    // callers' authentication is known (see listen::slots). Each of these handlers is
+    // tagged with its own route.
+    let tag = |template: &str| crate::front::Tag::route(&state.metrics, template);
     let mut open = Router::new()
-        .route("/healthz", get(healthz))
-        .route("/readyz", get(readyz::<S>))
-        .merge(crate::forward::header_routes::<S>())
-        .merge(crate::forward::body_routes::<S>());
+        .route(HEALTH, get(healthz.layer(tag(HEALTH))))
+        .route("/readyz", get(readyz::<S>.layer(tag("/readyz"))))
+        .merge(crate::forward::routes::<S>(&tag));
     if with_metrics {
-        open = open.route("/metrics", get(metrics_text::<S>));
+        open = open.route("/metrics", get(metrics_text::<S>.layer(tag("/metrics"))));
     }
-    let open = open
-        .route_layer(crate::front::Tag)
-        .with_state(state.clone());
-    let api = table::api_routes::<S>()
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        // Authentication runs once a route matched and tags the response with the
-        // route, so refused requests are still counted and logged under their route
-        // template.
-        .route_layer(crate::auth::Authenticate::new(state.clone()))
+    let openapi = format!("{}/openapi.json", crate::auth::BASE_PATH);
+    let api = table::api_routes::<S>(&state)
         // The description of the API is public: clients fetch it before they have a token.
-        .route(
-            "/openapi.json",
-            get(openapi_json).route_layer(crate::front::Tag),
-        )
-        .with_state(state.clone());
+        .route(&openapi, get(openapi_json.layer(tag(&openapi))))
+        .method_not_allowed_fallback(method_not_allowed);
     let metrics = state.metrics.clone();
-    let app = Router::new()
-        .nest("/santaba/rest", api)
-        .merge(crate::ui::router(state))
+    let lanes = std::sync::Arc::new(Lanes {
+        health: metrics.route(HEALTH),
+        nginx: metrics.route(crate::forward::NGINX),
+        st: state.clone(),
+    });
+    let app = api
         .merge(open)
+        .with_state(state.clone())
+        .merge(crate::ui::router(state))
         .fallback(not_found);
     // No body limit layer: the API's bodies are read by `extract::Body` and the
     // forward-auth endpoints under `body::MAX_BODY` themselves, and the UI sets its own
     // on its routes.
-    crate::front::Front::new(app, metrics, limits, https)
+    crate::front::Front::new(app, lanes, metrics, limits, https)
+}
+
+/// Liveness's path.
+const HEALTH: &str = "/healthz";
+
+/// What [`crate::front::Front`] answers before routing: `GET /healthz`, and nginx's
+/// forward-auth check unless it carries an LMv1 signature.
+struct Lanes<S: Store> {
+    st: AppState<S>,
+    health: crate::metrics::Route,
+    nginx: crate::metrics::Route,
+}
+
+impl<S: Store> crate::front::Lanes for Lanes<S> {
+    fn answer(&self, req: &axum::extract::Request) -> Option<(crate::metrics::Route, Response)> {
+        match req.uri().path() {
+            HEALTH if matches!(*req.method(), Method::GET | Method::HEAD) => {
+                Some((self.health.clone(), health()))
+            }
+            crate::forward::NGINX => {
+                crate::forward::nginx_now(&self.st, req).map(|r| (self.nginx.clone(), r))
+            }
+            _ => None,
+        }
+    }
+}
+
+/// Liveness: a fixed answer.
+fn health() -> Response {
+    (
+        [(
+            axum::http::header::CONTENT_TYPE,
+            axum::http::HeaderValue::from_static("application/json"),
+        )],
+        r#"{"status":"ok"}"#,
+    )
+        .into_response()
 }
 
 /// The headers every response gets on its way out: no caching unless a route chose
@@ -120,6 +153,7 @@ async fn metrics_text<S: Store>(
             / 1000.0,
         indexed_tokens: st.verifier.token_count(),
         read_view_tokens: st.verifier.view().token_rows_held(),
+        index_reloads: st.verifier.reloads(),
         ..Default::default()
     };
     match st.manager.store().token_counts().await {
@@ -156,16 +190,10 @@ async fn openapi_json() -> Json<Value> {
     Json(DOC.get_or_init(crate::openapi::document).clone())
 }
 
-/// Liveness: a fixed body, built once.
+/// Liveness. `Front` answers `GET` and `HEAD` before routing ([`Lanes`]); the route
+/// is here for every other method's 405.
 async fn healthz() -> Response {
-    (
-        [(
-            axum::http::header::CONTENT_TYPE,
-            axum::http::HeaderValue::from_static("application/json"),
-        )],
-        r#"{"status":"ok"}"#,
-    )
-        .into_response()
+    health()
 }
 
 /// Readiness for load balancers: 200 while this node's index is confirmed current and

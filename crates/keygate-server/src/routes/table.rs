@@ -2,10 +2,12 @@
 //! table and so is the OpenAPI document ([`crate::openapi`]): an operation cannot be
 //! served without being described, or described without being served.
 
+use axum::handler::Handler as _;
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use keygate_store::Store;
 
 use super::{accesslogs, index, portal, roles, tokens, users};
+use crate::auth::{Authenticate, BASE_PATH};
 use crate::state::AppState;
 
 /// Names every operation; [`handler`] matches on it exhaustively.
@@ -406,42 +408,51 @@ pub const OPERATIONS: &[Operation] = &[
     ),
 ];
 
-/// The handler of one operation.
-pub fn handler<S: Store>(id: OpId) -> MethodRouter<AppState<S>> {
+/// The handler of one operation, behind `auth` (which knows the operation's route).
+pub fn handler<S: Store>(id: OpId, auth: Authenticate<S>) -> MethodRouter<AppState<S>> {
+    // Each handler gets its own layer (`Handler::layer`): the layer runs inside the
+    // one boxed route axum makes per handler, instead of boxing every route again.
     match id {
-        OpId::ListUsers => get(users::list::<S>),
-        OpId::CreateUser => post(users::create::<S>),
-        OpId::GetUser => get(users::get::<S>),
-        OpId::PutUser => put(users::update::<S>),
-        OpId::PatchUser => patch(users::update::<S>),
-        OpId::DeleteUser => delete(users::delete::<S>),
-        OpId::ListAllTokens => get(tokens::list_all::<S>),
-        OpId::ListTokens => get(tokens::list::<S>),
-        OpId::CreateToken => post(tokens::create::<S>),
-        OpId::GetToken => get(tokens::get::<S>),
-        OpId::PutToken => put(tokens::update::<S>),
-        OpId::PatchToken => patch(tokens::update::<S>),
-        OpId::DeleteToken => delete(tokens::delete::<S>),
-        OpId::OwnToken => get(tokens::own::<S>),
-        OpId::LookUpToken => post(tokens::lookup::<S>),
-        OpId::ListRoles => get(roles::list::<S>),
-        OpId::CreateRole => post(roles::create::<S>),
-        OpId::GetRole => get(roles::get::<S>),
-        OpId::PutRole => put(roles::update::<S>),
-        OpId::PatchRole => patch(roles::update::<S>),
-        OpId::DeleteRole => delete(roles::delete::<S>),
-        OpId::ListAccessLogs => get(accesslogs::list::<S>),
-        OpId::GetAccessLog => get(accesslogs::get::<S>),
-        OpId::GetPortal => get(portal::get::<S>),
-        OpId::PutPortal => put(portal::update::<S>),
-        OpId::PatchPortal => patch(portal::update::<S>),
-        OpId::FollowIndex => get(index::follow::<S>),
-        OpId::CheckLmv1 => post(index::check_lmv1::<S>),
+        OpId::ListUsers => get(users::list::<S>.layer(auth)),
+        OpId::CreateUser => post(users::create::<S>.layer(auth)),
+        OpId::GetUser => get(users::get::<S>.layer(auth)),
+        OpId::PutUser => put(users::update::<S>.layer(auth)),
+        OpId::PatchUser => patch(users::update::<S>.layer(auth)),
+        OpId::DeleteUser => delete(users::delete::<S>.layer(auth)),
+        OpId::ListAllTokens => get(tokens::list_all::<S>.layer(auth)),
+        OpId::ListTokens => get(tokens::list::<S>.layer(auth)),
+        OpId::CreateToken => post(tokens::create::<S>.layer(auth)),
+        OpId::GetToken => get(tokens::get::<S>.layer(auth)),
+        OpId::PutToken => put(tokens::update::<S>.layer(auth)),
+        OpId::PatchToken => patch(tokens::update::<S>.layer(auth)),
+        OpId::DeleteToken => delete(tokens::delete::<S>.layer(auth)),
+        OpId::OwnToken => get(tokens::own::<S>.layer(auth)),
+        OpId::LookUpToken => post(tokens::lookup::<S>.layer(auth)),
+        OpId::ListRoles => get(roles::list::<S>.layer(auth)),
+        OpId::CreateRole => post(roles::create::<S>.layer(auth)),
+        OpId::GetRole => get(roles::get::<S>.layer(auth)),
+        OpId::PutRole => put(roles::update::<S>.layer(auth)),
+        OpId::PatchRole => patch(roles::update::<S>.layer(auth)),
+        OpId::DeleteRole => delete(roles::delete::<S>.layer(auth)),
+        OpId::ListAccessLogs => get(accesslogs::list::<S>.layer(auth)),
+        OpId::GetAccessLog => get(accesslogs::get::<S>.layer(auth)),
+        OpId::GetPortal => get(portal::get::<S>.layer(auth)),
+        OpId::PutPortal => put(portal::update::<S>.layer(auth)),
+        OpId::PatchPortal => patch(portal::update::<S>.layer(auth)),
+        OpId::FollowIndex => get(index::follow::<S>.layer(auth)),
+        OpId::CheckLmv1 => post(index::check_lmv1::<S>.layer(auth)),
     }
 }
 
-/// The API routes, built from [`OPERATIONS`].
-pub fn api_routes<S: Store>() -> axum::Router<AppState<S>> {
+/// An operation's route template: its path under the API's base path.
+pub fn route_of(o: &Operation) -> String {
+    format!("{BASE_PATH}{}", o.path)
+}
+
+/// The API routes, built from [`OPERATIONS`], at their whole paths (not nested under
+/// the base path, which would rewrite every request's URI on its way in), each
+/// handler behind [`Authenticate`].
+pub fn api_routes<S: Store>(st: &AppState<S>) -> axum::Router<AppState<S>> {
     let mut paths: Vec<&'static str> = Vec::new();
     for o in OPERATIONS {
         if !paths.contains(&o.path) {
@@ -449,10 +460,14 @@ pub fn api_routes<S: Store>() -> axum::Router<AppState<S>> {
         }
     }
     paths.into_iter().fold(axum::Router::new(), |router, path| {
-        let methods = OPERATIONS
-            .iter()
-            .filter(|o| o.path == path)
-            .fold(MethodRouter::new(), |m, o| m.merge(handler::<S>(o.id)));
-        router.route(path, methods)
+        let (route, methods) = OPERATIONS.iter().filter(|o| o.path == path).fold(
+            (String::new(), MethodRouter::new()),
+            |(_, m), o| {
+                let route = route_of(o);
+                let auth = Authenticate::new(st.clone(), &route);
+                (route, m.merge(handler::<S>(o.id, auth)))
+            },
+        );
+        router.route(&route, methods)
     })
 }

@@ -103,7 +103,7 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
             main_slot::<S>,
         ))
         .merge(signin_routes)
-        .route_layer(crate::front::Tag)
+        .route_layer(crate::front::Tag::matched(&state.metrics))
         .with_state(state)
         .layer(axum::extract::DefaultBodyLimit::max(
             crate::body::UI_MAX_BODY,

@@ -261,3 +261,152 @@ async fn a_failing_database_is_counted_and_the_change_is_not_made_without_its_au
     let (_, m) = scrape(&base).await;
     assert_eq!(get(&m, "keygate_store_errors_total"), 1.0);
 }
+
+/// Health checks and nginx's bearer checks are answered before routing: the same
+/// answers, headers, counts and authentication outcomes as a routed request; another
+/// method, an LMv1 check and an unknown path still go through the router.
+#[tokio::test]
+async fn requests_answered_before_routing_are_counted_under_their_routes() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let base = format!("http://{}", s.addr);
+    let user = s.user("lane-owner", &[DATAINGESTION]).await;
+    let (_, secret) = s.token_for(user, "n").await;
+    let client = reqwest::Client::new();
+    let (_, before) = scrape(&base).await;
+
+    for _ in 0..3 {
+        let r = send(client.get(format!("{base}/healthz"))).await;
+        assert_eq!(r.status, StatusCode::OK);
+        assert_eq!(r.body, json!({"status": "ok"}));
+        assert_eq!(r.headers["content-type"], "application/json");
+        assert_eq!(r.headers["x-content-type-options"], "nosniff");
+        assert_eq!(r.headers["cache-control"], "no-store");
+    }
+    let r = send(client.head(format!("{base}/healthz"))).await;
+    assert_eq!(r.status, StatusCode::OK);
+    let r = send(client.post(format!("{base}/healthz"))).await;
+    assert_eq!(r.status, StatusCode::METHOD_NOT_ALLOWED);
+
+    let nginx = format!("{base}/forward-auth/nginx");
+    let r = send(
+        client
+            .get(&nginx)
+            .header("Authorization", format!("Bearer {secret}"))
+            .header("X-Original-URI", "/api/things"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.headers["x-keygate-user"], "lane-owner");
+    assert_eq!(r.headers["x-content-type-options"], "nosniff");
+    let r = send(
+        client
+            .get(format!("{nginx}?require=portal"))
+            .header("Authorization", format!("Bearer {secret}")),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    let r = send(
+        client
+            .get(&nginx)
+            .header("Authorization", "Bearer kgt_not_a_real_token"),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    assert!(r.headers.contains_key("www-authenticate"));
+    let r = send(client.get(format!("{base}/no/such/path"))).await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND);
+
+    let (text, after) = scrape(&base).await;
+    let delta = |name: &str| get(&after, name) - get(&before, name);
+    let http = |method: &str, route: &str, status: u16| {
+        format!(
+            "keygate_http_requests_total{{method=\"{method}\",route=\"{route}\",status=\"{status}\"}}"
+        )
+    };
+    assert_eq!(delta(&http("GET", "/healthz", 200)), 3.0, "{text}");
+    assert_eq!(delta(&http("HEAD", "/healthz", 200)), 1.0, "{text}");
+    // A method a route does not serve is answered by the router's fallback.
+    assert_eq!(delta(&http("POST", "unmatched", 405)), 1.0, "{text}");
+    assert_eq!(
+        delta(&http("GET", "/forward-auth/nginx", 200)),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        delta(&http("GET", "/forward-auth/nginx", 403)),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(
+        delta(&http("GET", "/forward-auth/nginx", 401)),
+        1.0,
+        "{text}"
+    );
+    assert_eq!(delta(&http("GET", "unmatched", 404)), 1.0, "{text}");
+    assert_eq!(delta(&auth("bearer", "success")), 2.0, "{text}");
+    assert_eq!(delta(&auth("bearer", "malformed")), 1.0, "{text}");
+}
+
+/// A node applies its own creates from what each write returned, while its follower
+/// polls the change log: the two never make the log look as if it went backwards,
+/// which would cost a full reload of the index (counted in
+/// `keygate_index_reloads_total`).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_creating_tokens_while_its_follower_polls_never_reloads() {
+    let Some(s) = Server::start_with(ServerConfig {
+        poll_interval: Duration::from_millis(1),
+        ..test_config()
+    })
+    .await
+    else {
+        return;
+    };
+    let base = format!("http://{}", s.addr);
+    let r = s
+        .patch(
+            &s.admin_token,
+            "/setting/portal",
+            json!({"maxTokensPerUser": 1000}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let user = s.user("busy-owner", &[DATAINGESTION]).await;
+    let reloads = "keygate_index_reloads_total";
+    let (_, before) = scrape(&base).await;
+    let client = reqwest::Client::new();
+    let creates = (0..8).map(|_| {
+        let (client, url, token) = (
+            client.clone(),
+            s.url(&format!("/setting/admins/{user}/apitokens")),
+            s.admin_token.clone(),
+        );
+        tokio::spawn(async move {
+            for _ in 0..40 {
+                let r = send(
+                    client
+                        .post(&url)
+                        .header("Authorization", format!("Bearer {token}"))
+                        .json(&json!({"type": "bearer", "note": "busy"})),
+                )
+                .await;
+                assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+            }
+        })
+    });
+    for t in creates.collect::<Vec<_>>() {
+        t.await.expect("creates");
+    }
+    let r = s
+        .get(&s.admin_token, &format!("/setting/admins/{user}/apitokens"))
+        .await;
+    assert_eq!(r.body["total"], 320, "{}", r.text);
+    let (text, after) = scrape(&base).await;
+    assert!(after.contains_key(reloads), "{text}");
+    assert_eq!(
+        get(&after, reloads) - get(&before, reloads),
+        0.0,
+        "no full reload while the node applied its own writes"
+    );
+}
