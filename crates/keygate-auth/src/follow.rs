@@ -101,6 +101,7 @@ impl Verifier {
         self.inner.reloads.fetch_add(1, Ordering::Relaxed);
         let snap = store.snapshot().await?;
         let seq = snap.seq;
+        self.inner.view.set_portal(&snap.portal);
         self.install(snap);
         self.inner.view.load(store).await?;
         // Rows read at or after `seq`: entries after it re-read their current state,

@@ -241,7 +241,9 @@ impl Verifier {
         let started = keygate_core::clock::Stopwatch::start();
         let snap = store.snapshot().await?;
         let read = started.elapsed();
+        let portal = snap.portal.clone();
         let v = Self::from_snapshot(snap);
+        v.inner.view.set_portal(&portal);
         v.inner.view.load(store).await?;
         tracing::info!(
             tokens = v.token_count(),

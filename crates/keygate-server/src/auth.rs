@@ -92,11 +92,14 @@ impl<S: Send + Sync> FromRequestParts<S> for Caller {
 /// proxy — the rightmost `X-Forwarded-For` entry that is not itself a trusted proxy.
 /// Untrusted peers cannot spoof an address this way.
 pub fn client_ip(parts: &Parts, trusted: &[IpAddr]) -> IpAddr {
-    let peer = parts
-        .extensions
+    client_ip_of(peer_ip(&parts.extensions), &parts.headers, trusted)
+}
+
+/// The TCP peer's address the connection loop left in a request's extensions.
+pub(crate) fn peer_ip(extensions: &axum::http::Extensions) -> IpAddr {
+    extensions
         .get::<ConnectInfo<SocketAddr>>()
-        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
-    client_ip_of(peer, &parts.headers, trusted)
+        .map_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED), |c| c.0.ip())
 }
 
 /// [`client_ip`] from the peer address and headers (the gate's rule).

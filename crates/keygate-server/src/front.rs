@@ -289,26 +289,22 @@ where
 /// the template each request matched ([`Tag::matched`]; the web UI's pages, which
 /// are not on the hot path, look theirs up per request).
 #[derive(Clone)]
-pub struct Tag {
-    route: Option<Route>,
-    metrics: Arc<Metrics>,
+pub enum Tag {
+    /// The handler's own route.
+    Route(Route),
+    /// The template each request matched, looked up in these metrics.
+    Matched(Arc<Metrics>),
 }
 
 impl Tag {
     /// Tags every response with `template`.
-    pub fn route(metrics: &Arc<Metrics>, template: &str) -> Self {
-        Self {
-            route: Some(metrics.route(template)),
-            metrics: metrics.clone(),
-        }
+    pub fn route(metrics: &Metrics, template: &str) -> Self {
+        Self::Route(metrics.route(template))
     }
 
     /// Tags each response with the template its request matched.
     pub fn matched(metrics: &Arc<Metrics>) -> Self {
-        Self {
-            route: None,
-            metrics: metrics.clone(),
-        }
+        Self::Matched(metrics.clone())
     }
 }
 
@@ -342,11 +338,13 @@ where
     }
 
     fn call(&mut self, req: Request) -> Self::Future {
-        let route = self.tag.route.clone().or_else(|| {
-            req.extensions()
+        let route = match &self.tag {
+            Tag::Route(r) => Some(r.clone()),
+            Tag::Matched(metrics) => req
+                .extensions()
                 .get::<MatchedPath>()
-                .map(|m| self.tag.metrics.route(m.as_str()))
-        });
+                .map(|m| metrics.route(m.as_str())),
+        };
         let tag = route.map(|route| RouteTag {
             route,
             principal: None,

@@ -1,10 +1,11 @@
-//! Tokens, users, roles and the portal settings as the management API reads them, kept in memory beside
-//! the index and current the same way: the follower refreshes the row a change-log
-//! entry names before the change is answered (read-your-writes) and, on other nodes,
-//! within the propagation bound.
+//! Tokens, users, roles and the portal settings as the management API reads them,
+//! kept in memory beside the index and current the same way: the follower refreshes
+//! the row a change-log entry names before the change is answered (read-your-writes)
+//! and, on other nodes, within the propagation bound.
 //!
-//! Users, roles and the portal settings are loaded with every full load of the index. Token rows are loaded
-//! once in the background after start-up (a million of them take a second or two, and
+//! Users, roles and the portal settings are loaded with every full load of the index
+//! (the portal settings from the index's own snapshot). Token rows are loaded once
+//! in the background after start-up (a million of them take a second or two, and
 //! the index already serves meanwhile), then caught up with the change-log entries
 //! that arrived during the load; every full reload after that reloads them too. Last
 //! use, which the change log does not carry, is applied when this node writes its own
@@ -15,7 +16,8 @@
 //!
 //! # Layout
 //!
-//! - this module — [`ReadView`]: users and roles, and the token rows behind a lock.
+//! - this module — [`ReadView`]: users, roles and the portal settings, and the
+//!   token rows behind a lock.
 //! - `tokens` — the compact token rows and their owner index.
 
 mod tokens;
@@ -208,13 +210,12 @@ impl ReadView {
         self.write().portal = Some(p.clone());
     }
 
-    /// Replaces everything with the store's users, roles and portal settings.
+    /// Replaces the users and roles with the store's (the portal settings come with
+    /// the index's snapshot: [`ReadView::set_portal`]).
     pub(crate) async fn load<S: Store>(&self, store: &S) -> Result<(), AuthError> {
         let users = store.users().await?;
         let roles = store.roles().await?;
-        let portal = store.portal().await?;
         let mut rows = self.write();
-        rows.portal = Some(portal);
         rows.users = users.into_iter().map(|u| (u.id, u)).collect();
         rows.roles = roles.into_iter().map(|r| (r.role.id, r.role)).collect();
         rows.loaded = true;

@@ -143,11 +143,8 @@ pub(crate) fn nginx_now<S: Store>(st: &AppState<S>, req: &Request) -> Option<Res
         Ok(o) => o,
         Err(e) => return Some(refused(e)),
     };
-    let peer = req
-        .extensions()
-        .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
-        .map_or(IpAddr::V4(std::net::Ipv4Addr::UNSPECIFIED), |c| c.0.ip());
     let headers = req.headers();
+    let peer = crate::auth::peer_ip(req.extensions());
     let ip = crate::auth::client_ip_of(peer, headers, &st.trusted_proxies);
     let original = nginx_original(req.method(), headers);
     decide_now(st, &opts, headers, ip, &original).ok()
