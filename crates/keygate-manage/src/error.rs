@@ -70,6 +70,7 @@ impl From<StoreError> for ManageError {
             StoreError::Unseal(id) => Self::Internal(format!("token {id}: sealed key does not open")),
             StoreError::Corrupt(what) => Self::StoreFailed(format!("corrupt store: {what}")),
             StoreError::Database(e) => Self::StoreFailed(format!("database: {e}")),
+            StoreError::Sqlite(e) => Self::StoreFailed(format!("database: {e}")),
         }
     }
 }

@@ -75,8 +75,12 @@ fn bench(c: &mut Criterion) {
             ..PortalPatch::default()
         };
         store.update_portal(&cap, &patch, 1).await.expect("portal");
-        sqlx::query("CREATE TABLE bench_floor (id INTEGER PRIMARY KEY, h BLOB NOT NULL)")
-            .execute(store.pool())
+        store
+            .with_connection(|c| {
+                c.execute_batch(
+                    "CREATE TABLE bench_floor (id INTEGER PRIMARY KEY, h BLOB NOT NULL)",
+                )
+            })
             .await
             .expect("floor table");
         owners
@@ -93,17 +97,14 @@ fn bench(c: &mut Criterion) {
     group.bench_function("floor_insert_commit", |b| {
         b.iter(|| {
             rt.block_on(async {
-                let mut tx = store
-                    .pool()
-                    .begin_with("BEGIN IMMEDIATE")
+                store
+                    .with_connection(|c| {
+                        c.execute_batch("BEGIN IMMEDIATE")?;
+                        c.execute("INSERT INTO bench_floor (h) VALUES (?1)", [&digest().0[..]])?;
+                        c.execute_batch("COMMIT")
+                    })
                     .await
-                    .expect("begin");
-                sqlx::query("INSERT INTO bench_floor (h) VALUES (?)")
-                    .bind(&digest().0[..])
-                    .execute(&mut *tx)
-                    .await
-                    .expect("insert");
-                tx.commit().await.expect("commit");
+                    .expect("floor");
             })
         })
     });

@@ -102,55 +102,6 @@ pub(crate) fn token_counts(rows: Vec<(String, i64, i64)>) -> Result<Vec<crate::t
         .collect()
 }
 
-/// The audit-log columns [`audit_entry`] decodes, in its order (a literal, so SQL
-/// stays static).
-macro_rules! audit_columns {
-    () => {
-        "id, at, user_id, username, ip, action, target_type, target_id, target, success, detail, \
-         via_token_id, via_token, via_token_created_by"
-    };
-}
-pub(crate) use audit_columns;
-
-/// Decodes an audit-log row ([`audit_columns`]) from either backend.
-pub(crate) fn audit_entry<R>(row: &R) -> Result<crate::types::AuditEntry>
-where
-    R: sqlx::Row,
-    usize: sqlx::ColumnIndex<R>,
-    for<'r> i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> String: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-    for<'r> bool: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    use crate::types::{AuditAction, AuditEntry, AuditRecord};
-    let action: String = row.try_get(5)?;
-    Ok(AuditEntry {
-        id: row.try_get(0)?,
-        record: AuditRecord {
-            at: row.try_get(1)?,
-            user_id: row.try_get(2)?,
-            username: row.try_get(3)?,
-            ip: row.try_get(4)?,
-            action: AuditAction::parse(&action)
-                .ok_or(StoreError::Corrupt("unknown audit action"))?,
-            target_type: row.try_get(6)?,
-            target_id: row.try_get(7)?,
-            target: row.try_get(8)?,
-            success: row.try_get(9)?,
-            detail: row.try_get(10)?,
-            via: row
-                .try_get::<Option<i64>, _>(11)?
-                .map(|token_id| -> Result<_> {
-                    Ok(keygate_core::policy::Via {
-                        token_id,
-                        token: row.try_get(12)?,
-                        created_by: row.try_get(13)?,
-                    })
-                })
-                .transpose()?,
-        },
-    })
-}
-
 /// Audit-log entries: built here so both backends record exactly the same.
 pub(crate) mod audit {
     use keygate_core::model::{ApiToken, EpochSeconds, TokenStatus, User};

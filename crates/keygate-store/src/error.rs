@@ -1,5 +1,6 @@
-//! The store's error type. Database errors are turned into these in one place
-//! ([`From<sqlx::Error>`]) so callers never match on driver errors.
+//! The store's error type. Database errors are turned into these in one place per
+//! driver ([`From<sqlx::Error>`] for PostgreSQL, [`From<rusqlite::Error>`] for
+//! SQLite) so callers never match on driver errors.
 
 use keygate_core::policy::BearerRefusal;
 
@@ -54,6 +55,31 @@ pub enum StoreError {
     /// Any other database failure. Logged by the server, never shown to clients.
     #[error("database error: {0}")]
     Database(sqlx::Error),
+    /// Any other SQLite failure. Logged by the server, never shown to clients.
+    #[error("database error: {0}")]
+    Sqlite(rusqlite::Error),
+}
+
+impl From<rusqlite::Error> for StoreError {
+    fn from(e: rusqlite::Error) -> Self {
+        use rusqlite::ffi;
+        match e {
+            rusqlite::Error::QueryReturnedNoRows => Self::NotFound("record".to_owned()),
+            rusqlite::Error::SqliteFailure(f, _)
+                if f.extended_code == ffi::SQLITE_CONSTRAINT_UNIQUE
+                    || f.extended_code == ffi::SQLITE_CONSTRAINT_PRIMARYKEY =>
+            {
+                Self::Conflict("a record with that name already exists".to_owned())
+            }
+            rusqlite::Error::SqliteFailure(f, m) => {
+                match crate::health::sqlite_fault(f.extended_code) {
+                    Some(fault) => Self::Degraded(fault),
+                    None => Self::Sqlite(rusqlite::Error::SqliteFailure(f, m)),
+                }
+            }
+            other => Self::Sqlite(other),
+        }
+    }
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -148,20 +148,22 @@ pub(crate) fn reusable<C: sqlx::Connection>(conn: &C) -> bool {
     true
 }
 
-/// The storage fault behind a database error code, if it is one: SQLite result codes
-/// (primary code in the low byte) and PostgreSQL SQLSTATEs.
+/// The storage fault behind a SQLite result code, if it is one (the primary code is
+/// the low byte of an extended one).
+pub(crate) fn sqlite_fault(code: i32) -> Option<Fault> {
+    // SQLITE_READONLY 8, SQLITE_IOERR 10, SQLITE_FULL 13, SQLITE_CANTOPEN 14.
+    match code & 0xff {
+        8 => Some(Fault::ReadOnly),
+        10 => Some(Fault::Io),
+        13 => Some(Fault::DiskFull),
+        14 => Some(Fault::FileGone),
+        _ => None,
+    }
+}
+
+/// The storage fault behind a PostgreSQL error (its SQLSTATE), if it is one.
 pub(crate) fn fault_of(db: &dyn sqlx::error::DatabaseError) -> Option<Fault> {
     let code = db.code()?;
-    if let Ok(n) = code.parse::<i32>() {
-        // SQLite: SQLITE_READONLY 8, SQLITE_IOERR 10, SQLITE_FULL 13, SQLITE_CANTOPEN 14.
-        return match n & 0xff {
-            8 => Some(Fault::ReadOnly),
-            10 => Some(Fault::Io),
-            13 => Some(Fault::DiskFull),
-            14 => Some(Fault::FileGone),
-            _ => None,
-        };
-    }
     // PostgreSQL: 53100 disk_full, 25006 read_only_sql_transaction, 58030 io_error.
     match code.as_ref() {
         "53100" => Some(Fault::DiskFull),

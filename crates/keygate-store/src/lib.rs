@@ -9,13 +9,14 @@
 //! - [`types`] — inputs and outputs that are not model types (patches, snapshot, changes).
 //! - [`seal`] — the master key and AES-256-GCM sealing of LMv1 access keys.
 //! - `sql/` — every query and the one `Store` implementation, written once and
-//!   compiled into each backend as its `sql` module (one SQL text serves both:
-//!   sqlx's SQLite driver binds `$N` by number).
+//!   compiled into each backend as its `sql` module (one SQL text serves both; on
+//!   SQLite the calls run through `sqlite/db.rs`, which binds `$N` by number).
 //! - [`postgres`] — the PostgreSQL backend for several nodes: connecting, migrations,
 //!   the advisory write lock, NOTIFY/LISTEN, and its `dialect` seam.
-//! - [`sqlite`] — the SQLite backend: the file (0600, identity checks), WAL, migrations,
-//!   `BEGIN IMMEDIATE`, and its `dialect` seam (the start-up snapshot's fast path).
-//! - [`error`] — [`StoreError`], with the one conversion from `sqlx::Error`.
+//! - [`sqlite`] — the SQLite backend on rusqlite: the file (0600, identity checks), WAL,
+//!   migrations, statements run by the calling thread (`db`), the read connections
+//!   (`pool`), the write queue and shared commits (`writer`), and its `dialect` seam.
+//! - [`error`] — [`StoreError`], with the one conversion from each driver's error.
 //! - [`health`] — whether writes go through ([`Fault`]), as writes and a probe find out.
 #![forbid(unsafe_code)]
 

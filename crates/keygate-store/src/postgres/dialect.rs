@@ -1,7 +1,7 @@
 //! What PostgreSQL does its own way, for the shared queries in `sql/`.
 
 use futures_util::TryStreamExt;
-use sqlx::Row;
+pub(crate) use sqlx::{Row, query, query_as, query_scalar};
 
 use super::CHANNEL;
 use crate::common::digest;
@@ -40,14 +40,18 @@ pub(crate) async fn bearer_keys(conn: &mut Conn) -> Result<Vec<TokenKey>> {
     Ok(tokens)
 }
 
-/// PostgreSQL streams rows cheaply: every token is read row by row by the shared
-/// query instead (`false`).
-#[allow(clippy::unused_async)]
-pub(crate) async fn each_token_packed(
-    _conn: &mut Conn,
-    _each: &mut (dyn FnMut(keygate_core::model::ApiToken) + Send),
-) -> Result<bool> {
-    Ok(false)
+/// Hands every row of `q` to `each` as it streams in: a million rows never sit in
+/// memory at once.
+pub(crate) async fn each_row(
+    conn: &mut Conn,
+    q: sqlx::query::Query<'_, sqlx::Postgres, sqlx::postgres::PgArguments>,
+    each: &mut (dyn FnMut(&DbRow) -> Result<()> + Send),
+) -> Result<()> {
+    let mut rows = q.fetch(&mut *conn);
+    while let Some(row) = rows.try_next().await? {
+        each(&row)?;
+    }
+    Ok(())
 }
 
 /// Reads (`id`, `user_id`, `secret_hash`, `status`); `None` for a token without a digest.
@@ -62,4 +66,9 @@ fn token_key(row: &DbRow) -> Result<Option<TokenKey>> {
         digest: d,
         enabled: status == 2,
     }))
+}
+
+/// A read of every token: its rows stream in, so it simply runs.
+pub(crate) async fn long_read<T>(read: impl Future<Output = Result<T>>) -> Result<T> {
+    read.await
 }

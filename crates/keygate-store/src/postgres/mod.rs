@@ -55,6 +55,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (6, include_str!("../../migrations/both/verifier_role.sql")),
     (7, include_str!("../../migrations/both/usage_index.sql")),
+    (
+        8,
+        include_str!("../../migrations/both/usage_index_used_only.sql"),
+    ),
 ];
 
 /// Whether a database URL names PostgreSQL.

@@ -2,10 +2,10 @@
 
 use std::collections::HashMap;
 
+use super::dialect::{Row, query, query_as, query_scalar};
 use keygate_core::lmv1::AccessKey;
 use keygate_core::model::{RoleId, TokenId, UserId, UserStatus};
 use keygate_core::policy::Grants;
-use sqlx::Row;
 
 use super::dialect::{self, Conn, DbRow};
 use super::{portal, roles};
@@ -51,18 +51,16 @@ pub(super) fn unseal_lmv1(
 
 /// The change log's newest position (0 when it is empty).
 pub(super) async fn position(conn: &mut Conn) -> Result<i64> {
-    Ok(
-        sqlx::query_scalar("SELECT COALESCE(MAX(seq), 0) FROM change_log")
-            .fetch_one(&mut *conn)
-            .await?,
-    )
+    Ok(query_scalar("SELECT COALESCE(MAX(seq), 0) FROM change_log")
+        .fetch_one(&mut *conn)
+        .await?)
 }
 
 pub(super) async fn snapshot(conn: &mut Conn, key: &MasterKey) -> Result<Snapshot> {
     let seq = position(conn).await?;
     let tokens = dialect::bearer_keys(conn).await?;
     let mut lmv1 = Vec::new();
-    for row in sqlx::query(
+    for row in query(
         "SELECT id, user_id, access_id, sealed_key, status FROM api_tokens WHERE type = 'lmv1'",
     )
     .fetch_all(&mut *conn)
@@ -71,7 +69,7 @@ pub(super) async fn snapshot(conn: &mut Conn, key: &MasterKey) -> Result<Snapsho
         lmv1.push(lmv1_key(&row, key)?);
     }
     let mut role_map: HashMap<UserId, Vec<RoleId>> = HashMap::new();
-    for row in sqlx::query("SELECT user_id, role_id FROM user_roles ORDER BY user_id, position")
+    for row in query("SELECT user_id, role_id FROM user_roles ORDER BY user_id, position")
         .fetch_all(&mut *conn)
         .await?
     {
@@ -81,7 +79,7 @@ pub(super) async fn snapshot(conn: &mut Conn, key: &MasterKey) -> Result<Snapsho
             .push(row.try_get(1)?);
     }
     let mut users = Vec::new();
-    for row in sqlx::query("SELECT id, username, status FROM users")
+    for row in query("SELECT id, username, status FROM users")
         .fetch_all(&mut *conn)
         .await?
     {
@@ -95,7 +93,7 @@ pub(super) async fn snapshot(conn: &mut Conn, key: &MasterKey) -> Result<Snapsho
         });
     }
     let privileges = roles::privileges(conn, None).await?;
-    let all_roles: Vec<RoleId> = sqlx::query_scalar("SELECT id FROM roles")
+    let all_roles: Vec<RoleId> = query_scalar("SELECT id FROM roles")
         .fetch_all(&mut *conn)
         .await?;
     // Roles without privileges still exist and grant nothing.
@@ -115,7 +113,7 @@ pub(super) async fn snapshot(conn: &mut Conn, key: &MasterKey) -> Result<Snapsho
 }
 
 pub(super) async fn since(conn: &mut Conn, seq: i64, limit: i64) -> Result<Vec<Change>> {
-    let rows = sqlx::query("SELECT seq, entity, entity_id, digest, access_id FROM change_log WHERE seq > $1 ORDER BY seq LIMIT $2")
+    let rows = query("SELECT seq, entity, entity_id, digest, access_id FROM change_log WHERE seq > $1 ORDER BY seq LIMIT $2")
         .bind(seq)
         .bind(limit)
         .fetch_all(&mut *conn)
@@ -136,7 +134,7 @@ pub(super) async fn since(conn: &mut Conn, seq: i64, limit: i64) -> Result<Vec<C
 }
 
 pub(super) async fn user_key(conn: &mut Conn, id: UserId) -> Result<Option<UserKey>> {
-    let Some(row) = sqlx::query("SELECT username, status FROM users WHERE id = $1")
+    let Some(row) = query("SELECT username, status FROM users WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?
@@ -145,7 +143,7 @@ pub(super) async fn user_key(conn: &mut Conn, id: UserId) -> Result<Option<UserK
     };
     let status: String = row.try_get(1)?;
     let role_ids: Vec<RoleId> =
-        sqlx::query_scalar("SELECT role_id FROM user_roles WHERE user_id = $1 ORDER BY position")
+        query_scalar("SELECT role_id FROM user_roles WHERE user_id = $1 ORDER BY position")
             .bind(id)
             .fetch_all(&mut *conn)
             .await?;
@@ -158,7 +156,7 @@ pub(super) async fn user_key(conn: &mut Conn, id: UserId) -> Result<Option<UserK
 }
 
 pub(super) async fn role_grants(conn: &mut Conn, id: RoleId) -> Result<Option<Grants>> {
-    let exists: Option<i64> = sqlx::query_scalar("SELECT id FROM roles WHERE id = $1")
+    let exists: Option<i64> = query_scalar("SELECT id FROM roles WHERE id = $1")
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?;
@@ -171,7 +169,7 @@ pub(super) async fn role_grants(conn: &mut Conn, id: RoleId) -> Result<Option<Gr
 
 /// What `user`'s roles grant together now (nothing for a missing user).
 pub(super) async fn user_grants(conn: &mut Conn, user: UserId) -> Result<Grants> {
-    let rows: Vec<(String, String, String)> = sqlx::query_as(
+    let rows: Vec<(String, String, String)> = query_as(
         "SELECT rp.object_type, rp.object_id, rp.operation FROM user_roles ur \
          JOIN role_privileges rp ON rp.role_id = ur.role_id WHERE ur.user_id = $1",
     )
@@ -193,7 +191,7 @@ pub(super) async fn roles_grants(conn: &mut Conn, ids: &[RoleId]) -> Result<Gran
 /// Fails with [`StoreError::LockOut`] when no active user holds `setting useraccess
 /// write` any more: run after a change, inside its transaction.
 pub(super) async fn ensure_a_user_admin(conn: &mut Conn) -> Result<()> {
-    let n: i64 = sqlx::query_scalar(crate::common::ACTIVE_USER_ADMINS)
+    let n: i64 = query_scalar(crate::common::ACTIVE_USER_ADMINS)
         .fetch_one(&mut *conn)
         .await?;
     if n > 0 {
@@ -201,4 +199,13 @@ pub(super) async fn ensure_a_user_admin(conn: &mut Conn) -> Result<()> {
     } else {
         Err(StoreError::LockOut)
     }
+}
+
+/// The change log's floor: entries at or below it were pruned.
+pub(super) async fn floor(conn: &mut Conn) -> Result<i64> {
+    Ok(
+        query_scalar("SELECT seq FROM change_log_floor WHERE id = 1")
+            .fetch_one(&mut *conn)
+            .await?,
+    )
 }

@@ -1,17 +1,21 @@
 //! Every query keygate makes, written once and compiled into each backend.
 //!
 //! Each backend includes this folder as its own `sql` module (`#[path = "../sql/mod.rs"]`),
-//! so the same text is built against `SqliteConnection` and `PgConnection`: sqlx's
-//! SQLite driver binds `$N` by number as PostgreSQL does, and the texts keep to what
-//! both dialects read alike (`CAST(.. AS BIGINT)`, `ON CONFLICT`, `RETURNING`, `CASE`).
-//! What really differs is the backend's `dialect` module, which this code reaches as
-//! `super::dialect`, and the `row_lock!()` macro the backend defines before including
-//! this module:
+//! so the same text is built against each backend's connection: sqlx's
+//! `PgConnection`, and on SQLite rusqlite's `Connection` through `sqlite/db.rs`, which
+//! offers the part of sqlx's query API used here (`query`, `query_scalar`, `query_as`,
+//! `bind`, `fetch_*`, `execute`, `Row::try_get`) and binds `$N` by number as PostgreSQL
+//! does. The texts keep to what both dialects read alike (`CAST(.. AS BIGINT)`,
+//! `ON CONFLICT`, `RETURNING`, `CASE`). What really differs is the backend's `dialect`
+//! module, which this code reaches as `super::dialect`, and the `row_lock!()` macro the
+//! backend defines before including this module:
 //!
-//! - `Conn`, `DbRow`, `BackendStore`: the connection, row and store types;
+//! - `Conn`, `DbRow`, `Row`, `query`, `query_scalar`, `query_as`, `BackendStore`: the
+//!   connection, row, query and store types;
 //! - `announce`: PostgreSQL's `NOTIFY` after a change-log entry (nothing on SQLite, whose
 //!   followers poll the file or are woken over a socket);
-//! - `bearer_keys`: the start-up snapshot's token rows (SQLite's measured fast path);
+//! - `bearer_keys`, `each_row`: reads of every token, a row at a time;
+//! - `long_read`: how such a read runs (on SQLite, off the runtime's threads);
 //! - `row_lock!()`: `FOR UPDATE` on PostgreSQL, nothing on SQLite, whose write
 //!   transaction already holds the whole file.
 //!
@@ -28,8 +32,8 @@
 //! - `setup`: the start-up steps after the migrations (master key check, username keys).
 //! - this file: the change-log entries every mutation appends.
 
+use self::dialect::{Row, query, query_scalar};
 use keygate_core::model::EpochSeconds;
-use sqlx::Row;
 
 use self::dialect::{Conn, DbRow};
 use super::dialect;
@@ -54,7 +58,7 @@ pub(crate) async fn log_change(
     id: i64,
     now: EpochSeconds,
 ) -> Result<()> {
-    sqlx::query("INSERT INTO change_log (entity, entity_id, changed_on) VALUES ($1, $2, $3)")
+    query("INSERT INTO change_log (entity, entity_id, changed_on) VALUES ($1, $2, $3)")
         .bind(entity.as_str())
         .bind(id)
         .bind(now)
@@ -97,7 +101,7 @@ pub(crate) async fn log_token_change(
     token: &TokenRef,
     now: EpochSeconds,
 ) -> Result<i64> {
-    let seq: i64 = sqlx::query_scalar("INSERT INTO change_log (entity, entity_id, digest, access_id, changed_on) VALUES ('token', $1, $2, $3, $4) RETURNING seq")
+    let seq: i64 = query_scalar("INSERT INTO change_log (entity, entity_id, digest, access_id, changed_on) VALUES ('token', $1, $2, $3, $4) RETURNING seq")
         .bind(id)
         .bind(token.digest.as_deref())
         .bind(token.access_id.as_deref())

@@ -1,7 +1,7 @@
 //! Portal settings and first-start bootstrap.
 
+use super::dialect::{Row, query, query_scalar};
 use keygate_core::model::{EpochSeconds, Portal, builtin_roles};
-use sqlx::Row;
 
 use super::dialect::Conn;
 use super::{log_change, roles, users};
@@ -13,14 +13,14 @@ pub(super) async fn bootstrap(
     admin_password_hash: &str,
     now: EpochSeconds,
 ) -> Result<bool> {
-    let exists: Option<i32> = sqlx::query_scalar("SELECT id FROM portal WHERE id = 1")
+    let exists: Option<i32> = query_scalar("SELECT id FROM portal WHERE id = 1")
         .fetch_optional(&mut *conn)
         .await?;
     if exists.is_some() {
         return Ok(false);
     }
     let p = Portal::default();
-    sqlx::query(
+    query(
         "INSERT INTO portal (id, company_name, traces_enabled, max_tokens_per_user, lmv1_clock_skew_seconds, \
          lmv1_replay_protection) VALUES (1, $1, $2, $3, $4, $5)",
     )
@@ -56,7 +56,7 @@ pub(super) async fn bootstrap(
 }
 
 pub(super) async fn get(conn: &mut Conn) -> Result<Portal> {
-    let row = sqlx::query(
+    let row = query(
         "SELECT company_name, traces_enabled, max_tokens_per_user, lmv1_clock_skew_seconds, lmv1_replay_protection \
          FROM portal WHERE id = 1",
     )
@@ -77,7 +77,7 @@ pub(super) async fn update(
     patch: &PortalPatch,
     now: EpochSeconds,
 ) -> Result<Portal> {
-    sqlx::query(
+    query(
         "UPDATE portal SET company_name = COALESCE($1, company_name), traces_enabled = COALESCE($2, traces_enabled), \
          max_tokens_per_user = COALESCE($3, max_tokens_per_user), \
          lmv1_clock_skew_seconds = COALESCE($4, lmv1_clock_skew_seconds), \

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
+use super::dialect::{Row, query, query_scalar};
 use keygate_core::model::{EpochSeconds, Privilege, Role, RoleId};
-use sqlx::Row;
 
 use super::dialect::Conn;
 use super::log_change;
@@ -11,7 +11,7 @@ use crate::error::{Result, StoreError};
 use crate::types::{Entity, RoleInput, RolePatch, RoleWithCount};
 
 pub(super) async fn list(conn: &mut Conn, only: Option<RoleId>) -> Result<Vec<RoleWithCount>> {
-    let rows = sqlx::query(
+    let rows = query(
         "SELECT r.id, r.name, r.description, (SELECT COUNT(*) FROM user_roles ur WHERE ur.role_id = r.id) \
          FROM roles r WHERE (CAST($1 AS BIGINT) IS NULL OR r.id = $1) ORDER BY r.id",
     )
@@ -39,7 +39,7 @@ pub(super) async fn privileges(
     conn: &mut Conn,
     only: Option<RoleId>,
 ) -> Result<HashMap<RoleId, Vec<Privilege>>> {
-    let rows = sqlx::query(
+    let rows = query(
         "SELECT role_id, object_type, object_id, operation FROM role_privileges \
          WHERE (CAST($1 AS BIGINT) IS NULL OR role_id = $1) ORDER BY role_id, position",
     )
@@ -67,17 +67,16 @@ pub(super) async fn get(conn: &mut Conn, id: RoleId) -> Result<RoleWithCount> {
 pub(super) async fn by_name(conn: &mut Conn, name: &str) -> Result<RoleWithCount> {
     // lower() on both sides: PostgreSQL's unique index is on lower(name); SQLite's
     // lower() folds ASCII only, exactly as its NOCASE index does, so both find one role.
-    let id: Option<RoleId> =
-        sqlx::query_scalar("SELECT id FROM roles WHERE lower(name) = lower($1)")
-            .bind(name)
-            .fetch_optional(&mut *conn)
-            .await?;
+    let id: Option<RoleId> = query_scalar("SELECT id FROM roles WHERE lower(name) = lower($1)")
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await?;
     let id = id.ok_or_else(|| StoreError::NotFound(format!("role named \"{name}\"")))?;
     get(conn, id).await
 }
 
-fn name_taken(e: StoreError, name: &str) -> StoreError {
-    match e {
+fn name_taken(e: impl Into<StoreError>, name: &str) -> StoreError {
+    match e.into() {
         StoreError::Conflict(_) => {
             StoreError::Conflict(format!("a role named \"{name}\" already exists"))
         }
@@ -91,24 +90,24 @@ pub(super) async fn create(
     now: EpochSeconds,
 ) -> Result<RoleId> {
     let id: RoleId =
-        sqlx::query_scalar("INSERT INTO roles (name, description) VALUES ($1, $2) RETURNING id")
+        query_scalar("INSERT INTO roles (name, description) VALUES ($1, $2) RETURNING id")
             .bind(&input.name)
             .bind(&input.description)
             .fetch_one(&mut *conn)
             .await
-            .map_err(|e| name_taken(e.into(), &input.name))?;
+            .map_err(|e| name_taken(e, &input.name))?;
     set_privileges(conn, id, &input.privileges).await?;
     log_change(conn, Entity::Role, id, now).await?;
     Ok(id)
 }
 
 async fn set_privileges(conn: &mut Conn, id: RoleId, privileges: &[Privilege]) -> Result<()> {
-    sqlx::query("DELETE FROM role_privileges WHERE role_id = $1")
+    query("DELETE FROM role_privileges WHERE role_id = $1")
         .bind(id)
         .execute(&mut *conn)
         .await?;
     for (position, p) in (0_i64..).zip(privileges) {
-        sqlx::query(
+        query(
             "INSERT INTO role_privileges (role_id, position, object_type, object_id, operation) VALUES ($1, $2, $3, $4, $5)",
         )
         .bind(id)
@@ -128,13 +127,13 @@ pub(super) async fn update(
     patch: &RolePatch,
     now: EpochSeconds,
 ) -> Result<()> {
-    let done = sqlx::query("UPDATE roles SET name = COALESCE($1, name), description = COALESCE($2, description) WHERE id = $3")
+    let done = query("UPDATE roles SET name = COALESCE($1, name), description = COALESCE($2, description) WHERE id = $3")
         .bind(patch.name.as_deref())
         .bind(patch.description.as_deref())
         .bind(id)
         .execute(&mut *conn)
         .await
-        .map_err(|e| name_taken(e.into(), patch.name.as_deref().unwrap_or("")))?;
+        .map_err(|e| name_taken(e, patch.name.as_deref().unwrap_or("")))?;
     if done.rows_affected() == 0 {
         return Err(StoreError::no_role(id));
     }
@@ -152,7 +151,7 @@ pub(super) async fn delete(conn: &mut Conn, id: RoleId, now: EpochSeconds) -> Re
             role.role.name, role.user_count
         )));
     }
-    sqlx::query("DELETE FROM roles WHERE id = $1")
+    query("DELETE FROM roles WHERE id = $1")
         .bind(id)
         .execute(&mut *conn)
         .await?;
@@ -162,7 +161,7 @@ pub(super) async fn delete(conn: &mut Conn, id: RoleId, now: EpochSeconds) -> Re
 /// Fails with a clear message if any of `ids` is not a role.
 pub(super) async fn require_all(conn: &mut Conn, ids: &[RoleId]) -> Result<()> {
     for &id in ids {
-        let found: Option<i64> = sqlx::query_scalar("SELECT id FROM roles WHERE id = $1")
+        let found: Option<i64> = query_scalar("SELECT id FROM roles WHERE id = $1")
             .bind(id)
             .fetch_optional(&mut *conn)
             .await?;

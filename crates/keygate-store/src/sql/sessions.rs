@@ -1,7 +1,7 @@
 //! Web UI sessions, stored by the SHA-256 of their id, and sign-in lookups.
 
+use super::dialect::{Row, query, query_scalar};
 use keygate_core::model::{User, UserId};
-use sqlx::Row;
 
 use super::dialect::Conn;
 use super::users;
@@ -15,7 +15,7 @@ pub(super) async fn password_hash(
     let Some(id) = users::id_by_name(conn, username).await? else {
         return Ok(None);
     };
-    let hash: Option<String> = sqlx::query_scalar("SELECT password_hash FROM users WHERE id = $1")
+    let hash: Option<String> = query_scalar("SELECT password_hash FROM users WHERE id = $1")
         .bind(id)
         .fetch_one(&mut *conn)
         .await?;
@@ -23,12 +23,11 @@ pub(super) async fn password_hash(
 }
 
 pub(super) async fn session(conn: &mut Conn, id_hash: &[u8; 32]) -> Result<Option<Session>> {
-    let row = sqlx::query(
-        "SELECT user_id, csrf, created_on, last_seen_on FROM sessions WHERE id_hash = $1",
-    )
-    .bind(&id_hash[..])
-    .fetch_optional(&mut *conn)
-    .await?;
+    let row =
+        query("SELECT user_id, csrf, created_on, last_seen_on FROM sessions WHERE id_hash = $1")
+            .bind(&id_hash[..])
+            .fetch_optional(&mut *conn)
+            .await?;
     row.map(|r| {
         Ok(Session {
             user_id: r.try_get(0)?,
@@ -46,7 +45,7 @@ pub(super) async fn take_pending(
     conn: &mut Conn,
     id_hash: &[u8; 32],
 ) -> Result<Option<PendingToken>> {
-    let row = sqlx::query(concat!(
+    let row = query(concat!(
         "SELECT pending_digest, pending_access_id, pending_owner FROM sessions WHERE id_hash = $1",
         row_lock!()
     ))
@@ -57,7 +56,7 @@ pub(super) async fn take_pending(
     let digest: Option<Vec<u8>> = row.try_get(0)?;
     let access_id: Option<String> = row.try_get(1)?;
     let owner: Option<UserId> = row.try_get(2)?;
-    sqlx::query("UPDATE sessions SET pending_digest = NULL, pending_access_id = NULL, pending_owner = NULL WHERE id_hash = $1")
+    query("UPDATE sessions SET pending_digest = NULL, pending_access_id = NULL, pending_owner = NULL WHERE id_hash = $1")
         .bind(&id_hash[..])
         .execute(&mut *conn)
         .await?;
@@ -66,7 +65,7 @@ pub(super) async fn take_pending(
 
 /// Ends every session of `user` (a new password, a suspension).
 pub(super) async fn end_all(conn: &mut Conn, user: UserId) -> Result<()> {
-    sqlx::query("DELETE FROM sessions WHERE user_id = $1")
+    query("DELETE FROM sessions WHERE user_id = $1")
         .bind(user)
         .execute(&mut *conn)
         .await?;

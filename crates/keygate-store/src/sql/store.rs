@@ -9,9 +9,8 @@ use std::sync::Arc;
 use keygate_core::model::UserStatus;
 use keygate_core::model::{ApiToken, EpochSeconds, Portal, RoleId, TokenId, User, UserId};
 use keygate_core::policy::{self, Grants, PortalAdmin, TokenWrite, UserAdmin};
-use sqlx::Row;
 
-use super::dialect::BackendStore;
+use super::dialect::{self, BackendStore, Row, query, query_scalar};
 use super::{audit, changes, portal, roles, sessions, tokens, users};
 use crate::Store;
 use crate::common;
@@ -263,7 +262,7 @@ impl Store for BackendStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn snapshot(&self) -> Result<Snapshot> {
         let mut tx = self.snapshot_tx().await?;
-        let s = changes::snapshot(&mut tx, &self.key).await?;
+        let s = dialect::long_read(changes::snapshot(&mut tx, &self.key)).await?;
         tx.commit().await?;
         Ok(s)
     }
@@ -277,17 +276,13 @@ impl Store for BackendStore {
     }
     #[tracing::instrument(level = "debug", skip_all)]
     async fn change_floor(&self) -> Result<i64> {
-        Ok(
-            sqlx::query_scalar("SELECT seq FROM change_log_floor WHERE id = 1")
-                .fetch_one(&self.pool)
-                .await?,
-        )
+        read!(self, c => changes::floor(&mut c).await)
     }
     #[tracing::instrument(level = "debug", skip_all)]
     async fn prune_changes(&self, before: EpochSeconds) -> Result<u64> {
         write_tx!(self, tx => {
             // The newest entry always stays: its seq is the log's position.
-            let top: Option<i64> = sqlx::query_scalar(
+            let top: Option<i64> = query_scalar(
                 "SELECT MAX(seq) FROM change_log WHERE changed_on < $1 AND seq < (SELECT MAX(seq) FROM change_log)",
             )
             .bind(before)
@@ -296,11 +291,11 @@ impl Store for BackendStore {
             let Some(top) = top else {
                 return Ok(0);
             };
-            let done = sqlx::query("DELETE FROM change_log WHERE seq <= $1")
+            let done = query("DELETE FROM change_log WHERE seq <= $1")
                 .bind(top)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("UPDATE change_log_floor SET seq = CASE WHEN seq > $1 THEN seq ELSE $1 END WHERE id = 1")
+            query("UPDATE change_log_floor SET seq = CASE WHEN seq > $1 THEN seq ELSE $1 END WHERE id = 1")
                 .bind(top)
                 .execute(&mut *tx)
                 .await?;
@@ -315,7 +310,7 @@ impl Store for BackendStore {
     async fn each_token(&self, each: &mut (dyn FnMut(ApiToken) + Send)) -> Result<i64> {
         let mut tx = self.snapshot_tx().await?;
         let seq = changes::position(&mut tx).await?;
-        tokens::each(&mut tx, each).await?;
+        dialect::long_read(tokens::each(&mut tx, each)).await?;
         tx.commit().await?;
         Ok(seq)
     }
@@ -350,7 +345,7 @@ impl Store for BackendStore {
             // The user's lastLoginOn changes: nodes keep users in memory for reads, so
             // the change is logged (under the write lock, as every logged change is).
             (true, Some(user)) => write_tx!(self, tx => {
-                sqlx::query("UPDATE users SET last_login_on = $1 WHERE id = $2")
+                query("UPDATE users SET last_login_on = $1 WHERE id = $2")
                     .bind(now)
                     .bind(user)
                     .execute(&mut *tx)
@@ -366,12 +361,7 @@ impl Store for BackendStore {
     }
     #[tracing::instrument(level = "debug", skip_all)]
     async fn token_counts(&self) -> Result<Vec<TokenCount>> {
-        let rows: Vec<(String, i64, i64)> = sqlx::query_as(
-            "SELECT type, CAST(status AS BIGINT), COUNT(*) FROM api_tokens GROUP BY type, status",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        common::token_counts(rows)
+        read!(self, c => tokens::counts(&mut c).await)
     }
     #[tracing::instrument(level = "debug", skip_all)]
     async fn record_audit(&self, record: &AuditRecord) -> Result<()> {
@@ -385,7 +375,7 @@ impl Store for BackendStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn prune_audit(&self, before: EpochSeconds) -> Result<u64> {
         write_tx!(self, self.unlocked(), tx => {
-            sqlx::query("DELETE FROM audit_log WHERE at < $1")
+            query("DELETE FROM audit_log WHERE at < $1")
                 .bind(before)
                 .execute(&mut *tx)
                 .await?
@@ -401,7 +391,7 @@ impl Store for BackendStore {
         now: EpochSeconds,
     ) -> Result<()> {
         write_tx!(self, self.unlocked(), tx => {
-            sqlx::query("INSERT INTO sessions (id_hash, user_id, csrf, created_on, last_seen_on) VALUES ($1, $2, $3, $4, $4)")
+            query("INSERT INTO sessions (id_hash, user_id, csrf, created_on, last_seen_on) VALUES ($1, $2, $3, $4, $4)")
                 .bind(&id_hash[..])
                 .bind(user)
                 .bind(csrf)
@@ -417,7 +407,7 @@ impl Store for BackendStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn touch_session(&self, id_hash: &[u8; 32], now: EpochSeconds) -> Result<()> {
         write_tx!(self, self.unlocked(), tx => {
-            sqlx::query("UPDATE sessions SET last_seen_on = $1 WHERE id_hash = $2")
+            query("UPDATE sessions SET last_seen_on = $1 WHERE id_hash = $2")
                 .bind(now)
                 .bind(&id_hash[..])
                 .execute(&mut *tx)
@@ -427,7 +417,7 @@ impl Store for BackendStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn delete_session(&self, id_hash: &[u8; 32]) -> Result<()> {
         write_tx!(self, self.unlocked(), tx => {
-            sqlx::query("DELETE FROM sessions WHERE id_hash = $1")
+            query("DELETE FROM sessions WHERE id_hash = $1")
                 .bind(&id_hash[..])
                 .execute(&mut *tx)
                 .await?;
@@ -440,7 +430,7 @@ impl Store for BackendStore {
         created_before: EpochSeconds,
     ) -> Result<u64> {
         write_tx!(self, self.unlocked(), tx => {
-            sqlx::query("DELETE FROM sessions WHERE last_seen_on < $1 OR created_on < $2")
+            query("DELETE FROM sessions WHERE last_seen_on < $1 OR created_on < $2")
                 .bind(idle_before)
                 .bind(created_before)
                 .execute(&mut *tx)
@@ -451,7 +441,7 @@ impl Store for BackendStore {
     #[tracing::instrument(level = "debug", skip_all)]
     async fn set_pending_token(&self, id_hash: &[u8; 32], pending: &PendingToken) -> Result<()> {
         write_tx!(self, self.unlocked(), tx => {
-            sqlx::query("UPDATE sessions SET pending_digest = $1, pending_access_id = $2, pending_owner = $3 WHERE id_hash = $4")
+            query("UPDATE sessions SET pending_digest = $1, pending_access_id = $2, pending_owner = $3 WHERE id_hash = $4")
                 .bind(&pending.digest.0[..])
                 .bind(&pending.access_id)
                 .bind(pending.owner)
@@ -480,7 +470,7 @@ impl Store for BackendStore {
             (None, _) => Ok(()),
             (Some(f), false) => Err(StoreError::Degraded(f)),
             (Some(_), true) => write_tx!(self, self.unlocked(), tx => {
-                sqlx::query(
+                query(
                     "INSERT INTO meta (name, value) VALUES ('write_probe', $1) \
                      ON CONFLICT (name) DO UPDATE SET value = excluded.value",
                 )
@@ -494,19 +484,19 @@ impl Store for BackendStore {
     async fn rotate_master_key(&self, new: &MasterKey) -> Result<usize> {
         write_tx!(self, tx => {
             tokens::ensure_current_key(&mut tx, &self.key).await?;
-            let rows = sqlx::query("SELECT id, sealed_key FROM api_tokens WHERE type = 'lmv1'").fetch_all(&mut *tx).await?;
+            let rows = query("SELECT id, sealed_key FROM api_tokens WHERE type = 'lmv1'").fetch_all(&mut *tx).await?;
             for row in &rows {
                 let id: TokenId = row.try_get(0)?;
                 let sealed: Option<Vec<u8>> = row.try_get(1)?;
                 let sealed = sealed.ok_or(StoreError::Corrupt("LMv1 token without a sealed key"))?;
                 let plain = self.key.open(&sealed, id)?;
-                sqlx::query("UPDATE api_tokens SET sealed_key = $1 WHERE id = $2")
+                query("UPDATE api_tokens SET sealed_key = $1 WHERE id = $2")
                     .bind(new.seal(&plain, id)?)
                     .bind(id)
                     .execute(&mut *tx)
                     .await?;
             }
-            sqlx::query("UPDATE meta SET value = $1 WHERE name = 'master_key_check'")
+            query("UPDATE meta SET value = $1 WHERE name = 'master_key_check'")
                 .bind(new.check_value())
                 .execute(&mut *tx)
                 .await?;

@@ -1,9 +1,8 @@
 //! API tokens: creation with its owner checks, note/status changes, deletion, usage.
 
-use futures_util::TryStreamExt;
+use super::dialect::{Row, query, query_as, query_scalar};
 use keygate_core::model::{ApiToken, EpochSeconds, TokenId, TokenStatus, TokenType, UserId};
 use keygate_core::policy::{self, TokenWrite};
-use sqlx::Row;
 
 use super::dialect::{Conn, DbRow};
 use super::{TokenRef, log_token_change};
@@ -40,7 +39,7 @@ fn from_row(row: &DbRow) -> Result<ApiToken> {
 }
 
 pub(super) async fn list(conn: &mut Conn, owner: Option<UserId>) -> Result<Vec<ApiToken>> {
-    let rows = sqlx::query(concat!(
+    let rows = query(concat!(
         "SELECT ",
         token_columns!(),
         " FROM api_tokens WHERE (CAST($1 AS BIGINT) IS NULL OR user_id = $1) ORDER BY id"
@@ -54,7 +53,7 @@ pub(super) async fn list(conn: &mut Conn, owner: Option<UserId>) -> Result<Vec<A
 /// The bearer token whose secret has this SHA-256 digest, if any. One indexed read
 /// whether or not it exists.
 pub(super) async fn by_hash(conn: &mut Conn, hash: &[u8; 32]) -> Result<Option<ApiToken>> {
-    let row = sqlx::query(concat!(
+    let row = query(concat!(
         "SELECT ",
         token_columns!(),
         " FROM api_tokens WHERE secret_hash = $1"
@@ -72,7 +71,7 @@ pub(super) async fn state(
     id: TokenId,
     key: &MasterKey,
 ) -> Result<Option<TokenState>> {
-    let Some(row) = sqlx::query(concat!(
+    let Some(row) = query(concat!(
         "SELECT ",
         token_columns!(),
         ", sealed_key, secret_hash FROM api_tokens WHERE id = $1"
@@ -109,24 +108,23 @@ pub(super) async fn state(
     Ok(Some(TokenState { token, entry }))
 }
 
-/// Every token, one at a time as the rows stream in (packed where the dialect packs
-/// them); the caller's transaction makes the read consistent.
+/// Every token, one at a time as the rows are read; the caller's transaction makes
+/// the read consistent.
 pub(super) async fn each(conn: &mut Conn, each: &mut (dyn FnMut(ApiToken) + Send)) -> Result<()> {
-    if super::dialect::each_token_packed(conn, each).await? {
-        return Ok(());
-    }
-    let mut rows =
-        sqlx::query(concat!("SELECT ", token_columns!(), " FROM api_tokens")).fetch(&mut *conn);
-    while let Some(row) = rows.try_next().await? {
-        each(from_row(&row)?);
-    }
-    Ok(())
+    let q = query(concat!("SELECT ", token_columns!(), " FROM api_tokens"));
+    super::dialect::each_row(conn, q, &mut |row| {
+        each(from_row(row)?);
+        Ok(())
+    })
+    .await
 }
 
 /// Last use at or after `since`, for every token that has one.
 pub(super) async fn used_since(conn: &mut Conn, since: EpochSeconds) -> Result<Vec<Usage>> {
-    let rows = sqlx::query(
-        "SELECT id, last_used_on, last_auth_ip FROM api_tokens WHERE last_used_on >= $1",
+    // `> 0` as the index's own condition reads, so the planner may use it.
+    let rows = query(
+        "SELECT id, last_used_on, last_auth_ip FROM api_tokens \
+         WHERE last_used_on >= $1 AND last_used_on > 0",
     )
     .bind(since)
     .fetch_all(&mut *conn)
@@ -143,7 +141,7 @@ pub(super) async fn used_since(conn: &mut Conn, since: EpochSeconds) -> Result<V
 }
 
 pub(super) async fn get(conn: &mut Conn, id: TokenId) -> Result<ApiToken> {
-    let row = sqlx::query(concat!(
+    let row = query(concat!(
         "SELECT ",
         token_columns!(),
         " FROM api_tokens WHERE id = $1"
@@ -172,7 +170,7 @@ async fn owner_for_new_token(conn: &mut Conn, owner: UserId) -> Result<OwnerStat
     // inside the write lock, so fewer of them means more creates per second. The count
     // is a derived table, computed once (a correlated subquery would count again for
     // every privilege row).
-    let rows = sqlx::query(
+    let rows = query(
         "SELECT u.username, u.status, p.traces_enabled, p.max_tokens_per_user, c.n, \
          rp.object_type, rp.object_id, rp.operation \
          FROM users u JOIN portal p ON p.id = 1 \
@@ -217,7 +215,7 @@ pub(super) async fn create_bearer(
     cap.may_mint(state.grants).map_err(StoreError::Denied)?;
     policy::bearer_owner(state.grants, state.traces_enabled)
         .map_err(|r| StoreError::BearerRefused(r, state.username))?;
-    let row = sqlx::query(concat!(
+    let row = query(concat!(
         "INSERT INTO api_tokens (user_id, type, access_id, secret_hash, note, status, created_on, created_by) \
          VALUES ($1, 'bearer', $2, $3, $4, $5, $6, $7) RETURNING ",
         token_columns!()
@@ -244,7 +242,7 @@ pub(super) async fn create_bearer(
 /// process that kept running across a rotation must not seal with the old key.
 pub(super) async fn ensure_current_key(conn: &mut Conn, key: &MasterKey) -> Result<()> {
     let stored: Option<Vec<u8>> =
-        sqlx::query_scalar("SELECT value FROM meta WHERE name = 'master_key_check'")
+        query_scalar("SELECT value FROM meta WHERE name = 'master_key_check'")
             .fetch_optional(&mut *conn)
             .await?;
     match stored {
@@ -267,7 +265,7 @@ pub(super) async fn create_lmv1(
     ensure_current_key(conn, key).await?;
     let state = owner_for_new_token(conn, owner).await?;
     cap.may_mint(state.grants).map_err(StoreError::Denied)?;
-    let row = sqlx::query(concat!(
+    let row = query(concat!(
         "INSERT INTO api_tokens (user_id, type, access_id, note, status, created_on, created_by) \
          VALUES ($1, 'lmv1', $2, $3, $4, $5, $6) RETURNING ",
         token_columns!()
@@ -288,7 +286,7 @@ pub(super) async fn create_lmv1(
     let token = from_row(&row)?;
     // Sealed after the insert so the row's id can be bound into the ciphertext.
     let sealed = key.seal(new.key.expose_secret().as_bytes(), token.id)?;
-    sqlx::query("UPDATE api_tokens SET sealed_key = $1 WHERE id = $2")
+    query("UPDATE api_tokens SET sealed_key = $1 WHERE id = $2")
         .bind(sealed)
         .bind(token.id)
         .execute(&mut *conn)
@@ -304,14 +302,13 @@ pub(super) async fn create_lmv1(
 /// How `id` is indexed, if it belongs to `owner`; `NotFound` otherwise, whether the
 /// token is missing or someone else's (the two must be indistinguishable).
 async fn owned(conn: &mut Conn, owner: UserId, id: TokenId) -> Result<TokenRef> {
-    let row = sqlx::query(
-        "SELECT type, secret_hash, access_id FROM api_tokens WHERE id = $1 AND user_id = $2",
-    )
-    .bind(id)
-    .bind(owner)
-    .fetch_optional(&mut *conn)
-    .await?
-    .ok_or_else(|| StoreError::no_token(id))?;
+    let row =
+        query("SELECT type, secret_hash, access_id FROM api_tokens WHERE id = $1 AND user_id = $2")
+            .bind(id)
+            .bind(owner)
+            .fetch_optional(&mut *conn)
+            .await?
+            .ok_or_else(|| StoreError::no_token(id))?;
     TokenRef::from_row(&row, 0)
 }
 
@@ -323,7 +320,7 @@ pub(super) async fn update(
     now: EpochSeconds,
 ) -> Result<()> {
     let r = owned(conn, owner, id).await?;
-    sqlx::query("UPDATE api_tokens SET note = COALESCE($1, note), status = COALESCE($2, status) WHERE id = $3")
+    query("UPDATE api_tokens SET note = COALESCE($1, note), status = COALESCE($2, status) WHERE id = $3")
         .bind(patch.note.as_deref())
         .bind(patch.status.map(TokenStatus::code))
         .bind(id)
@@ -340,7 +337,7 @@ pub(super) async fn delete(
     now: EpochSeconds,
 ) -> Result<()> {
     let r = owned(conn, owner, id).await?;
-    sqlx::query("DELETE FROM api_tokens WHERE id = $1")
+    query("DELETE FROM api_tokens WHERE id = $1")
         .bind(id)
         .execute(&mut *conn)
         .await?;
@@ -351,7 +348,7 @@ pub(super) async fn delete(
 pub(super) async fn record_usage(conn: &mut Conn, batch: &[Usage]) -> Result<()> {
     for u in batch {
         // A deleted token matches no row; an older record never overwrites a newer one.
-        sqlx::query("UPDATE api_tokens SET last_used_on = $1, last_auth_ip = $2 WHERE id = $3 AND last_used_on <= $1")
+        query("UPDATE api_tokens SET last_used_on = $1, last_auth_ip = $2 WHERE id = $3 AND last_used_on <= $1")
             .bind(u.at)
             .bind(&u.ip)
             .bind(u.token_id)
@@ -359,4 +356,14 @@ pub(super) async fn record_usage(conn: &mut Conn, batch: &[Usage]) -> Result<()>
             .await?;
     }
     Ok(())
+}
+
+/// How many tokens there are of each type and status.
+pub(super) async fn counts(conn: &mut Conn) -> Result<Vec<crate::types::TokenCount>> {
+    let rows: Vec<(String, i64, i64)> = query_as(
+        "SELECT type, CAST(status AS BIGINT), COUNT(*) FROM api_tokens GROUP BY type, status",
+    )
+    .fetch_all(&mut *conn)
+    .await?;
+    crate::common::token_counts(rows)
 }

@@ -2,8 +2,8 @@
 
 use std::collections::HashMap;
 
+use super::dialect::{Row, query, query_scalar};
 use keygate_core::model::{EpochSeconds, RoleId, User, UserId, UserStatus};
-use sqlx::Row;
 
 use super::dialect::{Conn, DbRow};
 use super::{TokenRef, log_change, log_token_change, roles};
@@ -20,7 +20,7 @@ macro_rules! select_users {
 }
 
 async fn role_ids(conn: &mut Conn, only: Option<UserId>) -> Result<HashMap<UserId, Vec<RoleId>>> {
-    let rows = sqlx::query(
+    let rows = query(
         "SELECT user_id, role_id FROM user_roles WHERE (CAST($1 AS BIGINT) IS NULL OR user_id = $1) ORDER BY user_id, position",
     )
     .bind(only)
@@ -55,7 +55,7 @@ fn from_row(row: &DbRow, roles: &mut HashMap<UserId, Vec<RoleId>>) -> Result<Use
 }
 
 pub(super) async fn list(conn: &mut Conn) -> Result<Vec<User>> {
-    let rows = sqlx::query(select_users!("ORDER BY id"))
+    let rows = query(select_users!("ORDER BY id"))
         .fetch_all(&mut *conn)
         .await?;
     let mut roles = role_ids(conn, None).await?;
@@ -63,7 +63,7 @@ pub(super) async fn list(conn: &mut Conn) -> Result<Vec<User>> {
 }
 
 pub(super) async fn get(conn: &mut Conn, id: UserId) -> Result<User> {
-    let row = sqlx::query(select_users!("WHERE id = $1"))
+    let row = query(select_users!("WHERE id = $1"))
         .bind(id)
         .fetch_optional(&mut *conn)
         .await?
@@ -75,7 +75,7 @@ pub(super) async fn get(conn: &mut Conn, id: UserId) -> Result<User> {
 /// The user a sign-in or CLI name means: the one with exactly that name, else the
 /// one with its identity ([`keygate_core::username::key`]).
 pub(super) async fn id_by_name(conn: &mut Conn, username: &str) -> Result<Option<UserId>> {
-    Ok(sqlx::query_scalar(
+    Ok(query_scalar(
         "SELECT id FROM users WHERE username_key = $1 OR username = $2 \
          ORDER BY CASE WHEN username = $2 THEN 0 ELSE 1 END LIMIT 1",
     )
@@ -94,7 +94,7 @@ pub(super) async fn by_username(conn: &mut Conn, username: &str) -> Result<User>
 /// Refuses a name (for a new user, or `id` renamed) that looks like another user's:
 /// the same UTS #39 skeleton under a different identity.
 async fn check_look(conn: &mut Conn, id: Option<UserId>, name: &str) -> Result<()> {
-    let other: Option<String> = sqlx::query_scalar(
+    let other: Option<String> = query_scalar(
         "SELECT username FROM users WHERE username_skeleton = $1 AND username_key <> $2 \
          AND (CAST($3 AS BIGINT) IS NULL OR id <> $3) LIMIT 1",
     )
@@ -111,8 +111,8 @@ async fn check_look(conn: &mut Conn, id: Option<UserId>, name: &str) -> Result<(
     }
 }
 
-fn name_taken(e: sqlx::Error, username: &str) -> StoreError {
-    match StoreError::from(e) {
+fn name_taken(e: impl Into<StoreError>, username: &str) -> StoreError {
+    match e.into() {
         StoreError::Conflict(_) => {
             StoreError::Conflict(format!("a user named \"{username}\" already exists"))
         }
@@ -122,12 +122,12 @@ fn name_taken(e: sqlx::Error, username: &str) -> StoreError {
 
 async fn set_roles(conn: &mut Conn, id: UserId, role_ids: &[RoleId]) -> Result<()> {
     roles::require_all(conn, role_ids).await?;
-    sqlx::query("DELETE FROM user_roles WHERE user_id = $1")
+    query("DELETE FROM user_roles WHERE user_id = $1")
         .bind(id)
         .execute(&mut *conn)
         .await?;
     for (position, role) in (0_i64..).zip(role_ids) {
-        sqlx::query("INSERT INTO user_roles (user_id, role_id, position) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
+        query("INSERT INTO user_roles (user_id, role_id, position) VALUES ($1, $2, $3) ON CONFLICT DO NOTHING")
             .bind(id)
             .bind(role)
             .bind(position)
@@ -145,7 +145,7 @@ pub(super) async fn create(
     now: EpochSeconds,
 ) -> Result<UserId> {
     check_look(conn, None, &u.username).await?;
-    let id: UserId = sqlx::query_scalar(
+    let id: UserId = query_scalar(
         "INSERT INTO users (username, email, first_name, last_name, status, api_only, note, password_hash, created_by, created_on, \
          username_key, username_skeleton) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING id",
     )
@@ -178,7 +178,7 @@ pub(super) async fn update(
     if let Some(name) = &p.username {
         check_look(conn, Some(id), name).await?;
     }
-    let done = sqlx::query(
+    let done = query(
         "UPDATE users SET username = COALESCE($1, username), email = COALESCE($2, email), \
          first_name = COALESCE($3, first_name), last_name = COALESCE($4, last_name), status = COALESCE($5, status), \
          api_only = COALESCE($6, api_only), note = COALESCE($7, note), password_hash = COALESCE($8, password_hash), \
@@ -211,11 +211,11 @@ pub(super) async fn update(
 pub(super) async fn delete(conn: &mut Conn, id: UserId, now: EpochSeconds) -> Result<()> {
     // Each token gets its own change entry (with its digest) so every index drops it.
     let tokens =
-        sqlx::query("SELECT id, type, secret_hash, access_id FROM api_tokens WHERE user_id = $1")
+        query("SELECT id, type, secret_hash, access_id FROM api_tokens WHERE user_id = $1")
             .bind(id)
             .fetch_all(&mut *conn)
             .await?;
-    let done = sqlx::query("DELETE FROM users WHERE id = $1")
+    let done = query("DELETE FROM users WHERE id = $1")
         .bind(id)
         .execute(&mut *conn)
         .await?;

@@ -1,7 +1,6 @@
 //! Schema migrations, applied in order at start-up, each in its own transaction.
 
-use sqlx::SqlitePool;
-
+use super::db::Conn;
 use crate::error::Result;
 
 /// Every migration, oldest first. Append only; never edit a released one.
@@ -24,32 +23,36 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (8, include_str!("../../migrations/both/verifier_role.sql")),
     (9, include_str!("../../migrations/both/usage_index.sql")),
+    (
+        10,
+        include_str!("../../migrations/both/usage_index_used_only.sql"),
+    ),
 ];
 
-pub(super) async fn run(pool: &SqlitePool) -> Result<()> {
-    sqlx::query("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_on INTEGER NOT NULL)")
-        .execute(pool)
-        .await?;
+/// Applies every migration not yet applied, then fills in what later code expects of
+/// rows from before it (the username keys).
+pub(super) fn run(conn: &mut Conn) -> Result<()> {
+    conn.execute_batch("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER PRIMARY KEY, applied_on INTEGER NOT NULL)")?;
     for &(version, sql) in MIGRATIONS {
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-        let done: Option<i64> =
-            sqlx::query_scalar("SELECT version FROM schema_migrations WHERE version = ?")
-                .bind(version)
-                .fetch_optional(&mut *tx)
-                .await?;
+        let tx = conn.transaction_with_behavior(rusqlite::TransactionBehavior::Immediate)?;
+        let done: Option<i64> = rusqlite::OptionalExtension::optional(tx.query_row(
+            "SELECT version FROM schema_migrations WHERE version = ?1",
+            [version],
+            |r| r.get(0),
+        ))?;
         if done.is_none() {
-            sqlx::raw_sql(sql).execute(&mut *tx).await?;
-            sqlx::query("INSERT INTO schema_migrations (version, applied_on) VALUES (?, strftime('%s','now'))")
-                .bind(version)
-                .execute(&mut *tx)
-                .await?;
+            tx.execute_batch(sql)?;
+            tx.execute(
+                "INSERT INTO schema_migrations (version, applied_on) VALUES (?1, strftime('%s','now'))",
+                [version],
+            )?;
             tracing::info!(version, "applied database migration");
         }
-        tx.commit().await?;
+        tx.commit()?;
     }
-    let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-    super::sql::setup::fill_username_keys(&mut tx).await?;
-    tx.commit().await?;
+    conn.execute_batch("BEGIN IMMEDIATE")?;
+    super::futures_ready(super::sql::setup::fill_username_keys(conn))?;
+    conn.execute_batch("COMMIT")?;
     Ok(())
 }
 
@@ -66,31 +69,32 @@ mod tests {
         let store = SqliteStore::open(path, key.clone()).await.unwrap();
         assert!(store.bootstrap("hash", 1).await.unwrap());
         // Two names SQLite's NOCASE let coexist, as rows from before migration 7.
-        for name in ["Ärger", "ärger"] {
-            sqlx::query(
-                "INSERT INTO users (username, email, first_name, last_name, status, api_only, note, created_by, created_on) \
-                 VALUES (?, 'e@x', '', '', 'active', 0, '', 'test', 1)",
-            )
-            .bind(name)
-            .execute(store.pool())
-            .await
-            .unwrap();
-        }
-        sqlx::query("DROP INDEX users_username_key")
-            .execute(store.pool())
-            .await
-            .unwrap();
-        sqlx::query("UPDATE users SET username_key = NULL, username_skeleton = NULL")
-            .execute(store.pool())
+        store
+            .with_connection(|c| {
+                for name in ["Ärger", "ärger"] {
+                    c.execute(
+                        "INSERT INTO users (username, email, first_name, last_name, status, api_only, note, created_by, created_on) \
+                         VALUES (?1, 'e@x', '', '', 'active', 0, '', 'test', 1)",
+                        [name],
+                    )?;
+                }
+                c.execute_batch(
+                    "DROP INDEX users_username_key; \
+                     UPDATE users SET username_key = NULL, username_skeleton = NULL",
+                )
+            })
             .await
             .unwrap();
         drop(store);
         let store = SqliteStore::open(path, key).await.unwrap();
-        let keys: Vec<(String, Option<String>)> =
-            sqlx::query_as("SELECT username, username_key FROM users ORDER BY id")
-                .fetch_all(store.pool())
-                .await
-                .unwrap();
+        let keys: Vec<(String, Option<String>)> = store
+            .with_connection(|c| {
+                c.prepare("SELECT username, username_key FROM users ORDER BY id")?
+                    .query_map([], |r| Ok((r.get(0)?, r.get(1)?)))?
+                    .collect()
+            })
+            .await
+            .unwrap();
         assert_eq!(keys[0], ("admin".to_owned(), Some("admin".to_owned())));
         assert_eq!(keys[1].1.as_deref(), Some("ärger"));
         assert!(
@@ -125,31 +129,33 @@ mod tests {
         let store = SqliteStore::open(path, key.clone()).await.unwrap();
         assert!(store.bootstrap("hash", 1).await.unwrap());
         let grants = |store: &SqliteStore| {
-            let pool = store.pool().clone();
+            let store = store.clone();
             async move {
-                let rows: Vec<(String, String, String, String)> = sqlx::query_as(
-                    "SELECT r.name, p.object_type, p.object_id, p.operation FROM roles r \
-                     JOIN role_privileges p ON p.role_id = r.id ORDER BY r.id, p.position",
-                )
-                .fetch_all(&pool)
-                .await
-                .unwrap();
+                let rows: Vec<(String, String, String, String)> = store
+                    .with_connection(|c| {
+                        c.prepare(
+                            "SELECT r.name, p.object_type, p.object_id, p.operation FROM roles r \
+                             JOIN role_privileges p ON p.role_id = r.id ORDER BY r.id, p.position",
+                        )?
+                        .query_map([], |r| Ok((r.get(0)?, r.get(1)?, r.get(2)?, r.get(3)?)))?
+                        .collect()
+                    })
+                    .await
+                    .unwrap();
                 rows
             }
         };
         let fresh = grants(&store).await;
         // As a store made before migration 8: no verifier role, an administrator
         // without the privilege.
-        sqlx::query("DELETE FROM roles WHERE name = 'verifier'")
-            .execute(store.pool())
-            .await
-            .unwrap();
-        sqlx::query("DELETE FROM role_privileges WHERE object_id = 'tokenindex'")
-            .execute(store.pool())
-            .await
-            .unwrap();
-        sqlx::query("DELETE FROM schema_migrations WHERE version = 8")
-            .execute(store.pool())
+        store
+            .with_connection(|c| {
+                c.execute_batch(
+                    "DELETE FROM roles WHERE name = 'verifier'; \
+                     DELETE FROM role_privileges WHERE object_id = 'tokenindex'; \
+                     DELETE FROM schema_migrations WHERE version = 8",
+                )
+            })
             .await
             .unwrap();
         drop(store);
@@ -168,8 +174,8 @@ mod tests {
             .collect();
         assert_eq!(Grants::of_all(&admin), Grants::ALL);
         // Run again (as a second start would): nothing doubles.
-        sqlx::query("DELETE FROM schema_migrations WHERE version = 8")
-            .execute(store.pool())
+        store
+            .with_connection(|c| c.execute_batch("DELETE FROM schema_migrations WHERE version = 8"))
             .await
             .unwrap();
         drop(store);

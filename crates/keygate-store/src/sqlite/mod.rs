@@ -2,13 +2,12 @@
 //! applied at start-up. Every mutation runs in a `BEGIN IMMEDIATE` transaction so a
 //! read-then-write (such as the token limit check) cannot be raced by another writer,
 //! including the admin CLI working on the same file.
+//!
+//! SQLite is driven through rusqlite, its statements run by the thread that makes
+//! them (`db`); only what waits for the disk or another process leaves that thread's
+//! tasks to others ([`blocking`]).
 
-use std::str::FromStr;
 use std::sync::Arc;
-use std::time::Duration;
-
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{Sqlite, SqlitePool, Transaction};
 
 use crate::error::{Result, StoreError};
 use crate::health::Health;
@@ -21,19 +20,22 @@ macro_rules! row_lock {
     };
 }
 
+mod db;
 mod dialect;
 mod file;
 mod migrate;
+mod pool;
 mod writer;
 // The shared queries, compiled once more for this backend: that is the point.
 #[allow(clippy::duplicate_mod)]
 #[path = "../sql/mod.rs"]
 mod sql;
 
-/// The SQLite store. Cloning shares the pool.
+/// The SQLite store. Cloning shares its connections.
 #[derive(Clone, Debug)]
 pub struct SqliteStore {
-    pool: SqlitePool,
+    /// Connections for reads.
+    pool: pool::ReadPool,
     /// Seals and unseals LMv1 access keys.
     key: Arc<MasterKey>,
     /// The database file as opened: writes commit only while it is still this file.
@@ -62,52 +64,33 @@ impl SqliteStore {
     /// Opens (creating if missing) the database file at `path`, applies migrations and
     /// checks `key` against the store's check value (recording it on a new store).
     pub async fn open(path: &str, key: MasterKey) -> Result<Self> {
+        let path = std::path::Path::new(path);
         // Created (or tightened) to 0600 before SQLite opens it: it holds password hashes,
         // token digests and sealed keys, and SQLite gives its WAL and shared-memory
         // files the database file's mode.
-        file::create_private(std::path::Path::new(path))?;
-        let options = SqliteConnectOptions::from_str("sqlite:")
-            .map_err(StoreError::Database)?
-            .filename(path)
-            .create_if_missing(true)
-            .journal_mode(SqliteJournalMode::Wal)
-            // FULL: a success response means the change survives a power cut too.
-            .synchronous(SqliteSynchronous::Full)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5))
-            // Rows cross from SQLite's worker thread in batches; larger batches cut the
-            // per-row hand-off cost of loading the token index.
-            .row_buffer_size(1024);
-        let pool = SqlitePoolOptions::new()
-            // Reads; writes have a connection of their own (see `writer`).
-            .max_connections(4)
-            .acquire_timeout(Duration::from_secs(5))
-            // A connection whose transaction could not be rolled back (SQLite may end a
-            // transaction on its own after SQLITE_FULL or an I/O error, and sqlx then
-            // still counts it as open) is closed rather than handed to the next write.
-            .before_acquire(|conn, _| {
-                let ok = crate::health::reusable(conn);
-                Box::pin(async move { Ok(ok) })
-            })
-            // The pool already pings every connection as it is released (which also
-            // carries out a rollback queued by a dropped transaction); an in-process
-            // SQLite connection needs no second ping when it is taken again.
-            .test_before_acquire(false)
-            .connect_with(options.clone())
-            .await?;
-        migrate::run(&pool).await?;
-        let mut tx = pool.begin_with("BEGIN IMMEDIATE").await?;
-        if !sql::setup::master_key_matches(&mut tx, &key).await? {
+        file::create_private(path)?;
+        let opener = pool::Opener::new(path);
+        let mut conn = opener.open()?;
+        migrate::run(&mut conn)?;
+        conn.execute_batch("BEGIN IMMEDIATE")?;
+        // (An early return closes the connection, which rolls the transaction back.)
+        if !futures_ready(sql::setup::master_key_matches(&mut conn, &key))? {
             return Err(StoreError::MasterKey(format!(
-                "the master key does not match the one the database {path} was set up with; \
-                 start keygate with the original key (--master-key-file)"
+                "the master key does not match the one the database {} was set up with; \
+                 start keygate with the original key (--master-key-file)",
+                path.display()
             )));
         }
-        tx.commit().await?;
-        let file = Arc::new(file::DbFile::opened(std::path::Path::new(path))?);
+        conn.execute_batch("COMMIT")?;
+        drop(conn);
+        let file = Arc::new(file::DbFile::opened(path)?);
         let checked = file.clone();
-        let writers =
-            writer::Writers::open(options, pool.clone(), Arc::new(move || checked.check())).await?;
+        let pool = pool::ReadPool::open(&opener)?;
+        let writers = writer::Writers::open(
+            &opener.without_checkpoints(),
+            pool.clone(),
+            Arc::new(move || checked.check()),
+        )?;
         Ok(Self {
             pool,
             key: Arc::new(key),
@@ -117,9 +100,14 @@ impl SqliteStore {
         })
     }
 
-    /// The underlying pool, for tests and benchmarks that inspect the file.
-    pub fn pool(&self) -> &SqlitePool {
-        &self.pool
+    /// Runs `f` on one of the store's read connections: for tests and benchmarks that
+    /// look into (or tamper with) the file as a second program would.
+    pub async fn with_connection<T>(
+        &self,
+        f: impl FnOnce(&rusqlite::Connection) -> rusqlite::Result<T>,
+    ) -> Result<T> {
+        let c = self.pool.acquire().await?;
+        Ok(f(&c)?)
     }
 
     /// A `BEGIN IMMEDIATE` transaction on the write connection, once the writers
@@ -137,8 +125,10 @@ impl SqliteStore {
     }
 
     /// One read transaction: WAL gives every statement in it the same view.
-    async fn snapshot_tx(&self) -> Result<Transaction<'static, Sqlite>> {
-        Ok(self.pool.begin().await?)
+    async fn snapshot_tx(&self) -> Result<pool::ReadConn> {
+        let mut c = self.pool.acquire().await?;
+        c.begin()?;
+        Ok(c)
     }
 
     /// That the database file is still the one opened and has room; a failure is noted
@@ -182,7 +172,7 @@ impl WriteTx {
 }
 
 impl std::ops::Deref for WriteTx {
-    type Target = sqlx::SqliteConnection;
+    type Target = db::Conn;
     fn deref(&self) -> &Self::Target {
         &self.tx
     }
@@ -191,5 +181,38 @@ impl std::ops::Deref for WriteTx {
 impl std::ops::DerefMut for WriteTx {
     fn deref_mut(&mut self) -> &mut Self::Target {
         &mut self.tx
+    }
+}
+
+/// Runs `f`, which may wait for the disk (or for another process's lock), without
+/// holding up the other tasks of a multi-threaded runtime: tokio moves them to
+/// another thread meanwhile. Elsewhere (a single-threaded runtime: the admin CLI,
+/// tests) it simply runs.
+fn blocking<R>(f: impl FnOnce() -> R) -> R {
+    match tokio::runtime::Handle::try_current() {
+        Ok(h)
+            if matches!(
+                h.runtime_flavor(),
+                tokio::runtime::RuntimeFlavor::MultiThread
+            ) =>
+        {
+            tokio::task::block_in_place(f)
+        }
+        _ => f(),
+    }
+}
+
+/// The output of a future that is already complete, as every future of the shared
+/// queries on SQLite is (see `db`): lets code that is not async run them.
+fn futures_ready<T>(f: impl std::future::Future<Output = Result<T>>) -> Result<T> {
+    let mut f = std::pin::pin!(f);
+    match f
+        .as_mut()
+        .poll(&mut std::task::Context::from_waker(std::task::Waker::noop()))
+    {
+        std::task::Poll::Ready(r) => r,
+        std::task::Poll::Pending => Err(StoreError::Corrupt(
+            "a SQLite store call waited on something other than SQLite",
+        )),
     }
 }

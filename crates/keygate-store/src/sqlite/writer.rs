@@ -3,25 +3,20 @@
 //!
 //! SQLite lets one writer in at a time. Pooled connections racing for that lock each
 //! sleep in SQLite's busy handler and retry, which put a 200 ms tail on concurrent
-//! writes; and a pooled connection costs a second round trip to its worker thread on
-//! every release (sqlx pings it). Here writers wait their turn in a fair (first come,
-//! first served) queue inside the process, and then use a connection kept for writes
-//! alone: no acquire, no release ping, no busy sleep (other processes, such as the
-//! admin CLI, still meet SQLite's own lock and its busy timeout).
+//! writes. Here writers wait their turn in a fair (first come, first served) queue
+//! inside the process, and then use a connection kept for writes alone: no busy
+//! sleep (other processes, such as the admin CLI, still meet SQLite's own lock).
 //!
-//! **Group commit.** A durable commit is an fsync, and it dominates a write. When a
-//! writer has done its part and others are queued behind it, it does not commit: it
-//! leaves the transaction open for the next writer, whose part runs inside a
-//! savepoint of the same transaction, and waits. The last writer of the group (the
-//! one that finds nobody queued, or the [`MAX_GROUP`]th) commits once for all and
-//! tells the others; each is answered only after that commit, with its outcome. A
-//! part that fails is rolled back to its own savepoint and leaves the others' in the
-//! group; a failed commit fails every part in it, and so does a commit the store's
-//! check refuses before it runs (the database file deleted or replaced: a change
-//! committed into it would be acknowledged and lost). Alone, a writer commits at
-//! once: nothing waits for company. Every rule checked inside a write (the token
-//! limit, someone who can manage users) sees the parts before it, as it would have
-//! seen them committed, since the parts run one after another on one connection.
+//! **Threads.** A writer's statements run on its own thread, as every SQLite call of
+//! keygate's does (see `db`): they touch memory only. What waits — the `COMMIT` for
+//! the disk's fsync, a `BEGIN IMMEDIATE` for the admin CLI to let go of the file —
+//! runs through [`super::blocking`], which has tokio move the runtime's other work to
+//! another thread meanwhile, so requests that need no write (verifications above
+//! all) never wait for a disk. A commit is not async: once begun it runs to its end,
+//! and every writer of its group is answered, even if the request that asked for it
+//! has gone away. Before committing alone, a writer yields once: the requests that
+//! have arrived meanwhile reach the queue first and share its commit (measured with
+//! 8 clients, that doubled the creates per second).
 //!
 //! Checkpoints (copying the write-ahead log back into the database file, an fsync of
 //! its own) are taken off the write path too: SQLite would run one inside whichever
@@ -44,12 +39,12 @@
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
+use std::time::Duration;
 
-use sqlx::ConnectOptions as _;
-use sqlx::SqlitePool;
-use sqlx::sqlite::{SqliteConnectOptions, SqliteConnection};
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
+use super::db::Conn;
+use super::pool::{Opener, ReadPool};
 use crate::error::{Result, StoreError};
 use crate::health::Fault;
 
@@ -87,10 +82,10 @@ impl Failure {
 /// The writers whose parts are done and wait for their group's commit.
 type Waiting = Vec<oneshot::Sender<std::result::Result<(), Failure>>>;
 
-/// The write connection and what is known of its state.
+/// What is known of the write connection's state (the connection is beside it, in
+/// [`Writers`], so the commit thread can take it while the writer waits).
 #[derive(Debug)]
 pub(super) struct Writer {
-    conn: SqliteConnection,
     /// A transaction was begun and not ended.
     open: bool,
     /// The current (or last) holder's part runs inside a savepoint: it joined a group.
@@ -126,13 +121,15 @@ pub(super) type BeforeCommit = Arc<dyn Fn() -> Result<()> + Send + Sync>;
 #[derive(Clone)]
 pub(super) struct Writers {
     writer: Arc<Mutex<Writer>>,
+    /// The write connection, the holder of `writer`'s.
+    conn: Arc<Mutex<Conn>>,
     /// Writers waiting for the connection (a writer that is done commits at once when
     /// there are none).
     queued: Arc<AtomicUsize>,
-    options: Arc<SqliteConnectOptions>,
+    opener: Arc<Opener>,
     /// Where checkpoints run (a read connection: a passive checkpoint takes no write
     /// lock).
-    pool: SqlitePool,
+    pool: ReadPool,
     checkpoints: Arc<Checkpoints>,
     before_commit: BeforeCommit,
 }
@@ -172,23 +169,21 @@ impl Drop for Queued {
 }
 
 impl Writers {
-    /// Opens the write connection with `options` (the pool's own, automatic
-    /// checkpoints off); checkpoints run on `pool`; `before_commit` runs before every
-    /// `COMMIT`, which it can refuse.
-    pub(super) async fn open(
-        options: SqliteConnectOptions,
-        pool: SqlitePool,
+    /// Opens the write connection with `opener` (automatic checkpoints off);
+    /// checkpoints run on `pool`; `before_commit` runs before every `COMMIT`, which it
+    /// can refuse.
+    pub(super) fn open(
+        opener: &Opener,
+        pool: ReadPool,
         before_commit: BeforeCommit,
     ) -> Result<Self> {
-        // The file exists by now (the pool created it): a reconnect must never create
-        // an empty one in place of a database deleted under the running process.
-        let options = options
-            .pragma("wal_autocheckpoint", "0")
-            .create_if_missing(false);
-        let conn = options.connect().await?;
+        let conn = opener.open()?;
+        // Inside the process the queue decides who writes; SQLite's own wait (for
+        // another process) is taken off the runtime's threads (see `begin`).
+        conn.busy_timeout(Duration::ZERO)?;
         Ok(Self {
+            conn: Arc::new(Mutex::new(conn)),
             writer: Arc::new(Mutex::new(Writer {
-                conn,
                 open: false,
                 savepoint: false,
                 unfinished: false,
@@ -196,11 +191,18 @@ impl Writers {
                 broken: false,
             })),
             queued: Arc::default(),
-            options: Arc::new(options),
+            opener: Arc::new(opener.clone()),
             pool,
             checkpoints: Arc::default(),
             before_commit,
         })
+    }
+
+    /// A new write connection, as [`Writers::open`] makes it.
+    fn connect(&self) -> Result<Conn> {
+        let conn = self.opener.open()?;
+        conn.busy_timeout(Duration::ZERO)?;
+        Ok(conn)
     }
 
     /// Counts `n` committed writes; every [`CHECKPOINT_EVERY`], starts a checkpoint
@@ -218,10 +220,15 @@ impl Writers {
         };
         let (pool, checkpoints) = (self.pool.clone(), self.checkpoints.clone());
         rt.spawn(async move {
-            if let Err(e) = sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(&pool)
-                .await
-            {
+            let r = match pool.acquire().await {
+                // Copies pages and syncs the database file: off the runtime's threads.
+                Ok(c) => super::blocking(|| {
+                    c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
+                        .map_err(StoreError::from)
+                }),
+                Err(e) => Err(e),
+            };
+            if let Err(e) = r {
                 tracing::warn!(error = %e, "a background checkpoint failed; the next one retries");
             }
             checkpoints.running.store(false, Ordering::Release);
@@ -240,9 +247,11 @@ impl Writers {
         // Holding the connection now: no longer queued (and the group is this
         // writer's to commit or extend, so nothing to settle).
         queued.served();
-        undo(&mut w).await;
+        // Free at once: a commit ends before the writer that ran it lets go.
+        let mut conn = self.conn.clone().lock_owned().await;
+        undo(&mut w, &mut conn);
         if w.broken && !w.open {
-            w.conn = self.options.connect().await?;
+            *conn = self.connect()?;
             w.broken = false;
         }
         let (statement, savepoint) = if w.open {
@@ -257,15 +266,14 @@ impl Writers {
         w.open = true;
         w.savepoint = savepoint;
         w.unfinished = true;
-        if let Err(e) = sqlx::query(statement).execute(&mut w.conn).await {
-            let e = StoreError::from(e);
+        if let Err(e) = start(&mut conn, statement, self.opener.busy()) {
             w.open = was_open;
             w.savepoint = false;
             w.unfinished = false;
             if savepoint {
                 // The group cannot go on in this transaction: it ends here (its
                 // writers hear the outcome).
-                let _ = self.commit_group(&mut w).await;
+                let _ = self.commit_group(&mut w, &mut conn);
             } else {
                 // Busy past the timeout (another process), or a connection that no
                 // longer works: either way the next write starts on a fresh one.
@@ -275,23 +283,20 @@ impl Writers {
         }
         Ok(WriteConn {
             w,
+            conn,
             writers: self.clone(),
         })
     }
 
     /// Commits the group waiting on `w` (every part in it done, the holder's too, or
     /// undone), tells every writer in it the outcome, and returns it.
-    async fn commit_group(&self, w: &mut Writer) -> Result<()> {
+    fn commit_group(&self, w: &mut Writer, conn: &mut Conn) -> Result<()> {
         let waiting = std::mem::take(&mut w.waiting);
         if !w.open {
             return Ok(());
         }
         let r = match (self.before_commit)() {
-            Ok(()) => sqlx::query("COMMIT")
-                .execute(&mut w.conn)
-                .await
-                .map(|_| ())
-                .map_err(StoreError::from),
+            Ok(()) => super::blocking(|| conn.execute_batch("COMMIT")).map_err(StoreError::from),
             Err(e) => Err(e),
         };
         match &r {
@@ -327,33 +332,44 @@ impl Writers {
         let writers = self.clone();
         rt.spawn(async move {
             let mut w = writers.writer.clone().lock_owned().await;
-            undo(&mut w).await;
+            let mut conn = writers.conn.clone().lock_owned().await;
+            undo(&mut w, &mut conn);
             if writers.queued.load(Ordering::Acquire) == 0 {
-                let _ = writers.commit_group(&mut w).await;
+                let _ = writers.commit_group(&mut w, &mut conn);
             }
         });
+    }
+}
+
+/// Runs `BEGIN IMMEDIATE` (or `SAVEPOINT`): at once when the file's write lock is
+/// free, as it is unless another process (the admin CLI) holds it; else waits up to
+/// `busy` for it, off the runtime's threads.
+fn start(conn: &mut Conn, statement: &str, busy: Duration) -> Result<()> {
+    match conn.execute_batch(statement) {
+        Err(rusqlite::Error::SqliteFailure(f, _))
+            if f.code == rusqlite::ErrorCode::DatabaseBusy =>
+        {
+            super::blocking(|| {
+                conn.busy_timeout(busy)?;
+                let r = conn.execute_batch(statement);
+                conn.busy_timeout(Duration::ZERO)?;
+                r
+            })?;
+            Ok(())
+        }
+        r => Ok(r?),
     }
 }
 
 /// Undoes the last holder's unfinished part: back to its savepoint (the group goes
 /// on), or the whole transaction when it opened it. A connection that cannot is
 /// marked for replacement, and the group it held is told the writes failed.
-async fn undo(w: &mut Writer) {
+fn undo(w: &mut Writer, conn: &mut Conn) {
     if !w.unfinished {
         return;
     }
-    // The flags change only once each step is done: a writer cancelled part way
-    // leaves the rest to the next.
     if w.savepoint {
-        if sqlx::query("ROLLBACK TO part")
-            .execute(&mut w.conn)
-            .await
-            .is_ok()
-            && sqlx::query("RELEASE part")
-                .execute(&mut w.conn)
-                .await
-                .is_ok()
-        {
+        if conn.execute_batch("ROLLBACK TO part; RELEASE part").is_ok() {
             w.savepoint = false;
             w.unfinished = false;
             return;
@@ -364,7 +380,7 @@ async fn undo(w: &mut Writer) {
     for tx in std::mem::take(&mut w.waiting) {
         let _ = tx.send(Err(failure.clone()));
     }
-    if let Err(e) = sqlx::query("ROLLBACK").execute(&mut w.conn).await {
+    if let Err(e) = conn.execute_batch("ROLLBACK") {
         tracing::warn!(error = %e, "a write transaction could not be rolled back; reconnecting");
         w.broken = true;
     }
@@ -376,6 +392,7 @@ async fn undo(w: &mut Writer) {
 /// group's), the connection this writer's until it is committed or dropped.
 pub(super) struct WriteConn {
     w: OwnedMutexGuard<Writer>,
+    conn: OwnedMutexGuard<Conn>,
     writers: Writers,
 }
 
@@ -386,33 +403,24 @@ impl WriteConn {
     /// undone when this value is dropped.
     pub(super) async fn commit(mut self) -> Result<()> {
         if self.w.savepoint {
-            sqlx::query("RELEASE part")
-                .execute(&mut self.w.conn)
-                .await?;
+            self.conn.execute_batch("RELEASE part")?;
             self.w.savepoint = false;
         }
         self.w.unfinished = false;
         let (tx, rx) = oneshot::channel();
         self.w.waiting.push(tx);
+        // Writers whose requests have arrived get to queue first (a task that yields
+        // runs again after the tasks already woken), so they can share this commit.
+        tokio::task::yield_now().await;
         let share =
             self.writers.queued.load(Ordering::Acquire) > 0 && self.w.waiting.len() < MAX_GROUP;
-        match tokio::runtime::Handle::try_current() {
+        if share {
             // Lets the next writer in, with the transaction still open.
-            _ if share => drop(self),
-            // The commit runs in a task of its own: a request cancelled while the disk
-            // syncs must leave neither the group unanswered nor the connection's state
-            // unknown.
-            Ok(rt) => {
-                rt.spawn(async move {
-                    let mut me = self;
-                    let writers = me.writers.clone();
-                    let _ = writers.commit_group(&mut me.w).await;
-                });
-            }
-            Err(_) => {
-                let writers = self.writers.clone();
-                let _ = writers.commit_group(&mut self.w).await;
-            }
+            drop(self);
+        } else {
+            // Not async: begun, it runs to its end and answers the whole group.
+            let _ = self.writers.commit_group(&mut self.w, &mut self.conn);
+            drop(self);
         }
         match rx.await {
             Ok(r) => r.map_err(Failure::into_error),
@@ -427,7 +435,7 @@ impl Drop for WriteConn {
         if self.w.unfinished
             || (!self.w.waiting.is_empty() && self.writers.queued.load(Ordering::Acquire) == 0)
         {
-            // The guard is released right after this; the task takes the connection
+            // The guards are released right after this; the task takes the connection
             // back after the writers already queued (or finds one of them settled it).
             self.writers.settle_later();
         }
@@ -435,52 +443,52 @@ impl Drop for WriteConn {
 }
 
 impl std::ops::Deref for WriteConn {
-    type Target = SqliteConnection;
-    fn deref(&self) -> &SqliteConnection {
-        &self.w.conn
+    type Target = Conn;
+    fn deref(&self) -> &Conn {
+        &self.conn
     }
 }
 
 impl std::ops::DerefMut for WriteConn {
-    fn deref_mut(&mut self) -> &mut SqliteConnection {
-        &mut self.w.conn
+    fn deref_mut(&mut self) -> &mut Conn {
+        &mut self.conn
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use std::str::FromStr;
-    use std::time::Duration;
-
-    use sqlx::sqlite::SqlitePoolOptions;
-
     use super::*;
 
-    async fn setup(dir: &tempfile::TempDir) -> (Writers, SqlitePool, SqliteConnectOptions) {
-        let options = SqliteConnectOptions::from_str("sqlite:")
-            .unwrap_or_else(|e| panic!("{e}"))
-            .filename(dir.path().join("w.db"))
-            .create_if_missing(true)
-            .journal_mode(sqlx::sqlite::SqliteJournalMode::Wal);
-        let pool = SqlitePoolOptions::new()
-            .connect_with(options.clone())
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        sqlx::query("CREATE TABLE t (v INTEGER)")
-            .execute(&pool)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        let w = Writers::open(options.clone(), pool.clone(), Arc::new(|| Ok(())))
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
-        (w, pool, options)
+    type Pool = ReadPool;
+
+    fn open(path: &std::path::Path) -> Opener {
+        Opener::new(path)
     }
 
-    async fn count(pool: &SqlitePool) -> i64 {
-        sqlx::query_scalar("SELECT COUNT(*) FROM t")
-            .fetch_one(pool)
-            .await
+    async fn setup(dir: &tempfile::TempDir) -> (Writers, Pool, Opener) {
+        let path = dir.path().join("w.db");
+        rusqlite::Connection::open(&path)
+            .and_then(|c| c.execute_batch("PRAGMA journal_mode = WAL; CREATE TABLE t (v INTEGER)"))
+            .unwrap_or_else(|e| panic!("{e}"));
+        let opener = open(&path);
+        let pool = ReadPool::open(&opener).unwrap_or_else(|e| panic!("{e}"));
+        let w = Writers::open(&opener, pool.clone(), Arc::new(|| Ok(())))
+            .unwrap_or_else(|e| panic!("{e}"));
+        (w, pool, opener)
+    }
+
+    async fn count(pool: &Pool) -> i64 {
+        let c = pool.acquire().await.unwrap_or_else(|e| panic!("{e}"));
+        c.query_row("SELECT COUNT(*) FROM t", [], |r| r.get(0))
             .unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Another program's connection to the same file, which never waits for a lock.
+    fn other(opener: &Opener) -> Conn {
+        let c = opener.open().unwrap_or_else(|e| panic!("{e}"));
+        c.busy_timeout(Duration::ZERO)
+            .unwrap_or_else(|e| panic!("{e}"));
+        c
     }
 
     #[tokio::test]
@@ -488,10 +496,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let (w, pool, options) = setup(&dir).await;
         let mut tx = w.begin().await.unwrap_or_else(|e| panic!("{e}"));
-        sqlx::query("INSERT INTO t VALUES (1)")
-            .execute(&mut *tx)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        insert(&mut tx, 1).await;
         drop(tx);
         assert_eq!(
             count(&pool).await,
@@ -500,35 +505,22 @@ mod tests {
         );
         // Another process's writer (no busy timeout) gets the file once the rollback
         // task has run, without any write of this process coming first.
-        let mut other = options
-            .clone()
-            .busy_timeout(Duration::ZERO)
-            .connect()
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        let other = other(&options);
         let mut got = false;
         for _ in 0..200 {
-            if sqlx::query("BEGIN IMMEDIATE")
-                .execute(&mut other)
-                .await
-                .is_ok()
-            {
+            if other.execute_batch("BEGIN IMMEDIATE").is_ok() {
                 got = true;
                 break;
             }
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
         assert!(got, "the dropped write still holds the file's write lock");
-        sqlx::query("ROLLBACK")
-            .execute(&mut other)
-            .await
+        other
+            .execute_batch("ROLLBACK")
             .unwrap_or_else(|e| panic!("{e}"));
         // The queue goes on: the next write commits.
         let mut tx = w.begin().await.unwrap_or_else(|e| panic!("{e}"));
-        sqlx::query("INSERT INTO t VALUES (2)")
-            .execute(&mut *tx)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        insert(&mut tx, 2).await;
         tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(count(&pool).await, 1);
     }
@@ -538,24 +530,18 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let (_, pool, options) = setup(&dir).await;
         let options = options.busy_timeout(Duration::from_millis(50));
-        let w = Writers::open(options.clone(), pool.clone(), Arc::new(|| Ok(())))
-            .await
+        let w = Writers::open(&options, pool.clone(), Arc::new(|| Ok(())))
             .unwrap_or_else(|e| panic!("{e}"));
-        let mut other = options.connect().await.unwrap_or_else(|e| panic!("{e}"));
-        sqlx::query("BEGIN IMMEDIATE")
-            .execute(&mut other)
-            .await
+        let other = other(&options);
+        other
+            .execute_batch("BEGIN IMMEDIATE")
             .unwrap_or_else(|e| panic!("{e}"));
         assert!(w.begin().await.is_err(), "the file is another's");
-        sqlx::query("ROLLBACK")
-            .execute(&mut other)
-            .await
+        other
+            .execute_batch("ROLLBACK")
             .unwrap_or_else(|e| panic!("{e}"));
         let mut tx = w.begin().await.unwrap_or_else(|e| panic!("{e}"));
-        sqlx::query("INSERT INTO t VALUES (3)")
-            .execute(&mut *tx)
-            .await
-            .unwrap_or_else(|e| panic!("{e}"));
+        insert(&mut tx, 3).await;
         tx.commit().await.unwrap_or_else(|e| panic!("{e}"));
         assert_eq!(count(&pool).await, 1);
     }
@@ -569,11 +555,8 @@ mod tests {
                 let w = w.clone();
                 tokio::spawn(async move {
                     for j in 0..20 {
-                        let mut tx = w.begin().await?;
-                        sqlx::query("INSERT INTO t VALUES ($1)")
-                            .bind(i * 100 + j)
-                            .execute(&mut *tx)
-                            .await?;
+                        let tx = w.begin().await?;
+                        tx.execute("INSERT INTO t VALUES (?1)", [i * 100 + j])?;
                         tx.commit().await?;
                     }
                     Ok::<_, crate::StoreError>(())
@@ -593,18 +576,41 @@ mod tests {
         );
     }
 
+    #[tokio::test]
+    async fn writers_whose_requests_arrive_together_share_a_commit_on_one_thread() {
+        // A single-threaded runtime, as one runtime worker is: the writers are all
+        // ready to run when the first commits, and only get to queue if it yields.
+        let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let (w, pool, _) = setup(&dir).await;
+        let tasks: Vec<_> = (0..8)
+            .map(|v| {
+                let w = w.clone();
+                tokio::spawn(async move {
+                    let tx = w.begin().await?;
+                    tx.execute("INSERT INTO t VALUES (?1)", [v])?;
+                    tx.commit().await
+                })
+            })
+            .collect();
+        for t in tasks {
+            t.await
+                .unwrap_or_else(|e| panic!("{e}"))
+                .unwrap_or_else(|e| panic!("{e}"));
+        }
+        assert_eq!(count(&pool).await, 8);
+        let syncs = w.checkpoints.syncs.load(Ordering::Relaxed);
+        assert!(syncs < 8, "8 writes arriving together took {syncs} COMMITs");
+    }
+
     async fn insert(tx: &mut WriteConn, v: i64) {
-        sqlx::query("INSERT INTO t VALUES ($1)")
-            .bind(v)
-            .execute(&mut **tx)
-            .await
+        tx.execute("INSERT INTO t VALUES (?1)", [v])
             .unwrap_or_else(|e| panic!("{e}"));
     }
 
-    async fn values(pool: &SqlitePool) -> Vec<i64> {
-        sqlx::query_scalar("SELECT v FROM t ORDER BY v")
-            .fetch_all(pool)
-            .await
+    async fn values(pool: &Pool) -> Vec<i64> {
+        let c = pool.acquire().await.unwrap_or_else(|e| panic!("{e}"));
+        c.prepare("SELECT v FROM t ORDER BY v")
+            .and_then(|mut s| s.query_map([], |r| r.get(0))?.collect())
             .unwrap_or_else(|e| panic!("{e}"))
     }
 
@@ -744,7 +750,7 @@ mod tests {
         let gone = Arc::new(AtomicBool::new(false));
         let check = gone.clone();
         let w = Writers::open(
-            options,
+            &options,
             pool.clone(),
             Arc::new(move || {
                 if check.load(Ordering::SeqCst) {
@@ -754,7 +760,6 @@ mod tests {
                 }
             }),
         )
-        .await
         .unwrap_or_else(|e| panic!("{e}"));
         let mut first = w.begin().await.unwrap_or_else(|e| panic!("{e}"));
         insert(&mut first, 1).await;

@@ -222,8 +222,8 @@ async fn sigkill_during_creates_and_disables_loses_nothing_acknowledged() {
     )
     .await
     .expect("open");
-    let check: String = sqlx::query_scalar("PRAGMA integrity_check")
-        .fetch_one(store.pool())
+    let check: String = store
+        .with_connection(|c| c.query_row("PRAGMA integrity_check", [], |r| r.get(0)))
         .await
         .expect("integrity_check");
     assert_eq!(check, "ok");

@@ -482,17 +482,22 @@ impl AnyStore {
     /// The sealed LMv1 key of a token, as stored.
     pub async fn sealed_key(&self, id: i64) -> Option<Vec<u8>> {
         match self {
-            Self::Sqlite(s) => {
-                sqlx::query_scalar("SELECT sealed_key FROM api_tokens WHERE id = ?")
-                    .bind(id)
-                    .fetch_one(s.pool())
-                    .await
-            }
+            Self::Sqlite(s) => s
+                .with_connection(|c| {
+                    c.query_row(
+                        "SELECT sealed_key FROM api_tokens WHERE id = ?1",
+                        [id],
+                        |r| r.get(0),
+                    )
+                })
+                .await
+                .map_err(|e| e.to_string()),
             Self::Postgres(s) => {
                 sqlx::query_scalar("SELECT sealed_key FROM api_tokens WHERE id = $1")
                     .bind(id)
                     .fetch_one(s.pool())
                     .await
+                    .map_err(|e| e.to_string())
             }
         }
         .expect("row")
@@ -510,8 +515,15 @@ impl AnyStore {
     /// Runs one static statement outside keygate (to break the database on purpose).
     pub async fn execute(&self, sql: &'static str) {
         match self {
-            Self::Sqlite(s) => sqlx::query(sql).execute(s.pool()).await.map(|_| ()),
-            Self::Postgres(s) => sqlx::query(sql).execute(s.pool()).await.map(|_| ()),
+            Self::Sqlite(s) => s
+                .with_connection(|c| c.execute_batch(sql))
+                .await
+                .map_err(|e| e.to_string()),
+            Self::Postgres(s) => sqlx::query(sql)
+                .execute(s.pool())
+                .await
+                .map(|_| ())
+                .map_err(|e| e.to_string()),
         }
         .expect("statement")
     }
@@ -523,10 +535,11 @@ impl AnyStore {
                 s.prune_sessions(idle_before, created_before)
                     .await
                     .expect("prune");
-                sqlx::query_scalar("SELECT COUNT(*) FROM sessions")
-                    .fetch_one(s.pool())
-                    .await
-                    .expect("count")
+                s.with_connection(|c| {
+                    c.query_row("SELECT COUNT(*) FROM sessions", [], |r| r.get(0))
+                })
+                .await
+                .expect("count")
             }
             Self::Postgres(s) => {
                 s.prune_sessions(idle_before, created_before)
