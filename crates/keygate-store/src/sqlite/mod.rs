@@ -88,7 +88,6 @@ impl SqliteStore {
         let pool = pool::ReadPool::open(&opener)?;
         let writers = writer::Writers::open(
             &opener.without_checkpoints(),
-            pool.clone(),
             Arc::new(move || checked.check()),
         )?;
         Ok(Self {

@@ -24,7 +24,8 @@
 //! them index pages scattered by the random digests), stalling that request for
 //! 30–80 ms about once in a hundred creates. The write connection has automatic
 //! checkpoints off, and every [`CHECKPOINT_EVERY`] writes a passive checkpoint (which
-//! never waits for a writer) runs on a pooled connection in the background. Its fsync
+//! never waits for a writer) runs in the background on a thread of its own at the
+//! lowest CPU priority, with a connection of its own. Its fsync
 //! can still delay a commit's own on the same file system, so checkpoints are rare:
 //! measured with 8 clients creating tokens, one every 64 commits left p99 at 15x p50,
 //! one every 1,000 at 2x (`scripts/bench-writes`).
@@ -44,7 +45,9 @@ use std::time::Duration;
 use tokio::sync::{Mutex, OwnedMutexGuard, oneshot};
 
 use super::db::Conn;
-use super::pool::{Opener, ReadPool};
+use super::pool::Opener;
+#[cfg(test)]
+use super::pool::ReadPool;
 use crate::error::{Result, StoreError};
 use crate::health::Fault;
 
@@ -127,9 +130,6 @@ pub(super) struct Writers {
     /// there are none).
     queued: Arc<AtomicUsize>,
     opener: Arc<Opener>,
-    /// Where checkpoints run (a read connection: a passive checkpoint takes no write
-    /// lock).
-    pool: ReadPool,
     checkpoints: Arc<Checkpoints>,
     before_commit: BeforeCommit,
 }
@@ -169,14 +169,10 @@ impl Drop for Queued {
 }
 
 impl Writers {
-    /// Opens the write connection with `opener` (automatic checkpoints off);
-    /// checkpoints run on `pool`; `before_commit` runs before every `COMMIT`, which it
-    /// can refuse.
-    pub(super) fn open(
-        opener: &Opener,
-        pool: ReadPool,
-        before_commit: BeforeCommit,
-    ) -> Result<Self> {
+    /// Opens the write connection with `opener` (automatic checkpoints off; the
+    /// background checkpoints open theirs with it); `before_commit` runs before every
+    /// `COMMIT`, which it can refuse.
+    pub(super) fn open(opener: &Opener, before_commit: BeforeCommit) -> Result<Self> {
         let conn = opener.open()?;
         // Inside the process the queue decides who writes; SQLite's own wait (for
         // another process) is taken off the runtime's threads (see `begin`).
@@ -192,7 +188,6 @@ impl Writers {
             })),
             queued: Arc::default(),
             opener: Arc::new(opener.clone()),
-            pool,
             checkpoints: Arc::default(),
             before_commit,
         })
@@ -214,25 +209,26 @@ impl Writers {
         {
             return;
         }
-        let Ok(rt) = tokio::runtime::Handle::try_current() else {
-            self.checkpoints.running.store(false, Ordering::Release);
-            return;
-        };
-        let (pool, checkpoints) = (self.pool.clone(), self.checkpoints.clone());
-        rt.spawn(async move {
-            let r = match pool.acquire().await {
-                // Copies pages and syncs the database file: off the runtime's threads.
-                Ok(c) => super::blocking(|| {
+        let (opener, checkpoints) = (self.opener.clone(), self.checkpoints.clone());
+        // A thread of its own at the lowest CPU priority: it copies some thousands of
+        // pages, and on a busy machine requests come first (measured with 8 clients
+        // creating tokens on one core, the checkpoint set the p99).
+        let spawned = std::thread::Builder::new()
+            .name("keygate-checkpoint".into())
+            .spawn(move || {
+                let _ = rustix::process::nice(19);
+                let r = opener.open().and_then(|c| {
                     c.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |_| Ok(()))
                         .map_err(StoreError::from)
-                }),
-                Err(e) => Err(e),
-            };
-            if let Err(e) = r {
-                tracing::warn!(error = %e, "a background checkpoint failed; the next one retries");
-            }
-            checkpoints.running.store(false, Ordering::Release);
-        });
+                });
+                if let Err(e) = r {
+                    tracing::warn!(error = %e, "a background checkpoint failed; the next one retries");
+                }
+                checkpoints.running.store(false, Ordering::Release);
+            });
+        if spawned.is_err() {
+            self.checkpoints.running.store(false, Ordering::Release);
+        }
     }
 
     /// Waits for this writer's turn, then begins its part: `BEGIN IMMEDIATE`, or a
@@ -259,9 +255,8 @@ impl Writers {
         } else {
             ("BEGIN IMMEDIATE", false)
         };
-        // Marked before the statement runs: a writer cancelled while it runs leaves a
-        // part the next one undoes (SQLite runs a statement once sent, whether or not
-        // its answer is awaited).
+        // Marked before the statement runs, and put back if it fails: from here on
+        // the part is this writer's to finish, or the next one's to undo.
         let was_open = w.open;
         w.open = true;
         w.savepoint = savepoint;
@@ -472,8 +467,7 @@ mod tests {
             .unwrap_or_else(|e| panic!("{e}"));
         let opener = open(&path);
         let pool = ReadPool::open(&opener).unwrap_or_else(|e| panic!("{e}"));
-        let w = Writers::open(&opener, pool.clone(), Arc::new(|| Ok(())))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let w = Writers::open(&opener, Arc::new(|| Ok(()))).unwrap_or_else(|e| panic!("{e}"));
         (w, pool, opener)
     }
 
@@ -530,8 +524,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let (_, pool, options) = setup(&dir).await;
         let options = options.busy_timeout(Duration::from_millis(50));
-        let w = Writers::open(&options, pool.clone(), Arc::new(|| Ok(())))
-            .unwrap_or_else(|e| panic!("{e}"));
+        let w = Writers::open(&options, Arc::new(|| Ok(()))).unwrap_or_else(|e| panic!("{e}"));
         let other = other(&options);
         other
             .execute_batch("BEGIN IMMEDIATE")
@@ -751,7 +744,6 @@ mod tests {
         let check = gone.clone();
         let w = Writers::open(
             &options,
-            pool.clone(),
             Arc::new(move || {
                 if check.load(Ordering::SeqCst) {
                     Err(StoreError::Degraded(Fault::FileGone))

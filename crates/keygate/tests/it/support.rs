@@ -138,7 +138,7 @@ impl Server {
                 let store = SqliteStore::open(path.to_str().expect("utf-8 path"), key.clone())
                     .await
                     .expect("open store");
-                tokio::spawn(async move {
+                apart(async move {
                     keygate_server::serve(listener, store, serve_config, stop)
                         .await
                         .expect("server ran");
@@ -434,6 +434,28 @@ pub enum AnyStore {
     Sqlite(SqliteStore),
     /// PostgreSQL.
     Postgres(PgStore),
+}
+
+/// Runs a SQLite server on a runtime of its own, as `keygate serve` runs in a process
+/// of its own: SQLite calls run on the thread that makes them, so a test opening a
+/// second store on the same file (whose migrations wait up to 5 s for the file's
+/// lock) would otherwise hold up, on a shared single-threaded runtime, the very
+/// server whose write transaction it waits for. The handle ends when the server
+/// does, and fails if it failed.
+fn apart(serve: impl std::future::Future<Output = ()> + Send + 'static) -> JoinHandle<()> {
+    let (done, ended) = tokio::sync::oneshot::channel();
+    std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .enable_all()
+            .build()
+            .expect("server runtime");
+        let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| rt.block_on(serve)));
+        let _ = done.send(ran.is_ok());
+    });
+    tokio::spawn(async move {
+        assert!(ended.await.unwrap_or(false), "the server failed");
+    })
 }
 
 async fn open_any(db: &Db, key: MasterKey) -> Result<AnyStore, keygate_store::StoreError> {
