@@ -15,9 +15,8 @@
 use std::future::{Ready, ready};
 use std::marker::PhantomData;
 
-use rusqlite::types::{FromSql, ToSql, Value, ValueRef};
-
 use rusqlite::Result;
+use rusqlite::types::{FromSql, ToSql, Value, ValueRef};
 
 /// The connection the shared queries run on.
 pub(crate) type Conn = rusqlite::Connection;
