@@ -85,10 +85,10 @@ impl Failure {
 /// The writers whose parts are done and wait for their group's commit.
 type Waiting = Vec<oneshot::Sender<std::result::Result<(), Failure>>>;
 
-/// What is known of the write connection's state (the connection is beside it, in
-/// [`Writers`], so the commit thread can take it while the writer waits).
+/// The write connection and what is known of its state.
 #[derive(Debug)]
 pub(super) struct Writer {
+    conn: Conn,
     /// A transaction was begun and not ended.
     open: bool,
     /// The current (or last) holder's part runs inside a savepoint: it joined a group.
@@ -124,8 +124,6 @@ pub(super) type BeforeCommit = Arc<dyn Fn() -> Result<()> + Send + Sync>;
 #[derive(Clone)]
 pub(super) struct Writers {
     writer: Arc<Mutex<Writer>>,
-    /// The write connection, the holder of `writer`'s.
-    conn: Arc<Mutex<Conn>>,
     /// Writers waiting for the connection (a writer that is done commits at once when
     /// there are none).
     queued: Arc<AtomicUsize>,
@@ -178,8 +176,8 @@ impl Writers {
         // another process) is taken off the runtime's threads (see `begin`).
         conn.busy_timeout(Duration::ZERO)?;
         Ok(Self {
-            conn: Arc::new(Mutex::new(conn)),
             writer: Arc::new(Mutex::new(Writer {
+                conn,
                 open: false,
                 savepoint: false,
                 unfinished: false,
@@ -243,11 +241,9 @@ impl Writers {
         // Holding the connection now: no longer queued (and the group is this
         // writer's to commit or extend, so nothing to settle).
         queued.served();
-        // Free at once: a commit ends before the writer that ran it lets go.
-        let mut conn = self.conn.clone().lock_owned().await;
-        undo(&mut w, &mut conn);
+        undo(&mut w);
         if w.broken && !w.open {
-            *conn = self.connect()?;
+            w.conn = self.connect()?;
             w.broken = false;
         }
         let (statement, savepoint) = if w.open {
@@ -261,14 +257,14 @@ impl Writers {
         w.open = true;
         w.savepoint = savepoint;
         w.unfinished = true;
-        if let Err(e) = start(&mut conn, statement, self.opener.busy()) {
+        if let Err(e) = start(&mut w.conn, statement, self.opener.busy()) {
             w.open = was_open;
             w.savepoint = false;
             w.unfinished = false;
             if savepoint {
                 // The group cannot go on in this transaction: it ends here (its
                 // writers hear the outcome).
-                let _ = self.commit_group(&mut w, &mut conn);
+                let _ = self.commit_group(&mut w);
             } else {
                 // Busy past the timeout (another process), or a connection that no
                 // longer works: either way the next write starts on a fresh one.
@@ -278,20 +274,19 @@ impl Writers {
         }
         Ok(WriteConn {
             w,
-            conn,
             writers: self.clone(),
         })
     }
 
     /// Commits the group waiting on `w` (every part in it done, the holder's too, or
     /// undone), tells every writer in it the outcome, and returns it.
-    fn commit_group(&self, w: &mut Writer, conn: &mut Conn) -> Result<()> {
+    fn commit_group(&self, w: &mut Writer) -> Result<()> {
         let waiting = std::mem::take(&mut w.waiting);
         if !w.open {
             return Ok(());
         }
         let r = match (self.before_commit)() {
-            Ok(()) => super::blocking(|| conn.execute_batch("COMMIT")).map_err(StoreError::from),
+            Ok(()) => super::blocking(|| w.conn.execute_batch("COMMIT")).map_err(StoreError::from),
             Err(e) => Err(e),
         };
         match &r {
@@ -327,10 +322,9 @@ impl Writers {
         let writers = self.clone();
         rt.spawn(async move {
             let mut w = writers.writer.clone().lock_owned().await;
-            let mut conn = writers.conn.clone().lock_owned().await;
-            undo(&mut w, &mut conn);
+            undo(&mut w);
             if writers.queued.load(Ordering::Acquire) == 0 {
-                let _ = writers.commit_group(&mut w, &mut conn);
+                let _ = writers.commit_group(&mut w);
             }
         });
     }
@@ -359,12 +353,15 @@ fn start(conn: &mut Conn, statement: &str, busy: Duration) -> Result<()> {
 /// Undoes the last holder's unfinished part: back to its savepoint (the group goes
 /// on), or the whole transaction when it opened it. A connection that cannot is
 /// marked for replacement, and the group it held is told the writes failed.
-fn undo(w: &mut Writer, conn: &mut Conn) {
+fn undo(w: &mut Writer) {
     if !w.unfinished {
         return;
     }
     if w.savepoint {
-        if conn.execute_batch("ROLLBACK TO part; RELEASE part").is_ok() {
+        if w.conn
+            .execute_batch("ROLLBACK TO part; RELEASE part")
+            .is_ok()
+        {
             w.savepoint = false;
             w.unfinished = false;
             return;
@@ -375,7 +372,7 @@ fn undo(w: &mut Writer, conn: &mut Conn) {
     for tx in std::mem::take(&mut w.waiting) {
         let _ = tx.send(Err(failure.clone()));
     }
-    if let Err(e) = conn.execute_batch("ROLLBACK") {
+    if let Err(e) = w.conn.execute_batch("ROLLBACK") {
         tracing::warn!(error = %e, "a write transaction could not be rolled back; reconnecting");
         w.broken = true;
     }
@@ -387,7 +384,6 @@ fn undo(w: &mut Writer, conn: &mut Conn) {
 /// group's), the connection this writer's until it is committed or dropped.
 pub(super) struct WriteConn {
     w: OwnedMutexGuard<Writer>,
-    conn: OwnedMutexGuard<Conn>,
     writers: Writers,
 }
 
@@ -398,7 +394,7 @@ impl WriteConn {
     /// undone when this value is dropped.
     pub(super) async fn commit(mut self) -> Result<()> {
         if self.w.savepoint {
-            self.conn.execute_batch("RELEASE part")?;
+            self.w.conn.execute_batch("RELEASE part")?;
             self.w.savepoint = false;
         }
         self.w.unfinished = false;
@@ -414,7 +410,7 @@ impl WriteConn {
             drop(self);
         } else {
             // Not async: begun, it runs to its end and answers the whole group.
-            let _ = self.writers.commit_group(&mut self.w, &mut self.conn);
+            let _ = self.writers.commit_group(&mut self.w);
             drop(self);
         }
         match rx.await {
@@ -430,7 +426,7 @@ impl Drop for WriteConn {
         if self.w.unfinished
             || (!self.w.waiting.is_empty() && self.writers.queued.load(Ordering::Acquire) == 0)
         {
-            // The guards are released right after this; the task takes the connection
+            // The guard is released right after this; the task takes the connection
             // back after the writers already queued (or finds one of them settled it).
             self.writers.settle_later();
         }
@@ -440,13 +436,13 @@ impl Drop for WriteConn {
 impl std::ops::Deref for WriteConn {
     type Target = Conn;
     fn deref(&self) -> &Conn {
-        &self.conn
+        &self.w.conn
     }
 }
 
 impl std::ops::DerefMut for WriteConn {
     fn deref_mut(&mut self) -> &mut Conn {
-        &mut self.conn
+        &mut self.w.conn
     }
 }
 
