@@ -4,9 +4,7 @@ use futures_util::TryStreamExt;
 pub(crate) use sqlx::{Row, query, query_as, query_scalar};
 
 use super::CHANNEL;
-use crate::common::digest;
 use crate::error::Result;
-use crate::types::TokenKey;
 
 /// The connection the shared queries run on.
 pub(crate) type Conn = sqlx::PgConnection;
@@ -25,21 +23,6 @@ pub(crate) async fn announce(conn: &mut Conn) -> Result<()> {
     Ok(())
 }
 
-/// Every bearer token's index key, streamed: a million rows never sit in memory at once.
-pub(crate) async fn bearer_keys(conn: &mut Conn) -> Result<Vec<TokenKey>> {
-    let mut tokens = Vec::new();
-    let mut rows = sqlx::query(
-        "SELECT id, user_id, secret_hash, status FROM api_tokens WHERE type = 'bearer'",
-    )
-    .fetch(&mut *conn);
-    while let Some(row) = rows.try_next().await? {
-        if let Some(k) = token_key(&row)? {
-            tokens.push(k);
-        }
-    }
-    Ok(tokens)
-}
-
 /// Hands every row of `q` to `each` as it streams in: a million rows never sit in
 /// memory at once.
 pub(crate) async fn each_row(
@@ -52,20 +35,6 @@ pub(crate) async fn each_row(
         each(&row)?;
     }
     Ok(())
-}
-
-/// Reads (`id`, `user_id`, `secret_hash`, `status`); `None` for a token without a digest.
-fn token_key(row: &DbRow) -> Result<Option<TokenKey>> {
-    let Some(d) = digest(row.try_get(2)?)? else {
-        return Ok(None);
-    };
-    let status: i64 = row.try_get(3)?;
-    Ok(Some(TokenKey {
-        id: row.try_get(0)?,
-        user_id: row.try_get(1)?,
-        digest: d,
-        enabled: status == 2,
-    }))
 }
 
 /// A read of every token: its rows stream in, so it simply runs.

@@ -4,7 +4,7 @@ use std::collections::HashMap;
 
 use super::dialect::{Row, query, query_as, query_scalar};
 use keygate_core::lmv1::AccessKey;
-use keygate_core::model::{RoleId, TokenId, UserId, UserStatus};
+use keygate_core::model::{RoleId, TokenId, TokenStatus, UserId, UserStatus};
 use keygate_core::policy::Grants;
 
 use super::dialect::{self, Conn, DbRow};
@@ -12,7 +12,7 @@ use super::{portal, roles};
 use crate::common::digest;
 use crate::error::{Result, StoreError};
 use crate::seal::MasterKey;
-use crate::types::{Change, Entity, Lmv1Key, Snapshot, UserKey};
+use crate::types::{Change, Entity, Lmv1Key, Snapshot, TokenKey, UserKey};
 
 /// Reads (`id`, `user_id`, `access_id`, `sealed_key`, `status`) and unseals the key.
 fn lmv1_key(row: &DbRow, key: &MasterKey) -> Result<Lmv1Key> {
@@ -56,9 +56,30 @@ pub(super) async fn position(conn: &mut Conn) -> Result<i64> {
         .await?)
 }
 
+/// Every bearer token's index key, each row decoded as it is read (a million rows
+/// never sit in memory as rows).
+async fn bearer_keys(conn: &mut Conn) -> Result<Vec<TokenKey>> {
+    let mut keys = Vec::new();
+    let q = query("SELECT id, user_id, secret_hash, status FROM api_tokens WHERE type = 'bearer'");
+    dialect::each_row(conn, q, &mut |row| {
+        if let Some(digest) = digest(row.try_get(2)?)? {
+            let status: i64 = row.try_get(3)?;
+            keys.push(TokenKey {
+                id: row.try_get(0)?,
+                user_id: row.try_get(1)?,
+                digest,
+                enabled: status == TokenStatus::Enabled.code(),
+            });
+        }
+        Ok(())
+    })
+    .await?;
+    Ok(keys)
+}
+
 pub(super) async fn snapshot(conn: &mut Conn, key: &MasterKey) -> Result<Snapshot> {
     let seq = position(conn).await?;
-    let tokens = dialect::bearer_keys(conn).await?;
+    let tokens = bearer_keys(conn).await?;
     let mut lmv1 = Vec::new();
     for row in query(
         "SELECT id, user_id, access_id, sealed_key, status FROM api_tokens WHERE type = 'lmv1'",

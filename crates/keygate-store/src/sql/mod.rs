@@ -14,7 +14,7 @@
 //!   connection, row, query and store types;
 //! - `announce`: PostgreSQL's `NOTIFY` after a change-log entry (nothing on SQLite, whose
 //!   followers poll the file or are woken over a socket);
-//! - `bearer_keys`, `each_row`: reads of every token, a row at a time;
+//! - `each_row`: a read of every token, a row at a time;
 //! - `long_read`: how such a read runs (on SQLite, off the runtime's threads);
 //! - `row_lock!()`: `FOR UPDATE` on PostgreSQL, nothing on SQLite, whose write
 //!   transaction already holds the whole file.
