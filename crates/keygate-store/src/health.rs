@@ -134,10 +134,10 @@ pub(crate) fn probe_value() -> [u8; 8] {
         .to_be_bytes()
 }
 
-/// The pools' `before_acquire` check: a connection is handed out only outside a
-/// transaction. A failed commit can leave sqlx counting a transaction SQLite already
-/// ended; the rollback it then queues fails, and the connection would refuse every
-/// later `BEGIN` ("non-zero transaction depth"), so it is closed instead. (The queued
+/// PostgreSQL's pool `before_acquire` check: a connection is handed out only outside a
+/// transaction. A failed commit can leave sqlx counting a transaction the server
+/// already ended; the rollback it then queues fails, and the connection would refuse
+/// every later `BEGIN` ("non-zero transaction depth"), so it is closed instead. (The queued
 /// rollback has been carried out by then: the pool pings a connection as it is
 /// released.)
 pub(crate) fn reusable<C: sqlx::Connection>(conn: &C) -> bool {
