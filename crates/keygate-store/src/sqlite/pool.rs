@@ -21,6 +21,11 @@ const READERS: usize = 4;
 /// Prepared statements kept per connection (keygate's queries number about a hundred).
 const STATEMENTS: usize = 128;
 
+/// Bytes the write-ahead log is cut back to when it starts over: above what a second
+/// of writes fills at thousands of creates a second (see `writer`), so in steady use
+/// the log is rewritten in place rather than grown.
+const LOG_LIMIT: i64 = 128 * 1024 * 1024;
+
 /// How a connection to the store's file is opened.
 #[derive(Debug, Clone)]
 pub(super) struct Opener {
@@ -77,6 +82,9 @@ impl Opener {
         conn.pragma_update(None, "foreign_keys", "ON")?;
         if !self.auto_checkpoint {
             conn.pragma_update(None, "wal_autocheckpoint", 0)?;
+            // When the writer starts the log over, a log grown past this (by a burst,
+            // or by a version of keygate whose log never started over) is cut back.
+            conn.pragma_update(None, "journal_size_limit", LOG_LIMIT)?;
         }
         Ok(conn)
     }
