@@ -173,15 +173,25 @@ impl Query {
         self
     }
 
-    fn rows(self, conn: &Conn, limit: usize) -> Result<Vec<DbRow>> {
+    /// Up to `limit` rows, each read with `read` (the statement runs to its end).
+    fn collect<T>(
+        self,
+        conn: &Conn,
+        limit: usize,
+        mut read: impl FnMut(&rusqlite::Row<'_>) -> Result<T>,
+    ) -> Result<Vec<T>> {
         let mut out = Vec::new();
         run(conn, self.sql, self.args, |r| {
             if out.len() < limit {
-                out.push(owned(r)?);
+                out.push(read(r)?);
             }
             Ok(())
         })?;
         Ok(out)
+    }
+
+    fn rows(self, conn: &Conn, limit: usize) -> Result<Vec<DbRow>> {
+        self.collect(conn, limit, owned)
     }
 
     /// Every row.
@@ -251,14 +261,7 @@ impl<O: FromSql> Scalar<O> {
     }
 
     fn values(self, conn: &Conn, limit: usize) -> Result<Vec<O>> {
-        let mut out = Vec::new();
-        run(conn, self.query.sql, self.query.args, |r| {
-            if out.len() < limit {
-                out.push(r.get::<_, O>(0)?);
-            }
-            Ok(())
-        })?;
-        Ok(out)
+        self.query.collect(conn, limit, |r| r.get::<_, O>(0))
     }
 
     /// The first column of every row.
@@ -323,14 +326,7 @@ impl<O: FromRow> As<O> {
 
     /// Every row.
     pub(crate) fn fetch_all(self, conn: impl Executor) -> Ready<Result<Vec<O>>> {
-        let mut out = Vec::new();
-        ready(
-            run(conn.conn(), self.query.sql, self.query.args, |r| {
-                out.push(O::from_row(r)?);
-                Ok(())
-            })
-            .map(|_| out),
-        )
+        ready(self.query.collect(conn.conn(), usize::MAX, O::from_row))
     }
 }
 
