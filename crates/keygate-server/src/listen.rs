@@ -5,7 +5,9 @@
 //! The limits that apply per request (total time, the body's deadline) are applied by
 //! [`crate::front::Front`] from [`RequestLimits`]; request slots are taken where a request's authentication is
 //! known ([`slots`]); the limits that apply before a request exists (head size and
-//! time, connections per client) are set on the connection here.
+//! time, connections per client) are set on the connection here. A connection's
+//! close lingers ([`linger`]), so a client still sending a refused body reads its
+//! answer instead of a reset.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -23,6 +25,7 @@ use tokio::net::TcpListener;
 
 mod conns;
 pub mod deadline;
+pub mod linger;
 pub mod repair;
 pub mod slots;
 
@@ -220,7 +223,10 @@ pub async fn serve<A, App>(
                         resp
                     }
                 });
-            let conn = http.serve_connection(TokioIo::new(repair::Repair::new(stream)), service);
+            let conn = http.serve_connection(
+                TokioIo::new(repair::Repair::new(linger::Linger::new(stream))),
+                service,
+            );
             if let Err(e) = watcher.watch(conn).await {
                 tracing::debug!(%peer, error = %e, "connection ended with an error");
             }
