@@ -218,7 +218,7 @@ mod tests {
         let _client = TcpStream::connect(addr).await.expect("connect");
         let (tcp, _) = listener.accept().await.expect("accept");
         let mut s = Linger::new(tcp);
-        let started = std::time::Instant::now();
+        let started = keygate_core::clock::Stopwatch::start();
         s.shutdown().await.expect("shutdown");
         let took = started.elapsed();
         assert!(
@@ -235,7 +235,7 @@ mod tests {
         let (tcp, _) = listener.accept().await.expect("accept");
         drop(client);
         let mut s = Linger::new(tcp);
-        let started = std::time::Instant::now();
+        let started = keygate_core::clock::Stopwatch::start();
         s.shutdown().await.expect("shutdown");
         assert!(started.elapsed() < LINGER_IDLE, "{:?}", started.elapsed());
     }
