@@ -29,7 +29,7 @@ use std::convert::Infallible;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::Ordering;
 use std::task::{Context, Poll, ready};
 use std::time::Duration;
 
@@ -112,8 +112,9 @@ struct Finish {
     metrics: Arc<Metrics>,
     https: bool,
     timeout: Duration,
-    /// Set by the body deadline when it fired (only a request with a body has one).
-    fired: Option<(Arc<AtomicBool>, Duration)>,
+    /// What the request's body said (only a request with a body has one): whether
+    /// its deadline fired and whether it was read to its end; and its allowance.
+    body: Option<(Arc<deadline::BodyState>, Duration)>,
     /// The route of a request answered here (the router's routes tag their responses).
     route: Option<Route>,
 }
@@ -148,10 +149,20 @@ impl Finish {
     /// The body deadline fired while the request ran: its answer is 408 whatever the
     /// handler made of the failed read.
     fn body_timed_out(&self) -> Option<u64> {
-        self.fired
+        self.body
             .as_ref()
-            .filter(|(f, _)| f.load(Ordering::SeqCst))
+            .filter(|(b, _)| b.fired.load(Ordering::SeqCst))
             .map(|(_, allowance)| allowance.as_secs())
+    }
+
+    /// The request had a body its handler answered without reading to the end (a
+    /// refusal): HTTP/1 cannot find the next request after it, so the connection
+    /// closes after this answer, and the answer says so. A client that is not told
+    /// would send its next request on a connection the server is closing.
+    fn body_left_unread(&self) -> bool {
+        self.body
+            .as_ref()
+            .is_some_and(|(b, _)| !b.ended.load(Ordering::SeqCst))
     }
 }
 
@@ -191,7 +202,7 @@ where
             metrics: self.metrics.clone(),
             https: self.https,
             timeout: self.limits.timeout,
-            fired: None,
+            body: None,
             route: None,
         };
         if let Some((route, resp)) = self.lanes.answer(&req) {
@@ -202,9 +213,15 @@ where
             };
         }
         if under_api(req.uri().path()) && !version_ok(req.headers()) {
-            let refused =
+            let mut refused =
                 ApiError::BadRequest("X-Version must be 3 (keygate serves REST API v3)".to_owned())
                     .into_response();
+            if self.limits.body_allowance(req.headers()).is_some() {
+                // Its body is never read (see `Finish::body_left_unread`).
+                refused
+                    .headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
             return FrontFuture {
                 state: State::Answered {
                     resp: Some(refused),
@@ -214,9 +231,9 @@ where
         }
         let req = match self.limits.body_allowance(req.headers()) {
             Some(allowance) => {
-                let fired = Arc::new(AtomicBool::new(false));
-                finish.fired = Some((fired.clone(), allowance));
-                req.map(|b| axum::body::Body::new(deadline::DeadlineBody::new(b, allowance, fired)))
+                let state = Arc::new(deadline::BodyState::default());
+                finish.body = Some((state.clone(), allowance));
+                req.map(|b| axum::body::Body::new(deadline::DeadlineBody::new(b, allowance, state)))
             }
             None => req,
         };
@@ -265,9 +282,15 @@ where
         let resp = match this.state.project() {
             StateProj::Answered { resp } => take_answer(resp),
             StateProj::Running { inner, timer } => match inner.poll(cx) {
-                Poll::Ready(Ok(resp)) => match finish.body_timed_out() {
+                Poll::Ready(Ok(mut resp)) => match finish.body_timed_out() {
                     Some(secs) => timed_out(secs),
-                    None => resp,
+                    None => {
+                        if finish.body_left_unread() {
+                            resp.headers_mut()
+                                .insert(header::CONNECTION, HeaderValue::from_static("close"));
+                        }
+                        resp
+                    }
                 },
                 Poll::Pending => {
                     let timer = timer.get_or_insert_with(|| {

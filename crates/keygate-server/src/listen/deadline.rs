@@ -16,19 +16,29 @@ use axum::body::{Body, Bytes, HttpBody};
 #[error("the request body did not arrive in time")]
 pub struct BodyTimeout;
 
-/// A body that fails once `sleep` fires; `fired` tells the request's middleware.
+/// What the request's middleware learns from its body.
+#[derive(Debug, Default)]
+pub(crate) struct BodyState {
+    /// The deadline fired.
+    pub(crate) fired: AtomicBool,
+    /// The body was read to its end.
+    pub(crate) ended: AtomicBool,
+}
+
+/// A body that fails once `sleep` fires, and tells the request's middleware that,
+/// or that it was read to its end.
 pub(crate) struct DeadlineBody {
     inner: Body,
     sleep: Pin<Box<tokio::time::Sleep>>,
-    fired: Arc<AtomicBool>,
+    state: Arc<BodyState>,
 }
 
 impl DeadlineBody {
-    pub(crate) fn new(inner: Body, within: Duration, fired: Arc<AtomicBool>) -> Self {
+    pub(crate) fn new(inner: Body, within: Duration, state: Arc<BodyState>) -> Self {
         Self {
             inner,
             sleep: Box::pin(tokio::time::sleep(within)),
-            fired,
+            state,
         }
     }
 }
@@ -43,10 +53,14 @@ impl HttpBody for DeadlineBody {
     ) -> Poll<Option<Result<http_body::Frame<Bytes>, axum::Error>>> {
         let this = self.get_mut();
         if this.sleep.as_mut().poll(cx).is_ready() {
-            this.fired.store(true, Ordering::SeqCst);
+            this.state.fired.store(true, Ordering::SeqCst);
             return Poll::Ready(Some(Err(axum::Error::new(BodyTimeout))));
         }
-        Pin::new(&mut this.inner).poll_frame(cx)
+        let frame = Pin::new(&mut this.inner).poll_frame(cx);
+        if matches!(frame, Poll::Ready(None)) || this.inner.is_end_stream() {
+            this.state.ended.store(true, Ordering::SeqCst);
+        }
+        frame
     }
 
     fn is_end_stream(&self) -> bool {
@@ -97,9 +111,22 @@ mod tests {
     async fn a_body_that_stalls_fails_once_its_time_is_up() {
         let stalled =
             Body::from_stream(futures_util::stream::pending::<Result<Bytes, std::io::Error>>());
-        let fired = Arc::new(AtomicBool::new(false));
-        let body = DeadlineBody::new(stalled, Duration::from_millis(50), fired.clone());
+        let state = Arc::new(BodyState::default());
+        let body = DeadlineBody::new(stalled, Duration::from_millis(50), state.clone());
         assert!(body.collect().await.is_err());
-        assert!(fired.load(Ordering::SeqCst));
+        assert!(state.fired.load(Ordering::SeqCst));
+        assert!(!state.ended.load(Ordering::SeqCst));
+    }
+
+    #[tokio::test]
+    async fn a_body_read_to_its_end_says_so() {
+        let state = Arc::new(BodyState::default());
+        let body = DeadlineBody::new(Body::from("abc"), Duration::from_secs(5), state.clone());
+        assert!(!state.ended.load(Ordering::SeqCst));
+        assert_eq!(
+            body.collect().await.map(|c| c.to_bytes()).ok(),
+            Some(Bytes::from("abc"))
+        );
+        assert!(state.ended.load(Ordering::SeqCst));
     }
 }

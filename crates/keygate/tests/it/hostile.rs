@@ -556,3 +556,36 @@ async fn api_responses_are_never_cached_or_sniffed() {
         );
     }
 }
+
+/// A body refused before it was read (413 from its declared length) ends its
+/// connection: the answer says `Connection: close` (so a client does not send its next
+/// request on it), and the server reads and discards the rest of the body first, so a
+/// client still writing it finishes and reads the answer instead of a reset.
+#[tokio::test]
+async fn a_refused_body_closes_its_connection_and_says_so() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let len = 2 * 1024 * 1024;
+    let head = format!(
+        "PATCH /santaba/rest/setting/portal HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: {len}\r\n\r\n",
+        s.admin_token
+    );
+    let mut c = TcpStream::connect(s.addr).await.expect("connect");
+    c.write_all(head.as_bytes()).await.expect("head");
+    // The whole body, although the answer was decided from the head: every write
+    // must go through.
+    let body = vec![b' '; len];
+    c.write_all(&body)
+        .await
+        .expect("the rest of the body is taken, not reset");
+    let answer = read_answer(&mut c).await;
+    assert!(answer.starts_with("HTTP/1.1 413"), "{answer}");
+    assert!(
+        answer
+            .to_ascii_lowercase()
+            .contains("\r\nconnection: close\r\n"),
+        "{answer}"
+    );
+}
