@@ -316,9 +316,22 @@ fn refusal<S: Store>(
     outcome: &'static str,
     e: ApiError,
 ) -> Response {
+    counted_refusal(st, parts, ip, scheme, outcome, e).into_response()
+}
+
+/// [`refusal`] before it is rendered: the error the client gets, counted (and spent
+/// from the client's bucket) as [`refusal`] does.
+fn counted_refusal<S: Store>(
+    st: &AppState<S>,
+    parts: &Parts,
+    ip: IpAddr,
+    scheme: &'static str,
+    outcome: &'static str,
+    e: ApiError,
+) -> ApiError {
     match e {
         e @ (ApiError::Unauthorized(_) | ApiError::UnauthorizedDetail(..)) if presented(parts) => {
-            spend_refusal(st, ip, scheme, outcome, e).into_response()
+            spend_refusal(st, ip, scheme, outcome, e)
         }
         e => {
             let outcome = match &e {
@@ -331,7 +344,7 @@ fn refusal<S: Store>(
                 _ => outcome,
             };
             st.metrics.auth(scheme, outcome);
-            e.into_response()
+            e
         }
     }
 }
@@ -541,4 +554,118 @@ pub(crate) async fn timed<S: Store, T>(
     let r = check.await;
     st.metrics.verify_latency(started.elapsed());
     r
+}
+
+/// The base path of the ingestion APIs (`/rest/v2/metric/ingest` and the like); LMv1
+/// clients sign the path after it.
+pub const INGEST_BASE: &str = "/rest";
+
+/// An authenticated ingestion request: who sent it, its body decoded, and the request
+/// slot it holds while it is stored.
+pub(crate) struct Ingest {
+    /// The token's owner, with privileges as of this request.
+    pub(crate) caller: Caller,
+    /// The body after its `Content-Encoding` was undone.
+    pub(crate) body: Vec<u8>,
+    /// The main-pool slot held until the answer.
+    pub(crate) _slot: crate::listen::slots::Slot,
+}
+
+/// Authenticates a request to the ingestion APIs (`/rest/...`) with the same gate as
+/// the REST API, counted and throttled the same way. What differs is the body: up to
+/// `max_raw` bytes as sent, then `decode` undoes its `Content-Encoding` — and an LMv1
+/// signature covers the **decoded** text (LogicMonitor's SDKs sign the JSON, then
+/// gzip it) and the path after [`INGEST_BASE`]. Sessions are not accepted: ingestion
+/// is for tokens. A bearer token is checked before its body is read; an LMv1 body is
+/// read under an unauthenticated slot, like the API's.
+pub(crate) async fn ingest<S: Store>(
+    st: &AppState<S>,
+    parts: &Parts,
+    body: Body,
+    max_raw: usize,
+    decode: impl FnOnce(&[u8]) -> Result<Vec<u8>, ApiError>,
+) -> Result<Ingest, ApiError> {
+    let scheme = scheme_of(&parts.headers);
+    let ip = client_ip(parts, &st.trusted_proxies);
+    let mut outcome = "malformed";
+    let refuse =
+        |outcome: &'static str, e: ApiError| counted_refusal(st, parts, ip, scheme, outcome, e);
+    let gate_error = |outcome: &mut &'static str, e: GateError| {
+        *outcome = e.label();
+        ApiError::from(e)
+    };
+    let credential =
+        match refuse_query_token(parts.uri.query()).and_then(|()| credential(&parts.headers)) {
+            Ok(Some(c)) => c,
+            Ok(None) => {
+                return Err(refuse(
+                    outcome,
+                    ApiError::Unauthorized(
+                        "no credentials: send Authorization: Bearer <token> (or an LMv1 signature)"
+                            .to_owned(),
+                    ),
+                ));
+            }
+            Err(e) => {
+                let e = gate_error(&mut outcome, e);
+                return Err(refuse(outcome, e));
+            }
+        };
+    let read = |body| async move {
+        let raw = crate::body::read_limited(&parts.headers, body, max_raw).await?;
+        decode(&raw)
+    };
+    let (principal, decoded) = match credential {
+        Credential::Bearer(token) => {
+            let p = verify_bearer(st, &token, ip, &mut outcome).map_err(|e| refuse(outcome, e))?;
+            let slot = st.slots.main()?;
+            let decoded = read(body).await?;
+            st.metrics.auth(scheme, "success");
+            return Ok(Ingest {
+                caller: Caller {
+                    principal: p,
+                    ip,
+                    signed_without_query: false,
+                },
+                body: decoded,
+                _slot: slot,
+            });
+        }
+        Credential::Lmv1(cred) => {
+            let mut check = st
+                .gate
+                .lmv1_begin(&cred, parts.method.as_str())
+                .map_err(|e| {
+                    let e = gate_error(&mut outcome, e);
+                    refuse(outcome, e)
+                })?;
+            let pre_auth = st.slots.pre_auth(ip)?;
+            let decoded = read(body).await?;
+            check.update(&decoded);
+            let full = parts
+                .extensions
+                .get::<OriginalUri>()
+                .map_or_else(|| parts.uri.path(), |u| u.0.path());
+            let path = full.strip_prefix(INGEST_BASE).unwrap_or(full);
+            let p = timed(st, st.gate.lmv1_finish(check, path, &decoded, ip))
+                .await
+                .map_err(|e| {
+                    let e = gate_error(&mut outcome, e);
+                    refuse(outcome, e)
+                })?;
+            drop(pre_auth);
+            (p, decoded)
+        }
+    };
+    let slot = st.slots.main()?;
+    st.metrics.auth(scheme, "success");
+    Ok(Ingest {
+        caller: Caller {
+            principal,
+            ip,
+            signed_without_query: true,
+        },
+        body: decoded,
+        _slot: slot,
+    })
 }

@@ -35,6 +35,9 @@ pub enum ApiError {
     /// 415: the body is not JSON.
     #[error("send the body as JSON with Content-Type: application/json")]
     UnsupportedMediaType,
+    /// 415: the body's `Content-Encoding` is not one keygate reads; the text names it.
+    #[error("{0}")]
+    UnsupportedEncoding(String),
     /// 429: too many failed authentications from this client; retry after the seconds.
     #[error("{0}")]
     TooManyRequests(String, u64),
@@ -79,7 +82,9 @@ impl ApiError {
             Self::Conflict(_) => StatusCode::CONFLICT,
             Self::PayloadTooLarge(_) => StatusCode::PAYLOAD_TOO_LARGE,
             Self::TooManyRequests(..) => StatusCode::TOO_MANY_REQUESTS,
-            Self::UnsupportedMediaType => StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            Self::UnsupportedMediaType | Self::UnsupportedEncoding(_) => {
+                StatusCode::UNSUPPORTED_MEDIA_TYPE
+            }
             Self::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             Self::RequestTimeout(_) => StatusCode::REQUEST_TIMEOUT,
             Self::Internal(_) | Self::StoreFailed(_) => StatusCode::INTERNAL_SERVER_ERROR,
@@ -175,6 +180,17 @@ pub struct StoreFailure;
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
+        self.into_response_with(|_, _| {})
+    }
+}
+
+impl ApiError {
+    /// The response, its JSON body first given to `extend` (with the status) to add
+    /// fields of its own: the ingestion APIs add LogicMonitor's ingest fields.
+    pub fn into_response_with(
+        self,
+        extend: impl FnOnce(StatusCode, &mut serde_json::Map<String, Value>),
+    ) -> Response {
         let status = self.status();
         if let Self::Internal(detail) | Self::StoreFailed(detail) = &self {
             tracing::error!(%detail, "internal error");
@@ -188,6 +204,11 @@ impl IntoResponse for ApiError {
             error_code: status.as_u16(),
             error_detail: detail,
         };
+        let mut body = match serde_json::to_value(body) {
+            Ok(Value::Object(m)) => m,
+            _ => serde_json::Map::new(),
+        };
+        extend(status, &mut body);
         let mut resp = (status, axum::Json(body)).into_response();
         if matches!(
             self,

@@ -83,6 +83,8 @@ pub struct ServerConfig {
     pub trusted_proxies: Vec<std::net::IpAddr>,
     /// How long audit-log entries are kept (pruned in the background).
     pub audit_retention: Duration,
+    /// How long pushed metric values and log lines are kept (pruned in the background).
+    pub data_retention: Duration,
     /// Request size, time and concurrency limits.
     pub limits: listen::Limits,
     /// LMv1 replay memory: most signatures remembered in all, and of one token.
@@ -109,6 +111,7 @@ impl Default for ServerConfig {
             refusal_throttle: keygate_auth::throttle::ThrottleConfig::default(),
             trusted_proxies: Vec::new(),
             audit_retention: Duration::from_secs(90 * 86_400),
+            data_retention: Duration::from_secs(7 * 86_400),
             limits: listen::Limits::default(),
             replay_limits: (
                 keygate_auth::replay::DEFAULT_CAPACITY,
@@ -198,7 +201,7 @@ pub async fn serve<S: Store>(
     ));
     let pruner = tokio::spawn(housekeeping(
         state.clone(),
-        config.audit_retention,
+        (config.audit_retention, config.data_retention),
         stop_tx.subscribe(),
     ));
     let summaries = tokio::spawn(audit_summaries(state.clone(), stop_tx.subscribe()));
@@ -310,10 +313,11 @@ const CHANGE_LOG_KEEP_SECONDS: i64 = 3600;
 
 /// Every few minutes (and at start): deletes ended UI sessions (they are refused
 /// anyway; this keeps the table small), change-log entries older than an hour and
-/// audit entries past their retention.
+/// audit entries past their retention, and pushed metric values and log lines past
+/// theirs.
 async fn housekeeping<S: Store>(
     st: state::AppState<S>,
-    audit_retention: Duration,
+    (audit_retention, data_retention): (Duration, Duration),
     mut stop: tokio::sync::watch::Receiver<bool>,
 ) {
     let mut tick = tokio::time::interval(Duration::from_secs(300));
@@ -338,6 +342,12 @@ async fn housekeeping<S: Store>(
                     Ok(n) if n > 0 => tracing::info!(entries = n, "pruned audit-log entries past retention"),
                     Ok(_) => {}
                     Err(e) => tracing::warn!(error = %e, "could not prune the audit log"),
+                }
+                let keep_ms = i64::try_from(data_retention.as_millis()).unwrap_or(i64::MAX);
+                match st.manager.store().prune_data(st.clock.now_millis().saturating_sub(keep_ms)).await {
+                    Ok(n) if n > 0 => tracing::info!(rows = n, "pruned pushed data past retention"),
+                    Ok(_) => {}
+                    Err(e) => tracing::warn!(error = %e, "could not prune pushed data"),
                 }
             }
             _ = stop.changed() => break,

@@ -13,7 +13,7 @@ use serde_json::{Map, Value, json};
 use utoipa::OpenApi;
 
 use crate::routes::table::{OPERATIONS, Operation, Shape};
-use crate::wire::{inputs, objects};
+use crate::wire::{data, inputs, objects};
 
 /// Every schema derived from the API's types.
 #[derive(OpenApi)]
@@ -27,6 +27,11 @@ use crate::wire::{inputs, objects};
     objects::AccessLogItem,
     objects::ErrorBody,
     objects::Lmv1Verdict,
+    data::ResourceObject,
+    data::InstanceObject,
+    data::DatapointObject,
+    data::SeriesObject,
+    data::LogObject,
     inputs::ApiTokenInput,
     inputs::ApiTokenLookup,
     inputs::RoleRef,
@@ -176,6 +181,12 @@ fn parameters(o: &Operation) -> Vec<Value> {
             ));
         }
         Shape::One(_) => out.push(fields),
+        Shape::Data { params, .. } => {
+            for p in params {
+                let (name, schema, doc) = p.describe();
+                out.push(query(name, schema, doc));
+            }
+        }
         Shape::Write(..) | Shape::Delete => {}
         Shape::IndexFrame => {
             out.push(query(
@@ -287,7 +298,12 @@ fn links(o: &Operation) -> Option<Value> {
 
 fn operation(o: &Operation) -> Value {
     let ok_schema = match o.shape {
-        Shape::List(item) => json!({
+        Shape::List(item)
+        | Shape::Data {
+            returns: item,
+            page: true,
+            ..
+        } => json!({
             "type": "object",
             "properties": {
                 "total": {"type": "integer"},
@@ -295,7 +311,14 @@ fn operation(o: &Operation) -> Value {
                 "items": {"type": "array", "items": schema_ref(item)},
             }
         }),
-        Shape::One(s) | Shape::Write(_, s) | Shape::SignedBody(s) => schema_ref(s),
+        Shape::One(s)
+        | Shape::Write(_, s)
+        | Shape::SignedBody(s)
+        | Shape::Data {
+            returns: s,
+            page: false,
+            ..
+        } => schema_ref(s),
         Shape::Delete => json!({"type": "object"}),
         Shape::IndexFrame => json!({"type": "string", "format": "binary"}),
     };

@@ -7,6 +7,8 @@
 //!   capability from [`keygate_core::policy`], run in one transaction, and append to
 //!   the change log in that same transaction.
 //! - [`types`] — inputs and outputs that are not model types (patches, snapshot, changes).
+//! - [`data`] — ingested data (resources, instances, datapoints, values, logs) as the
+//!   ingest path stores it and the read-back API returns it.
 //! - [`seal`] — the master key and AES-256-GCM sealing of LMv1 access keys.
 //! - `sql/` — every query and the one `Store` implementation, written once and
 //!   compiled into each backend as its `sql` module (one SQL text serves both; on
@@ -48,6 +50,7 @@ macro_rules! write_tx {
 }
 
 mod common;
+pub mod data;
 pub mod error;
 pub mod health;
 pub mod postgres;
@@ -305,4 +308,59 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// transaction. Returns how many keys were re-sealed. Processes that opened the
     /// store with the old key must be restarted with the new one.
     fn rotate_master_key(&self, new: &MasterKey) -> impl Future<Output = Result<usize>> + Send;
+
+    /// Stores a metrics payload's elements in one transaction, by the token owner
+    /// `by`: for each element, the id of its resource, or `None` when the resource
+    /// does not exist and `create` is false (nothing of that element is stored).
+    fn ingest_metrics(
+        &self,
+        by: UserId,
+        elements: &[data::MetricElement],
+        create: bool,
+        now: EpochSeconds,
+    ) -> impl Future<Output = Result<Vec<Option<i64>>>> + Send;
+    /// Replaces or merges a resource's or an instance's properties; the resource's
+    /// id, or `None` when no resource has those ids.
+    fn update_properties(
+        &self,
+        update: &data::PropertyUpdate,
+        now: EpochSeconds,
+    ) -> impl Future<Output = Result<Option<i64>>> + Send;
+    /// Stores log lines in one transaction, each with the resource it names if that
+    /// exists.
+    fn ingest_logs(
+        &self,
+        by: UserId,
+        logs: &[data::LogInput],
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Resources (created with `owner`'s tokens, when given), newest first, and how
+    /// many there are.
+    fn data_resources(
+        &self,
+        owner: Option<UserId>,
+        limit: i64,
+        offset: i64,
+    ) -> impl Future<Output = Result<(Vec<data::DataResource>, i64)>> + Send;
+    /// One resource with its instances and datapoints (`NotFound` when it is not
+    /// `owner`'s, when given).
+    fn data_resource(
+        &self,
+        owner: Option<UserId>,
+        id: i64,
+    ) -> impl Future<Output = Result<data::DataResource>> + Send;
+    /// A datapoint's values in a time range, oldest first (`NotFound` when its
+    /// resource is not `owner`'s, when given).
+    fn data_series(
+        &self,
+        owner: Option<UserId>,
+        datapoint: i64,
+        range: data::TimeRange,
+    ) -> impl Future<Output = Result<Vec<(i64, f64)>>> + Send;
+    /// Log lines, newest first.
+    fn data_logs(
+        &self,
+        query: &data::LogQuery,
+    ) -> impl Future<Output = Result<Vec<data::DataLog>>> + Send;
+    /// Deletes values and log lines from before `before_ms`; returns how many.
+    fn prune_data(&self, before_ms: i64) -> impl Future<Output = Result<u64>> + Send;
 }

@@ -222,6 +222,10 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYGATE_AUDIT_RETENTION_DAYS", default_value_t = 90,
           value_parser = clap::value_parser!(u64).range(1..=36_500))]
     pub audit_retention_days: u64,
+    /// Days pushed metric values and log lines are kept before they are pruned.
+    #[arg(long, env = "KEYGATE_DATA_RETENTION_DAYS", default_value_t = 7,
+          value_parser = clap::value_parser!(u64).range(1..=36_500))]
+    pub data_retention_days: u64,
     /// Largest request head (request line and headers) in bytes; larger ones get 431.
     #[arg(long, env = "KEYGATE_MAX_HEADER_BYTES", default_value_t = 32 * 1024,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(8192..=1_048_576))]

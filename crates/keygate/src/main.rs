@@ -158,6 +158,7 @@ async fn run<S: Store>(store: S, cli: Cli, sqlite: Option<&std::path::Path>) -> 
                 },
                 trusted_proxies: args.trusted_proxies,
                 audit_retention: Duration::from_secs(args.audit_retention_days * 86_400),
+                data_retention: Duration::from_secs(args.data_retention_days * 86_400),
                 limits: keygate_server::listen::Limits {
                     max_header_bytes: args.max_header_bytes,
                     header_timeout: Duration::from_secs(args.header_timeout_seconds),
@@ -253,6 +254,7 @@ const KNOWN_ENV: &[&str] = &[
     "KEYGATE_AUDIT_REFUSALS_PER_MINUTE",
     "KEYGATE_TRUSTED_PROXIES",
     "KEYGATE_AUDIT_RETENTION_DAYS",
+    "KEYGATE_DATA_RETENTION_DAYS",
     "KEYGATE_MAX_HEADER_BYTES",
     "KEYGATE_HEADER_TIMEOUT_SECONDS",
     "KEYGATE_REQUEST_TIMEOUT_SECONDS",

@@ -16,7 +16,9 @@ use crate::state::AppState;
 use crate::wire::JsonReply;
 
 mod accesslogs;
+mod data;
 mod index;
+pub mod ingest;
 mod portal;
 mod roles;
 pub mod table;
@@ -52,7 +54,8 @@ pub fn router<S: Store>(
     let mut open = Router::new()
         .route(HEALTH, get(healthz.layer(tag(HEALTH))))
         .route("/readyz", get(readyz::<S>.layer(tag("/readyz"))))
-        .merge(crate::forward::routes::<S>(&tag));
+        .merge(crate::forward::routes::<S>(&tag))
+        .merge(ingest::routes::<S>(&tag));
     if with_metrics {
         open = open.route("/metrics", get(metrics_text::<S>.layer(tag("/metrics"))));
     }

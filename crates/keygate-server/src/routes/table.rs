@@ -6,7 +6,7 @@ use axum::handler::Handler as _;
 use axum::routing::{MethodRouter, delete, get, patch, post, put};
 use keygate_store::Store;
 
-use super::{accesslogs, index, portal, roles, tokens, users};
+use super::{accesslogs, data, index, portal, roles, tokens, users};
 use crate::auth::{Authenticate, BASE_PATH};
 use crate::state::AppState;
 
@@ -69,6 +69,14 @@ pub enum OpId {
     FollowIndex,
     /// POST /keygate/lmv1/check
     CheckLmv1,
+    /// GET /keygate/data/resources
+    ListDataResources,
+    /// GET /keygate/data/resources/{resourceId}
+    GetDataResource,
+    /// GET /keygate/data/datapoints/{dataPointId}/values
+    GetDataSeries,
+    /// GET /keygate/data/logs
+    ListDataLogs,
 }
 
 /// What an operation takes and returns, for its description.
@@ -88,6 +96,73 @@ pub enum Shape {
     /// The body an LMv1 signature covers (raw), with the request it signed in
     /// `X-Keygate-*` headers, returning the named verdict schema.
     SignedBody(&'static str),
+    /// A read of ingested data: the query parameters named, returning a page of the
+    /// schema (`page`) or one object.
+    Data {
+        /// The schema returned (or of each item).
+        returns: &'static str,
+        /// A page (`total`, `items`) rather than one object.
+        page: bool,
+        /// The query parameters it takes.
+        params: &'static [DataParam],
+    },
+}
+
+/// A query parameter of the ingested-data reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataParam {
+    /// `size`: items on a page (1–1,000, default 50) or values in a series (1–10,000,
+    /// default 1,000).
+    Size,
+    /// `offset`: items to skip.
+    Offset,
+    /// `from`: epoch milliseconds, inclusive.
+    From,
+    /// `to`: epoch milliseconds, inclusive.
+    To,
+    /// `q`: text the log message contains.
+    Text,
+    /// `resourceId`: only this resource's.
+    Resource,
+}
+
+impl DataParam {
+    /// Name, schema and description, for the OpenAPI document.
+    pub fn describe(self) -> (&'static str, serde_json::Value, &'static str) {
+        use serde_json::json;
+        match self {
+            Self::Size => (
+                "size",
+                json!({"type": "integer", "minimum": 1, "maximum": 10_000}),
+                "How many (pages: at most 1,000, default 50; a series: at most 10,000, default 1,000)",
+            ),
+            Self::Offset => (
+                "offset",
+                json!({"type": "integer", "minimum": 0}),
+                "Items to skip",
+            ),
+            Self::From => (
+                "from",
+                json!({"type": "integer", "format": "int64"}),
+                "From this time (epoch milliseconds, inclusive; default: the start)",
+            ),
+            Self::To => (
+                "to",
+                json!({"type": "integer", "format": "int64"}),
+                "To this time (epoch milliseconds, inclusive; default: the end)",
+            ),
+            Self::Text => (
+                "q",
+                json!({"type": "string", "maxLength": 256}),
+                "Only lines whose message contains this text (case-insensitive)",
+            ),
+            Self::Resource => (
+                "resourceId",
+                json!({"type": "integer", "format": "int64", "minimum": 1}),
+                "Only this resource's lines",
+            ),
+        }
+    }
 }
 
 /// One operation.
@@ -151,6 +226,10 @@ const LOG: &str = "/setting/accesslogs/{id}";
 const PORTAL: &str = "/setting/portal";
 const INDEX: &str = "/keygate/index";
 const LMV1_CHECK: &str = "/keygate/lmv1/check";
+const DATA_RESOURCES: &str = "/keygate/data/resources";
+const DATA_RESOURCE: &str = "/keygate/data/resources/{resourceId}";
+const DATA_SERIES: &str = "/keygate/data/datapoints/{dataPointId}/values";
+const DATA_LOGS: &str = "/keygate/data/logs";
 
 /// The REST API, in the order the document lists it.
 pub const OPERATIONS: &[Operation] = &[
@@ -406,6 +485,64 @@ pub const OPERATIONS: &[Operation] = &[
         "Token index",
         Shape::SignedBody("Lmv1Verdict"),
     ),
+    op(
+        OpId::ListDataResources,
+        "get",
+        DATA_RESOURCES,
+        "listDataResources",
+        "Resources data was pushed for (a keygate extension), newest first; all of them with useraccess read, else those the caller's tokens created",
+        "Data",
+        Shape::Data {
+            returns: "DataResource",
+            page: true,
+            params: &[DataParam::Size, DataParam::Offset],
+        },
+    ),
+    op(
+        OpId::GetDataResource,
+        "get",
+        DATA_RESOURCE,
+        "getDataResource",
+        "A resource with its properties, datasource instances and datapoints (a keygate extension)",
+        "Data",
+        Shape::Data {
+            returns: "DataResource",
+            page: false,
+            params: &[],
+        },
+    ),
+    op(
+        OpId::GetDataSeries,
+        "get",
+        DATA_SERIES,
+        "getDataSeries",
+        "A datapoint's values over a time range, oldest first (a keygate extension)",
+        "Data",
+        Shape::Data {
+            returns: "DataSeries",
+            page: false,
+            params: &[DataParam::From, DataParam::To, DataParam::Size],
+        },
+    ),
+    op(
+        OpId::ListDataLogs,
+        "get",
+        DATA_LOGS,
+        "listDataLogs",
+        "Log lines pushed, newest first, searched by text, resource and time (a keygate extension)",
+        "Data",
+        Shape::Data {
+            returns: "DataLog",
+            page: true,
+            params: &[
+                DataParam::Text,
+                DataParam::Resource,
+                DataParam::From,
+                DataParam::To,
+                DataParam::Size,
+            ],
+        },
+    ),
 ];
 
 /// The handler of one operation, behind `auth` (which knows the operation's route).
@@ -441,6 +578,10 @@ pub fn handler<S: Store>(id: OpId, auth: Authenticate<S>) -> MethodRouter<AppSta
         OpId::PatchPortal => patch(portal::update::<S>.layer(auth)),
         OpId::FollowIndex => get(index::follow::<S>.layer(auth)),
         OpId::CheckLmv1 => post(index::check_lmv1::<S>.layer(auth)),
+        OpId::ListDataResources => get(data::resources::<S>.layer(auth)),
+        OpId::GetDataResource => get(data::resource::<S>.layer(auth)),
+        OpId::GetDataSeries => get(data::series::<S>.layer(auth)),
+        OpId::ListDataLogs => get(data::logs::<S>.layer(auth)),
     }
 }
 

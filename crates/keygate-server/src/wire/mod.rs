@@ -13,6 +13,7 @@ use serde::Serialize;
 use serde_json::{Map, Value, json};
 use utoipa::ToSchema;
 
+pub mod data;
 pub mod inputs;
 pub mod objects;
 

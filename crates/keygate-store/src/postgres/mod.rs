@@ -59,6 +59,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         8,
         include_str!("../../migrations/both/usage_index_used_only.sql"),
     ),
+    (9, include_str!("../../migrations/postgres/0009_data.sql")),
 ];
 
 /// Whether a database URL names PostgreSQL.

@@ -26,7 +26,7 @@
 //!
 //! # Layout
 //!
-//! - `audit`, `changes`, `portal`, `roles`, `sessions`, `tokens`, `users`: the queries,
+//! - `audit`, `changes`, `data`, `portal`, `roles`, `sessions`, `tokens`, `users`: the queries,
 //!   a module per table family.
 //! - `store`: the [`crate::Store`] implementation that strings them into transactions.
 //! - `setup`: the start-up steps after the migrations (master key check, username keys).
@@ -42,6 +42,7 @@ use crate::types::Entity;
 
 mod audit;
 mod changes;
+mod data;
 mod portal;
 mod roles;
 mod sessions;

@@ -11,7 +11,7 @@ use keygate_core::model::{ApiToken, EpochSeconds, Portal, RoleId, TokenId, User,
 use keygate_core::policy::{self, Grants, PortalAdmin, TokenWrite, UserAdmin};
 
 use super::dialect::{self, BackendStore, Row, query, query_scalar};
-use super::{audit, changes, portal, roles, sessions, tokens, users};
+use super::{audit, changes, data, portal, roles, sessions, tokens, users};
 use crate::Store;
 use crate::common;
 use crate::error::{Result, StoreError};
@@ -502,5 +502,104 @@ impl Store for BackendStore {
                 .await?;
             rows.len()
         })
+    }
+
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn ingest_metrics(
+        &self,
+        by: UserId,
+        elements: &[crate::data::MetricElement],
+        create: bool,
+        now: EpochSeconds,
+    ) -> Result<Vec<Option<i64>>> {
+        write_tx!(self, self.unlocked(), tx => {
+            let mut seen = data::Lookups::default();
+            let mut out = Vec::with_capacity(elements.len());
+            for e in elements {
+                let Some(resource) = seen.upsert_resource(&mut tx, &e.resource, create, by, now).await? else {
+                    out.push(None);
+                    continue;
+                };
+                for i in &e.instances {
+                    let ds = (e.datasource.as_str(), e.datasource_display.as_str(), e.datasource_group.as_str());
+                    let inst = seen.upsert_instance(&mut tx, resource, ds, (&i.name, &i.display_name), &i.properties, false, now).await?;
+                    for dp in &i.datapoints {
+                        let id = seen.datapoint(&mut tx, inst, dp).await?;
+                        for &(at, v) in &dp.values {
+                            data::put_value(&mut tx, id, at, v).await?;
+                        }
+                    }
+                }
+                out.push(Some(resource));
+            }
+            out
+        })
+    }
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn update_properties(
+        &self,
+        update: &crate::data::PropertyUpdate,
+        now: EpochSeconds,
+    ) -> Result<Option<i64>> {
+        write_tx!(self, self.unlocked(), tx => {
+            let mut seen = data::Lookups::default();
+            match &update.instance {
+                None => {
+                    let found = seen.set_resource_properties(&mut tx, &update.ids, &update.properties, update.replace, now).await?;
+                    if found { seen.resource_id(&mut tx, &update.ids).await? } else { None }
+                }
+                Some((ds, name)) => match seen.resource_id(&mut tx, &update.ids).await? {
+                    Some(resource) => {
+                        seen.upsert_instance(&mut tx, resource, (ds, "", ""), (name, ""), &update.properties, update.replace, now).await?;
+                        Some(resource)
+                    }
+                    None => None,
+                },
+            }
+        })
+    }
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn ingest_logs(&self, by: UserId, logs: &[crate::data::LogInput]) -> Result<()> {
+        write_tx!(self, self.unlocked(), tx => {
+            let mut seen = data::Lookups::default();
+            for l in logs {
+                let resource = seen.resource_id(&mut tx, &l.ids).await?;
+                data::put_log(&mut tx, resource, l, by).await?;
+            }
+        })
+    }
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn data_resources(
+        &self,
+        owner: Option<UserId>,
+        limit: i64,
+        offset: i64,
+    ) -> Result<(Vec<crate::data::DataResource>, i64)> {
+        read!(self, c => data::resources(&mut c, owner, limit, offset).await)
+    }
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn data_resource(
+        &self,
+        owner: Option<UserId>,
+        id: i64,
+    ) -> Result<crate::data::DataResource> {
+        read!(self, c => data::resource(&mut c, owner, id).await)
+    }
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn data_series(
+        &self,
+        owner: Option<UserId>,
+        datapoint: i64,
+        range: crate::data::TimeRange,
+    ) -> Result<Vec<(i64, f64)>> {
+        read!(self, c => data::series(&mut c, owner, datapoint, range).await)
+    }
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn data_logs(&self, q: &crate::data::LogQuery) -> Result<Vec<crate::data::DataLog>> {
+        read!(self, c => data::logs(&mut c, q).await)
+    }
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn prune_data(&self, before_ms: i64) -> Result<u64> {
+        write_tx!(self, self.unlocked(), tx => data::prune(&mut tx, before_ms).await?)
     }
 }

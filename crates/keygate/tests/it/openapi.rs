@@ -44,14 +44,17 @@ async fn the_document_is_public_and_every_operation_in_it_is_served_and_protecte
             );
         }
     }
-    assert_eq!(operations, 28);
-    // The token paths of the contract are all there.
+    assert_eq!(operations, 32);
+    // The token paths of the contract are all there, and the pushed-data reads.
     for (path, method) in [
         ("/setting/admins/{adminId}/apitokens", "post"),
         ("/setting/admins/{adminId}/apitokens/{apitokenId}", "patch"),
         ("/setting/admins/{adminId}/apitokens/{apitokenId}", "delete"),
         ("/setting/admins/apitokens", "get"),
         ("/setting/accesslogs", "get"),
+        ("/keygate/data/resources", "get"),
+        ("/keygate/data/datapoints/{dataPointId}/values", "get"),
+        ("/keygate/data/logs", "get"),
     ] {
         assert!(doc["paths"][path][method].is_object(), "{method} {path}");
     }

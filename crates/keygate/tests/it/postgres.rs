@@ -18,6 +18,8 @@ mod cli;
 mod forward;
 #[path = "hostile.rs"]
 mod hostile;
+#[path = "ingest.rs"]
+mod ingest;
 #[path = "introspect.rs"]
 mod introspect;
 #[path = "lists.rs"]

@@ -23,6 +23,8 @@ mod flood;
 mod forward;
 #[path = "hostile.rs"]
 mod hostile;
+#[path = "ingest.rs"]
+mod ingest;
 #[path = "introspect.rs"]
 mod introspect;
 #[path = "lists.rs"]

@@ -1,0 +1,291 @@
+//! LogicMonitor's ingestion APIs under `/rest`: what DataIngestion unlocks.
+//!
+//! | path | method |
+//! | --- | --- |
+//! | `/rest/v2/metric/ingest?create=true` | `POST` |
+//! | `/rest/resource_property/ingest` | `PATCH` (merge) or `PUT` (replace) |
+//! | `/rest/instance_property/ingest` | `PATCH` or `PUT` |
+//! | `/rest/log/ingest` | `POST` |
+//!
+//! Each request is authenticated by [`crate::auth::ingest`] (bearer or LMv1 over the
+//! decoded body), needs its owner to hold DataIngestion (403 otherwise), is parsed and
+//! validated by `keygate-ingest` (400 naming the element and field), and is answered
+//! 202 only once its data is committed. The answers carry LogicMonitor's ingest
+//! shape (`success`, `code`, `message`, `resourceIds`, `timestamp`, integers where
+//! its SDK's models expect them) beside keygate's error fields, and an
+//! `x-request-id`. `X-Version` does not apply here.
+
+use axum::extract::{Request, State};
+use axum::handler::Handler;
+use axum::http::{HeaderValue, Method, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::{patch, post};
+use axum::{Json, Router};
+use keygate_core::policy::Grants;
+use keygate_ingest::IngestError;
+use keygate_ingest::properties::Target;
+use keygate_store::Store;
+use keygate_store::data::Properties;
+use serde_json::{Value, json};
+
+use crate::auth;
+use crate::error::ApiError;
+use crate::state::AppState;
+
+/// `POST /rest/v2/metric/ingest`.
+pub const METRICS: &str = "/rest/v2/metric/ingest";
+/// `PATCH`/`PUT /rest/resource_property/ingest`.
+pub const RESOURCE_PROPERTIES: &str = "/rest/resource_property/ingest";
+/// `PATCH`/`PUT /rest/instance_property/ingest`.
+pub const INSTANCE_PROPERTIES: &str = "/rest/instance_property/ingest";
+/// `POST /rest/log/ingest`.
+pub const LOGS: &str = "/rest/log/ingest";
+
+/// The ingestion routes, each tagged with its own route for the metrics.
+pub fn routes<S: Store>(tag: &dyn Fn(&str) -> crate::front::Tag) -> Router<AppState<S>> {
+    Router::new()
+        .route(METRICS, post(metrics::<S>.layer(tag(METRICS))))
+        .route(
+            RESOURCE_PROPERTIES,
+            patch(properties::<S>.layer(tag(RESOURCE_PROPERTIES)))
+                .put(properties::<S>.layer(tag(RESOURCE_PROPERTIES))),
+        )
+        .route(
+            INSTANCE_PROPERTIES,
+            patch(properties::<S>.layer(tag(INSTANCE_PROPERTIES)))
+                .put(properties::<S>.layer(tag(INSTANCE_PROPERTIES))),
+        )
+        .route(LOGS, post(logs::<S>.layer(tag(LOGS))))
+}
+
+impl From<IngestError> for ApiError {
+    fn from(e: IngestError) -> Self {
+        match e {
+            IngestError::TooLarge(n) => Self::PayloadTooLarge(n),
+            IngestError::Encoding(_) => Self::UnsupportedEncoding(e.to_string()),
+            IngestError::Invalid(m) => Self::BadRequest(m),
+            IngestError::Corrupt(_) => Self::BadRequest(e.to_string()),
+        }
+    }
+}
+
+/// Authenticates, decodes and checks DataIngestion; the request's caller and body.
+async fn admit<S: Store>(st: &AppState<S>, req: Request) -> Result<auth::Ingest, Response> {
+    let (parts, body) = req.into_parts();
+    let encoding = parts
+        .headers
+        .get(header::CONTENT_ENCODING)
+        .map(|v| v.to_str().unwrap_or("?").to_owned());
+    let decode = |raw: &[u8]| {
+        keygate_ingest::decode::decode(
+            raw,
+            encoding.as_deref(),
+            keygate_ingest::limits::MAX_DECODED,
+        )
+        .map_err(ApiError::from)
+    };
+    let admitted = auth::ingest(st, &parts, body, keygate_ingest::limits::MAX_BODY, decode)
+        .await
+        .map_err(refused)?;
+    if !admitted
+        .caller
+        .principal
+        .grants
+        .contains(Grants::DATAINGESTION)
+    {
+        return Err(refused(ApiError::Forbidden(format!(
+            "the token's owner \"{}\" lacks the DataIngestion privilege (dataingestion * write); \
+             give one of the owner's roles that privilege",
+            admitted.caller.principal.username
+        ))));
+    }
+    Ok(admitted)
+}
+
+/// `POST /rest/v2/metric/ingest`.
+async fn metrics<S: Store>(State(st): State<AppState<S>>, req: Request) -> Response {
+    let create = match keygate_ingest::metrics::create_flag(req.uri().query()) {
+        Ok(c) => c,
+        Err(e) => return refused(e.into()),
+    };
+    let admitted = match admit(&st, req).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let elements = match keygate_ingest::metrics::parse(&admitted.body, create) {
+        Ok(e) => e,
+        Err(e) => return refused(e.into()),
+    };
+    if elements.is_empty() {
+        // The Python SDK posts an empty batch every interval: nothing to store.
+        return accepted(StatusCode::ACCEPTED, &Properties::new(), Vec::new(), &st);
+    }
+    let stored = st
+        .manager
+        .store()
+        .ingest_metrics(
+            admitted.caller.principal.user_id,
+            &elements,
+            create,
+            st.clock.now(),
+        )
+        .await;
+    let stored = match stored {
+        Ok(s) => s,
+        Err(e) => return refused(e.into()),
+    };
+    let mut errors = Vec::new();
+    let mut first = None;
+    for (i, (e, id)) in elements.iter().zip(&stored).enumerate() {
+        match id {
+            Some(_) => {
+                first.get_or_insert(&e.resource.ids);
+            }
+            None => errors.push(json!({
+                "index": i,
+                "resourceIds": e.resource.ids,
+                "message": format!(
+                    "element {i}: no resource has these resourceIds; send create=true to create it"
+                ),
+            })),
+        }
+    }
+    match first {
+        Some(ids) if errors.is_empty() => accepted(StatusCode::ACCEPTED, ids, errors, &st),
+        Some(ids) => accepted(StatusCode::MULTI_STATUS, ids, errors, &st),
+        None => refused_with(
+            ApiError::NotFound(
+                "no resource has the resourceIds sent; send create=true to create them".to_owned(),
+            ),
+            errors,
+        ),
+    }
+}
+
+/// `PATCH`/`PUT /rest/resource_property/ingest` and `/rest/instance_property/ingest`.
+async fn properties<S: Store>(State(st): State<AppState<S>>, req: Request) -> Response {
+    let target = if req.uri().path() == INSTANCE_PROPERTIES {
+        Target::Instance
+    } else {
+        Target::Resource
+    };
+    let replace = req.method() == Method::PUT;
+    let admitted = match admit(&st, req).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let update = match keygate_ingest::properties::parse(&admitted.body, target, replace) {
+        Ok(u) => u,
+        Err(e) => return refused(e.into()),
+    };
+    match st
+        .manager
+        .store()
+        .update_properties(&update, st.clock.now())
+        .await
+    {
+        Ok(Some(_)) => accepted(StatusCode::ACCEPTED, &update.ids, Vec::new(), &st),
+        Ok(None) => refused(ApiError::NotFound(
+            "no resource has these resourceIds; push metrics with create=true to create it"
+                .to_owned(),
+        )),
+        Err(e) => refused(e.into()),
+    }
+}
+
+/// `POST /rest/log/ingest`.
+async fn logs<S: Store>(State(st): State<AppState<S>>, req: Request) -> Response {
+    let admitted = match admit(&st, req).await {
+        Ok(a) => a,
+        Err(r) => return r,
+    };
+    let lines = match keygate_ingest::logs::parse(&admitted.body, st.clock.now_millis()) {
+        Ok(l) => l,
+        Err(e) => return refused(e.into()),
+    };
+    if lines.is_empty() {
+        return accepted(StatusCode::ACCEPTED, &Properties::new(), Vec::new(), &st);
+    }
+    match st
+        .manager
+        .store()
+        .ingest_logs(admitted.caller.principal.user_id, &lines)
+        .await
+    {
+        Ok(()) => accepted(StatusCode::ACCEPTED, &lines[0].ids, Vec::new(), &st),
+        Err(e) => refused(e.into()),
+    }
+}
+
+/// A request id for the answer's `x-request-id` and body: unique per process run.
+fn request_id() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
+    let start = *START.get_or_init(|| {
+        std::time::SystemTime::UNIX_EPOCH.elapsed().map_or(0, |d| {
+            u64::try_from(d.as_nanos() & u128::from(u64::MAX)).unwrap_or(0)
+        })
+    });
+    format!("{start:016x}-{:08x}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
+/// 202 (or 207 with the refused elements): the data is committed.
+fn accepted<S: Store>(
+    status: StatusCode,
+    ids: &Properties,
+    errors: Vec<Value>,
+    st: &AppState<S>,
+) -> Response {
+    let id = request_id();
+    let mut body = json!({
+        "success": errors.is_empty(),
+        "code": status.as_u16(),
+        "message": if errors.is_empty() { "Accepted" } else { "Some elements were refused" },
+        "resourceIds": ids,
+        "timestamp": st.clock.now(),
+        "requestId": id,
+    });
+    if !errors.is_empty() {
+        body["errors"] = Value::Array(errors);
+    }
+    with_request_id((status, Json(body)).into_response(), &id)
+}
+
+fn with_request_id(mut resp: Response, id: &str) -> Response {
+    if let Ok(v) = HeaderValue::from_str(id) {
+        resp.headers_mut().insert("x-request-id", v);
+    }
+    resp
+}
+
+/// A refusal in the ingest shape.
+fn refused(e: ApiError) -> Response {
+    refused_with(e, Vec::new())
+}
+
+/// A refusal with LogicMonitor's ingest fields (`success`, `code`, `message`,
+/// `timestamp`, `requestId`, and `errors` when elements are named) beside keygate's
+/// own error fields: the SDKs read the first set, keygate's clients the second.
+fn refused_with(e: ApiError, errors: Vec<Value>) -> Response {
+    let id = request_id();
+    let resp = e.into_response_with(|status, body| {
+        body.insert("success".to_owned(), Value::Bool(false));
+        body.insert("code".to_owned(), json!(status.as_u16()));
+        let message = body.get("errorMessage").cloned().unwrap_or(Value::Null);
+        body.insert("message".to_owned(), message);
+        body.insert(
+            "timestamp".to_owned(),
+            json!(
+                std::time::SystemTime::UNIX_EPOCH
+                    .elapsed()
+                    .map_or(0, |d| d.as_secs())
+            ),
+        );
+        body.insert("requestId".to_owned(), Value::String(id.clone()));
+        if !errors.is_empty() {
+            body.insert("errors".to_owned(), Value::Array(errors));
+        }
+    });
+    with_request_id(resp, &id)
+}

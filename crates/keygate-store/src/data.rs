@@ -1,0 +1,204 @@
+//! Ingested data: what the ingest path (`/rest/...`) stores and the read-back API
+//! returns. The ingest crate turns LogicMonitor's payloads into these, already
+//! validated; the store only writes and reads them.
+
+use std::collections::BTreeMap;
+
+use keygate_core::model::{EpochSeconds, UserId};
+
+/// Property names to values, sorted (as they are stored and shown).
+pub type Properties = BTreeMap<String, String>;
+
+/// The text a resource is keyed by: its `resourceIds` as JSON with sorted keys, so
+/// the same ids in any order name the same resource.
+pub fn resource_key(ids: &Properties) -> String {
+    // A map of strings always serializes; the empty object is what none would give.
+    serde_json::to_string(ids).unwrap_or_else(|_| "{}".to_owned())
+}
+
+/// A resource as a metrics payload describes it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ResourceInput {
+    /// `resourceIds`: what identifies it (`system.hostname` and the like).
+    pub ids: Properties,
+    /// `resourceName` (empty when not sent).
+    pub name: String,
+    /// `resourceDescription` (empty when not sent).
+    pub description: String,
+    /// `resourceProperties`, merged into what is stored.
+    pub properties: Properties,
+}
+
+/// One element of a metrics payload: a resource, a datasource and its instances.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct MetricElement {
+    /// The resource the values are for.
+    pub resource: ResourceInput,
+    /// `dataSource`.
+    pub datasource: String,
+    /// `dataSourceDisplayName` (empty when not sent).
+    pub datasource_display: String,
+    /// `dataSourceGroup` (empty when not sent).
+    pub datasource_group: String,
+    /// `instances`.
+    pub instances: Vec<InstanceInput>,
+}
+
+/// An instance of a datasource on a resource, with its datapoints' values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct InstanceInput {
+    /// `instanceName`.
+    pub name: String,
+    /// `instanceDisplayName` (empty when not sent).
+    pub display_name: String,
+    /// `instanceProperties`, merged into what is stored.
+    pub properties: Properties,
+    /// `dataPoints`.
+    pub datapoints: Vec<DatapointInput>,
+}
+
+/// One datapoint and its values.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct DatapointInput {
+    /// `dataPointName`.
+    pub name: String,
+    /// `counter`, `derive` or `gauge`.
+    pub kind: String,
+    /// `none`, `avg`, `sum`, `min`, `max` or `percentile`.
+    pub aggregation: String,
+    /// `percentileValue`, with the `percentile` aggregation.
+    pub percentile: Option<i64>,
+    /// (epoch milliseconds, value) pairs.
+    pub values: Vec<(i64, f64)>,
+}
+
+/// A property update of a resource or of one of its instances.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct PropertyUpdate {
+    /// The resource's `resourceIds`.
+    pub ids: Properties,
+    /// `(dataSource, instanceName)` for an instance's properties; `None` for the
+    /// resource's.
+    pub instance: Option<(String, String)>,
+    /// The properties sent.
+    pub properties: Properties,
+    /// `PUT`: the properties sent replace all; `PATCH`: they are merged in.
+    pub replace: bool,
+}
+
+/// One log line as stored.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LogInput {
+    /// `_lm.resourceId`: the resource it is about.
+    pub ids: Properties,
+    /// When it happened, in epoch milliseconds.
+    pub at_ms: i64,
+    /// `log_level` (empty when not sent).
+    pub level: String,
+    /// `msg`.
+    pub message: String,
+    /// The other fields sent, as a JSON object.
+    pub metadata: String,
+}
+
+/// A stored resource, with its instances and their datapoints.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataResource {
+    /// keygate's id for it.
+    pub id: i64,
+    /// `resourceIds`.
+    pub ids: Properties,
+    /// `resourceName`.
+    pub name: String,
+    /// `resourceDescription`.
+    pub description: String,
+    /// Its properties.
+    pub properties: Properties,
+    /// The user whose token created it.
+    pub created_by: UserId,
+    /// When it was created.
+    pub created_on: EpochSeconds,
+    /// When data or properties last arrived for it.
+    pub updated_on: EpochSeconds,
+    /// Its datasource instances (empty in lists).
+    pub instances: Vec<DataInstance>,
+}
+
+/// A stored datasource instance.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataInstance {
+    /// keygate's id for it.
+    pub id: i64,
+    /// `dataSource`.
+    pub datasource: String,
+    /// `dataSourceDisplayName`.
+    pub datasource_display: String,
+    /// `dataSourceGroup`.
+    pub datasource_group: String,
+    /// `instanceName`.
+    pub name: String,
+    /// `instanceDisplayName`.
+    pub display_name: String,
+    /// Its properties.
+    pub properties: Properties,
+    /// Its datapoints.
+    pub datapoints: Vec<DataDatapoint>,
+}
+
+/// A stored datapoint.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataDatapoint {
+    /// keygate's id for it (the time series' id).
+    pub id: i64,
+    /// `dataPointName`.
+    pub name: String,
+    /// `counter`, `derive` or `gauge`.
+    pub kind: String,
+    /// The aggregation it was sent with.
+    pub aggregation: String,
+    /// `percentileValue`.
+    pub percentile: Option<i64>,
+}
+
+/// A time range and bound for reading a series or logs.
+#[derive(Debug, Clone, Copy)]
+pub struct TimeRange {
+    /// From (inclusive), epoch milliseconds.
+    pub from_ms: i64,
+    /// To (inclusive), epoch milliseconds.
+    pub to_ms: i64,
+    /// Most rows returned.
+    pub limit: i64,
+}
+
+/// Which logs to read.
+#[derive(Debug, Clone)]
+pub struct LogQuery {
+    /// Only those whose message contains this text (case-insensitive for ASCII).
+    pub text: Option<String>,
+    /// Only those of this resource.
+    pub resource: Option<i64>,
+    /// When, and how many (newest first).
+    pub range: TimeRange,
+    /// Only those sent with this user's tokens.
+    pub owner: Option<UserId>,
+}
+
+/// A stored log line.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataLog {
+    /// keygate's id for it.
+    pub id: i64,
+    /// The resource it matched when it arrived, if any.
+    pub resource_id: Option<i64>,
+    /// The `_lm.resourceId` it was sent with.
+    pub ids: Properties,
+    /// When it happened, epoch milliseconds.
+    pub at_ms: i64,
+    /// `log_level`.
+    pub level: String,
+    /// `msg`.
+    pub message: String,
+    /// The other fields sent, as a JSON object.
+    pub metadata: String,
+}

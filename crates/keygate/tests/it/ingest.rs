@@ -1,0 +1,584 @@
+//! The ingestion APIs under `/rest`: metrics, properties and logs pushed with a
+//! DataIngestion token (bearer or LMv1 over the uncompressed body, gzipped as the
+//! SDKs send it), stored, and read back through `/santaba/rest/keygate/data`.
+
+use std::io::Write;
+
+use reqwest::{Method, StatusCode};
+use serde_json::{Value, json};
+
+use super::support::*;
+
+/// Sends a body to an ingestion path (`/rest...`) as LogicMonitor's Python SDK does:
+/// JSON, gzipped, with `X-version: 1`.
+async fn push(s: &Server, method: Method, path: &str, authorization: &str, body: &[u8]) -> Resp {
+    let rb = s
+        .client
+        .request(method, format!("http://{}/rest{path}", s.addr))
+        .header("Authorization", authorization)
+        .header("Content-Type", "application/json")
+        .header("Content-Encoding", "gzip")
+        .header("X-version", "1")
+        .body(gzip(body));
+    send(rb).await
+}
+
+fn gzip(data: &[u8]) -> Vec<u8> {
+    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    e.write_all(data).expect("gzip");
+    e.finish().expect("gzip")
+}
+
+fn bearer(t: &str) -> String {
+    format!("Bearer {t}")
+}
+
+/// One resource with one instance and datapoint, as the SDK serializes it.
+fn element(host: &str, values: Value) -> Value {
+    json!({
+        "resourceIds": {"system.hostname": host},
+        "resourceName": host,
+        "resourceProperties": {"using.sdk": "true"},
+        "dataSource": "CPU",
+        "dataSourceDisplayName": "CPU",
+        "dataSourceGroup": "Sdk",
+        "singleInstanceDS": false,
+        "instances": [{
+            "instanceName": "CPU-0",
+            "instanceProperties": {"core": "0"},
+            "dataPoints": [{
+                "dataPointName": "cpu_time",
+                "dataPointType": "guage",
+                "dataPointAggregationType": "sum",
+                "values": values
+            }]
+        }]
+    })
+}
+
+async fn resources(s: &Server) -> Value {
+    let r = s.get(&s.admin_token, "/keygate/data/resources").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    r.body
+}
+
+/// A DataIngestion user and a bearer token of theirs.
+async fn pusher(s: &Server) -> (i64, String) {
+    let user = s.user("collector", &[DATAINGESTION]).await;
+    let (_, secret) = s.token_for(user, "collector").await;
+    (user, secret)
+}
+
+#[tokio::test]
+async fn metrics_pushed_with_a_bearer_token_are_stored_and_read_back() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let (user, token) = pusher(&s).await;
+    let body = json!([element(
+        "web-1",
+        json!({"1700000000": "23", "1700000060.5": 24.5})
+    )]);
+    let r = push(
+        &s,
+        Method::POST,
+        "/v2/metric/ingest?create=True",
+        &bearer(&token),
+        body.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    // The SDK's response model crashes unless code and timestamp are integers.
+    assert_eq!(r.body["code"], 202);
+    assert!(r.body["timestamp"].is_i64(), "{}", r.text);
+    assert_eq!(r.body["resourceIds"]["system.hostname"], "web-1");
+    assert!(r.headers.contains_key("x-request-id"));
+
+    let list = resources(&s).await;
+    assert_eq!(list["total"], 1, "{list}");
+    let id = list["items"][0]["id"].as_i64().expect("id");
+    let r = s
+        .get(&s.admin_token, &format!("/keygate/data/resources/{id}"))
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    assert_eq!(r.body["name"], "web-1");
+    assert_eq!(r.body["createdBy"], user);
+    assert_eq!(r.body["properties"]["using.sdk"], "true");
+    let inst = &r.body["instances"][0];
+    assert_eq!(inst["dataSource"], "CPU");
+    assert_eq!(inst["instanceName"], "CPU-0");
+    assert_eq!(inst["properties"]["core"], "0");
+    let dp = &inst["dataPoints"][0];
+    assert_eq!(dp["dataPointName"], "cpu_time");
+    assert_eq!(dp["dataPointType"], "gauge");
+    let series = s
+        .get(
+            &s.admin_token,
+            &format!("/keygate/data/datapoints/{}/values", dp["id"]),
+        )
+        .await;
+    assert_eq!(series.status, StatusCode::OK, "{}", series.text);
+    assert_eq!(
+        series.body["values"],
+        json!([[1_700_000_000_000_i64, 23.0], [1_700_000_060_500_i64, 24.5]])
+    );
+    // The owner reads what its own tokens pushed; the range narrows the series.
+    let own = s
+        .get(
+            &token,
+            &format!(
+                "/keygate/data/datapoints/{}/values?from=1700000000001",
+                dp["id"]
+            ),
+        )
+        .await;
+    assert_eq!(own.status, StatusCode::OK, "{}", own.text);
+    assert_eq!(own.body["values"], json!([[1_700_000_060_500_i64, 24.5]]));
+}
+
+#[tokio::test]
+async fn create_false_refuses_unknown_resources_and_mixed_payloads_get_207() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let (_, token) = pusher(&s).await;
+    let one = json!([element("db-1", json!({"1700000000": 1}))]).to_string();
+    for query in ["", "?create=false", "?create=None"] {
+        let r = push(
+            &s,
+            Method::POST,
+            &format!("/v2/metric/ingest{query}"),
+            &bearer(&token),
+            one.as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::NOT_FOUND, "{query}: {}", r.text);
+        assert!(
+            r.body["message"]
+                .as_str()
+                .unwrap_or("")
+                .contains("create=true")
+        );
+        assert_eq!(r.body["code"], 404);
+    }
+    assert_eq!(resources(&s).await["total"], 0);
+    let r = push(
+        &s,
+        Method::POST,
+        "/v2/metric/ingest?create=true",
+        &bearer(&token),
+        one.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let mixed = json!([
+        element("db-1", json!({"1700000100": 2})),
+        element("db-2", json!({"1700000100": 3}))
+    ]);
+    let r = push(
+        &s,
+        Method::POST,
+        "/v2/metric/ingest?create=false",
+        &bearer(&token),
+        mixed.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::MULTI_STATUS, "{}", r.text);
+    assert_eq!(r.body["errors"][0]["index"], 1, "{}", r.text);
+    assert_eq!(
+        r.body["errors"][0]["resourceIds"]["system.hostname"],
+        "db-2"
+    );
+    assert_eq!(resources(&s).await["total"], 1);
+}
+
+#[tokio::test]
+async fn bad_payloads_name_the_element_and_field_and_store_nothing() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let (_, token) = pusher(&s).await;
+    let mut bad = element("web-2", json!({"1700000000": "lots"}));
+    let good = element("web-1", json!({"1700000000": 1}));
+    let cases: Vec<(Value, &str)> = vec![
+        (
+            json!([good.clone(), bad.clone()]),
+            "element 1: instances[0].dataPoints[0].values[\"1700000000\"] must be a number or numeric text",
+        ),
+        (json!({"not": "an array"}), "must be a JSON array"),
+    ];
+    bad["instances"][0]["dataPoints"][0]["values"] = json!({"1700000000": 1});
+    bad["dataSource"] = json!("CPU(0)");
+    let mut cases = cases;
+    cases.push((
+        json!([good, bad]),
+        "element 1: dataSource must not contain '('",
+    ));
+    for (body, want) in cases {
+        let r = push(
+            &s,
+            Method::POST,
+            "/v2/metric/ingest?create=true",
+            &bearer(&token),
+            body.to_string().as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+        assert!(r.message().contains(want), "{want:?} in {}", r.text);
+        assert_eq!(r.body["code"], 400);
+        assert_eq!(r.body["success"], false);
+    }
+    let r = push(
+        &s,
+        Method::POST,
+        "/v2/metric/ingest?create=maybe",
+        &bearer(&token),
+        b"[]",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(resources(&s).await["total"], 0);
+    // The SDK's batch posts an empty array every interval: accepted, nothing stored.
+    let r = push(
+        &s,
+        Method::POST,
+        "/v2/metric/ingest?create=None",
+        &bearer(&token),
+        b"[]",
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    assert_eq!(resources(&s).await["total"], 0);
+}
+
+#[tokio::test]
+async fn lmv1_signs_the_uncompressed_json_and_the_path_after_rest() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let user = s.user("collector", &[DATAINGESTION]).await;
+    let (_, access_id, key) = s.lmv1_for(user, "sdk").await;
+    let body = json!([element("web-1", json!({"1700000000": 5}))]).to_string();
+    let k = keygate_core::lmv1::AccessKey::from_secret(key.clone());
+    let sign = |signed: &[u8], path: &str| {
+        let ts = now_millis();
+        let sig = keygate_core::lmv1::sign(&k, "POST", ts, signed, path);
+        format!("LMv1 {access_id}:{sig}:{ts}")
+    };
+    let r = push(
+        &s,
+        Method::POST,
+        "/v2/metric/ingest?create=true",
+        &sign(body.as_bytes(), "/v2/metric/ingest"),
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    // Signed over the compressed bytes, or over the path with /rest: refused.
+    for auth in [
+        sign(&gzip(body.as_bytes()), "/v2/metric/ingest"),
+        sign(body.as_bytes(), "/rest/v2/metric/ingest"),
+    ] {
+        let r = push(
+            &s,
+            Method::POST,
+            "/v2/metric/ingest?create=true",
+            &auth,
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+        assert_eq!(r.body["code"], 401);
+    }
+    // A key holder without DataIngestion is told what is missing.
+    let viewer = s.user("viewer", &[READONLY]).await;
+    let (_, vid, vkey) = s.lmv1_for(viewer, "v").await;
+    let vk = keygate_core::lmv1::AccessKey::from_secret(vkey);
+    let ts = now_millis();
+    let sig = keygate_core::lmv1::sign(&vk, "POST", ts, body.as_bytes(), "/v2/metric/ingest");
+    let r = push(
+        &s,
+        Method::POST,
+        "/v2/metric/ingest?create=true",
+        &format!("LMv1 {vid}:{sig}:{ts}"),
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+    assert!(r.message().contains("DataIngestion"), "{}", r.text);
+    assert_eq!(resources(&s).await["total"], 1);
+}
+
+#[tokio::test]
+async fn a_zip_bomb_gets_413_and_bearer_tokens_need_traces() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let (_, token) = pusher(&s).await;
+    // 64 MiB of spaces after a valid start: about 64 KiB on the wire.
+    let mut bomb = b"[".to_vec();
+    bomb.extend(std::iter::repeat_n(b' ', 64 << 20));
+    bomb.push(b']');
+    let r = push(
+        &s,
+        Method::POST,
+        "/v2/metric/ingest?create=true",
+        &bearer(&token),
+        &bomb,
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::PAYLOAD_TOO_LARGE, "{}", r.text);
+    assert_eq!(resources(&s).await["total"], 0);
+    let r = s
+        .client
+        .post(format!("http://{}/rest/log/ingest", s.addr))
+        .header("Authorization", bearer(&token))
+        .header("Content-Encoding", "br")
+        .body("[]");
+    let r = send(r).await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", r.text);
+    let r = s
+        .patch(
+            &s.admin_token,
+            "/setting/portal",
+            json!({"tracesEnabled": false}),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK);
+    let body = json!([element("web-1", json!({"1700000000": 5}))]).to_string();
+    let r = push(
+        &s,
+        Method::POST,
+        "/v2/metric/ingest?create=true",
+        &bearer(&token),
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+    assert!(r.message().contains("Traces (APM)"), "{}", r.text);
+    let r = push(
+        &s,
+        Method::POST,
+        "/v2/metric/ingest?create=true",
+        "",
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::UNAUTHORIZED, "{}", r.text);
+}
+
+#[tokio::test]
+async fn properties_are_merged_by_patch_and_replaced_by_put() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let (_, token) = pusher(&s).await;
+    let ids = json!({"system.hostname": "web-1"});
+    let r = push(
+        &s,
+        Method::PATCH,
+        "/resource_property/ingest",
+        &bearer(&token),
+        json!({"resourceIds": ids, "resourceProperties": {"env": "prod"}})
+            .to_string()
+            .as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::NOT_FOUND, "{}", r.text);
+    let body = json!([element("web-1", json!({"1700000000": 5}))]).to_string();
+    let r = push(
+        &s,
+        Method::POST,
+        "/v2/metric/ingest?create=true",
+        &bearer(&token),
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    for (method, props, want) in [
+        (
+            Method::PATCH,
+            json!({"env": "prod"}),
+            json!({"env": "prod", "using.sdk": "true"}),
+        ),
+        (Method::PUT, json!({"team": "web"}), json!({"team": "web"})),
+    ] {
+        let r = push(
+            &s,
+            method,
+            "/resource_property/ingest",
+            &bearer(&token),
+            json!({"resourceIds": ids, "resourceProperties": props})
+                .to_string()
+                .as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+        let id = resources(&s).await["items"][0]["id"].as_i64().expect("id");
+        let got = s
+            .get(&s.admin_token, &format!("/keygate/data/resources/{id}"))
+            .await;
+        assert_eq!(got.body["properties"], want, "{}", got.text);
+    }
+    let r = push(
+        &s,
+        Method::PATCH,
+        "/instance_property/ingest",
+        &bearer(&token),
+        json!({"resourceIds": ids, "dataSource": "CPU", "instanceName": "CPU-0",
+               "instanceProperties": {"speed": "fast"}})
+        .to_string()
+        .as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let id = resources(&s).await["items"][0]["id"].as_i64().expect("id");
+    let got = s
+        .get(&s.admin_token, &format!("/keygate/data/resources/{id}"))
+        .await;
+    assert_eq!(
+        got.body["instances"][0]["properties"],
+        json!({"core": "0", "speed": "fast"}),
+        "{}",
+        got.text
+    );
+    let r = push(
+        &s,
+        Method::PATCH,
+        "/resource_property/ingest",
+        &bearer(&token),
+        json!({"resourceIds": ids, "resourceProperties": {"system.ips": "1"}})
+            .to_string()
+            .as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+}
+
+#[tokio::test]
+async fn logs_are_stored_with_their_time_and_searched() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let (_, token) = pusher(&s).await;
+    let body = json!([
+        {"msg": "disk 91% full", "_lm.resourceId": {"system.hostname": "web-1"},
+         "timestamp": 1_700_000_000, "log_level": "warn", "metadata": {"service": "api"}},
+        {"msg": "request served", "_lm.resourceId": {"system.hostname": "web-1"},
+         "timestamp": "2023-11-14T22:13:21Z"},
+        {"msg": "DISK replaced", "_lm.resourceId": {"system.hostname": "web-2"},
+         "timestamp": 1_700_000_002_000_000_000_i64}
+    ]);
+    let r = push(
+        &s,
+        Method::POST,
+        "/log/ingest",
+        &bearer(&token),
+        body.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    assert_eq!(r.body["code"], 202);
+    let r = s.get(&s.admin_token, "/keygate/data/logs?q=disk").await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let items = r.body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2, "{}", r.text);
+    assert_eq!(items[0]["message"], "DISK replaced");
+    assert_eq!(items[0]["timestamp"], 1_700_000_002_000_i64);
+    assert_eq!(items[1]["timestamp"], 1_700_000_000_000_i64);
+    assert_eq!(items[1]["logLevel"], "warn");
+    assert_eq!(items[1]["metadata"]["service"], "api");
+    let r = s
+        .get(
+            &s.admin_token,
+            "/keygate/data/logs?from=1700000001000&to=1700000001000",
+        )
+        .await;
+    assert_eq!(
+        r.body["items"][0]["message"], "request served",
+        "{}",
+        r.text
+    );
+    // A message past 32 KiB names its line; nothing of the request is stored.
+    let long = json!([{"msg": "x".repeat(32 * 1024 + 1), "_lm.resourceId": {"a": "b"}}]);
+    let r = push(
+        &s,
+        Method::POST,
+        "/log/ingest",
+        &bearer(&token),
+        long.to_string().as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert!(
+        r.message().starts_with("element 0: msg is 32769 bytes"),
+        "{}",
+        r.text
+    );
+    let r = s.get(&s.admin_token, "/keygate/data/logs").await;
+    assert_eq!(r.body["items"].as_array().map(Vec::len), Some(3));
+    // Someone without useraccess read or DataIngestion reads nothing.
+    let role = s
+        .role("tokens-only", &[("setting", "apitoken", "write")])
+        .await;
+    let other = s.user("other", &[role]).await;
+    let (_, aid, key) = s.lmv1_for(other, "t").await;
+    let r = s
+        .lmv1(
+            Method::GET,
+            &aid,
+            &key,
+            "/keygate/data/logs",
+            None,
+            now_millis(),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::FORBIDDEN, "{}", r.text);
+}
+
+#[tokio::test]
+async fn concurrent_pushes_for_a_new_resource_make_one() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let (_, token) = pusher(&s).await;
+    let pushes = (0..8).map(|i| {
+        let body = json!([element(
+            "new-host",
+            json!({ (1_700_000_000 + i).to_string(): i })
+        )]);
+        let (s, token) = (&s, &token);
+        async move {
+            push(
+                s,
+                Method::POST,
+                "/v2/metric/ingest?create=true",
+                &bearer(token),
+                body.to_string().as_bytes(),
+            )
+            .await
+        }
+    });
+    for r in futures_util::future::join_all(pushes).await {
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    }
+    let list = resources(&s).await;
+    assert_eq!(list["total"], 1, "{list}");
+    let id = list["items"][0]["id"].as_i64().expect("id");
+    let r = s
+        .get(&s.admin_token, &format!("/keygate/data/resources/{id}"))
+        .await;
+    let dp = &r.body["instances"][0]["dataPoints"][0]["id"];
+    let series = s
+        .get(
+            &s.admin_token,
+            &format!("/keygate/data/datapoints/{dp}/values"),
+        )
+        .await;
+    assert_eq!(
+        series.body["values"].as_array().map(Vec::len),
+        Some(8),
+        "{}",
+        series.text
+    );
+}
