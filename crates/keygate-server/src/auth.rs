@@ -569,6 +569,8 @@ pub(crate) struct Ingest {
     pub(crate) body: Vec<u8>,
     /// The main-pool slot held until the answer.
     pub(crate) _slot: crate::listen::slots::Slot,
+    /// The ingestion place held until the answer.
+    pub(crate) _place: crate::routes::ingest_limits::Place,
 }
 
 /// Authenticates a request to the ingestion APIs (`/rest/...`) with the same gate as
@@ -615,10 +617,15 @@ pub(crate) async fn ingest<S: Store>(
         let raw = crate::body::read_limited(&parts.headers, body, max_raw).await?;
         decode(&raw)
     };
-    let (principal, decoded) = match credential {
+    let (principal, decoded, place) = match credential {
         Credential::Bearer(token) => {
             let p = verify_bearer(st, &token, ip, &mut outcome).map_err(|e| refuse(outcome, e))?;
             let slot = st.slots.main()?;
+            if let Some(t) = p.token_id {
+                st.ingest.spend(t, st.clock.now_millis())?;
+            }
+            // The place is taken before the body is read: it bounds what bodies hold.
+            let place = st.ingest.enter().await?;
             let decoded = read(body).await?;
             st.metrics.auth(scheme, "success");
             return Ok(Ingest {
@@ -629,6 +636,7 @@ pub(crate) async fn ingest<S: Store>(
                 },
                 body: decoded,
                 _slot: slot,
+                _place: place,
             });
         }
         Credential::Lmv1(cred) => {
@@ -640,6 +648,7 @@ pub(crate) async fn ingest<S: Store>(
                     refuse(outcome, e)
                 })?;
             let pre_auth = st.slots.pre_auth(ip)?;
+            let place = st.ingest.enter().await?;
             let decoded = read(body).await?;
             check.update(&decoded);
             let full = parts
@@ -654,7 +663,10 @@ pub(crate) async fn ingest<S: Store>(
                     refuse(outcome, e)
                 })?;
             drop(pre_auth);
-            (p, decoded)
+            if let Some(t) = p.token_id {
+                st.ingest.spend(t, st.clock.now_millis())?;
+            }
+            (p, decoded, place)
         }
     };
     let slot = st.slots.main()?;
@@ -667,5 +679,6 @@ pub(crate) async fn ingest<S: Store>(
         },
         body: decoded,
         _slot: slot,
+        _place: place,
     })
 }

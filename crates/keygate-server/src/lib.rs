@@ -85,6 +85,8 @@ pub struct ServerConfig {
     pub audit_retention: Duration,
     /// How long pushed metric values and log lines are kept (pruned in the background).
     pub data_retention: Duration,
+    /// What bounds ingestion (places, queue, per-token rate).
+    pub ingest: routes::ingest_limits::IngestConfig,
     /// Request size, time and concurrency limits.
     pub limits: listen::Limits,
     /// LMv1 replay memory: most signatures remembered in all, and of one token.
@@ -112,6 +114,7 @@ impl Default for ServerConfig {
             trusted_proxies: Vec::new(),
             audit_retention: Duration::from_secs(90 * 86_400),
             data_retention: Duration::from_secs(7 * 86_400),
+            ingest: routes::ingest_limits::IngestConfig::default(),
             limits: listen::Limits::default(),
             replay_limits: (
                 keygate_auth::replay::DEFAULT_CAPACITY,
@@ -183,6 +186,7 @@ pub async fn serve<S: Store>(
             .min(std::time::Duration::from_secs(20)),
         identities: forward::Identities::default(),
         draining,
+        ingest: Arc::new(routes::ingest_limits::IngestLimits::new(config.ingest)),
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (wake, lost) = (verifier.clone(), verifier.clone());

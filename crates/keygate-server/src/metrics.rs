@@ -31,14 +31,18 @@ impl<K> Default for Counters<K> {
 
 impl<K: Ord + Copy> Counters<K> {
     fn add(&self, key: K) {
+        self.add_n(key, 1);
+    }
+
+    fn add_n(&self, key: K, n: u64) {
         if let Ok(m) = self.0.read()
             && let Some(c) = m.get(&key)
         {
-            c.fetch_add(1, Ordering::Relaxed);
+            c.fetch_add(n, Ordering::Relaxed);
             return;
         }
         if let Ok(mut m) = self.0.write() {
-            m.entry(key).or_default().fetch_add(1, Ordering::Relaxed);
+            m.entry(key).or_default().fetch_add(n, Ordering::Relaxed);
         }
     }
 
@@ -95,6 +99,8 @@ pub type Route = Arc<RouteCounts>;
 #[derive(Debug)]
 pub struct Metrics {
     auth: Counters<(&'static str, &'static str)>,
+    /// Items pushed, by kind (`value`, `property`, `log`) and outcome.
+    ingested: Counters<(&'static str, &'static str)>,
     /// Per bucket, not cumulative (one atomic add per check); the last slot counts
     /// checks slower than every bound. Summed when rendered.
     verify_buckets: [AtomicU64; VERIFY_BUCKETS.len() + 1],
@@ -117,6 +123,7 @@ impl Default for Metrics {
         });
         Self {
             auth: Counters::default(),
+            ingested: Counters::default(),
             verify_buckets: Default::default(),
             verify_sum_nanos: AtomicU64::default(),
             throttled: AtomicU64::default(),
@@ -141,9 +148,21 @@ pub struct Snapshot {
     pub read_view_tokens: usize,
     /// Full reloads of this node's index since start-up.
     pub index_reloads: u64,
+    /// Ingestion requests waiting for a place.
+    pub ingest_waiting: usize,
+    /// Ingestion requests decoding or storing.
+    pub ingest_in_flight: usize,
 }
 
 impl Metrics {
+    /// Counts `n` pushed items of `kind` (`value`, `property`, `log`) by `outcome`
+    /// (`stored`, `refused`, `failed`).
+    pub fn ingested(&self, kind: &'static str, outcome: &'static str, n: u64) {
+        if n > 0 {
+            self.ingested.add_n((kind, outcome), n);
+        }
+    }
+
     /// Counts one authentication attempt.
     pub fn auth(&self, scheme: &'static str, outcome: &'static str) {
         self.auth.add((scheme, outcome));
@@ -278,6 +297,18 @@ impl Metrics {
             out,
             "# HELP keygate_last_reconciliation_age_seconds Seconds since this node last confirmed its index matches the database.\n# TYPE keygate_last_reconciliation_age_seconds gauge\nkeygate_last_reconciliation_age_seconds {}",
             snap.reconciliation_age_seconds
+        );
+        out.push_str("# HELP keygate_ingested_items_total Items pushed through the ingestion APIs, by kind (value, property, log) and outcome (stored; refused: for an unknown resource; failed: the database failed). Requests refused whole (400, 401, 413, ...) are in keygate_http_requests_total.\n# TYPE keygate_ingested_items_total counter\n");
+        self.ingested.each(|(kind, outcome), n| {
+            let _ = writeln!(
+                out,
+                "keygate_ingested_items_total{{kind=\"{kind}\",outcome=\"{outcome}\"}} {n}"
+            );
+        });
+        let _ = writeln!(
+            out,
+            "# HELP keygate_ingest_queue Ingestion requests waiting for a place (waiting) and decoding or storing (in_flight).\n# TYPE keygate_ingest_queue gauge\nkeygate_ingest_queue{{state=\"waiting\"}} {}\nkeygate_ingest_queue{{state=\"in_flight\"}} {}",
+            snap.ingest_waiting, snap.ingest_in_flight
         );
         out.push_str("# HELP keygate_http_requests_total HTTP responses by method, route template and status.\n# TYPE keygate_http_requests_total counter\n");
         if let Ok(routes) = self.routes.read() {

@@ -62,4 +62,6 @@ pub struct Shared<S: Store> {
     pub identities: crate::forward::Identities,
     /// Turns true when the server begins shutting down (long polls answer at once).
     pub draining: tokio::sync::watch::Receiver<bool>,
+    /// What bounds ingestion: places, their queue, each token's rate.
+    pub ingest: Arc<crate::routes::ingest_limits::IngestLimits>,
 }

@@ -226,6 +226,16 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYGATE_DATA_RETENTION_DAYS", default_value_t = 7,
           value_parser = clap::value_parser!(u64).range(1..=36_500))]
     pub data_retention_days: u64,
+    /// Ingestion requests decoding and storing at once; up to 64 more wait (5 s at
+    /// most) for a place, and past that they get 503 with Retry-After.
+    #[arg(long, env = "KEYGATE_MAX_INGEST_REQUESTS", default_value_t = 4,
+          value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(1..=256))]
+    pub max_ingest_requests: usize,
+    /// Ingestion requests a second one token may make on average (five seconds' worth
+    /// in a burst); past it, 429 with Retry-After.
+    #[arg(long, env = "KEYGATE_INGEST_REQUESTS_PER_SECOND", default_value_t = 20,
+          value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub ingest_requests_per_second: u32,
     /// Largest request head (request line and headers) in bytes; larger ones get 431.
     #[arg(long, env = "KEYGATE_MAX_HEADER_BYTES", default_value_t = 32 * 1024,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(8192..=1_048_576))]

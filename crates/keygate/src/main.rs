@@ -159,6 +159,12 @@ async fn run<S: Store>(store: S, cli: Cli, sqlite: Option<&std::path::Path>) -> 
                 trusted_proxies: args.trusted_proxies,
                 audit_retention: Duration::from_secs(args.audit_retention_days * 86_400),
                 data_retention: Duration::from_secs(args.data_retention_days * 86_400),
+                ingest: keygate_server::routes::ingest_limits::IngestConfig {
+                    max_in_flight: args.max_ingest_requests,
+                    per_token_per_second: f64::from(args.ingest_requests_per_second),
+                    per_token_burst: f64::from(args.ingest_requests_per_second) * 5.0,
+                    ..Default::default()
+                },
                 limits: keygate_server::listen::Limits {
                     max_header_bytes: args.max_header_bytes,
                     header_timeout: Duration::from_secs(args.header_timeout_seconds),
@@ -255,6 +261,8 @@ const KNOWN_ENV: &[&str] = &[
     "KEYGATE_TRUSTED_PROXIES",
     "KEYGATE_AUDIT_RETENTION_DAYS",
     "KEYGATE_DATA_RETENTION_DAYS",
+    "KEYGATE_MAX_INGEST_REQUESTS",
+    "KEYGATE_INGEST_REQUESTS_PER_SECOND",
     "KEYGATE_MAX_HEADER_BYTES",
     "KEYGATE_HEADER_TIMEOUT_SECONDS",
     "KEYGATE_REQUEST_TIMEOUT_SECONDS",

@@ -130,10 +130,25 @@ async fn metrics<S: Store>(State(st): State<AppState<S>>, req: Request) -> Respo
             st.clock.now(),
         )
         .await;
+    let values = |e: &keygate_store::data::MetricElement| -> u64 {
+        e.instances
+            .iter()
+            .flat_map(|i| &i.datapoints)
+            .map(|d| d.values.len() as u64)
+            .sum()
+    };
     let stored = match stored {
         Ok(s) => s,
-        Err(e) => return refused(e.into()),
+        Err(e) => {
+            st.metrics
+                .ingested("value", "failed", elements.iter().map(values).sum());
+            return refused(e.into());
+        }
     };
+    for (e, id) in elements.iter().zip(&stored) {
+        let outcome = if id.is_some() { "stored" } else { "refused" };
+        st.metrics.ingested("value", outcome, values(e));
+    }
     let mut errors = Vec::new();
     let mut first = None;
     for (i, (e, id)) in elements.iter().zip(&stored).enumerate() {
@@ -178,18 +193,28 @@ async fn properties<S: Store>(State(st): State<AppState<S>>, req: Request) -> Re
         Ok(u) => u,
         Err(e) => return refused(e.into()),
     };
+    let n = update.properties.len() as u64;
     match st
         .manager
         .store()
         .update_properties(&update, st.clock.now())
         .await
     {
-        Ok(Some(_)) => accepted(StatusCode::ACCEPTED, &update.ids, Vec::new(), &st),
-        Ok(None) => refused(ApiError::NotFound(
-            "no resource has these resourceIds; push metrics with create=true to create it"
-                .to_owned(),
-        )),
-        Err(e) => refused(e.into()),
+        Ok(Some(_)) => {
+            st.metrics.ingested("property", "stored", n);
+            accepted(StatusCode::ACCEPTED, &update.ids, Vec::new(), &st)
+        }
+        Ok(None) => {
+            st.metrics.ingested("property", "refused", n);
+            refused(ApiError::NotFound(
+                "no resource has these resourceIds; push metrics with create=true to create it"
+                    .to_owned(),
+            ))
+        }
+        Err(e) => {
+            st.metrics.ingested("property", "failed", n);
+            refused(e.into())
+        }
     }
 }
 
@@ -212,8 +237,14 @@ async fn logs<S: Store>(State(st): State<AppState<S>>, req: Request) -> Response
         .ingest_logs(admitted.caller.principal.user_id, &lines)
         .await
     {
-        Ok(()) => accepted(StatusCode::ACCEPTED, &lines[0].ids, Vec::new(), &st),
-        Err(e) => refused(e.into()),
+        Ok(()) => {
+            st.metrics.ingested("log", "stored", lines.len() as u64);
+            accepted(StatusCode::ACCEPTED, &lines[0].ids, Vec::new(), &st)
+        }
+        Err(e) => {
+            st.metrics.ingested("log", "failed", lines.len() as u64);
+            refused(e.into())
+        }
     }
 }
 

@@ -19,6 +19,7 @@ mod accesslogs;
 mod data;
 mod index;
 pub mod ingest;
+pub mod ingest_limits;
 mod portal;
 mod roles;
 pub mod table;
@@ -157,6 +158,8 @@ async fn metrics_text<S: Store>(
         indexed_tokens: st.verifier.token_count(),
         read_view_tokens: st.verifier.view().token_rows_held(),
         index_reloads: st.verifier.reloads(),
+        ingest_waiting: st.ingest.waiting(),
+        ingest_in_flight: st.ingest.in_flight(),
         ..Default::default()
     };
     match st.manager.store().token_counts().await {

@@ -582,3 +582,104 @@ async fn concurrent_pushes_for_a_new_resource_make_one() {
         series.text
     );
 }
+
+/// The text of one labelled series in `/metrics`, if it is there.
+async fn series_value(s: &Server, series: &str) -> Option<f64> {
+    let r = send(reqwest::Client::new().get(format!("http://{}/metrics", s.addr))).await;
+    r.text
+        .lines()
+        .find_map(|l| l.strip_prefix(series)?.trim().parse().ok())
+}
+
+#[tokio::test]
+async fn each_token_has_its_rate_the_queue_is_bounded_and_items_are_counted() {
+    use keygate_server::routes::ingest_limits::IngestConfig;
+    use tokio::io::AsyncWriteExt;
+    let Some(s) = Server::start_with(keygate_server::ServerConfig {
+        ingest: IngestConfig {
+            max_in_flight: 1,
+            max_waiting: 4,
+            max_wait: std::time::Duration::from_millis(300),
+            per_token_per_second: 0.5,
+            per_token_burst: 3.0,
+        },
+        ..test_config()
+    })
+    .await
+    else {
+        return;
+    };
+    let user = s.user("collector", &[DATAINGESTION]).await;
+    let (_, a) = s.token_for(user, "a").await;
+    let (_, b) = s.token_for(user, "b").await;
+    let body = json!([element("web-1", json!({"1700000000": 1, "1700000060": 2}))]).to_string();
+    for _ in 0..3 {
+        let r = push(
+            &s,
+            Method::POST,
+            "/v2/metric/ingest?create=true",
+            &bearer(&a),
+            body.as_bytes(),
+        )
+        .await;
+        assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    }
+    let r = push(
+        &s,
+        Method::POST,
+        "/v2/metric/ingest?create=true",
+        &bearer(&a),
+        body.as_bytes(),
+    )
+    .await;
+    assert_eq!(r.status, StatusCode::TOO_MANY_REQUESTS, "{}", r.text);
+    assert!(r.headers.contains_key("retry-after"), "{:?}", r.headers);
+    assert_eq!(r.body["code"], 429);
+    // Another token of the same owner has its own rate.
+    let r = push(&s, Method::POST, "/log/ingest", &bearer(&b), b"[]").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    // Three requests stored six values (the same two, sent three times).
+    assert_eq!(
+        series_value(
+            &s,
+            "keygate_ingested_items_total{kind=\"value\",outcome=\"stored\"}"
+        )
+        .await,
+        Some(6.0)
+    );
+
+    // A body that trickles in holds the one place; the next request waits its 300 ms
+    // in the queue, then gets 503 with Retry-After.
+    let mut slow = tokio::net::TcpStream::connect(s.addr)
+        .await
+        .expect("connect");
+    let head = format!(
+        "POST /rest/log/ingest HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {b}\r\n\
+         Content-Type: application/json\r\nContent-Length: 64\r\n\r\n["
+    );
+    slow.write_all(head.as_bytes()).await.expect("head");
+    assert!(
+        eventually(std::time::Duration::from_secs(5), || async {
+            series_value(&s, "keygate_ingest_queue{state=\"in_flight\"}").await == Some(1.0)
+        })
+        .await
+    );
+    let (_, c) = s.token_for(user, "c").await;
+    let r = push(&s, Method::POST, "/log/ingest", &bearer(&c), b"[]").await;
+    assert_eq!(r.status, StatusCode::SERVICE_UNAVAILABLE, "{}", r.text);
+    assert_eq!(r.headers["retry-after"], "1");
+    assert_eq!(r.body["code"], 503);
+    // Once the slow body is in, the place frees and the next request is served.
+    slow.write_all(format!("{}]", " ".repeat(62)).as_bytes())
+        .await
+        .expect("rest");
+    let answer = {
+        use tokio::io::AsyncReadExt;
+        let mut buf = vec![0u8; 4096];
+        let n = slow.read(&mut buf).await.expect("answer");
+        String::from_utf8_lossy(&buf[..n]).into_owned()
+    };
+    assert!(answer.starts_with("HTTP/1.1 202"), "{answer}");
+    let r = push(&s, Method::POST, "/log/ingest", &bearer(&c), b"[]").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+}
