@@ -1,6 +1,6 @@
 //! keygate's ingestion payloads: what tokens with DataIngestion push through `/rest`
 //! (LogicMonitor's Push Metrics, resource and instance property, and log ingestion
-//! APIs), decompressed within bounds, parsed and validated into the store's
+//! APIs, and OpenTelemetry traces over OTLP/HTTP), decompressed within bounds, parsed and validated into the store's
 //! [`keygate_store::data`] types. A refusal names the element and the field at fault.
 //!
 //! # Layout
@@ -12,6 +12,8 @@
 //!   `/rest/instance_property/ingest` bodies.
 //! - [`logs`] — `POST /rest/log/ingest` bodies, with their timestamps in seconds,
 //!   milliseconds, microseconds, nanoseconds or ISO 8601.
+//! - [`traces`] — `POST /rest/api/v1/traces` bodies: OTLP/HTTP export requests as
+//!   protobuf or OTLP/JSON, into spans.
 //! - [`limits`] — the bounds, as LogicMonitor documents them where it does.
 //! - [`IngestError`] (this file) — why a payload was refused.
 #![forbid(unsafe_code)]
@@ -21,6 +23,7 @@ pub mod limits;
 pub mod logs;
 pub mod metrics;
 pub mod properties;
+pub mod traces;
 mod walk;
 
 /// Why an ingestion payload was refused.

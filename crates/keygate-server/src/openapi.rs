@@ -32,6 +32,7 @@ use crate::wire::{data, inputs, objects};
     data::DatapointObject,
     data::SeriesObject,
     data::LogObject,
+    data::SpanObject,
     inputs::ApiTokenInput,
     inputs::ApiTokenLookup,
     inputs::RoleRef,

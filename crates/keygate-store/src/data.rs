@@ -202,3 +202,54 @@ pub struct DataLog {
     /// The other fields sent, as a JSON object.
     pub metadata: String,
 }
+
+/// One span as stored (from an OTLP `ExportTraceServiceRequest`).
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct SpanInput {
+    /// The trace's id, 32 lowercase hex digits.
+    pub trace_id: String,
+    /// The span's id, 16 lowercase hex digits.
+    pub span_id: String,
+    /// Its parent's id, or empty for a root span.
+    pub parent_span_id: String,
+    /// `service.name` of the span's resource (empty when it has none).
+    pub service: String,
+    /// The span's name.
+    pub name: String,
+    /// `internal`, `server`, `client`, `producer`, `consumer` or `unspecified`.
+    pub kind: String,
+    /// Start, epoch nanoseconds.
+    pub start_ns: i64,
+    /// End, epoch nanoseconds.
+    pub end_ns: i64,
+    /// `unset`, `ok` or `error`.
+    pub status: String,
+    /// The status message.
+    pub status_message: String,
+    /// The span's attributes, as a JSON object.
+    pub attributes: String,
+    /// The resource's attributes, as a JSON object.
+    pub resource: String,
+}
+
+/// Which spans to read.
+#[derive(Debug, Clone)]
+pub struct SpanQuery {
+    /// Only this trace's (then oldest first; otherwise newest first).
+    pub trace_id: Option<String>,
+    /// Only this service's.
+    pub service: Option<String>,
+    /// Start time range in epoch milliseconds, and how many.
+    pub range: TimeRange,
+    /// Only those sent with this user's tokens.
+    pub owner: Option<UserId>,
+}
+
+/// A stored span.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DataSpan {
+    /// What was sent.
+    pub span: SpanInput,
+    /// Who sent it.
+    pub sent_by: UserId,
+}

@@ -361,6 +361,17 @@ pub trait Store: Clone + Send + Sync + 'static {
         &self,
         query: &data::LogQuery,
     ) -> impl Future<Output = Result<Vec<data::DataLog>>> + Send;
-    /// Deletes values and log lines from before `before_ms`; returns how many.
+    /// Stores spans in one transaction (a span sent again replaces the first).
+    fn ingest_spans(
+        &self,
+        by: UserId,
+        spans: &[data::SpanInput],
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// Spans: one trace's oldest first, otherwise newest first.
+    fn data_spans(
+        &self,
+        query: &data::SpanQuery,
+    ) -> impl Future<Output = Result<Vec<data::DataSpan>>> + Send;
+    /// Deletes values, log lines and spans from before `before_ms`; returns how many.
     fn prune_data(&self, before_ms: i64) -> impl Future<Output = Result<u64>> + Send;
 }

@@ -6,7 +6,7 @@ use axum::extract::State;
 use keygate_core::model::UserId;
 use keygate_core::policy::Grants;
 use keygate_store::Store;
-use keygate_store::data::{LogQuery, TimeRange};
+use keygate_store::data::{LogQuery, SpanQuery, TimeRange};
 use serde_json::json;
 
 use super::JsonResult;
@@ -15,7 +15,7 @@ use crate::error::ApiError;
 use crate::extract::{Ids, Params};
 use crate::state::AppState;
 use crate::wire::JsonReply;
-use crate::wire::data::{LogObject, ResourceObject, SeriesObject};
+use crate::wire::data::{LogObject, ResourceObject, SeriesObject, SpanObject};
 
 /// Whose data the caller may read: `None` for all of it.
 fn scope(caller: &Caller) -> Result<Option<UserId>, ApiError> {
@@ -139,6 +139,43 @@ pub(super) async fn logs<S: Store>(
     };
     let lines = st.manager.store().data_logs(&q).await?;
     let items: Vec<LogObject> = lines.iter().map(LogObject::from).collect();
+    Ok(JsonReply::of(
+        &json!({"total": items.len(), "searchId": null, "items": items}),
+    ))
+}
+
+/// `GET /keygate/data/spans`.
+pub(super) async fn spans<S: Store>(
+    State(st): State<AppState<S>>,
+    caller: Caller,
+    params: Params,
+) -> JsonResult {
+    let owner = scope(&caller)?;
+    let trace_id = match params.get("traceId") {
+        None => None,
+        Some(t) if t.len() == 32 && t.bytes().all(|b| b.is_ascii_hexdigit()) => {
+            Some(t.to_ascii_lowercase())
+        }
+        Some(_) => {
+            return Err(ApiError::BadRequest(
+                "traceId must be 32 hex digits".to_owned(),
+            ));
+        }
+    };
+    let service = params.get("service").map(str::to_owned);
+    if service.as_ref().is_some_and(|s| s.chars().count() > 256) {
+        return Err(ApiError::BadRequest(
+            "service must be at most 256 characters".to_owned(),
+        ));
+    }
+    let q = SpanQuery {
+        trace_id,
+        service,
+        range: range(&params, 1000, 50)?,
+        owner,
+    };
+    let spans = st.manager.store().data_spans(&q).await?;
+    let items: Vec<SpanObject> = spans.iter().map(SpanObject::from).collect();
     Ok(JsonReply::of(
         &json!({"total": items.len(), "searchId": null, "items": items}),
     ))

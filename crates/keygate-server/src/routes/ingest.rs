@@ -6,6 +6,7 @@
 //! | `/rest/resource_property/ingest` | `PATCH` (merge) or `PUT` (replace) |
 //! | `/rest/instance_property/ingest` | `PATCH` or `PUT` |
 //! | `/rest/log/ingest` | `POST` |
+//! | `/rest/api/v1/traces` | `POST` (OTLP/HTTP, protobuf or JSON) |
 //!
 //! Each request is authenticated by [`crate::auth::ingest`] (bearer or LMv1 over the
 //! decoded body), needs its owner to hold DataIngestion (403 otherwise), is parsed and
@@ -40,6 +41,8 @@ pub const RESOURCE_PROPERTIES: &str = "/rest/resource_property/ingest";
 pub const INSTANCE_PROPERTIES: &str = "/rest/instance_property/ingest";
 /// `POST /rest/log/ingest`.
 pub const LOGS: &str = "/rest/log/ingest";
+/// `POST /rest/api/v1/traces` (OTLP/HTTP).
+pub const TRACES: &str = "/rest/api/v1/traces";
 
 /// The ingestion routes, each tagged with its own route for the metrics.
 pub fn routes<S: Store>(tag: &dyn Fn(&str) -> crate::front::Tag) -> Router<AppState<S>> {
@@ -56,6 +59,7 @@ pub fn routes<S: Store>(tag: &dyn Fn(&str) -> crate::front::Tag) -> Router<AppSt
                 .put(properties::<S>.layer(tag(INSTANCE_PROPERTIES))),
         )
         .route(LOGS, post(logs::<S>.layer(tag(LOGS))))
+        .route(TRACES, post(traces::<S>.layer(tag(TRACES))))
 }
 
 impl From<IngestError> for ApiError {
@@ -70,7 +74,7 @@ impl From<IngestError> for ApiError {
 }
 
 /// Authenticates, decodes and checks DataIngestion; the request's caller and body.
-async fn admit<S: Store>(st: &AppState<S>, req: Request) -> Result<auth::Ingest, Response> {
+async fn admit<S: Store>(st: &AppState<S>, req: Request) -> Result<auth::Ingest, ApiError> {
     let (parts, body) = req.into_parts();
     let encoding = parts
         .headers
@@ -84,20 +88,18 @@ async fn admit<S: Store>(st: &AppState<S>, req: Request) -> Result<auth::Ingest,
         )
         .map_err(ApiError::from)
     };
-    let admitted = auth::ingest(st, &parts, body, keygate_ingest::limits::MAX_BODY, decode)
-        .await
-        .map_err(refused)?;
+    let admitted = auth::ingest(st, &parts, body, keygate_ingest::limits::MAX_BODY, decode).await?;
     if !admitted
         .caller
         .principal
         .grants
         .contains(Grants::DATAINGESTION)
     {
-        return Err(refused(ApiError::Forbidden(format!(
+        return Err(ApiError::Forbidden(format!(
             "the token's owner \"{}\" lacks the DataIngestion privilege (dataingestion * write); \
              give one of the owner's roles that privilege",
             admitted.caller.principal.username
-        ))));
+        )));
     }
     Ok(admitted)
 }
@@ -110,7 +112,7 @@ async fn metrics<S: Store>(State(st): State<AppState<S>>, req: Request) -> Respo
     };
     let admitted = match admit(&st, req).await {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(e) => return refused(e),
     };
     let elements = match keygate_ingest::metrics::parse(&admitted.body, create) {
         Ok(e) => e,
@@ -187,7 +189,7 @@ async fn properties<S: Store>(State(st): State<AppState<S>>, req: Request) -> Re
     let replace = req.method() == Method::PUT;
     let admitted = match admit(&st, req).await {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(e) => return refused(e),
     };
     let update = match keygate_ingest::properties::parse(&admitted.body, target, replace) {
         Ok(u) => u,
@@ -222,7 +224,7 @@ async fn properties<S: Store>(State(st): State<AppState<S>>, req: Request) -> Re
 async fn logs<S: Store>(State(st): State<AppState<S>>, req: Request) -> Response {
     let admitted = match admit(&st, req).await {
         Ok(a) => a,
-        Err(r) => return r,
+        Err(e) => return refused(e),
     };
     let lines = match keygate_ingest::logs::parse(&admitted.body, st.clock.now_millis()) {
         Ok(l) => l,
@@ -246,6 +248,78 @@ async fn logs<S: Store>(State(st): State<AppState<S>>, req: Request) -> Response
             refused(e.into())
         }
     }
+}
+
+/// `POST /rest/api/v1/traces`: an OTLP/HTTP trace export, protobuf or JSON. Success
+/// is 200 with an empty `ExportTraceServiceResponse` in the request's encoding;
+/// refusals carry a `google.rpc.Status` in it, with `Retry-After` where the status
+/// invites a retry (429, 503), which OTLP exporters honour.
+async fn traces<S: Store>(State(st): State<AppState<S>>, req: Request) -> Response {
+    use keygate_ingest::traces::Encoding;
+    let content_type = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    let Some(encoding) = Encoding::of(content_type) else {
+        return refused(ApiError::UnsupportedEncoding(
+            "send OTLP as Content-Type: application/x-protobuf or application/json".to_owned(),
+        ));
+    };
+    let admitted = match admit(&st, req).await {
+        Ok(a) => a,
+        Err(e) => return otlp_refusal(e, encoding),
+    };
+    let spans = match keygate_ingest::traces::parse(&admitted.body, encoding) {
+        Ok(s) => s,
+        Err(e) => return otlp_refusal(e.into(), encoding),
+    };
+    if !spans.is_empty() {
+        let stored = st
+            .manager
+            .store()
+            .ingest_spans(admitted.caller.principal.user_id, &spans)
+            .await;
+        if let Err(e) = stored {
+            st.metrics.ingested("span", "failed", spans.len() as u64);
+            return otlp_refusal(e.into(), encoding);
+        }
+        st.metrics.ingested("span", "stored", spans.len() as u64);
+    }
+    let id = request_id();
+    let resp = (
+        StatusCode::OK,
+        [(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static(encoding.media_type()),
+        )],
+        encoding.success(),
+    )
+        .into_response();
+    with_request_id(resp, &id)
+}
+
+/// A refusal as OTLP/HTTP asks: the status keygate gives it (and its headers, such as
+/// `Retry-After`), with a `google.rpc.Status` body in the request's encoding.
+fn otlp_refusal(e: ApiError, encoding: keygate_ingest::traces::Encoding) -> Response {
+    let message = e.message();
+    let mut resp = e.into_response();
+    let grpc = match resp.status().as_u16() {
+        401 => 16,
+        403 => 7,
+        404 => 5,
+        429 => 8,
+        500 => 13,
+        503 => 14,
+        _ => 3,
+    };
+    *resp.body_mut() = axum::body::Body::from(encoding.status(grpc, &message));
+    resp.headers_mut().remove(header::CONTENT_LENGTH);
+    resp.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static(encoding.media_type()),
+    );
+    let id = request_id();
+    with_request_id(resp, &id)
 }
 
 /// A request id for the answer's `x-request-id` and body: unique per process run.

@@ -77,6 +77,8 @@ pub enum OpId {
     GetDataSeries,
     /// GET /keygate/data/logs
     ListDataLogs,
+    /// GET /keygate/data/spans
+    ListDataSpans,
 }
 
 /// What an operation takes and returns, for its description.
@@ -124,6 +126,10 @@ pub enum DataParam {
     Text,
     /// `resourceId`: only this resource's.
     Resource,
+    /// `traceId`: only this trace's spans.
+    Trace,
+    /// `service`: only this service's spans.
+    Service,
 }
 
 impl DataParam {
@@ -160,6 +166,16 @@ impl DataParam {
                 "resourceId",
                 json!({"type": "integer", "format": "int64", "minimum": 1}),
                 "Only this resource's lines",
+            ),
+            Self::Trace => (
+                "traceId",
+                json!({"type": "string", "pattern": "^[0-9a-fA-F]{32}$"}),
+                "Only this trace's spans (then oldest first)",
+            ),
+            Self::Service => (
+                "service",
+                json!({"type": "string", "maxLength": 256}),
+                "Only this service's spans (service.name)",
             ),
         }
     }
@@ -230,6 +246,7 @@ const DATA_RESOURCES: &str = "/keygate/data/resources";
 const DATA_RESOURCE: &str = "/keygate/data/resources/{resourceId}";
 const DATA_SERIES: &str = "/keygate/data/datapoints/{dataPointId}/values";
 const DATA_LOGS: &str = "/keygate/data/logs";
+const DATA_SPANS: &str = "/keygate/data/spans";
 
 /// The REST API, in the order the document lists it.
 pub const OPERATIONS: &[Operation] = &[
@@ -543,6 +560,25 @@ pub const OPERATIONS: &[Operation] = &[
             ],
         },
     ),
+    op(
+        OpId::ListDataSpans,
+        "get",
+        DATA_SPANS,
+        "listDataSpans",
+        "Spans pushed over OTLP, newest first, or one trace's oldest first (a keygate extension)",
+        "Data",
+        Shape::Data {
+            returns: "DataSpan",
+            page: true,
+            params: &[
+                DataParam::Trace,
+                DataParam::Service,
+                DataParam::From,
+                DataParam::To,
+                DataParam::Size,
+            ],
+        },
+    ),
 ];
 
 /// The handler of one operation, behind `auth` (which knows the operation's route).
@@ -582,6 +618,7 @@ pub fn handler<S: Store>(id: OpId, auth: Authenticate<S>) -> MethodRouter<AppSta
         OpId::GetDataResource => get(data::resource::<S>.layer(auth)),
         OpId::GetDataSeries => get(data::series::<S>.layer(auth)),
         OpId::ListDataLogs => get(data::logs::<S>.layer(auth)),
+        OpId::ListDataSpans => get(data::spans::<S>.layer(auth)),
     }
 }
 

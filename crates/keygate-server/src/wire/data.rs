@@ -3,7 +3,7 @@
 
 use std::collections::BTreeMap;
 
-use keygate_store::data::{DataDatapoint, DataInstance, DataLog, DataResource};
+use keygate_store::data::{DataDatapoint, DataInstance, DataLog, DataResource, DataSpan};
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -159,6 +159,63 @@ impl From<&DataLog> for LogObject {
             log_level: l.level.clone(),
             message: l.message.clone(),
             metadata: serde_json::from_str(&l.metadata).unwrap_or(serde_json::Value::Null),
+        }
+    }
+}
+
+/// A span pushed over OTLP.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+#[schema(as = DataSpan)]
+pub struct SpanObject {
+    /// The trace's id (32 hex digits)
+    pub trace_id: String,
+    /// The span's id (16 hex digits)
+    pub span_id: String,
+    /// Its parent's id, or empty for a root span
+    pub parent_span_id: String,
+    /// service.name of its resource
+    pub service: String,
+    /// The span's name
+    pub name: String,
+    /// internal, server, client, producer, consumer or unspecified
+    pub kind: String,
+    /// Start (epoch nanoseconds)
+    pub start_time_unix_nano: i64,
+    /// End (epoch nanoseconds)
+    pub end_time_unix_nano: i64,
+    /// unset, ok or error
+    pub status: String,
+    /// The status message
+    pub status_message: String,
+    /// Its attributes
+    #[schema(value_type = Object)]
+    pub attributes: serde_json::Value,
+    /// Its resource's attributes
+    #[schema(value_type = Object)]
+    pub resource: serde_json::Value,
+    /// The user whose token sent it
+    pub sent_by: i64,
+}
+
+impl From<&DataSpan> for SpanObject {
+    fn from(d: &DataSpan) -> Self {
+        let s = &d.span;
+        let json = |t: &str| serde_json::from_str(t).unwrap_or(serde_json::Value::Null);
+        Self {
+            trace_id: s.trace_id.clone(),
+            span_id: s.span_id.clone(),
+            parent_span_id: s.parent_span_id.clone(),
+            service: s.service.clone(),
+            name: s.name.clone(),
+            kind: s.kind.clone(),
+            start_time_unix_nano: s.start_ns,
+            end_time_unix_nano: s.end_ns,
+            status: s.status.clone(),
+            status_message: s.status_message.clone(),
+            attributes: json(&s.attributes),
+            resource: json(&s.resource),
+            sent_by: d.sent_by,
         }
     }
 }

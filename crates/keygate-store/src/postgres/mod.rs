@@ -60,6 +60,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/both/usage_index_used_only.sql"),
     ),
     (9, include_str!("../../migrations/postgres/0009_data.sql")),
+    (10, include_str!("../../migrations/both/data_spans.sql")),
 ];
 
 /// Whether a database URL names PostgreSQL.

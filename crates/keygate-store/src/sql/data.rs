@@ -481,7 +481,74 @@ pub(super) async fn logs(conn: &mut Conn, q: &LogQuery) -> Result<Vec<DataLog>> 
         .collect()
 }
 
-/// Deletes values and log lines from before `before_ms`; returns how many.
+/// Stores one span; one sent again (same trace and span id) replaces the first.
+pub(super) async fn put_span(conn: &mut Conn, s: &SpanInput, by: UserId) -> Result<()> {
+    query("INSERT INTO data_spans (trace_id, span_id, parent_span_id, service, name, kind, start_ns, end_ns, status, status_message, attributes, resource, sent_by) \
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+           ON CONFLICT (trace_id, span_id) DO UPDATE SET parent_span_id = excluded.parent_span_id, service = excluded.service, name = excluded.name, kind = excluded.kind, \
+           start_ns = excluded.start_ns, end_ns = excluded.end_ns, status = excluded.status, status_message = excluded.status_message, attributes = excluded.attributes, resource = excluded.resource")
+        .bind(&s.trace_id)
+        .bind(&s.span_id)
+        .bind(&s.parent_span_id)
+        .bind(&s.service)
+        .bind(&s.name)
+        .bind(&s.kind)
+        .bind(s.start_ns)
+        .bind(s.end_ns)
+        .bind(&s.status)
+        .bind(&s.status_message)
+        .bind(&s.attributes)
+        .bind(&s.resource)
+        .bind(by)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
+/// Spans: one trace's oldest first, otherwise newest first.
+pub(super) async fn spans(conn: &mut Conn, q: &SpanQuery) -> Result<Vec<DataSpan>> {
+    let from_ns = q.range.from_ms.saturating_mul(1_000_000);
+    let to_ns = q
+        .range
+        .to_ms
+        .saturating_mul(1_000_000)
+        .saturating_add(999_999);
+    let rows = query("SELECT trace_id, span_id, parent_span_id, service, name, kind, start_ns, end_ns, status, status_message, attributes, resource, sent_by FROM data_spans \
+                      WHERE start_ns >= $1 AND start_ns <= $2 AND (CAST($3 AS TEXT) IS NULL OR trace_id = $3) AND (CAST($4 AS TEXT) IS NULL OR service = $4) \
+                      AND (CAST($5 AS BIGINT) IS NULL OR sent_by = $5) \
+                      ORDER BY CASE WHEN CAST($3 AS TEXT) IS NULL THEN -start_ns ELSE start_ns END, span_id LIMIT $6")
+        .bind(from_ns)
+        .bind(to_ns)
+        .bind(q.trace_id.as_deref())
+        .bind(q.service.as_deref())
+        .bind(q.owner)
+        .bind(q.range.limit)
+        .fetch_all(&mut *conn)
+        .await?;
+    rows.iter()
+        .map(|r| {
+            Ok(DataSpan {
+                span: SpanInput {
+                    trace_id: r.try_get(0)?,
+                    span_id: r.try_get(1)?,
+                    parent_span_id: r.try_get(2)?,
+                    service: r.try_get(3)?,
+                    name: r.try_get(4)?,
+                    kind: r.try_get(5)?,
+                    start_ns: r.try_get(6)?,
+                    end_ns: r.try_get(7)?,
+                    status: r.try_get(8)?,
+                    status_message: r.try_get(9)?,
+                    attributes: r.try_get(10)?,
+                    resource: r.try_get(11)?,
+                },
+                sent_by: r.try_get(12)?,
+            })
+        })
+        .collect()
+}
+
+/// Deletes values, log lines and spans from before `before_ms`; returns how many.
 pub(super) async fn prune(conn: &mut Conn, before_ms: i64) -> Result<u64> {
     let values = query("DELETE FROM data_values WHERE at_ms < $1")
         .bind(before_ms)
@@ -493,7 +560,12 @@ pub(super) async fn prune(conn: &mut Conn, before_ms: i64) -> Result<u64> {
         .execute(&mut *conn)
         .await?
         .rows_affected();
-    Ok(values + logs)
+    let spans = query("DELETE FROM data_spans WHERE start_ns < $1")
+        .bind(before_ms.saturating_mul(1_000_000))
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+    Ok(values + logs + spans)
 }
 
 #[cfg(test)]

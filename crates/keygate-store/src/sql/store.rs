@@ -599,6 +599,18 @@ impl Store for BackendStore {
         read!(self, c => data::logs(&mut c, q).await)
     }
     #[tracing::instrument(level = "debug", skip_all)]
+    async fn ingest_spans(&self, by: UserId, spans: &[crate::data::SpanInput]) -> Result<()> {
+        write_tx!(self, self.unlocked(), tx => {
+            for s in spans {
+                data::put_span(&mut tx, s, by).await?;
+            }
+        })
+    }
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn data_spans(&self, q: &crate::data::SpanQuery) -> Result<Vec<crate::data::DataSpan>> {
+        read!(self, c => data::spans(&mut c, q).await)
+    }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn prune_data(&self, before_ms: i64) -> Result<u64> {
         write_tx!(self, self.unlocked(), tx => data::prune(&mut tx, before_ms).await?)
     }

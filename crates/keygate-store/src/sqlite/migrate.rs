@@ -28,6 +28,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
         include_str!("../../migrations/both/usage_index_used_only.sql"),
     ),
     (11, include_str!("../../migrations/sqlite/0011_data.sql")),
+    (12, include_str!("../../migrations/both/data_spans.sql")),
 ];
 
 /// Applies every migration not yet applied, then fills in what later code expects of

@@ -683,3 +683,85 @@ async fn each_token_has_its_rate_the_queue_is_bounded_and_items_are_counted() {
     let r = push(&s, Method::POST, "/log/ingest", &bearer(&c), b"[]").await;
     assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
 }
+
+#[tokio::test]
+async fn otlp_json_traces_are_stored_once_and_read_back_by_trace() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let (_, token) = pusher(&s).await;
+    let trace = "5b8efff798038103d269b633813fc60c";
+    let export = |spans: Value| {
+        json!({"resourceSpans": [{
+            "resource": {"attributes": [{"key": "service.name", "value": {"stringValue": "checkout"}}]},
+            "scopeSpans": [{"scope": {"name": "manual"}, "spans": spans}]
+        }]})
+        .to_string()
+    };
+    let root = json!({"traceId": trace, "spanId": "eee19b7ec3c1b174", "name": "GET /cart",
+        "kind": 2, "startTimeUnixNano": "1700000000000000000", "endTimeUnixNano": "1700000000300000000",
+        "attributes": [{"key": "http.status_code", "value": {"intValue": "200"}}]});
+    let child = json!({"traceId": trace, "spanId": "eee19b7ec3c1b175", "parentSpanId": "eee19b7ec3c1b174",
+        "name": "SELECT", "kind": 3, "startTimeUnixNano": "1700000000100000000",
+        "endTimeUnixNano": "1700000000200000000", "status": {"code": 2, "message": "slow"}});
+    let send_json = |body: String, content_type: &'static str| {
+        let rb = s
+            .client
+            .post(format!("http://{}/rest/api/v1/traces", s.addr))
+            .header("Authorization", bearer(&token))
+            .header("Content-Type", content_type)
+            .body(body);
+        send(rb)
+    };
+    // Sent twice, as an exporter retrying after a lost answer would: stored once.
+    for _ in 0..2 {
+        let r = send_json(export(json!([root, child])), "application/json").await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+        assert_eq!(r.text, "{}");
+        assert_eq!(r.headers["content-type"], "application/json");
+    }
+    let r = s
+        .get(
+            &s.admin_token,
+            &format!("/keygate/data/spans?traceId={trace}"),
+        )
+        .await;
+    assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    let items = r.body["items"].as_array().expect("items");
+    assert_eq!(items.len(), 2, "{}", r.text);
+    assert_eq!(items[0]["name"], "GET /cart");
+    assert_eq!(items[0]["service"], "checkout");
+    assert_eq!(items[0]["attributes"]["http.status_code"], 200);
+    assert_eq!(items[1]["parentSpanId"], "eee19b7ec3c1b174");
+    assert_eq!(items[1]["status"], "error");
+    assert_eq!(items[1]["kind"], "client");
+    // A bad span: 400 with a google.rpc.Status in JSON, nothing of the request stored.
+    let mut bad = child.clone();
+    bad["spanId"] = json!("0000000000000000");
+    let other = json!({"traceId": "aa".repeat(16), "spanId": "bbbbbbbbbbbbbbbb", "name": "x",
+        "startTimeUnixNano": "1", "endTimeUnixNano": "2"});
+    let r = send_json(export(json!([other, bad])), "application/json").await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+    assert_eq!(r.body["code"], 3);
+    assert!(
+        r.body["message"]
+            .as_str()
+            .unwrap_or("")
+            .contains("span 1: spanId"),
+        "{}",
+        r.text
+    );
+    let r = s
+        .get(
+            &s.admin_token,
+            &format!("/keygate/data/spans?traceId={}", "aa".repeat(16)),
+        )
+        .await;
+    assert_eq!(r.body["items"], json!([]));
+    let r = send_json(export(json!([root])), "text/plain").await;
+    assert_eq!(r.status, StatusCode::UNSUPPORTED_MEDIA_TYPE, "{}", r.text);
+    let r = s
+        .get(&s.admin_token, "/keygate/data/spans?traceId=nothex")
+        .await;
+    assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
+}

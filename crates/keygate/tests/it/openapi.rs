@@ -44,7 +44,7 @@ async fn the_document_is_public_and_every_operation_in_it_is_served_and_protecte
             );
         }
     }
-    assert_eq!(operations, 32);
+    assert_eq!(operations, 33);
     // The token paths of the contract are all there, and the pushed-data reads.
     for (path, method) in [
         ("/setting/admins/{adminId}/apitokens", "post"),
