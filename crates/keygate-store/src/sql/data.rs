@@ -141,7 +141,16 @@ impl Lookups {
         conn: &mut Conn,
         ids: &Properties,
     ) -> Result<Option<i64>> {
-        Ok(self.resource(conn, &resource_key(ids)).await?.map(|k| k.id))
+        self.resource_id_by_key(conn, &resource_key(ids)).await
+    }
+
+    /// The id of a resource by its key ([`resource_key`]), if it exists.
+    pub(super) async fn resource_id_by_key(
+        &mut self,
+        conn: &mut Conn,
+        key: &str,
+    ) -> Result<Option<i64>> {
+        Ok(self.resource(conn, key).await?.map(|k| k.id))
     }
 
     /// Replaces or merges a resource's properties; `false` when it does not exist.
@@ -288,13 +297,13 @@ pub(super) async fn put_value(
 /// Stores one log line.
 pub(super) async fn put_log(
     conn: &mut Conn,
-    resource: Option<i64>,
+    (resource, key): (Option<i64>, &str),
     log: &LogInput,
     by: UserId,
 ) -> Result<()> {
     query("INSERT INTO data_logs (resource_id, resource_key, at_ms, level, message, metadata, sent_by) VALUES ($1, $2, $3, $4, $5, $6, $7)")
         .bind(resource)
-        .bind(resource_key(&log.ids))
+        .bind(key)
         .bind(log.at_ms)
         .bind(&log.level)
         .bind(&log.message)

@@ -562,9 +562,16 @@ impl Store for BackendStore {
     async fn ingest_logs(&self, by: UserId, logs: &[crate::data::LogInput]) -> Result<()> {
         write_tx!(self, self.unlocked(), tx => {
             let mut seen = data::Lookups::default();
+            // Lines of one request mostly name one resource: its key is made once.
+            let mut last: Option<(&crate::data::Properties, String)> = None;
             for l in logs {
-                let resource = seen.resource_id(&mut tx, &l.ids).await?;
-                data::put_log(&mut tx, resource, l, by).await?;
+                let key = match &last {
+                    Some((ids, key)) if *ids == &l.ids => key.clone(),
+                    _ => crate::data::resource_key(&l.ids),
+                };
+                let resource = seen.resource_id_by_key(&mut tx, &key).await?;
+                data::put_log(&mut tx, (resource, &key), l, by).await?;
+                last = Some((&l.ids, key));
             }
         })
     }
