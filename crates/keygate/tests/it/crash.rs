@@ -228,3 +228,168 @@ async fn sigkill_during_creates_and_disables_loses_nothing_acknowledged() {
         .expect("integrity_check");
     assert_eq!(check, "ok");
 }
+
+/// What the pushing client saw acknowledged.
+#[derive(Default)]
+struct Pushed {
+    /// Times (epoch seconds) of metric pushes answered 202.
+    values: HashSet<i64>,
+    /// Messages of log pushes answered 202.
+    lines: HashSet<String>,
+}
+
+async fn push_loop(addr: String, token: String, round: i64, pushed: Arc<Mutex<Pushed>>) {
+    let client = reqwest::Client::builder()
+        .timeout(Duration::from_secs(5))
+        .build()
+        .expect("client");
+    for i in 0.. {
+        // One request, two datapoints of one time: stored together or not at all.
+        // Recent times: older ones would be pruned by the retention at start-up.
+        let at = now_millis() / 1000 - 100_000 + round * 10_000 + i;
+        let body = json!([{
+            "resourceIds": {"system.hostname": "crash"}, "resourceName": "crash",
+            "dataSource": "Load",
+            "instances": [{"instanceName": "all", "dataPoints": [
+                {"dataPointName": "one", "values": {at.to_string(): i}},
+                {"dataPointName": "two", "values": {at.to_string(): -i}}
+            ]}]
+        }]);
+        let Ok(r) = client
+            .post(format!("http://{addr}/rest/v2/metric/ingest?create=true"))
+            .bearer_auth(&token)
+            .json(&body)
+            .send()
+            .await
+        else {
+            return;
+        };
+        if r.status() == StatusCode::ACCEPTED {
+            pushed.lock().expect("lock").values.insert(at);
+        }
+        let msg = format!("crash r{round} line {i}");
+        let Ok(r) = client
+            .post(format!("http://{addr}/rest/log/ingest"))
+            .bearer_auth(&token)
+            .json(&json!([{"msg": msg, "_lm.resourceId": {"system.hostname": "crash"}}]))
+            .send()
+            .await
+        else {
+            return;
+        };
+        if r.status() == StatusCode::ACCEPTED {
+            pushed.lock().expect("lock").lines.insert(msg);
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sigkill_during_pushes_loses_no_acknowledged_value_or_line() {
+    let dir = tempfile::tempdir().expect("dir");
+    let db = format!("sqlite://{}", dir.path().join("kg.db").display());
+    let cli = |args: &'static [&'static str]| {
+        let db = db.clone();
+        async move {
+            let o = tokio::process::Command::new(env!("CARGO_BIN_EXE_keygate"))
+                .args(args)
+                .env("KEYGATE_DATABASE_URL", &db)
+                .output()
+                .await
+                .expect("cli");
+            assert!(o.status.success(), "{o:?}");
+            String::from_utf8_lossy(&o.stdout).trim().to_owned()
+        }
+    };
+    cli(&["init"]).await;
+    let admin = cli(&["token", "create", "--user", "admin"]).await;
+    cli(&[
+        "user",
+        "create",
+        "--username",
+        "collector",
+        "--email",
+        "c@x.io",
+        "--role",
+        "DataIngestion",
+    ])
+    .await;
+    let token = cli(&["token", "create", "--user", "collector"]).await;
+
+    let pushed = Arc::new(Mutex::new(Pushed::default()));
+    for round in 0..6 {
+        let running = Running::start(&db, &[], "info").await;
+        let client = tokio::spawn(push_loop(
+            running.addr.clone(),
+            token.clone(),
+            round,
+            pushed.clone(),
+        ));
+        tokio::time::sleep(Duration::from_millis(150 + 40 * round as u64)).await;
+        running.kill().await;
+        client.await.expect("client task");
+    }
+
+    let running = Running::start(&db, &[], "info").await;
+    let base = format!("http://{}/santaba/rest/keygate/data", running.addr);
+    let client = reqwest::Client::new();
+    let get = |path: String| send(client.get(format!("{base}{path}")).bearer_auth(&admin));
+    let pushed = std::mem::take(&mut *pushed.lock().expect("lock"));
+    assert!(
+        pushed.values.len() >= 6,
+        "the client got some pushes through"
+    );
+    let resources = get("/resources".to_owned()).await;
+    let id = resources.body["items"][0]["id"].as_i64().expect("resource");
+    let r = get(format!("/resources/{id}")).await;
+    let points = r.body["instances"][0]["dataPoints"]
+        .as_array()
+        .expect("datapoints")
+        .clone();
+    let mut series = HashMap::new();
+    for p in &points {
+        let values = get(format!("/datapoints/{}/values?size=10000", p["id"])).await;
+        let times: HashSet<i64> = values.body["values"]
+            .as_array()
+            .expect("values")
+            .iter()
+            .filter_map(|v| v[0].as_i64())
+            .map(|ms| ms / 1000)
+            .collect();
+        series.insert(p["dataPointName"].as_str().expect("name").to_owned(), times);
+    }
+    // Every acknowledged push is there, in both of its datapoints; and every stored
+    // time is in both (a request is one transaction: no half of one survives).
+    for at in &pushed.values {
+        assert!(
+            series["one"].contains(at),
+            "acknowledged value at {at} lost"
+        );
+        assert!(
+            series["two"].contains(at),
+            "acknowledged value at {at} lost"
+        );
+    }
+    assert_eq!(series["one"], series["two"], "half a request stored");
+    let logs = get("/logs?size=1000".to_owned()).await;
+    let stored: HashSet<String> = logs.body["items"]
+        .as_array()
+        .expect("lines")
+        .iter()
+        .filter_map(|l| l["message"].as_str().map(str::to_owned))
+        .collect();
+    assert!(
+        stored.len() < 1000,
+        "raise the page size: {} lines",
+        stored.len()
+    );
+    for line in &pushed.lines {
+        assert!(stored.contains(line), "acknowledged line {line:?} lost");
+    }
+    running.kill().await;
+    // The file is intact.
+    let conn = rusqlite::Connection::open(dir.path().join("kg.db")).expect("open");
+    let check: String = conn
+        .query_row("PRAGMA integrity_check", [], |r| r.get(0))
+        .expect("integrity_check");
+    assert_eq!(check, "ok");
+}
