@@ -134,6 +134,20 @@ async fn metrics_pushed_with_a_bearer_token_are_stored_and_read_back() {
         .await;
     assert_eq!(own.status, StatusCode::OK, "{}", own.text);
     assert_eq!(own.body["values"], json!([[1_700_000_060_500_i64, 24.5]]));
+    // A push is a use of the token like any request: its last use shows.
+    let tokens = s
+        .get(&s.admin_token, &format!("/setting/admins/{user}/apitokens"))
+        .await;
+    let path = format!(
+        "/setting/admins/{user}/apitokens/{}",
+        tokens.body["items"][0]["id"]
+    );
+    let used = eventually(std::time::Duration::from_secs(5), || async {
+        let t = s.get(&s.admin_token, &path).await.body;
+        t["lastUsedOn"].as_i64().unwrap_or(0) > 0 && t["lastAuthIp"] == "127.0.0.1"
+    })
+    .await;
+    assert!(used, "the push was not recorded as the token's use");
 }
 
 #[tokio::test]
