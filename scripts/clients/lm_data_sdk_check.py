@@ -6,11 +6,9 @@ its models, its JSON, gzip, X-version: 1, its LMv1 signature and its batching th
 
 Usage: python lm_data_sdk_check.py BASE_URL BEARER_TOKEN LMV1_ID LMV1_KEY ADMIN_TOKEN
 """
-import json
 import sys
 import threading
 import time
-import urllib.request
 
 from logicmonitor_data_sdk.api.logs import Logs
 from logicmonitor_data_sdk.api.metrics import Metrics
@@ -18,6 +16,8 @@ from logicmonitor_data_sdk.api.response_interface import ResponseInterface
 from logicmonitor_data_sdk.api_client import ApiClient
 from logicmonitor_data_sdk.configuration import Configuration
 from logicmonitor_data_sdk.models import DataPoint, DataSource, DataSourceInstance, Resource
+
+from check import check, reader
 
 base, bearer, lmv1_id, lmv1_key, admin = sys.argv[1:6]
 
@@ -28,16 +28,7 @@ def client(**auth):
     return ApiClient(configuration=conf)
 
 
-def check(what, ok, detail=""):
-    print(("ok  " if ok else "FAIL") + " " + what + (": " + str(detail) if detail and not ok else ""))
-    if not ok:
-        sys.exit(1)
-
-
-def read(path):
-    req = urllib.request.Request(base + "/santaba/rest" + path, headers={"Authorization": "Bearer " + admin})
-    with urllib.request.urlopen(req) as r:
-        return json.load(r)
+read = reader(base, admin)
 
 
 now = int(time.time())

@@ -4,9 +4,7 @@ Authorization header, nothing else. It sends protobuf, gzipped when asked.
 
 Usage: python otel_check.py BASE_URL BEARER_TOKEN ADMIN_TOKEN
 """
-import json
 import sys
-import urllib.request
 
 from opentelemetry.exporter.otlp.proto.http import Compression
 from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
@@ -15,21 +13,10 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor, SpanExportResult
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from check import check, reader
+
 base, bearer, admin = sys.argv[1:4]
-
-
-def check(what, ok, detail=""):
-    print(("ok  " if ok else "FAIL") + " " + what + (": " + str(detail) if detail and not ok else ""))
-    if not ok:
-        sys.exit(1)
-
-
-def read(path):
-    req = urllib.request.Request(base + "/santaba/rest" + path, headers={"Authorization": "Bearer " + admin})
-    with urllib.request.urlopen(req) as r:
-        return json.load(r)
-
-
+read = reader(base, admin)
 results = []
 
 

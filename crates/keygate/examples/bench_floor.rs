@@ -9,16 +9,14 @@
 
 use std::time::Instant;
 
+#[path = "common/floor_db.rs"]
+mod floor_db;
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let path = args.next().expect("PATH");
     let n: usize = args.next().expect("N").parse().expect("N");
-    let conn = rusqlite::Connection::open(&path).expect("open");
-    conn.pragma_update(None, "journal_mode", "WAL")
-        .or_else(|_| conn.query_row("PRAGMA journal_mode = WAL", [], |_| Ok(())))
-        .expect("wal");
-    conn.pragma_update(None, "synchronous", "FULL")
-        .expect("full");
+    let conn = floor_db::open(&path);
     conn.execute_batch(
         "CREATE TABLE IF NOT EXISTS floor (id INTEGER PRIMARY KEY, v BLOB NOT NULL)",
     )
