@@ -397,7 +397,12 @@ where
     fn poll(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
         let this = self.project();
         let mut resp = ready!(this.inner.poll(cx))?;
-        if let Some(tag) = this.tag.take() {
+        if let Some(mut tag) = this.tag.take() {
+            // A handler that authenticates on its own (ingestion) names who it was.
+            tag.principal = resp
+                .extensions()
+                .get::<crate::auth::PrincipalId>()
+                .map(|p| p.0);
             resp.extensions_mut().insert(tag);
         }
         Poll::Ready(Ok(resp))

@@ -106,12 +106,21 @@ async fn admit<S: Store>(st: &AppState<S>, req: Request) -> Result<auth::Ingest,
 
 /// `POST /rest/v2/metric/ingest`.
 async fn metrics<S: Store>(State(st): State<AppState<S>>, req: Request) -> Response {
+    let mut who = None;
+    let resp = metrics_of(&st, req, &mut who).await;
+    by(resp, who)
+}
+
+async fn metrics_of<S: Store>(st: &AppState<S>, req: Request, who: &mut Option<i64>) -> Response {
     let create = match keygate_ingest::metrics::create_flag(req.uri().query()) {
         Ok(c) => c,
         Err(e) => return refused(e.into()),
     };
-    let admitted = match admit(&st, req).await {
-        Ok(a) => a,
+    let admitted = match admit(st, req).await {
+        Ok(a) => {
+            *who = Some(a.caller.principal.user_id);
+            a
+        }
         Err(e) => return refused(e),
     };
     let elements = match keygate_ingest::metrics::parse(&admitted.body, create) {
@@ -120,7 +129,7 @@ async fn metrics<S: Store>(State(st): State<AppState<S>>, req: Request) -> Respo
     };
     if elements.is_empty() {
         // The Python SDK posts an empty batch every interval: nothing to store.
-        return accepted(StatusCode::ACCEPTED, &Properties::new(), Vec::new(), &st);
+        return accepted(StatusCode::ACCEPTED, &Properties::new(), Vec::new(), st);
     }
     let stored = st
         .manager
@@ -168,8 +177,8 @@ async fn metrics<S: Store>(State(st): State<AppState<S>>, req: Request) -> Respo
         }
     }
     match first {
-        Some(ids) if errors.is_empty() => accepted(StatusCode::ACCEPTED, ids, errors, &st),
-        Some(ids) => accepted(StatusCode::MULTI_STATUS, ids, errors, &st),
+        Some(ids) if errors.is_empty() => accepted(StatusCode::ACCEPTED, ids, errors, st),
+        Some(ids) => accepted(StatusCode::MULTI_STATUS, ids, errors, st),
         None => refused_with(
             ApiError::NotFound(
                 "no resource has the resourceIds sent; send create=true to create them".to_owned(),
@@ -181,14 +190,27 @@ async fn metrics<S: Store>(State(st): State<AppState<S>>, req: Request) -> Respo
 
 /// `PATCH`/`PUT /rest/resource_property/ingest` and `/rest/instance_property/ingest`.
 async fn properties<S: Store>(State(st): State<AppState<S>>, req: Request) -> Response {
+    let mut who = None;
+    let resp = properties_of(&st, req, &mut who).await;
+    by(resp, who)
+}
+
+async fn properties_of<S: Store>(
+    st: &AppState<S>,
+    req: Request,
+    who: &mut Option<i64>,
+) -> Response {
     let target = if req.uri().path() == INSTANCE_PROPERTIES {
         Target::Instance
     } else {
         Target::Resource
     };
     let replace = req.method() == Method::PUT;
-    let admitted = match admit(&st, req).await {
-        Ok(a) => a,
+    let admitted = match admit(st, req).await {
+        Ok(a) => {
+            *who = Some(a.caller.principal.user_id);
+            a
+        }
         Err(e) => return refused(e),
     };
     let update = match keygate_ingest::properties::parse(&admitted.body, target, replace) {
@@ -204,7 +226,7 @@ async fn properties<S: Store>(State(st): State<AppState<S>>, req: Request) -> Re
     {
         Ok(Some(_)) => {
             st.metrics.ingested("property", "stored", n);
-            accepted(StatusCode::ACCEPTED, &update.ids, Vec::new(), &st)
+            accepted(StatusCode::ACCEPTED, &update.ids, Vec::new(), st)
         }
         Ok(None) => {
             st.metrics.ingested("property", "refused", n);
@@ -222,8 +244,17 @@ async fn properties<S: Store>(State(st): State<AppState<S>>, req: Request) -> Re
 
 /// `POST /rest/log/ingest`.
 async fn logs<S: Store>(State(st): State<AppState<S>>, req: Request) -> Response {
-    let admitted = match admit(&st, req).await {
-        Ok(a) => a,
+    let mut who = None;
+    let resp = logs_of(&st, req, &mut who).await;
+    by(resp, who)
+}
+
+async fn logs_of<S: Store>(st: &AppState<S>, req: Request, who: &mut Option<i64>) -> Response {
+    let admitted = match admit(st, req).await {
+        Ok(a) => {
+            *who = Some(a.caller.principal.user_id);
+            a
+        }
         Err(e) => return refused(e),
     };
     let lines = match keygate_ingest::logs::parse(&admitted.body, st.clock.now_millis()) {
@@ -231,7 +262,7 @@ async fn logs<S: Store>(State(st): State<AppState<S>>, req: Request) -> Response
         Err(e) => return refused(e.into()),
     };
     if lines.is_empty() {
-        return accepted(StatusCode::ACCEPTED, &Properties::new(), Vec::new(), &st);
+        return accepted(StatusCode::ACCEPTED, &Properties::new(), Vec::new(), st);
     }
     match st
         .manager
@@ -241,7 +272,7 @@ async fn logs<S: Store>(State(st): State<AppState<S>>, req: Request) -> Response
     {
         Ok(()) => {
             st.metrics.ingested("log", "stored", lines.len() as u64);
-            accepted(StatusCode::ACCEPTED, &lines[0].ids, Vec::new(), &st)
+            accepted(StatusCode::ACCEPTED, &lines[0].ids, Vec::new(), st)
         }
         Err(e) => {
             st.metrics.ingested("log", "failed", lines.len() as u64);
@@ -255,6 +286,12 @@ async fn logs<S: Store>(State(st): State<AppState<S>>, req: Request) -> Response
 /// refusals carry a `google.rpc.Status` in it, with `Retry-After` where the status
 /// invites a retry (429, 503), which OTLP exporters honour.
 async fn traces<S: Store>(State(st): State<AppState<S>>, req: Request) -> Response {
+    let mut who = None;
+    let resp = traces_of(&st, req, &mut who).await;
+    by(resp, who)
+}
+
+async fn traces_of<S: Store>(st: &AppState<S>, req: Request, who: &mut Option<i64>) -> Response {
     use keygate_ingest::traces::Encoding;
     let content_type = req
         .headers()
@@ -265,8 +302,11 @@ async fn traces<S: Store>(State(st): State<AppState<S>>, req: Request) -> Respon
             "send OTLP as Content-Type: application/x-protobuf or application/json".to_owned(),
         ));
     };
-    let admitted = match admit(&st, req).await {
-        Ok(a) => a,
+    let admitted = match admit(st, req).await {
+        Ok(a) => {
+            *who = Some(a.caller.principal.user_id);
+            a
+        }
         Err(e) => return otlp_refusal(e, encoding),
     };
     let spans = match keygate_ingest::traces::parse(&admitted.body, encoding) {
@@ -320,6 +360,14 @@ fn otlp_refusal(e: ApiError, encoding: keygate_ingest::traces::Encoding) -> Resp
     );
     let id = request_id();
     with_request_id(resp, &id)
+}
+
+/// The response, carrying who pushed (when authenticated) for the request log line.
+fn by(mut resp: Response, who: Option<i64>) -> Response {
+    if let Some(id) = who {
+        resp.extensions_mut().insert(crate::auth::PrincipalId(id));
+    }
+    resp
 }
 
 /// A request id for the answer's `x-request-id` and body: unique per process run.

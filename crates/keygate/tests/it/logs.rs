@@ -312,6 +312,16 @@ async fn json_logs_have_one_object_per_line_with_the_principal() {
     assert_eq!(ok.status, StatusCode::OK);
     let refused = send(client.get(&url)).await;
     assert_eq!(refused.status, StatusCode::UNAUTHORIZED);
+    // An ingestion request authenticates on its own, and names who pushed too.
+    let pushed = send(
+        client
+            .post(format!("http://{}/rest/log/ingest", running.addr))
+            .header("Authorization", format!("Bearer {admin}"))
+            .header("Content-Type", "application/json")
+            .body(r#"[{"msg": "hello", "_lm.resourceId": {"a": "b"}}]"#),
+    )
+    .await;
+    assert_eq!(pushed.status, StatusCode::ACCEPTED, "{}", pushed.text);
     let lines = running.stop().await;
     let objects: Vec<serde_json::Value> = lines
         .iter()
@@ -323,7 +333,9 @@ async fn json_logs_have_one_object_per_line_with_the_principal() {
         .iter()
         .filter(|o| o["fields"]["message"] == "request")
         .collect();
-    assert_eq!(requests.len(), 2, "one line per request");
+    assert_eq!(requests.len(), 3, "one line per request");
+    assert_eq!(requests[2]["fields"]["route"], "/rest/log/ingest");
+    assert_eq!(requests[2]["fields"]["principal"], 1);
     assert_eq!(
         requests[0]["fields"]["route"],
         "/santaba/rest/setting/admins/{adminId}"
