@@ -617,7 +617,9 @@ pub(crate) async fn ingest<S: Store>(
         let raw = crate::body::read_limited(&parts.headers, body, max_raw).await?;
         decode(&raw)
     };
-    let (principal, decoded, place) = match credential {
+    // A bearer token is checked before its body is read, and its request takes a main
+    // slot at once; an LMv1 body is read under an unauthenticated slot first.
+    let (principal, decoded, place, slot, signed) = match credential {
         Credential::Bearer(token) => {
             let p = verify_bearer(st, &token, ip, &mut outcome).map_err(|e| refuse(outcome, e))?;
             let slot = st.slots.main()?;
@@ -626,18 +628,7 @@ pub(crate) async fn ingest<S: Store>(
             }
             // The place is taken before the body is read: it bounds what bodies hold.
             let place = st.ingest.enter().await?;
-            let decoded = read(body).await?;
-            st.metrics.auth(scheme, "success");
-            return Ok(Ingest {
-                caller: Caller {
-                    principal: p,
-                    ip,
-                    signed_without_query: false,
-                },
-                body: decoded,
-                _slot: slot,
-                _place: place,
-            });
+            (p, read(body).await?, place, slot, false)
         }
         Credential::Lmv1(cred) => {
             let mut check = st
@@ -666,16 +657,15 @@ pub(crate) async fn ingest<S: Store>(
             if let Some(t) = p.token_id {
                 st.ingest.spend(t, st.clock.now_millis())?;
             }
-            (p, decoded, place)
+            (p, decoded, place, st.slots.main()?, true)
         }
     };
-    let slot = st.slots.main()?;
     st.metrics.auth(scheme, "success");
     Ok(Ingest {
         caller: Caller {
             principal,
             ip,
-            signed_without_query: true,
+            signed_without_query: signed,
         },
         body: decoded,
         _slot: slot,

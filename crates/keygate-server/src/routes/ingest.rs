@@ -32,6 +32,7 @@ use serde_json::{Value, json};
 use crate::auth;
 use crate::error::ApiError;
 use crate::state::AppState;
+use keygate_core::clock::Clock;
 
 /// `POST /rest/v2/metric/ingest`.
 pub const METRICS: &str = "/rest/v2/metric/ingest";
@@ -112,20 +113,23 @@ async fn metrics<S: Store>(State(st): State<AppState<S>>, req: Request) -> Respo
 }
 
 async fn metrics_of<S: Store>(st: &AppState<S>, req: Request, who: &mut Option<i64>) -> Response {
-    let create = match keygate_ingest::metrics::create_flag(req.uri().query()) {
-        Ok(c) => c,
-        Err(e) => return refused(e.into()),
-    };
+    // Read before the request is handed over, judged after it is authenticated: an
+    // unauthenticated client learns nothing but that it must authenticate.
+    let create = keygate_ingest::metrics::create_flag(req.uri().query());
     let admitted = match admit(st, req).await {
         Ok(a) => {
             *who = Some(a.caller.principal.user_id);
             a
         }
-        Err(e) => return refused(e),
+        Err(e) => return refused(&st.clock, e),
+    };
+    let create = match create {
+        Ok(c) => c,
+        Err(e) => return refused(&st.clock, e.into()),
     };
     let elements = match keygate_ingest::metrics::parse(&admitted.body, create) {
         Ok(e) => e,
-        Err(e) => return refused(e.into()),
+        Err(e) => return refused(&st.clock, e.into()),
     };
     if elements.is_empty() {
         // The Python SDK posts an empty batch every interval: nothing to store.
@@ -153,7 +157,7 @@ async fn metrics_of<S: Store>(st: &AppState<S>, req: Request, who: &mut Option<i
         Err(e) => {
             st.metrics
                 .ingested("value", "failed", elements.iter().map(values).sum());
-            return refused(e.into());
+            return refused(&st.clock, e.into());
         }
     };
     for (e, id) in elements.iter().zip(&stored) {
@@ -180,6 +184,7 @@ async fn metrics_of<S: Store>(st: &AppState<S>, req: Request, who: &mut Option<i
         Some(ids) if errors.is_empty() => accepted(StatusCode::ACCEPTED, ids, errors, st),
         Some(ids) => accepted(StatusCode::MULTI_STATUS, ids, errors, st),
         None => refused_with(
+            &st.clock,
             ApiError::NotFound(
                 "no resource has the resourceIds sent; send create=true to create them".to_owned(),
             ),
@@ -211,11 +216,11 @@ async fn properties_of<S: Store>(
             *who = Some(a.caller.principal.user_id);
             a
         }
-        Err(e) => return refused(e),
+        Err(e) => return refused(&st.clock, e),
     };
     let update = match keygate_ingest::properties::parse(&admitted.body, target, replace) {
         Ok(u) => u,
-        Err(e) => return refused(e.into()),
+        Err(e) => return refused(&st.clock, e.into()),
     };
     let n = update.properties.len() as u64;
     match st
@@ -230,14 +235,17 @@ async fn properties_of<S: Store>(
         }
         Ok(None) => {
             st.metrics.ingested("property", "refused", n);
-            refused(ApiError::NotFound(
-                "no resource has these resourceIds; push metrics with create=true to create it"
-                    .to_owned(),
-            ))
+            refused(
+                &st.clock,
+                ApiError::NotFound(
+                    "no resource has these resourceIds; push metrics with create=true to create it"
+                        .to_owned(),
+                ),
+            )
         }
         Err(e) => {
             st.metrics.ingested("property", "failed", n);
-            refused(e.into())
+            refused(&st.clock, e.into())
         }
     }
 }
@@ -255,11 +263,11 @@ async fn logs_of<S: Store>(st: &AppState<S>, req: Request, who: &mut Option<i64>
             *who = Some(a.caller.principal.user_id);
             a
         }
-        Err(e) => return refused(e),
+        Err(e) => return refused(&st.clock, e),
     };
     let lines = match keygate_ingest::logs::parse(&admitted.body, st.clock.now_millis()) {
         Ok(l) => l,
-        Err(e) => return refused(e.into()),
+        Err(e) => return refused(&st.clock, e.into()),
     };
     if lines.is_empty() {
         return accepted(StatusCode::ACCEPTED, &Properties::new(), Vec::new(), st);
@@ -276,7 +284,7 @@ async fn logs_of<S: Store>(st: &AppState<S>, req: Request, who: &mut Option<i64>
         }
         Err(e) => {
             st.metrics.ingested("log", "failed", lines.len() as u64);
-            refused(e.into())
+            refused(&st.clock, e.into())
         }
     }
 }
@@ -298,9 +306,12 @@ async fn traces_of<S: Store>(st: &AppState<S>, req: Request, who: &mut Option<i6
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok());
     let Some(encoding) = Encoding::of(content_type) else {
-        return refused(ApiError::UnsupportedEncoding(
-            "send OTLP as Content-Type: application/x-protobuf or application/json".to_owned(),
-        ));
+        return refused(
+            &st.clock,
+            ApiError::UnsupportedEncoding(
+                "send OTLP as Content-Type: application/x-protobuf or application/json".to_owned(),
+            ),
+        );
     };
     let admitted = match admit(st, req).await {
         Ok(a) => {
@@ -375,11 +386,8 @@ fn request_id() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     static NEXT: AtomicU64 = AtomicU64::new(0);
     static START: std::sync::OnceLock<u64> = std::sync::OnceLock::new();
-    let start = *START.get_or_init(|| {
-        std::time::SystemTime::UNIX_EPOCH.elapsed().map_or(0, |d| {
-            u64::try_from(d.as_nanos() & u128::from(u64::MAX)).unwrap_or(0)
-        })
-    });
+    // The process's start in microseconds tells runs apart; the counter, requests.
+    let start = *START.get_or_init(|| u64::try_from(Clock::system_micros()).unwrap_or(0));
     format!("{start:016x}-{:08x}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
@@ -413,28 +421,21 @@ fn with_request_id(mut resp: Response, id: &str) -> Response {
 }
 
 /// A refusal in the ingest shape.
-fn refused(e: ApiError) -> Response {
-    refused_with(e, Vec::new())
+fn refused(clock: &Clock, e: ApiError) -> Response {
+    refused_with(clock, e, Vec::new())
 }
 
 /// A refusal with LogicMonitor's ingest fields (`success`, `code`, `message`,
 /// `timestamp`, `requestId`, and `errors` when elements are named) beside keygate's
 /// own error fields: the SDKs read the first set, keygate's clients the second.
-fn refused_with(e: ApiError, errors: Vec<Value>) -> Response {
+fn refused_with(clock: &Clock, e: ApiError, errors: Vec<Value>) -> Response {
     let id = request_id();
     let resp = e.into_response_with(|status, body| {
         body.insert("success".to_owned(), Value::Bool(false));
         body.insert("code".to_owned(), json!(status.as_u16()));
         let message = body.get("errorMessage").cloned().unwrap_or(Value::Null);
         body.insert("message".to_owned(), message);
-        body.insert(
-            "timestamp".to_owned(),
-            json!(
-                std::time::SystemTime::UNIX_EPOCH
-                    .elapsed()
-                    .map_or(0, |d| d.as_secs())
-            ),
-        );
+        body.insert("timestamp".to_owned(), json!(clock.now()));
         body.insert("requestId".to_owned(), Value::String(id.clone()));
         if !errors.is_empty() {
             body.insert("errors".to_owned(), Value::Array(errors));
