@@ -295,7 +295,7 @@ pub fn parse(body: &[u8], encoding: Encoding) -> Result<Vec<SpanInput>> {
                         &service,
                         s.name,
                         int(&s.kind).unwrap_or(-1),
-                        (int(&s.start_time_unix_nano), int(&s.end_time_unix_nano)),
+                        (time(&s.start_time_unix_nano), time(&s.end_time_unix_nano)),
                         (status, message),
                         Value::Object(attributes_js(s.attributes)).to_string(),
                         resource_text.clone(),
@@ -412,7 +412,13 @@ fn hex(bytes: &[u8]) -> String {
         })
 }
 
-/// A JSON integer, or one written as a string (OTLP/JSON's 64-bit integers).
+/// A span's time: required, unlike the fields whose absence means 0.
+fn time(v: &Value) -> Option<i64> {
+    if v.is_null() { None } else { int(v) }
+}
+
+/// A JSON integer, or one written as a string (OTLP/JSON's 64-bit integers); absent
+/// is 0, as protobuf's defaults are.
 fn int(v: &Value) -> Option<i64> {
     match v {
         Value::Number(n) => n.as_i64(),
@@ -563,6 +569,10 @@ mod tests {
         assert!(parse(&prost::Message::encode_to_vec(&r), Encoding::Protobuf).is_err());
         assert!(parse(b"\xff\xff\xff", Encoding::Protobuf).is_err());
         assert!(parse(b"{\"resourceSpans\": 5}", Encoding::Json).is_err());
+        let no_times = json!({"resourceSpans": [{"scopeSpans": [{"spans": [{
+            "traceId": "ab".repeat(16), "spanId": "01".repeat(8), "name": "x"}]}]}]});
+        let e = parse(no_times.to_string().as_bytes(), Encoding::Json);
+        assert!(e.is_err_and(|e| e.to_string().contains("startTimeUnixNano")));
         assert_eq!(parse(b"", Encoding::Protobuf), Ok(vec![]));
     }
 
