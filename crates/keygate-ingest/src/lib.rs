@@ -14,6 +14,8 @@
 //!   milliseconds, microseconds, nanoseconds or ISO 8601.
 //! - [`traces`] — `POST /rest/api/v1/traces` bodies: OTLP/HTTP export requests as
 //!   protobuf or OTLP/JSON, into spans.
+//! - [`otlp`] — pushed log lines and metric values converted to OTLP export requests,
+//!   for forwarding to an OpenTelemetry backend.
 //! - [`limits`] — the bounds, as LogicMonitor documents them where it does.
 //! - [`IngestError`] (this file) — why a payload was refused.
 #![forbid(unsafe_code)]
@@ -22,6 +24,7 @@ pub mod decode;
 pub mod limits;
 pub mod logs;
 pub mod metrics;
+pub mod otlp;
 pub mod properties;
 pub mod traces;
 mod walk;

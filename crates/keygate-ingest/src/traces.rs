@@ -72,8 +72,8 @@ impl Encoding {
     }
 }
 
-/// The protobuf messages read.
-mod pb {
+/// The protobuf messages read (the common ones also serve [`crate::otlp`]).
+pub(crate) mod pb {
     #[derive(Clone, PartialEq, prost::Message)]
     pub struct ExportTraceServiceRequest {
         #[prost(message, repeated, tag = "1")]

@@ -23,6 +23,8 @@
 //! - [`listen`] — the connection loop and its limits: connections per client, query
 //!   repair, the body deadline, request slots.
 //! - [`tls`] — HTTPS with reloadable certificates.
+//! - [`relay`] — `--forward-otlp`: the outbox of pushed data sent on to an OTLP/HTTP
+//!   receiver.
 //! - [`wake`] — the socket beside a SQLite database through which the admin CLI has
 //!   a running server apply its change at once.
 //! - [`metrics`] — the Prometheus counters, with a counts handle per route.
@@ -46,6 +48,7 @@ pub mod front;
 pub mod listen;
 pub mod metrics;
 pub mod openapi;
+pub mod relay;
 pub mod routes;
 pub mod session;
 pub mod state;
@@ -99,6 +102,8 @@ pub struct ServerConfig {
     /// The wake-up socket to serve ([`wake::socket_path`] of the SQLite file; `None`
     /// on PostgreSQL, whose NOTIFY does this job).
     pub wake_socket: Option<std::path::PathBuf>,
+    /// Forward what is pushed to this OTLP/HTTP receiver (`None`: keep it only here).
+    pub forward: Option<relay::RelayConfig>,
 }
 
 impl Default for ServerConfig {
@@ -123,6 +128,7 @@ impl Default for ServerConfig {
             metrics_addr: None,
             tls: None,
             wake_socket: None,
+            forward: None,
         }
     }
 }
@@ -139,6 +145,9 @@ pub enum ServerError {
     /// The TLS configuration is unusable.
     #[error("TLS: {0}")]
     Tls(#[from] tls::TlsError),
+    /// Forwarding cannot be set up.
+    #[error(transparent)]
+    Relay(#[from] relay::RelayError),
 }
 
 /// Serves the API on `listener` until `shutdown` completes, then drains in-flight
@@ -151,6 +160,21 @@ pub async fn serve<S: Store>(
 ) -> Result<(), ServerError> {
     // Before anything starts: a bad certificate must stop start-up, not a handshake.
     let acceptor = config.tls.as_ref().map(tls::TlsAcceptor::new).transpose()?;
+    let relay = config
+        .forward
+        .as_ref()
+        .map(|_| Arc::new(relay::Relay::default()));
+    let metrics = Arc::new(metrics::Metrics::default());
+    let forwarder = match (&config.forward, &relay) {
+        (Some(c), Some(r)) => Some(relay::Forwarder::new(
+            store.clone(),
+            c.clone(),
+            r.clone(),
+            metrics.clone(),
+            config.clock.clone(),
+        )?),
+        _ => None,
+    };
     let verifier = Verifier::load(&store).await?;
     verifier.set_max_staleness(config.max_staleness);
     verifier.set_replay_limits(config.replay_limits.0, config.replay_limits.1);
@@ -177,7 +201,7 @@ pub async fn serve<S: Store>(
             config.throttle,
         )),
         trusted_proxies: trusted.clone(),
-        metrics: Arc::new(metrics::Metrics::default()),
+        metrics,
         slots: Arc::new(listen::slots::Slots::new(&config.limits)),
         max_index_wait: config
             .limits
@@ -187,6 +211,7 @@ pub async fn serve<S: Store>(
         identities: forward::Identities::default(),
         draining,
         ingest: Arc::new(routes::ingest_limits::IngestLimits::new(config.ingest)),
+        relay,
     });
     let (stop_tx, stop_rx) = tokio::sync::watch::channel(false);
     let (wake, lost) = (verifier.clone(), verifier.clone());
@@ -209,6 +234,7 @@ pub async fn serve<S: Store>(
         stop_tx.subscribe(),
     ));
     let summaries = tokio::spawn(audit_summaries(state.clone(), stop_tx.subscribe()));
+    let relay_task = forwarder.map(|f| tokio::spawn(f.run(stop_tx.subscribe())));
     let wake_server = config
         .wake_socket
         .as_ref()
@@ -274,6 +300,7 @@ pub async fn serve<S: Store>(
         Some(background),
         Some(pruner),
         Some(summaries),
+        relay_task,
         change_listener,
         metrics_server,
         wake_server,
@@ -349,8 +376,14 @@ async fn housekeeping<S: Store>(
                 }
                 let keep_ms = i64::try_from(data_retention.as_millis()).unwrap_or(i64::MAX);
                 match st.manager.store().prune_data(st.clock.now_millis().saturating_sub(keep_ms)).await {
-                    Ok(n) if n > 0 => tracing::info!(rows = n, "pruned pushed data past retention"),
-                    Ok(_) => {}
+                    Ok((rows, exports)) => {
+                        if rows > 0 {
+                            tracing::info!(rows, "pruned pushed data past retention");
+                        }
+                        if exports > 0 {
+                            tracing::warn!(exports, "dropped exports the --forward-otlp receiver did not take within the data retention");
+                        }
+                    }
                     Err(e) => tracing::warn!(error = %e, "could not prune pushed data"),
                 }
             }

@@ -101,6 +101,8 @@ pub struct Metrics {
     auth: Counters<(&'static str, &'static str)>,
     /// Items pushed, by kind (`value`, `property`, `log`) and outcome.
     ingested: Counters<(&'static str, &'static str)>,
+    /// Exports sent by `--forward-otlp`, by signal and outcome.
+    forwarded: Counters<(&'static str, &'static str)>,
     /// Per bucket, not cumulative (one atomic add per check); the last slot counts
     /// checks slower than every bound. Summed when rendered.
     verify_buckets: [AtomicU64; VERIFY_BUCKETS.len() + 1],
@@ -124,6 +126,7 @@ impl Default for Metrics {
         Self {
             auth: Counters::default(),
             ingested: Counters::default(),
+            forwarded: Counters::default(),
             verify_buckets: Default::default(),
             verify_sum_nanos: AtomicU64::default(),
             throttled: AtomicU64::default(),
@@ -152,6 +155,8 @@ pub struct Snapshot {
     pub ingest_waiting: usize,
     /// Ingestion requests decoding or storing.
     pub ingest_in_flight: usize,
+    /// With `--forward-otlp`: outbox entries waiting, and the seconds the oldest has.
+    pub outbox: Option<(i64, f64)>,
 }
 
 impl Metrics {
@@ -161,6 +166,12 @@ impl Metrics {
         if n > 0 {
             self.ingested.add_n((kind, outcome), n);
         }
+    }
+
+    /// Counts one export sent by `--forward-otlp` of `signal` (`traces`, `logs`,
+    /// `metrics`) by outcome (`delivered`, `retried`, `dropped`).
+    pub fn forwarded(&self, signal: &'static str, outcome: &'static str) {
+        self.forwarded.add((signal, outcome));
     }
 
     /// Counts one authentication attempt.
@@ -310,6 +321,19 @@ impl Metrics {
             "# HELP keygate_ingest_queue Ingestion requests waiting for a place (waiting) and decoding or storing (in_flight).\n# TYPE keygate_ingest_queue gauge\nkeygate_ingest_queue{{state=\"waiting\"}} {}\nkeygate_ingest_queue{{state=\"in_flight\"}} {}",
             snap.ingest_waiting, snap.ingest_in_flight
         );
+        if let Some((entries, lag)) = snap.outbox {
+            let _ = writeln!(
+                out,
+                "# HELP keygate_outbox_entries OTLP exports queued for --forward-otlp and not yet delivered.\n# TYPE keygate_outbox_entries gauge\nkeygate_outbox_entries {entries}\n# HELP keygate_outbox_lag_seconds How long the oldest queued export has waited (0 when none waits).\n# TYPE keygate_outbox_lag_seconds gauge\nkeygate_outbox_lag_seconds {lag}"
+            );
+            out.push_str("# HELP keygate_forwarded_exports_total Sends of queued exports to the --forward-otlp receiver, by signal and outcome (delivered; retried: kept for a later send; dropped: refused for good).\n# TYPE keygate_forwarded_exports_total counter\n");
+            self.forwarded.each(|(signal, outcome), n| {
+                let _ = writeln!(
+                    out,
+                    "keygate_forwarded_exports_total{{signal=\"{signal}\",outcome=\"{outcome}\"}} {n}"
+                );
+            });
+        }
         out.push_str("# HELP keygate_http_requests_total HTTP responses by method, route template and status.\n# TYPE keygate_http_requests_total counter\n");
         if let Ok(routes) = self.routes.read() {
             for (route, counts) in routes.iter() {

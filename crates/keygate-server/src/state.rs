@@ -64,4 +64,6 @@ pub struct Shared<S: Store> {
     pub draining: tokio::sync::watch::Receiver<bool>,
     /// What bounds ingestion: places, their queue, each token's rate.
     pub ingest: Arc<crate::routes::ingest_limits::IngestLimits>,
+    /// With `--forward-otlp`: what ingestion queues exports for.
+    pub relay: Option<Arc<crate::relay::Relay>>,
 }

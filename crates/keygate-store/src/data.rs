@@ -253,3 +253,73 @@ pub struct DataSpan {
     /// Who sent it.
     pub sent_by: UserId,
 }
+
+/// What kind of OTLP export an outbox entry is: which `/v1/...` path it goes to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Signal {
+    /// `ExportTraceServiceRequest`, to `/v1/traces`.
+    Traces,
+    /// `ExportLogsServiceRequest`, to `/v1/logs`.
+    Logs,
+    /// `ExportMetricsServiceRequest`, to `/v1/metrics`.
+    Metrics,
+}
+
+impl Signal {
+    /// Its name, as stored and as the metrics label it.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Traces => "traces",
+            Self::Logs => "logs",
+            Self::Metrics => "metrics",
+        }
+    }
+
+    /// The signal a stored name names.
+    pub fn parse(name: &str) -> Option<Self> {
+        match name {
+            "traces" => Some(Self::Traces),
+            "logs" => Some(Self::Logs),
+            "metrics" => Some(Self::Metrics),
+            _ => None,
+        }
+    }
+}
+
+/// An OTLP export to forward, queued in the transaction that stores its data so that
+/// what was acknowledged is also what will be forwarded.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Outgoing {
+    /// Which export it is.
+    pub signal: Signal,
+    /// `application/x-protobuf` or `application/json`.
+    pub content_type: String,
+    /// The export request, uncompressed.
+    pub body: Vec<u8>,
+    /// When keygate accepted it, epoch milliseconds: the outbox's lag is measured
+    /// from it, and retention ends it.
+    pub queued_ms: i64,
+}
+
+/// Makes the export of a metrics payload from which of its elements were stored.
+pub type MakeOutgoing<'a> = dyn Fn(&[bool]) -> Option<Outgoing> + Sync + 'a;
+
+/// An outbox entry claimed for sending.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Queued {
+    /// Its id (ascending in the order queued).
+    pub id: i64,
+    /// What to send.
+    pub outgoing: Outgoing,
+    /// How many sends of it have failed.
+    pub attempts: i64,
+}
+
+/// How far forwarding is behind.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct OutboxState {
+    /// Entries waiting.
+    pub entries: i64,
+    /// When the oldest was queued, epoch milliseconds.
+    pub oldest_ms: Option<i64>,
+}

@@ -312,12 +312,15 @@ pub trait Store: Clone + Send + Sync + 'static {
     /// Stores a metrics payload's elements in one transaction, by the token owner
     /// `by`: for each element, the id of its resource, or `None` when the resource
     /// does not exist and `create` is false (nothing of that element is stored).
+    /// `forward`, given which elements were stored, makes the export to queue in the
+    /// same transaction (none when it returns `None`).
     fn ingest_metrics(
         &self,
         by: UserId,
         elements: &[data::MetricElement],
         create: bool,
         now: EpochSeconds,
+        forward: Option<&data::MakeOutgoing<'_>>,
     ) -> impl Future<Output = Result<Vec<Option<i64>>>> + Send;
     /// Replaces or merges a resource's or an instance's properties; the resource's
     /// id, or `None` when no resource has those ids.
@@ -328,10 +331,12 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<Option<i64>>> + Send;
     /// Stores log lines in one transaction, each with the resource it names if that
     /// exists.
+    /// `forward` is queued in the outbox in the same transaction.
     fn ingest_logs(
         &self,
         by: UserId,
         logs: &[data::LogInput],
+        forward: Option<&data::Outgoing>,
     ) -> impl Future<Output = Result<()>> + Send;
     /// Resources (created with `owner`'s tokens, when given), newest first, and how
     /// many there are.
@@ -362,16 +367,39 @@ pub trait Store: Clone + Send + Sync + 'static {
         query: &data::LogQuery,
     ) -> impl Future<Output = Result<Vec<data::DataLog>>> + Send;
     /// Stores spans in one transaction (a span sent again replaces the first).
+    /// `forward` is queued in the outbox in the same transaction.
     fn ingest_spans(
         &self,
         by: UserId,
         spans: &[data::SpanInput],
+        forward: Option<&data::Outgoing>,
     ) -> impl Future<Output = Result<()>> + Send;
     /// Spans: one trace's oldest first, otherwise newest first.
     fn data_spans(
         &self,
         query: &data::SpanQuery,
     ) -> impl Future<Output = Result<Vec<data::DataSpan>>> + Send;
-    /// Deletes values, log lines and spans from before `before_ms`; returns how many.
-    fn prune_data(&self, before_ms: i64) -> impl Future<Output = Result<u64>> + Send;
+    /// Deletes values, log lines, spans and outbox entries from before `before_ms`;
+    /// returns how many rows of data, and how many outbox entries.
+    fn prune_data(&self, before_ms: i64) -> impl Future<Output = Result<(u64, u64)>> + Send;
+    /// Claims up to `limit` outbox entries due at `now_ms`, oldest first, for
+    /// `lease_ms`: until then no other node (or later claim) takes them. An entry the
+    /// claimer neither sends nor reschedules is due again when the lease ends.
+    fn outbox_claim(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> impl Future<Output = Result<Vec<data::Queued>>> + Send;
+    /// Deletes an entry that was delivered (or that will never be).
+    fn outbox_done(&self, id: i64) -> impl Future<Output = Result<()>> + Send;
+    /// Makes entries due again at `due_ms`, counting a failed attempt for `failed`.
+    fn outbox_retry(
+        &self,
+        ids: &[i64],
+        failed: Option<i64>,
+        due_ms: i64,
+    ) -> impl Future<Output = Result<()>> + Send;
+    /// How many entries wait, and since when.
+    fn outbox_state(&self) -> impl Future<Output = Result<data::OutboxState>> + Send;
 }

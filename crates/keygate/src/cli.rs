@@ -58,7 +58,7 @@ pub enum LogFormat {
 #[derive(Debug, Subcommand)]
 pub enum Command {
     /// Run the server.
-    Serve(ServeArgs),
+    Serve(Box<ServeArgs>),
     /// Create the database and the first admin user, then exit.
     Init,
     /// Manage users directly in the database.
@@ -236,6 +236,24 @@ pub struct ServeArgs {
     #[arg(long, env = "KEYGATE_INGEST_REQUESTS_PER_SECOND", default_value_t = 20,
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub ingest_requests_per_second: u32,
+    /// Forward pushed traces, logs and metrics to this OTLP/HTTP receiver (an
+    /// OpenTelemetry Collector, Jaeger, Tempo: `http://collector:4318`; `/v1/traces`,
+    /// `/v1/logs` and `/v1/metrics` are appended), through a durable outbox.
+    #[arg(long, env = "KEYGATE_FORWARD_OTLP", value_name = "URL", value_parser = parse_endpoint)]
+    pub forward_otlp: Option<String>,
+    /// A header sent with every forwarded export, as NAME=VALUE (repeatable; in the
+    /// environment, comma-separated): the receiver's own credentials.
+    #[arg(long = "forward-otlp-header", env = "KEYGATE_FORWARD_OTLP_HEADERS",
+          value_name = "NAME=VALUE", value_delimiter = ',', value_parser = parse_header,
+          hide_env_values = true)]
+    pub forward_otlp_headers: Vec<(
+        keygate_server::relay::HeaderName,
+        keygate_server::relay::HeaderValue,
+    )>,
+    /// A PEM certificate authority to trust, beside the system's, for an https://
+    /// --forward-otlp receiver.
+    #[arg(long, env = "KEYGATE_FORWARD_OTLP_CA_CERT", value_name = "PATH")]
+    pub forward_otlp_ca_cert: Option<std::path::PathBuf>,
     /// Largest request head (request line and headers) in bytes; larger ones get 431.
     #[arg(long, env = "KEYGATE_MAX_HEADER_BYTES", default_value_t = 32 * 1024,
           value_parser = clap::builder::RangedU64ValueParser::<usize>::new().range(8192..=1_048_576))]
@@ -405,4 +423,31 @@ pub enum PortalCommand {
         #[arg(long)]
         lmv1_replay_protection: Option<bool>,
     },
+}
+
+/// `NAME=VALUE` as a header for `--forward-otlp-header`.
+fn parse_header(
+    text: &str,
+) -> Result<
+    (
+        keygate_server::relay::HeaderName,
+        keygate_server::relay::HeaderValue,
+    ),
+    String,
+> {
+    let (name, value) = text
+        .split_once('=')
+        .ok_or_else(|| "expected NAME=VALUE".to_owned())?;
+    let name = keygate_server::relay::HeaderName::from_bytes(name.trim().as_bytes())
+        .map_err(|_| format!("\"{}\" is not a header name", name.trim()))?;
+    // The value is not echoed: it is usually a credential.
+    let value = keygate_server::relay::HeaderValue::from_str(value.trim())
+        .map_err(|_| format!("the value of {name} is not a valid header value"))?;
+    Ok((name, value))
+}
+
+/// `--forward-otlp`, checked before anything is opened.
+fn parse_endpoint(text: &str) -> Result<String, String> {
+    keygate_server::relay::check_endpoint(text).map_err(|e| e.to_string())?;
+    Ok(text.to_owned())
 }

@@ -122,6 +122,21 @@ async fn dispatch(cli: Cli) -> Result<u8> {
     .map(|()| 0)
 }
 
+/// `--forward-otlp` and its headers and certificate authority.
+fn forward_config(args: &cli::ServeArgs) -> Result<Option<keygate_server::relay::RelayConfig>> {
+    let Some(url) = &args.forward_otlp else {
+        return Ok(None);
+    };
+    let mut config = keygate_server::relay::RelayConfig::new(url);
+    config.headers.clone_from(&args.forward_otlp_headers);
+    if let Some(path) = &args.forward_otlp_ca_cert {
+        config.ca_cert = Some(std::fs::read(path).with_context(|| {
+            format!("could not read --forward-otlp-ca-cert {}", path.display())
+        })?);
+    }
+    Ok(Some(config))
+}
+
 /// Everything after the store is open, the same for every backend (`sqlite` is the
 /// database file, when it is one).
 async fn run<S: Store>(store: S, cli: Cli, sqlite: Option<&std::path::Path>) -> Result<()> {
@@ -132,6 +147,7 @@ async fn run<S: Store>(store: S, cli: Cli, sqlite: Option<&std::path::Path>) -> 
     match cli.command {
         Command::Serve(args) => {
             let tls = tls_certificates(&args)?;
+            let forward = forward_config(&args)?;
             let listener = tokio::net::TcpListener::bind(args.listen)
                 .await
                 .with_context(|| format!("could not listen on {}", args.listen))?;
@@ -181,6 +197,7 @@ async fn run<S: Store>(store: S, cli: Cli, sqlite: Option<&std::path::Path>) -> 
                 metrics_addr: args.metrics_listen,
                 tls: tls.clone(),
                 wake_socket,
+                forward,
             };
             if let Some(certs) = tls {
                 tokio::spawn(reload_on_sighup(certs));

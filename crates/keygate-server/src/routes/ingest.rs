@@ -15,6 +15,10 @@
 //! shape (`success`, `code`, `message`, `resourceIds`, `timestamp`, integers where
 //! its SDK's models expect them) beside keygate's error fields, and an
 //! `x-request-id`. `X-Version` does not apply here.
+//!
+//! With `--forward-otlp`, each request that stores data also queues its OTLP export
+//! in the same transaction ([`crate::relay`]); property updates are not forwarded
+//! (OTLP has no such message: a resource's properties travel with its metrics).
 
 use axum::extract::{Request, State};
 use axum::handler::Handler;
@@ -26,7 +30,7 @@ use keygate_core::policy::Grants;
 use keygate_ingest::IngestError;
 use keygate_ingest::properties::Target;
 use keygate_store::Store;
-use keygate_store::data::Properties;
+use keygate_store::data::{MakeOutgoing, Outgoing, Properties, Signal};
 use serde_json::{Value, json};
 
 use crate::auth;
@@ -44,6 +48,9 @@ pub const INSTANCE_PROPERTIES: &str = "/rest/instance_property/ingest";
 pub const LOGS: &str = "/rest/log/ingest";
 /// `POST /rest/api/v1/traces` (OTLP/HTTP).
 pub const TRACES: &str = "/rest/api/v1/traces";
+
+/// The media type of the exports keygate makes itself (logs and metrics).
+const PROTOBUF: &str = "application/x-protobuf";
 
 /// The ingestion routes, each tagged with its own route for the metrics.
 pub fn routes<S: Store>(tag: &dyn Fn(&str) -> crate::front::Tag) -> Router<AppState<S>> {
@@ -135,6 +142,15 @@ async fn metrics_of<S: Store>(st: &AppState<S>, req: Request, who: &mut Option<i
         // The Python SDK posts an empty batch every interval: nothing to store.
         return accepted(StatusCode::ACCEPTED, &Properties::new(), Vec::new(), st);
     }
+    let queued_ms = st.clock.now_millis();
+    let export = |kept: &[bool]| {
+        keygate_ingest::otlp::metrics(&elements, kept).map(|body| Outgoing {
+            signal: Signal::Metrics,
+            content_type: PROTOBUF.to_owned(),
+            body,
+            queued_ms,
+        })
+    };
     let stored = st
         .manager
         .store()
@@ -143,8 +159,10 @@ async fn metrics_of<S: Store>(st: &AppState<S>, req: Request, who: &mut Option<i
             &elements,
             create,
             st.clock.now(),
+            st.relay.as_ref().map(|_| &export as &MakeOutgoing<'_>),
         )
         .await;
+    wake_relay(st);
     let values = |e: &keygate_store::data::MetricElement| -> u64 {
         e.instances
             .iter()
@@ -272,12 +290,22 @@ async fn logs_of<S: Store>(st: &AppState<S>, req: Request, who: &mut Option<i64>
     if lines.is_empty() {
         return accepted(StatusCode::ACCEPTED, &Properties::new(), Vec::new(), st);
     }
-    match st
+    let export = st.relay.as_ref().map(|_| {
+        let now = st.clock.now_millis();
+        Outgoing {
+            signal: Signal::Logs,
+            content_type: PROTOBUF.to_owned(),
+            body: keygate_ingest::otlp::logs(&lines, now),
+            queued_ms: now,
+        }
+    });
+    let stored = st
         .manager
         .store()
-        .ingest_logs(admitted.caller.principal.user_id, &lines)
-        .await
-    {
+        .ingest_logs(admitted.caller.principal.user_id, &lines, export.as_ref())
+        .await;
+    wake_relay(st);
+    match stored {
         Ok(()) => {
             st.metrics.ingested("log", "stored", lines.len() as u64);
             accepted(StatusCode::ACCEPTED, &lines[0].ids, Vec::new(), st)
@@ -325,11 +353,19 @@ async fn traces_of<S: Store>(st: &AppState<S>, req: Request, who: &mut Option<i6
         Err(e) => return otlp_refusal(e.into(), encoding),
     };
     if !spans.is_empty() {
+        // Traces arrived as OTLP: they go on as they came, in their own encoding.
+        let export = st.relay.as_ref().map(|_| Outgoing {
+            signal: Signal::Traces,
+            content_type: encoding.media_type().to_owned(),
+            body: admitted.body.to_vec(),
+            queued_ms: st.clock.now_millis(),
+        });
         let stored = st
             .manager
             .store()
-            .ingest_spans(admitted.caller.principal.user_id, &spans)
+            .ingest_spans(admitted.caller.principal.user_id, &spans, export.as_ref())
             .await;
+        wake_relay(st);
         if let Err(e) = stored {
             st.metrics.ingested("span", "failed", spans.len() as u64);
             return otlp_refusal(e.into(), encoding);
@@ -371,6 +407,13 @@ fn otlp_refusal(e: ApiError, encoding: keygate_ingest::traces::Encoding) -> Resp
     );
     let id = request_id();
     with_request_id(resp, &id)
+}
+
+/// Tells the relay an export may have been queued (nothing without `--forward-otlp`).
+fn wake_relay<S: Store>(st: &AppState<S>) {
+    if let Some(r) = &st.relay {
+        r.queued();
+    }
 }
 
 /// The response, carrying who pushed (when authenticated) for the request log line.

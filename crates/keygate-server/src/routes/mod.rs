@@ -160,6 +160,7 @@ async fn metrics_text<S: Store>(
         index_reloads: st.verifier.reloads(),
         ingest_waiting: st.ingest.waiting(),
         ingest_in_flight: st.ingest.in_flight(),
+        outbox: st.relay.as_ref().map(|r| r.backlog(st.clock.now_millis())),
         ..Default::default()
     };
     match st.manager.store().token_counts().await {

@@ -61,6 +61,10 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (9, include_str!("../../migrations/postgres/0009_data.sql")),
     (10, include_str!("../../migrations/both/data_spans.sql")),
+    (
+        11,
+        include_str!("../../migrations/postgres/0011_outbox.sql"),
+    ),
 ];
 
 /// Whether a database URL names PostgreSQL.

@@ -26,8 +26,8 @@
 //!
 //! # Layout
 //!
-//! - `audit`, `changes`, `data`, `portal`, `roles`, `sessions`, `tokens`, `users`: the queries,
-//!   a module per table family.
+//! - `audit`, `changes`, `data`, `outbox`, `portal`, `roles`, `sessions`, `tokens`, `users`:
+//!   the queries, a module per table family.
 //! - `store`: the [`crate::Store`] implementation that strings them into transactions.
 //! - `setup`: the start-up steps after the migrations (master key check, username keys).
 //! - this file: the change-log entries every mutation appends.
@@ -43,6 +43,7 @@ use crate::types::Entity;
 mod audit;
 mod changes;
 mod data;
+mod outbox;
 mod portal;
 mod roles;
 mod sessions;

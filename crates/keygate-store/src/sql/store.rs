@@ -11,7 +11,7 @@ use keygate_core::model::{ApiToken, EpochSeconds, Portal, RoleId, TokenId, User,
 use keygate_core::policy::{self, Grants, PortalAdmin, TokenWrite, UserAdmin};
 
 use super::dialect::{self, BackendStore, Row, query, query_scalar};
-use super::{audit, changes, data, portal, roles, sessions, tokens, users};
+use super::{audit, changes, data, outbox, portal, roles, sessions, tokens, users};
 use crate::Store;
 use crate::common;
 use crate::error::{Result, StoreError};
@@ -511,6 +511,7 @@ impl Store for BackendStore {
         elements: &[crate::data::MetricElement],
         create: bool,
         now: EpochSeconds,
+        forward: Option<&crate::data::MakeOutgoing<'_>>,
     ) -> Result<Vec<Option<i64>>> {
         write_tx!(self, self.unlocked(), tx => {
             let mut seen = data::Lookups::default();
@@ -531,6 +532,10 @@ impl Store for BackendStore {
                     }
                 }
                 out.push(Some(resource));
+            }
+            let stored: Vec<bool> = out.iter().map(Option::is_some).collect();
+            if let Some(export) = forward.and_then(|make| make(&stored)) {
+                outbox::put(&mut tx, &export).await?;
             }
             out
         })
@@ -559,8 +564,16 @@ impl Store for BackendStore {
         })
     }
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn ingest_logs(&self, by: UserId, logs: &[crate::data::LogInput]) -> Result<()> {
+    async fn ingest_logs(
+        &self,
+        by: UserId,
+        logs: &[crate::data::LogInput],
+        forward: Option<&crate::data::Outgoing>,
+    ) -> Result<()> {
         write_tx!(self, self.unlocked(), tx => {
+            if let Some(export) = forward {
+                outbox::put(&mut tx, export).await?;
+            }
             let mut seen = data::Lookups::default();
             // Lines of one request mostly name one resource: its key is made once.
             let mut last: Option<(&crate::data::Properties, String)> = None;
@@ -606,8 +619,16 @@ impl Store for BackendStore {
         read!(self, c => data::logs(&mut c, q).await)
     }
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn ingest_spans(&self, by: UserId, spans: &[crate::data::SpanInput]) -> Result<()> {
+    async fn ingest_spans(
+        &self,
+        by: UserId,
+        spans: &[crate::data::SpanInput],
+        forward: Option<&crate::data::Outgoing>,
+    ) -> Result<()> {
         write_tx!(self, self.unlocked(), tx => {
+            if let Some(export) = forward {
+                outbox::put(&mut tx, export).await?;
+            }
             for s in spans {
                 data::put_span(&mut tx, s, by).await?;
             }
@@ -618,7 +639,28 @@ impl Store for BackendStore {
         read!(self, c => data::spans(&mut c, q).await)
     }
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn prune_data(&self, before_ms: i64) -> Result<u64> {
-        write_tx!(self, self.unlocked(), tx => data::prune(&mut tx, before_ms).await?)
+    async fn prune_data(&self, before_ms: i64) -> Result<(u64, u64)> {
+        write_tx!(self, self.unlocked(), tx => (data::prune(&mut tx, before_ms).await?, outbox::prune(&mut tx, before_ms).await?))
+    }
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn outbox_claim(
+        &self,
+        now_ms: i64,
+        lease_ms: i64,
+        limit: i64,
+    ) -> Result<Vec<crate::data::Queued>> {
+        write_tx!(self, self.unlocked(), tx => outbox::claim(&mut tx, now_ms, lease_ms, limit).await?)
+    }
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn outbox_done(&self, id: i64) -> Result<()> {
+        write_tx!(self, self.unlocked(), tx => outbox::done(&mut tx, id).await?)
+    }
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn outbox_retry(&self, ids: &[i64], failed: Option<i64>, due_ms: i64) -> Result<()> {
+        write_tx!(self, self.unlocked(), tx => outbox::retry(&mut tx, ids, failed, due_ms).await?)
+    }
+    #[tracing::instrument(level = "debug", skip_all)]
+    async fn outbox_state(&self) -> Result<crate::data::OutboxState> {
+        read!(self, c => outbox::state(&mut c).await)
     }
 }

@@ -29,6 +29,7 @@ const MIGRATIONS: &[(i64, &str)] = &[
     ),
     (11, include_str!("../../migrations/sqlite/0011_data.sql")),
     (12, include_str!("../../migrations/both/data_spans.sql")),
+    (13, include_str!("../../migrations/sqlite/0013_outbox.sql")),
 ];
 
 /// Applies every migration not yet applied, then fills in what later code expects of

@@ -34,6 +34,8 @@ mod multinode;
 mod openapi;
 #[path = "privileges.rs"]
 mod privileges;
+#[path = "relay.rs"]
+mod relay;
 #[path = "remote.rs"]
 mod remote;
 #[path = "support.rs"]

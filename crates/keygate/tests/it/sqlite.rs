@@ -41,6 +41,8 @@ mod openapi;
 mod privileges;
 #[path = "proxies.rs"]
 mod proxies;
+#[path = "relay.rs"]
+mod relay;
 #[path = "remote.rs"]
 mod remote;
 #[path = "storage.rs"]

@@ -1,0 +1,14 @@
+-- The forwarding outbox (PostgreSQL version 11): OTLP exports queued in the
+-- transaction that stored their data, deleted once delivered. `due_ms` is when an
+-- entry may be sent next (a claim's lease or a retry's backoff moves it on), so
+-- several nodes forwarding from one database each take different entries.
+CREATE TABLE data_outbox (
+    id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+    signal TEXT NOT NULL,
+    content_type TEXT NOT NULL,
+    body BYTEA NOT NULL,
+    queued_ms BIGINT NOT NULL,
+    due_ms BIGINT NOT NULL,
+    attempts BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX data_outbox_due ON data_outbox(due_ms, id);
