@@ -17,13 +17,18 @@ use crate::state::AppState;
 use crate::wire::JsonReply;
 use crate::wire::data::{LogObject, ResourceObject, SeriesObject, SpanObject};
 
-/// Whose data the caller may read: `None` for all of it.
 fn scope(caller: &Caller) -> Result<Option<UserId>, ApiError> {
-    let g = caller.principal.grants;
+    owner_scope(&caller.principal)
+}
+
+/// Whose data `p` may read: `None` for all of it (useraccess read), their own
+/// (DataIngestion), or 403. The API and the UI's Data area both ask this.
+pub(crate) fn owner_scope(p: &keygate_auth::Principal) -> Result<Option<UserId>, ApiError> {
+    let g = p.grants;
     if g.contains(Grants::USERACCESS_READ) {
         Ok(None)
     } else if g.contains(Grants::DATAINGESTION) {
-        Ok(Some(caller.principal.user_id))
+        Ok(Some(p.user_id))
     } else {
         Err(ApiError::Forbidden(
             "reading pushed data needs useraccess read, or DataIngestion for one's own".to_owned(),

@@ -16,7 +16,7 @@ use crate::state::AppState;
 use crate::wire::JsonReply;
 
 mod accesslogs;
-mod data;
+pub(crate) mod data;
 mod index;
 pub mod ingest;
 pub mod ingest_limits;

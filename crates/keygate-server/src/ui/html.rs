@@ -86,6 +86,55 @@ impl Viewer<'_> {
     pub fn manages_portal(&self) -> bool {
         self.grants.contains(Grants::PORTAL_WRITE)
     }
+
+    /// May see pushed data: all of it with useraccess read, one's own with
+    /// DataIngestion.
+    pub fn sees_data(&self) -> bool {
+        self.grants.contains(Grants::USERACCESS_READ) || self.grants.contains(Grants::DATAINGESTION)
+    }
+}
+
+/// The top-level areas in the header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Area {
+    /// Pushed data: resources, logs, traces.
+    Data,
+    /// Settings: user access, portal, REST API.
+    Settings,
+}
+
+/// The frame every page shares: the header with the areas and sign-out, a side
+/// navigation, and `main`.
+fn shell(title: &str, v: &Viewer<'_>, area: Area, side: &str, main: &str) -> String {
+    let link = |a: Area, href: &str, label: &str| {
+        let current = if a == area {
+            " aria-current=\"page\" class=\"current\""
+        } else {
+            ""
+        };
+        format!("<a href=\"{href}\"{current}>{label}</a>")
+    };
+    let data = if v.sees_data() {
+        link(Area::Data, "/data/resources", "Data")
+    } else {
+        String::new()
+    };
+    format!(
+        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
+         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
+         <meta name=\"csrf-token\" content=\"{csrf}\">\
+         <title>{title} · keygate</title>\
+         <link rel=\"stylesheet\" href=\"/assets/app.css\"><script src=\"/assets/app.js\" defer></script></head>\
+         <body><header class=\"top\"><a class=\"brand\" href=\"/\">keygate</a>\
+         <nav class=\"areas\" aria-label=\"Areas\">{data}{settings}</nav>\
+         <form method=\"post\" action=\"/signout\" class=\"signout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
+         <span class=\"who\">Signed in as <strong>{user}</strong></span> <button type=\"submit\">Sign out</button></form></header>\
+         <div class=\"layout\">{side}<main>{main}</main></div></body></html>",
+        csrf = esc(v.csrf),
+        title = esc(title),
+        user = esc(v.username),
+        settings = link(Area::Settings, "/settings/user-access/users", "Settings"),
+    )
 }
 
 /// A whole page: header with sign-out, the settings navigation, the tabs, `body`.
@@ -158,28 +207,62 @@ pub fn page(title: &str, v: &Viewer<'_>, tab: Tab, body: &str) -> String {
         Tab::Api => ("REST API", "REST API"),
         _ => ("Users and Roles", "User Access › Users and Roles"),
     };
-    format!(
-        "<!doctype html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">\
-         <meta name=\"viewport\" content=\"width=device-width, initial-scale=1\">\
-         <meta name=\"csrf-token\" content=\"{csrf}\">\
-         <title>{title} · keygate</title>\
-         <link rel=\"stylesheet\" href=\"/assets/app.css\"><script src=\"/assets/app.js\" defer></script></head>\
-         <body><header class=\"top\"><a class=\"brand\" href=\"/\">keygate</a>\
-         <form method=\"post\" action=\"/signout\" class=\"signout\"><input type=\"hidden\" name=\"csrf\" value=\"{csrf}\">\
-         <span class=\"who\">Signed in as <strong>{user}</strong></span> <button type=\"submit\">Sign out</button></form></header>\
-         <div class=\"layout\"><nav class=\"side\" aria-label=\"Settings\"><p class=\"side-title\">Settings</p><ul>\
+    let side = format!(
+        "<nav class=\"side\" aria-label=\"Settings\"><p class=\"side-title\">Settings</p><ul>\
          <li><span class=\"muted\">User Access</span><ul><li><a href=\"/settings/user-access/users\"{ua}>Users and Roles</a></li></ul></li>\
-         {portal_link}<li><a href=\"/settings/api\"{api_current}>REST API</a></li></ul></nav>\
-         <main><p class=\"crumbs\">Settings › {crumb}</p><h1>{heading}</h1>{tabs}{body}</main></div></body></html>",
-        csrf = esc(v.csrf),
-        title = esc(title),
-        user = esc(v.username),
+         {portal_link}<li><a href=\"/settings/api\"{api_current}>REST API</a></li></ul></nav>",
         ua = if sibling {
             ""
         } else {
             " aria-current=\"page\""
         },
-    )
+    );
+    let main = format!("<p class=\"crumbs\">Settings › {crumb}</p><h1>{heading}</h1>{tabs}{body}");
+    shell(title, v, Area::Settings, &side, &main)
+}
+
+/// The Data area's sections.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DataSection {
+    /// Resources and their datapoints' charts.
+    Resources,
+    /// The log viewer.
+    Logs,
+    /// Traces and their waterfalls.
+    Traces,
+}
+
+/// A page of the Data area: its side navigation, a crumb trail, `heading`, `body`.
+pub fn data_page(
+    title: &str,
+    v: &Viewer<'_>,
+    section: DataSection,
+    heading: &str,
+    body: &str,
+) -> String {
+    let mut side = String::from(
+        "<nav class=\"side\" aria-label=\"Data\"><p class=\"side-title\">Data</p><ul>",
+    );
+    let mut crumb = "";
+    for (s, label, href) in [
+        (DataSection::Resources, "Resources", "/data/resources"),
+        (DataSection::Logs, "Logs", "/data/logs"),
+        (DataSection::Traces, "Traces", "/data/traces"),
+    ] {
+        let current = if s == section {
+            crumb = label;
+            " aria-current=\"page\""
+        } else {
+            ""
+        };
+        let _ = write!(side, "<li><a href=\"{href}\"{current}>{label}</a></li>");
+    }
+    side.push_str("</ul></nav>");
+    let main = format!(
+        "<p class=\"crumbs\">Data › {crumb}</p><h1>{}</h1>{body}",
+        esc(heading)
+    );
+    shell(title, v, Area::Data, &side, &main)
 }
 
 /// A page shown when the viewer lacks the privilege for it.

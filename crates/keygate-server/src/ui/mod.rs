@@ -1,5 +1,6 @@
 //! The web UI: Settings › User Access › Users and Roles (Users, Roles, LMv1 API
-//! Tokens, Bearer Tokens) and Portal settings.
+//! Tokens, Bearer Tokens), Portal settings and the REST API page; and the Data area
+//! (pushed resources with charts, logs, traces).
 //!
 //! Pages are rendered here from the same [`crate::manage::Manager`] calls the API
 //! uses. Changes are made by `assets/app.js` calling the REST API with the session
@@ -11,7 +12,9 @@
 //!
 //! - this file — routes, the security headers, the page extractor, sign-in and out.
 //! - [`html`] — escaping, times, the page layout.
-//! - [`pages`] — one function per page.
+//! - [`pages`] — one function per page of Settings.
+//! - [`data`] — the Data area's pages.
+//! - [`chart`] — server-rendered SVG: a time series, a trace's waterfall.
 //! - `assets/` — the stylesheet, the pages' script (`app.js`) and the REST API
 //!   page's console (`api.js`), served from the binary.
 
@@ -39,6 +42,8 @@ use crate::session;
 use crate::state::AppState;
 use crate::wire::inputs::ApiTokenInput;
 
+pub mod chart;
+pub mod data;
 pub mod html;
 pub mod pages;
 
@@ -92,6 +97,11 @@ pub fn router<S: Store>(state: AppState<S>) -> Router {
         .route("/settings/user-access/audit", get(pages::audit::<S>))
         .route("/settings/portal", get(pages::portal::<S>))
         .route("/settings/api", get(pages::api_console))
+        .route("/data/resources", get(data::resources::<S>))
+        .route("/data/resources/{id}", get(data::resource::<S>))
+        .route("/data/logs", get(data::logs::<S>))
+        .route("/data/traces", get(data::traces::<S>))
+        .route("/data/traces/{trace_id}", get(data::trace::<S>))
         .route("/ui/pending-token", post(pending_token::<S>))
         .route("/ui/bearer-tokens", post(save_bearer::<S>))
         .route("/assets/app.js", get(app_js))

@@ -57,6 +57,8 @@ mod tls;
 mod tokens;
 #[path = "ui.rs"]
 mod ui;
+#[path = "ui_data.rs"]
+mod ui_data;
 #[path = "ui_http.rs"]
 mod ui_http;
 #[path = "usage.rs"]

@@ -751,3 +751,144 @@ async fn a_sign_in_shows_in_the_users_last_login_at_once() {
         last
     );
 }
+
+#[tokio::test]
+async fn data_pages_escape_what_was_pushed_scope_it_and_refuse_others() {
+    let Some(s) = Server::start().await else {
+        return;
+    };
+    let pushers = s.role("pusher", &[("dataingestion", "*", "write")]).await;
+    let tokens_only = s.role("minter", &[("setting", "apitoken", "write")]).await;
+    for (user, role) in [("pusher", pushers), ("minter", tokens_only)] {
+        let r = s.post(&s.admin_token, "/setting/admins", json!({"username": user, "email": format!("{user}@x.io"), "roles": [{"id": role}], "password": format!("{user}-password")})).await;
+        assert_eq!(r.status, StatusCode::OK, "{}", r.text);
+    }
+    let pusher_id = s
+        .get(&s.admin_token, "/setting/admins?filter=username:pusher")
+        .await
+        .body["items"][0]["id"]
+        .as_i64()
+        .expect("pusher id");
+    let (_, token) = s.token_for(pusher_id, "collector").await;
+    // Resource names and ids may not hold '<' (LogicMonitor's rule), but quotes and '>'
+    // they may; properties, descriptions and log lines may hold anything.
+    let hostile = "web\" onmouseover=\"alert(1)\" x=\">";
+    let now = now_millis();
+    let push = |path: &'static str, body: serde_json::Value| {
+        let rb = s
+            .client
+            .post(format!("http://{}/rest{path}", s.addr))
+            .header("Authorization", format!("Bearer {token}"))
+            .json(&body);
+        send(rb)
+    };
+    let r = push("/v2/metric/ingest?create=true", json!([{
+        "resourceIds": {"system.hostname": hostile}, "resourceName": hostile,
+        "resourceDescription": "<script>alert(4)</script>",
+        "resourceProperties": {"note": "<img src=x onerror=alert(2)>"},
+        "dataSource": "Disk", "instances": [{"instanceName": "sda", "dataPoints": [
+            {"dataPointName": "used", "dataPointType": "gauge", "values": {(now / 1000).to_string(): 1}}]}]
+    }])).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let r = push("/log/ingest", json!([{"msg": "<img src=x onerror=alert(3)>", "_lm.resourceId": {"system.hostname": hostile}, "<k>": "<v>"}])).await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    let resource = s.get(&s.admin_token, "/keygate/data/resources").await.body["items"][0]["id"]
+        .as_i64()
+        .expect("resource id");
+
+    let (pusher_session, _) = session(&s, "pusher", "pusher-password").await;
+    for path in [
+        "/data/resources".to_owned(),
+        format!("/data/resources/{resource}"),
+        "/data/logs?q=img".to_owned(),
+        "/data/traces".to_owned(),
+    ] {
+        let r = with_cookie(&s, Method::GET, &path, &pusher_session, None, None).await;
+        assert_eq!(r.status, StatusCode::OK, "{path}: {}", r.text);
+        assert!(
+            r.headers
+                .get("content-security-policy")
+                .and_then(|v| v.to_str().ok())
+                .is_some_and(|c| c.contains("script-src 'self'")),
+            "{path}"
+        );
+        for raw_markup in [
+            "<script>alert",
+            "<img src=x",
+            "<s>",
+            "<1>",
+            "<k>",
+            " style=",
+        ] {
+            assert!(!r.text.contains(raw_markup), "{path} carries {raw_markup}");
+        }
+    }
+    let page = with_cookie(
+        &s,
+        Method::GET,
+        &format!("/data/resources/{resource}"),
+        &pusher_session,
+        None,
+        None,
+    )
+    .await;
+    assert!(
+        page.text
+            .contains("web&quot; onmouseover=&quot;alert(1)&quot; x=&quot;&gt;")
+    );
+    assert!(page.text.contains("&lt;script&gt;alert(4)&lt;/script&gt;"));
+    assert!(page.text.contains("&lt;img src=x onerror=alert(2)&gt;"));
+    assert!(page.text.contains("<svg class=\"chart\""));
+    let logs = with_cookie(
+        &s,
+        Method::GET,
+        "/data/logs?q=img",
+        &pusher_session,
+        None,
+        None,
+    )
+    .await;
+    assert!(logs.text.contains("&lt;img src=x onerror=alert(3)&gt;"));
+    for (path, status) in [
+        ("/data/resources/999999".to_owned(), StatusCode::NOT_FOUND),
+        (
+            "/data/traces/not-a-trace".to_owned(),
+            StatusCode::BAD_REQUEST,
+        ),
+        (
+            format!("/data/traces/{}", "ab".repeat(16)),
+            StatusCode::NOT_FOUND,
+        ),
+    ] {
+        let r = with_cookie(&s, Method::GET, &path, &pusher_session, None, None).await;
+        assert_eq!(r.status, status, "{path}");
+    }
+
+    // Someone with neither useraccess read nor DataIngestion: 403 on each, no Data link.
+    let (minter, _) = session(&s, "minter", "minter-password").await;
+    for path in [
+        "/data/resources".to_owned(),
+        format!("/data/resources/{resource}"),
+        "/data/logs".to_owned(),
+        "/data/traces".to_owned(),
+        format!("/data/traces/{}", "ab".repeat(16)),
+    ] {
+        let r = with_cookie(&s, Method::GET, &path, &minter, None, None).await;
+        assert_eq!(r.status, StatusCode::FORBIDDEN, "{path}");
+        assert!(r.text.contains("403 — not allowed"), "{path}");
+        assert!(
+            !r.text.contains(hostile) && !r.text.contains("&lt;script&gt;"),
+            "{path}"
+        );
+    }
+    let r = with_cookie(
+        &s,
+        Method::GET,
+        "/settings/user-access/bearer-tokens",
+        &minter,
+        None,
+        None,
+    )
+    .await;
+    assert!(!r.text.contains("href=\"/data/resources\""), "no Data link");
+}
