@@ -575,17 +575,24 @@ impl Store for BackendStore {
                 outbox::put(&mut tx, export).await?;
             }
             let mut seen = data::Lookups::default();
-            // Lines of one request mostly name one resource: its key is made once.
-            let mut last: Option<(&crate::data::Properties, String)> = None;
-            for l in logs {
-                let key = match &last {
-                    Some((ids, key)) if *ids == &l.ids => key.clone(),
-                    _ => crate::data::resource_key(&l.ids),
-                };
-                let resource = seen.resource_id_by_key(&mut tx, &key).await?;
-                data::put_log(&mut tx, (resource, &key), l, by).await?;
-                last = Some((&l.ids, key));
+            // Lines of one request mostly name one resource: its key is made and
+            // looked up once for each run of lines naming it.
+            let mut keys: Vec<(Option<i64>, String)> = Vec::new();
+            let mut which = Vec::with_capacity(logs.len());
+            for (i, l) in logs.iter().enumerate() {
+                if i == 0 || l.ids != logs[i - 1].ids {
+                    let key = crate::data::resource_key(&l.ids);
+                    let resource = seen.resource_id_by_key(&mut tx, &key).await?;
+                    keys.push((resource, key));
+                }
+                which.push(keys.len() - 1);
             }
+            let rows: Vec<_> = logs
+                .iter()
+                .zip(&which)
+                .map(|(l, &k)| ((keys[k].0, keys[k].1.as_str()), l))
+                .collect();
+            data::put_logs(&mut tx, &rows, by).await?;
         })
     }
     #[tracing::instrument(level = "debug", skip_all)]

@@ -118,21 +118,13 @@ fn run(
         return Err(e);
     }
     let mut stmt = conn.prepare_cached(sql)?;
-    // `$N` is bound by its number, as sqlx and PostgreSQL do (SQLite itself numbers
-    // named parameters in the order they first appear); a bare `?` by its position.
-    for i in 1..=stmt.parameter_count() {
-        let n = match stmt.parameter_name(i) {
-            None => i,
-            Some(name) => name
-                .strip_prefix(['$', '?'])
-                .and_then(|n| n.parse().ok())
-                .ok_or_else(|| rusqlite::Error::InvalidParameterName(name.to_owned()))?,
-        };
+    let numbers = parameter_numbers(sql, &stmt)?;
+    for (i, &n) in numbers.iter().enumerate() {
         let v = n
             .checked_sub(1)
             .and_then(|n| args.values.get(n))
             .ok_or(rusqlite::Error::InvalidParameterCount(n, args.values.len()))?;
-        stmt.raw_bind_parameter(i, v)?;
+        stmt.raw_bind_parameter(i + 1, v)?;
     }
     let mut rows = stmt.raw_query();
     while let Some(row) = rows.next()? {
@@ -140,6 +132,38 @@ fn run(
     }
     drop(rows);
     Ok(conn.changes())
+}
+
+thread_local! {
+    /// Each statement text's parameter numbers, by the text's address and length
+    /// (the texts are `'static`): worked out once per thread, since SQLite finds a
+    /// parameter's name by walking its list, which over a multi-row insert's hundred
+    /// parameters made binding cost more than the insert.
+    static NUMBERS: std::cell::RefCell<std::collections::HashMap<(usize, usize), std::rc::Rc<[usize]>>> =
+        std::cell::RefCell::default();
+}
+
+/// For each parameter of `stmt` (prepared from `sql`) in SQLite's order, the argument
+/// it takes: `$N` the Nth, as sqlx and PostgreSQL bind (SQLite itself numbers named
+/// parameters in the order they first appear); a bare `?` the one at its position.
+fn parameter_numbers(sql: &str, stmt: &rusqlite::Statement<'_>) -> Result<std::rc::Rc<[usize]>> {
+    let key = (sql.as_ptr() as usize, sql.len());
+    if let Some(found) = NUMBERS.with(|m| m.borrow().get(&key).cloned()) {
+        return Ok(found);
+    }
+    let mut numbers = Vec::with_capacity(stmt.parameter_count());
+    for i in 1..=stmt.parameter_count() {
+        numbers.push(match stmt.parameter_name(i) {
+            None => i,
+            Some(name) => name
+                .strip_prefix(['$', '?'])
+                .and_then(|n| n.parse().ok())
+                .ok_or_else(|| rusqlite::Error::InvalidParameterName(name.to_owned()))?,
+        });
+    }
+    let numbers: std::rc::Rc<[usize]> = numbers.into();
+    NUMBERS.with(|m| m.borrow_mut().insert(key, numbers.clone()));
+    Ok(numbers)
 }
 
 fn owned(row: &rusqlite::Row<'_>) -> Result<DbRow> {

@@ -344,3 +344,91 @@ async fn an_export_the_receiver_refuses_for_good_is_dropped_and_counted() {
     );
     receiver.abort();
 }
+
+#[tokio::test]
+async fn data_and_exports_past_the_retention_are_pruned() {
+    const DAY_MS: i64 = 86_400_000;
+    let now = now_millis();
+    let to = free_port().await;
+    // Three days ago, with the receiver down: everything is stored and queued.
+    let mut then = forwarding(to);
+    then.clock = keygate_core::clock::Clock::fixed(now - 3 * DAY_MS);
+    let Some(s) = Server::start_with(then).await else {
+        return;
+    };
+    let user = s.user("collector", &[DATAINGESTION]).await;
+    let (_, token) = s.token_for(user, "collector").await;
+    let mut body = metrics_body("web-1", (now - 3 * DAY_MS) / 1000, 1.0);
+    body[0]["instances"][0]["dataPoints"][0]["values"][(now / 1000).to_string()] = json!(2.0);
+    let r = push(
+        &s,
+        "/v2/metric/ingest?create=true",
+        &token,
+        "application/json",
+        body,
+    )
+    .await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let lines = json!([
+        {"msg": "old line", "_lm.resourceId": {"system.hostname": "web-1"}, "timestamp": now - 3 * DAY_MS},
+        {"msg": "new line", "_lm.resourceId": {"system.hostname": "web-1"}, "timestamp": now}
+    ]);
+    let r = push(&s, "/log/ingest", &token, "application/json", lines).await;
+    assert_eq!(r.status, 202, "{}", r.text);
+    let mut span = span_body(0xb1, "old span");
+    let old_ns = (now - 3 * DAY_MS) * 1_000_000;
+    span["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["startTimeUnixNano"] =
+        json!(old_ns.to_string());
+    span["resourceSpans"][0]["scopeSpans"][0]["spans"][0]["endTimeUnixNano"] =
+        json!((old_ns + 1000).to_string());
+    let r = push(&s, "/api/v1/traces", &token, "application/json", span).await;
+    assert_eq!(r.status, 200, "{}", r.text);
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            s.metric("keygate_outbox_entries").await == Some(3.0)
+        })
+        .await
+    );
+
+    // Today, keeping a day: the start-up pass prunes what is older, exports included.
+    let mut today = forwarding(to);
+    today.data_retention = Duration::from_secs(86_400);
+    let s = s.restart_with(today).await;
+    assert!(
+        eventually(Duration::from_secs(10), || async {
+            s.metric("keygate_outbox_entries").await == Some(0.0)
+        })
+        .await,
+        "exports queued three days ago are dropped"
+    );
+    let resources = s.get(&s.admin_token, "/keygate/data/resources").await;
+    let id = resources.body["items"][0]["id"]
+        .as_i64()
+        .expect("the resource stays");
+    let resource = s
+        .get(&s.admin_token, &format!("/keygate/data/resources/{id}"))
+        .await;
+    let dp = resource.body["instances"][0]["dataPoints"][0]["id"]
+        .as_i64()
+        .expect("datapoint");
+    let series = s
+        .get(
+            &s.admin_token,
+            &format!("/keygate/data/datapoints/{dp}/values"),
+        )
+        .await;
+    assert_eq!(
+        series.body["values"],
+        json!([[(now / 1000) * 1000, 2.0]]),
+        "only today's value: {}",
+        series.text
+    );
+    let logs = s.get(&s.admin_token, "/keygate/data/logs").await;
+    let messages: Vec<&str> = logs.body["items"]
+        .as_array()
+        .map(|a| a.iter().filter_map(|l| l["message"].as_str()).collect())
+        .unwrap_or_default();
+    assert_eq!(messages, ["new line"]);
+    let spans = s.get(&s.admin_token, "/keygate/data/spans").await;
+    assert_eq!(spans.body["items"], json!([]), "{}", spans.text);
+}
