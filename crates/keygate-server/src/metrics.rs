@@ -155,7 +155,10 @@ pub struct Snapshot {
     pub ingest_waiting: usize,
     /// Ingestion requests decoding or storing.
     pub ingest_in_flight: usize,
-    /// With `--forward-otlp`: outbox entries waiting, and the seconds the oldest has.
+    /// Whether `--forward-otlp` is on.
+    pub forwarding: bool,
+    /// With `--forward-otlp`: outbox entries waiting, and the seconds the oldest has
+    /// (`None` until first measured after start-up).
     pub outbox: Option<(i64, f64)>,
 }
 
@@ -326,6 +329,8 @@ impl Metrics {
                 out,
                 "# HELP keygate_outbox_entries OTLP exports queued for --forward-otlp and not yet delivered.\n# TYPE keygate_outbox_entries gauge\nkeygate_outbox_entries {entries}\n# HELP keygate_outbox_lag_seconds How long the oldest queued export has waited (0 when none waits).\n# TYPE keygate_outbox_lag_seconds gauge\nkeygate_outbox_lag_seconds {lag}"
             );
+        }
+        if snap.forwarding {
             out.push_str("# HELP keygate_forwarded_exports_total Sends of queued exports to the --forward-otlp receiver, by signal and outcome (delivered; retried: kept for a later send; dropped: refused for good).\n# TYPE keygate_forwarded_exports_total counter\n");
             self.forwarded.each(|(signal, outcome), n| {
                 let _ = writeln!(

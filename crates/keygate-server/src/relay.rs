@@ -35,9 +35,12 @@ use tokio::sync::{Notify, watch};
 
 use crate::metrics::Metrics;
 use crate::state::Clock;
+use keygate_core::clock::Stopwatch;
 
-/// How long a claim keeps other nodes off an entry: longer than one send may take.
-const LEASE: Duration = Duration::from_secs(30);
+/// How long a claim keeps other nodes off an entry. A send is begun only while the
+/// rest of the lease covers its whole timeout, so an entry is never sent by a node
+/// whose claim may have lapsed; after a crash, its claims end within this.
+const LEASE: Duration = Duration::from_secs(20);
 /// How many entries one claim takes.
 const BATCH: i64 = 32;
 /// How often an idle relay looks for entries other nodes queued (its own wake it).
@@ -60,6 +63,9 @@ pub struct RelayConfig {
     pub timeout: Duration,
     /// The longest wait between retries.
     pub max_backoff: Duration,
+    /// This node is the only one sending from its outbox (SQLite: one server a
+    /// file): at start, what a killed process had claimed is made due at once.
+    pub sole_sender: bool,
 }
 
 impl RelayConfig {
@@ -72,6 +78,7 @@ impl RelayConfig {
             ca_cert: None,
             timeout: Duration::from_secs(10),
             max_backoff: Duration::from_secs(60),
+            sole_sender: false,
         }
     }
 }
@@ -100,6 +107,7 @@ pub fn check_endpoint(endpoint: &str) -> Result<(), RelayError> {
 #[derive(Debug)]
 pub struct Relay {
     wake: Notify,
+    /// Entries waiting, or -1 until the task has first measured.
     entries: AtomicI64,
     /// When the oldest waiting entry was queued (epoch ms), or -1 when none waits.
     oldest_ms: AtomicI64,
@@ -109,7 +117,7 @@ impl Default for Relay {
     fn default() -> Self {
         Self {
             wake: Notify::new(),
-            entries: AtomicI64::new(0),
+            entries: AtomicI64::new(-1),
             oldest_ms: AtomicI64::new(-1),
         }
     }
@@ -121,15 +129,20 @@ impl Relay {
         self.wake.notify_one();
     }
 
-    /// Entries waiting, and the seconds the oldest has waited at `now_ms`.
-    pub fn backlog(&self, now_ms: i64) -> (i64, f64) {
+    /// Entries waiting, and the seconds the oldest has waited at `now_ms`; `None`
+    /// until the task has first measured (a gauge of 0 then would be a guess).
+    pub fn backlog(&self, now_ms: i64) -> Option<(i64, f64)> {
+        let entries = self.entries.load(Ordering::Relaxed);
+        if entries < 0 {
+            return None;
+        }
         let oldest = self.oldest_ms.load(Ordering::Relaxed);
         let lag = if oldest < 0 {
             0.0
         } else {
             now_ms.saturating_sub(oldest).max(0) as f64 / 1000.0
         };
-        (self.entries.load(Ordering::Relaxed), lag)
+        Some((entries, lag))
     }
 }
 
@@ -203,6 +216,11 @@ impl<S: Store> Forwarder<S> {
     /// then are handed back, so a restart sends them at once.
     pub async fn run(self, mut stop: watch::Receiver<bool>) {
         let mut failures: u32 = 0;
+        if self.config.sole_sender
+            && let Err(e) = self.store.outbox_release(self.clock.now_millis()).await
+        {
+            tracing::warn!(error = %e, "forwarding: could not release earlier claims");
+        }
         loop {
             self.refresh_backlog().await;
             if *stop.borrow() {
@@ -229,7 +247,14 @@ impl<S: Store> Forwarder<S> {
                 continue;
             }
             let mut wait = None;
+            let lease_ends = Stopwatch::start().after(LEASE);
             for (i, entry) in claimed.iter().enumerate() {
+                if Stopwatch::start().after(self.config.timeout) >= lease_ends {
+                    // The claim could lapse mid-send: claim the rest anew.
+                    self.hand_back(&claimed[i..], None, self.clock.now_millis())
+                        .await;
+                    break;
+                }
                 let sent = tokio::select! {
                     s = self.send(entry) => s,
                     _ = stop.changed() => {
@@ -399,12 +424,13 @@ mod tests {
     use super::*;
 
     #[test]
-    fn the_backlog_reads_zero_lag_when_empty() {
+    fn the_backlog_is_unknown_until_measured_and_zero_lag_when_empty() {
         let r = Relay::default();
-        r.oldest_ms.store(-1, Ordering::Relaxed);
-        assert_eq!(r.backlog(10_000), (0, 0.0));
+        assert_eq!(r.backlog(10_000), None);
+        r.entries.store(0, Ordering::Relaxed);
+        assert_eq!(r.backlog(10_000), Some((0, 0.0)));
         r.entries.store(3, Ordering::Relaxed);
         r.oldest_ms.store(4_000, Ordering::Relaxed);
-        assert_eq!(r.backlog(10_000), (3, 6.0));
+        assert_eq!(r.backlog(10_000), Some((3, 6.0)));
     }
 }

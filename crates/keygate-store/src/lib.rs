@@ -402,4 +402,8 @@ pub trait Store: Clone + Send + Sync + 'static {
     ) -> impl Future<Output = Result<()>> + Send;
     /// How many entries wait, and since when.
     fn outbox_state(&self) -> impl Future<Output = Result<data::OutboxState>> + Send;
+    /// Makes every entry due at `now_ms`: for a sender that knows it is the only one
+    /// (SQLite, one server a file), so that what a killed process had claimed is sent
+    /// at once instead of when its lease ends.
+    fn outbox_release(&self, now_ms: i64) -> impl Future<Output = Result<()>> + Send;
 }

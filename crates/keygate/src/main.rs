@@ -122,13 +122,18 @@ async fn dispatch(cli: Cli) -> Result<u8> {
     .map(|()| 0)
 }
 
-/// `--forward-otlp` and its headers and certificate authority.
-fn forward_config(args: &cli::ServeArgs) -> Result<Option<keygate_server::relay::RelayConfig>> {
+/// `--forward-otlp` and its headers and certificate authority; on a SQLite file this
+/// server is the only sender from its outbox.
+fn forward_config(
+    args: &cli::ServeArgs,
+    sqlite: bool,
+) -> Result<Option<keygate_server::relay::RelayConfig>> {
     let Some(url) = &args.forward_otlp else {
         return Ok(None);
     };
     let mut config = keygate_server::relay::RelayConfig::new(url);
     config.headers.clone_from(&args.forward_otlp_headers);
+    config.sole_sender = sqlite;
     if let Some(path) = &args.forward_otlp_ca_cert {
         config.ca_cert = Some(std::fs::read(path).with_context(|| {
             format!("could not read --forward-otlp-ca-cert {}", path.display())
@@ -147,7 +152,7 @@ async fn run<S: Store>(store: S, cli: Cli, sqlite: Option<&std::path::Path>) -> 
     match cli.command {
         Command::Serve(args) => {
             let tls = tls_certificates(&args)?;
-            let forward = forward_config(&args)?;
+            let forward = forward_config(&args, sqlite.is_some())?;
             let listener = tokio::net::TcpListener::bind(args.listen)
                 .await
                 .with_context(|| format!("could not listen on {}", args.listen))?;

@@ -160,7 +160,11 @@ async fn metrics_text<S: Store>(
         index_reloads: st.verifier.reloads(),
         ingest_waiting: st.ingest.waiting(),
         ingest_in_flight: st.ingest.in_flight(),
-        outbox: st.relay.as_ref().map(|r| r.backlog(st.clock.now_millis())),
+        forwarding: st.relay.is_some(),
+        outbox: st
+            .relay
+            .as_ref()
+            .and_then(|r| r.backlog(st.clock.now_millis())),
         ..Default::default()
     };
     match st.manager.store().token_counts().await {

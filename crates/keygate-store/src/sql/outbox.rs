@@ -83,6 +83,15 @@ pub(super) async fn retry(
     Ok(())
 }
 
+/// Makes every entry due at `now_ms` (claims and backoffs end).
+pub(super) async fn release(conn: &mut Conn, now_ms: i64) -> Result<()> {
+    query("UPDATE data_outbox SET due_ms = $1 WHERE due_ms > $1")
+        .bind(now_ms)
+        .execute(&mut *conn)
+        .await?;
+    Ok(())
+}
+
 /// How many entries wait, and when the oldest was queued.
 pub(super) async fn state(conn: &mut Conn) -> Result<OutboxState> {
     let row = query("SELECT COUNT(*), MIN(queued_ms) FROM data_outbox")

@@ -667,6 +667,10 @@ impl Store for BackendStore {
         write_tx!(self, self.unlocked(), tx => outbox::retry(&mut tx, ids, failed, due_ms).await?)
     }
     #[tracing::instrument(level = "debug", skip_all)]
+    async fn outbox_release(&self, now_ms: i64) -> Result<()> {
+        write_tx!(self, self.unlocked(), tx => outbox::release(&mut tx, now_ms).await?)
+    }
+    #[tracing::instrument(level = "debug", skip_all)]
     async fn outbox_state(&self) -> Result<crate::data::OutboxState> {
         read!(self, c => outbox::state(&mut c).await)
     }

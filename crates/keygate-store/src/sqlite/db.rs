@@ -134,13 +134,15 @@ fn run(
     Ok(conn.changes())
 }
 
+/// A statement text's parameter numbers, by the text's address and length.
+type Numbers = std::collections::HashMap<(usize, usize), std::rc::Rc<[usize]>>;
+
 thread_local! {
     /// Each statement text's parameter numbers, by the text's address and length
     /// (the texts are `'static`): worked out once per thread, since SQLite finds a
     /// parameter's name by walking its list, which over a multi-row insert's hundred
     /// parameters made binding cost more than the insert.
-    static NUMBERS: std::cell::RefCell<std::collections::HashMap<(usize, usize), std::rc::Rc<[usize]>>> =
-        std::cell::RefCell::default();
+    static NUMBERS: std::cell::RefCell<Numbers> = std::cell::RefCell::default();
 }
 
 /// For each parameter of `stmt` (prepared from `sql`) in SQLite's order, the argument

@@ -1,7 +1,8 @@
 //! Crash safety on the embedded SQLite store: SIGKILL the real server again and again
-//! while a client creates and disables tokens, then show that every acknowledged
-//! create authenticates, every acknowledged disable held, nothing is half-made, and
-//! the database file is intact.
+//! while a client creates and disables tokens (or pushes data, forwarded with
+//! `--forward-otlp`), then show that every acknowledged create authenticates, every
+//! acknowledged disable held, every acknowledged push is stored and forwarded,
+//! nothing is half-made, and the database file is intact.
 
 use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
@@ -249,6 +250,8 @@ async fn push_loop(addr: String, token: String, round: i64, pushed: Arc<Mutex<Pu
         let at = now_millis() / 1000 - 100_000 + round * 10_000 + i;
         let body = json!([{
             "resourceIds": {"system.hostname": "crash"}, "resourceName": "crash",
+            // Marks the push in what is forwarded.
+            "resourceProperties": {"push": format!("push-{at}.")},
             "dataSource": "Load",
             "instances": [{"instanceName": "all", "dataPoints": [
                 {"dataPointName": "one", "values": {at.to_string(): i}},
@@ -267,7 +270,8 @@ async fn push_loop(addr: String, token: String, round: i64, pushed: Arc<Mutex<Pu
         if r.status() == StatusCode::ACCEPTED {
             pushed.lock().expect("lock").values.insert(at);
         }
-        let msg = format!("crash r{round} line {i}");
+        // The full stop ends the message: "line 1." is not found inside "line 10.".
+        let msg = format!("crash r{round} line {i}.");
         let Ok(r) = client
             .post(format!("http://{addr}/rest/log/ingest"))
             .bearer_auth(&token)
@@ -315,9 +319,20 @@ async fn sigkill_during_pushes_loses_no_acknowledged_value_or_line() {
     .await;
     let token = cli(&["token", "create", "--user", "collector"]).await;
 
+    crypto_provider();
+    // Everything is also forwarded, to a receiver slow enough that exports wait in the
+    // outbox when the server is killed.
+    let to = super::relay::free_port().await;
+    let rx = Arc::new(Mutex::new(super::relay::Receiver {
+        delay: Duration::from_millis(5),
+        ..Default::default()
+    }));
+    let receiver = super::relay::receive(to, rx.clone()).await;
+    let forward = format!("http://{to}");
+    let serve_args = ["--forward-otlp", forward.as_str()];
     let pushed = Arc::new(Mutex::new(Pushed::default()));
     for round in 0..6 {
-        let running = Running::start(&db, &[], "info").await;
+        let running = Running::start_serving(&db, &[], &serve_args, "info").await;
         let client = tokio::spawn(push_loop(
             running.addr.clone(),
             token.clone(),
@@ -329,7 +344,7 @@ async fn sigkill_during_pushes_loses_no_acknowledged_value_or_line() {
         client.await.expect("client task");
     }
 
-    let running = Running::start(&db, &[], "info").await;
+    let running = Running::start_serving(&db, &[], &serve_args, "info").await;
     let base = format!("http://{}/santaba/rest/keygate/data", running.addr);
     let client = reqwest::Client::new();
     let get = |path: String| send(client.get(format!("{base}{path}")).bearer_auth(&admin));
@@ -385,6 +400,33 @@ async fn sigkill_during_pushes_loses_no_acknowledged_value_or_line() {
     for line in &pushed.lines {
         assert!(stored.contains(line), "acknowledged line {line:?} lost");
     }
+    // Every acknowledged push is forwarded too (at least once), across the kills.
+    let forwarded = |needle: &str| {
+        rx.lock()
+            .expect("lock")
+            .got
+            .iter()
+            .any(|g| super::relay::contains(&g.body, needle))
+    };
+    let all_forwarded = eventually(Duration::from_secs(30), || async {
+        pushed.lines.iter().all(|l| forwarded(l))
+            && pushed
+                .values
+                .iter()
+                .all(|at| forwarded(&format!("push-{at}.")))
+    })
+    .await;
+    let missing_lines: Vec<&String> = pushed.lines.iter().filter(|l| !forwarded(l)).collect();
+    let missing_values: Vec<&i64> = pushed
+        .values
+        .iter()
+        .filter(|at| !forwarded(&format!("push-{at}.")))
+        .collect();
+    assert!(
+        all_forwarded,
+        "not forwarded: lines {missing_lines:?}, values {missing_values:?}"
+    );
+    receiver.abort();
     running.kill().await;
     // The file is intact.
     let conn = rusqlite::Connection::open(dir.path().join("kg.db")).expect("open");

@@ -568,3 +568,81 @@ async fn token_reads_on_every_node_show_a_change_made_on_one() {
     .await;
     assert!(gone, "a token deleted on A is gone from B's reads");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn several_nodes_share_the_outbox_and_send_each_export_once() {
+    use super::relay::{Receiver, contains, forwarding, free_port, push, receive};
+    use std::sync::{Arc, Mutex};
+    let to = free_port().await;
+    // A slow receiver, so that the nodes' claims overlap.
+    let rx = Arc::new(Mutex::new(Receiver {
+        delay: std::time::Duration::from_millis(30),
+        ..Receiver::default()
+    }));
+    let receiver = receive(to, rx.clone()).await;
+    let Some(a) = Server::start_with(forwarding(to)).await else {
+        receiver.abort();
+        return;
+    };
+    let mut nodes = vec![a];
+    for _ in 0..2 {
+        let mut node = Server::launch(&nodes[0].db, nodes[0].key.clone(), forwarding(to)).await;
+        node.admin_token = nodes[0].admin_token.clone();
+        nodes.push(node);
+    }
+    let user = nodes[0].user("collector", &[DATAINGESTION]).await;
+    let (_, token) = nodes[0].token_for(user, "collector").await;
+    for node in &nodes {
+        assert!(
+            eventually(std::time::Duration::from_secs(5), || async {
+                node.get(&token, "/apitokens/self").await.status == StatusCode::OK
+            })
+            .await
+        );
+    }
+    // 60 pushes, 20 through each node at once.
+    let pushes = nodes.iter().enumerate().map(|(n, node)| {
+        let token = token.clone();
+        async move {
+            for i in 0..20 {
+                let body = json!([{"msg": format!("line {n}-{i}."), "_lm.resourceId": {"system.hostname": "h"}}]);
+                let r = push(node, "/log/ingest", &token, "application/json", body).await;
+                assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+            }
+        }
+    });
+    futures_util::future::join_all(pushes).await;
+    assert!(
+        eventually(std::time::Duration::from_secs(30), || async {
+            rx.lock().expect("lock").got.len() >= 60
+                && nodes[0].metric("keygate_outbox_entries").await == Some(0.0)
+        })
+        .await,
+        "every export delivered: {}",
+        rx.lock().expect("lock").got.len()
+    );
+    tokio::time::sleep(std::time::Duration::from_millis(1500)).await;
+    let got = rx.lock().expect("lock").got.clone();
+    assert_eq!(got.len(), 60, "no export sent twice");
+    for n in 0..3 {
+        for i in 0..20 {
+            let line = format!("line {n}-{i}.");
+            assert_eq!(
+                got.iter().filter(|g| contains(&g.body, &line)).count(),
+                1,
+                "{line} once"
+            );
+        }
+    }
+    // The work was shared: more than one node delivered.
+    let mut delivering = 0;
+    for node in &nodes {
+        let d = node
+            .metric("keygate_forwarded_exports_total{signal=\"logs\",outcome=\"delivered\"}")
+            .await
+            .unwrap_or(0.0);
+        delivering += usize::from(d > 0.0);
+    }
+    assert!(delivering >= 2, "{delivering} node(s) delivered");
+    receiver.abort();
+}

@@ -17,18 +17,20 @@ use super::support::*;
 
 /// One export as the receiver got it.
 #[derive(Debug, Clone)]
-struct Got {
-    signal: String,
+pub(super) struct Got {
+    pub(super) signal: String,
     content_type: String,
     authorization: String,
-    body: Vec<u8>,
+    pub(super) body: Vec<u8>,
 }
 
-/// What the receiver answers: the first `refuse` exports of `signal` get `status`.
+/// What the receiver answers: the first `refuse` exports of `signal` get `status`;
+/// each answer comes after `delay`.
 #[derive(Default)]
-struct Receiver {
-    got: Vec<Got>,
-    refuse: Vec<(String, u16, usize)>,
+pub(super) struct Receiver {
+    pub(super) got: Vec<Got>,
+    pub(super) refuse: Vec<(String, u16, usize)>,
+    pub(super) delay: Duration,
 }
 
 async fn export(
@@ -45,6 +47,8 @@ async fn export(
             .to_owned()
     };
     assert_eq!(header("content-encoding"), "gzip", "exports are gzipped");
+    let delay = rx.lock().expect("lock").delay;
+    tokio::time::sleep(delay).await;
     let mut body_plain = Vec::new();
     flate2::read::GzDecoder::new(&body[..])
         .read_to_end(&mut body_plain)
@@ -70,7 +74,10 @@ async fn export(
 }
 
 /// Serves the receiver on `addr` until the returned handle is aborted.
-async fn receive(addr: SocketAddr, rx: Arc<Mutex<Receiver>>) -> tokio::task::JoinHandle<()> {
+pub(super) async fn receive(
+    addr: SocketAddr,
+    rx: Arc<Mutex<Receiver>>,
+) -> tokio::task::JoinHandle<()> {
     let app = axum::Router::new()
         .route("/v1/{signal}", axum::routing::post(export))
         .with_state(rx);
@@ -81,20 +88,22 @@ async fn receive(addr: SocketAddr, rx: Arc<Mutex<Receiver>>) -> tokio::task::Joi
 }
 
 /// A port nothing listens on (yet).
-async fn free_port() -> SocketAddr {
+pub(super) async fn free_port() -> SocketAddr {
     let l = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
     l.local_addr().expect("addr")
 }
 
-fn forwarding(to: SocketAddr) -> keygate_server::ServerConfig {
+pub(super) fn forwarding(to: SocketAddr) -> keygate_server::ServerConfig {
     let mut relay = RelayConfig::new(&format!("http://{to}/"));
     relay.headers.push((
         HeaderName::from_static("authorization"),
         HeaderValue::from_static("Bearer receiver-secret"),
     ));
     relay.max_backoff = Duration::from_millis(400);
+    // One server a SQLite file, as `keygate serve` says of itself there.
+    relay.sole_sender = super::BACKEND == crate::Backend::Sqlite;
     relay.timeout = Duration::from_secs(2);
     keygate_server::ServerConfig {
         forward: Some(relay),
@@ -108,7 +117,13 @@ fn gzip(data: &[u8]) -> Vec<u8> {
     e.finish().expect("gzip")
 }
 
-async fn push(s: &Server, path: &str, token: &str, content_type: &str, body: Value) -> Resp {
+pub(super) async fn push(
+    s: &Server,
+    path: &str,
+    token: &str,
+    content_type: &str,
+    body: Value,
+) -> Resp {
     let rb = s
         .client
         .post(format!("http://{}/rest{path}", s.addr))
@@ -144,7 +159,7 @@ fn span_body(trace: u8, name: &str) -> Value {
     }]})
 }
 
-fn contains(haystack: &[u8], needle: &str) -> bool {
+pub(super) fn contains(haystack: &[u8], needle: &str) -> bool {
     haystack
         .windows(needle.len())
         .any(|w| w == needle.as_bytes())
