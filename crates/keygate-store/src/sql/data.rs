@@ -323,9 +323,9 @@ fn log_insert(rows: usize) -> String {
     sql
 }
 
-static LOG_INSERT_MANY: std::sync::LazyLock<String> =
-    std::sync::LazyLock::new(|| log_insert(LOG_ROWS));
-static LOG_INSERT_ONE: std::sync::LazyLock<String> = std::sync::LazyLock::new(|| log_insert(1));
+/// The inserts of 1 to `LOG_ROWS` rows, made once per process.
+static LOG_INSERTS: std::sync::LazyLock<Vec<String>> =
+    std::sync::LazyLock::new(|| (1..=LOG_ROWS).map(log_insert).collect());
 
 /// Stores log lines, each with the resource it matched (if any) and its resource
 /// key, `LOG_ROWS` to a statement.
@@ -335,38 +335,21 @@ pub(super) async fn put_logs(
     by: UserId,
 ) -> Result<()> {
     for chunk in lines.chunks(LOG_ROWS) {
-        let sql = if chunk.len() == LOG_ROWS {
-            LOG_INSERT_MANY.as_str()
-        } else {
-            LOG_INSERT_ONE.as_str()
-        };
-        if chunk.len() == LOG_ROWS {
-            let mut q = query(sql);
-            for &((resource, key), log) in chunk {
-                q = q
-                    .bind(resource)
-                    .bind(key)
-                    .bind(log.at_ms)
-                    .bind(&log.level)
-                    .bind(&log.message)
-                    .bind(&log.metadata)
-                    .bind(by);
-            }
-            q.execute(&mut *conn).await?;
-        } else {
-            for &((resource, key), log) in chunk {
-                query(sql)
-                    .bind(resource)
-                    .bind(key)
-                    .bind(log.at_ms)
-                    .bind(&log.level)
-                    .bind(&log.message)
-                    .bind(&log.metadata)
-                    .bind(by)
-                    .execute(&mut *conn)
-                    .await?;
-            }
+        let sql = LOG_INSERTS
+            .get(chunk.len() - 1)
+            .ok_or(StoreError::Corrupt("a batch of log lines of no size"))?;
+        let mut q = query(sql.as_str());
+        for &((resource, key), log) in chunk {
+            q = q
+                .bind(resource)
+                .bind(key)
+                .bind(log.at_ms)
+                .bind(&log.level)
+                .bind(&log.message)
+                .bind(&log.metadata)
+                .bind(by);
         }
+        q.execute(&mut *conn).await?;
     }
     Ok(())
 }

@@ -2,8 +2,6 @@
 //! DataIngestion token (bearer or LMv1 over the uncompressed body, gzipped as the
 //! SDKs send it), stored, and read back through `/santaba/rest/keygate/data`.
 
-use std::io::Write;
-
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
 
@@ -21,12 +19,6 @@ async fn push(s: &Server, method: Method, path: &str, authorization: &str, body:
         .header("X-version", "1")
         .body(gzip(body));
     send(rb).await
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(data).expect("gzip");
-    e.finish().expect("gzip")
 }
 
 fn bearer(t: &str) -> String {

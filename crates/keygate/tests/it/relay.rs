@@ -2,7 +2,7 @@
 //! through the outbox, across the receiver being down, a keygate restart, and a
 //! receiver asking to wait; what the receiver refuses for good is dropped and counted.
 
-use std::io::{Read, Write};
+use std::io::Read;
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -109,12 +109,6 @@ pub(super) fn forwarding(to: SocketAddr) -> keygate_server::ServerConfig {
         forward: Some(relay),
         ..test_config()
     }
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(data).expect("gzip");
-    e.finish().expect("gzip")
 }
 
 pub(super) async fn push(

@@ -7,7 +7,8 @@ use serde_json::json;
 use super::support::*;
 use crate::webdriver::{Browser, available};
 
-async fn sign_in(b: &Browser, s: &Server, user: &str, password: &str) {
+/// Signs in through the form and waits for the answer.
+pub(super) async fn sign_in(b: &Browser, s: &Server, user: &str, password: &str) {
     b.goto(&format!("http://{}/signin", s.addr)).await;
     let u = b.find("#username").await;
     b.clear(&u).await;

@@ -2,32 +2,11 @@
 //! log viewer's search, the trace list and a trace's waterfall, who sees what, and a
 //! screenshot of each page (target/ui-screenshots/).
 
-use std::io::Write;
-
 use serde_json::{Value, json};
 
 use super::support::*;
+use super::ui::sign_in;
 use crate::webdriver::{Browser, available};
-
-async fn sign_in(b: &Browser, s: &Server, user: &str, password: &str) {
-    b.goto(&format!("http://{}/signin", s.addr)).await;
-    let u = b.find("#username").await;
-    b.clear(&u).await;
-    b.type_into(&u, user).await;
-    b.type_into(&b.find("#password").await, password).await;
-    b.click(&b.find("button[type=submit]").await).await;
-    b.until(
-        "the sign-in answer",
-        "return document.readyState === 'complete' && location.pathname !== '/signin'",
-    )
-    .await;
-}
-
-fn gzip(data: &[u8]) -> Vec<u8> {
-    let mut e = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
-    e.write_all(data).expect("gzip");
-    e.finish().expect("gzip")
-}
 
 async fn push(s: &Server, token: &str, path: &str, body: &Value) {
     let rb = s
