@@ -69,7 +69,12 @@ while time.time() < deadline and len(found) < 3:
     time.sleep(0.2)
 check("metrics, logs and the span forwarded", set(found) == {"metrics", "logs", "traces"}, sorted(found))
 
-rm = found["metrics"].resource_metrics[0]
+# Exports queued together may arrive as one request: find ours among its resources.
+def host_of(resource):
+    return {kv.key: kv.value.string_value for kv in resource.attributes}.get("system.hostname")
+
+
+rm = next(r for r in found["metrics"].resource_metrics if host_of(r.resource) == "fwd-host")
 attrs = {kv.key: kv.value.string_value for kv in rm.resource.attributes}
 check("the resource's ids and properties are its attributes",
       attrs == {"system.hostname": "fwd-host", "env": "check"}, attrs)
@@ -91,8 +96,8 @@ check("a derive is a non-monotonic sum",
 check("a gauge is a gauge", by_name["Net.load"].WhichOneof("data") == "gauge"
       and by_name["Net.load"].gauge.data_points[0].as_double == 0.75)
 
-rl = found["logs"].resource_logs[0]
-rec = rl.scope_logs[0].log_records[0]
+rl = next(r for r in found["logs"].resource_logs if host_of(r.resource) == "fwd-host")
+rec = next(rec for rec in rl.scope_logs[0].log_records if rec.body.string_value == "forwarded line")
 check("a log line's body, time and severity",
       rec.body.string_value == "forwarded line" and rec.time_unix_nano == now * 10**9
       and rec.severity_text == "warning" and rec.severity_number == 13
@@ -103,6 +108,7 @@ check("its other fields are attributes",
 check("its resource", [(kv.key, kv.value.string_value) for kv in rl.resource.attributes]
       == [("system.hostname", "fwd-host")])
 
-sp = found["traces"].resource_spans[0].scope_spans[0].spans[0]
+sp = next(sp for rs in found["traces"].resource_spans for ss in rs.scope_spans for sp in ss.spans
+          if sp.name == "forwarded span")
 check("the span goes on as it came", sp.name == "forwarded span" and sp.trace_id == bytes([7] * 16))
 print("--forward-otlp read by opentelemetry-proto: every check passed")

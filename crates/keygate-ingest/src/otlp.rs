@@ -350,6 +350,32 @@ mod tests {
     }
 
     #[test]
+    fn requests_end_to_end_are_one_request_holding_both() {
+        let line = |host: &str| LogInput {
+            ids: ids(host),
+            message: host.to_owned(),
+            metadata: "{}".to_owned(),
+            ..LogInput::default()
+        };
+        let mut both = logs(&[line("a")], 0);
+        both.extend(logs(&[line("b")], 0));
+        let req: pb::ExportLogsServiceRequest =
+            prost::Message::decode(&both[..]).unwrap_or_else(|e| panic!("{e}"));
+        let hosts: Vec<_> = req
+            .resource_logs
+            .iter()
+            .map(|r| r.resource.as_ref().map(|r| r.attributes.clone()))
+            .collect();
+        assert_eq!(
+            hosts,
+            [
+                Some(vec![string("system.hostname", "a")]),
+                Some(vec![string("system.hostname", "b")])
+            ]
+        );
+    }
+
+    #[test]
     fn metrics_map_kinds_and_skip_what_was_not_stored() {
         let element = |host: &str| MetricElement {
             resource: ResourceInput {

@@ -47,6 +47,12 @@ const BATCH: i64 = 32;
 const IDLE_POLL: Duration = Duration::from_secs(1);
 /// The first retry's delay.
 const FIRST_BACKOFF: Duration = Duration::from_secs(1);
+/// How long a woken relay lets exports gather before it claims them.
+const GATHER: Duration = Duration::from_millis(50);
+/// The most bytes of exports merged into one send.
+const MERGE_BYTES: usize = 4 * 1024 * 1024;
+/// The content type of exports that can be merged.
+const PROTOBUF: &str = "application/x-protobuf";
 
 /// Where and how to forward.
 #[derive(Debug, Clone)]
@@ -244,25 +250,38 @@ impl<S: Store> Forwarder<S> {
                     _ = tokio::time::sleep(IDLE_POLL) => {}
                     _ = stop.changed() => return,
                 }
+                // Let what arrives meanwhile join the next claim: a collector's pushes
+                // then go on in a few requests, not one each.
+                tokio::select! {
+                    _ = tokio::time::sleep(GATHER) => {}
+                    _ = stop.changed() => return,
+                }
                 continue;
             }
             let mut wait = None;
+            // Delivered entries are deleted together at the end of the batch: one
+            // commit for the batch instead of one an entry (a crash before it sends
+            // them again: at least once).
+            let mut done = Vec::with_capacity(claimed.len());
             let lease_ends = Stopwatch::start().after(LEASE);
-            for (i, entry) in claimed.iter().enumerate() {
+            let mut at = 0;
+            while at < claimed.len() {
                 if Stopwatch::start().after(self.config.timeout) >= lease_ends {
                     // The claim could lapse mid-send: claim the rest anew.
-                    self.hand_back(&claimed[i..], None, self.clock.now_millis())
+                    self.hand_back(&claimed[at..], None, self.clock.now_millis())
                         .await;
                     break;
                 }
+                let group = &claimed[at..at + mergeable(&claimed[at..])];
                 let sent = tokio::select! {
-                    s = self.send(entry) => s,
+                    s = self.send(group) => s,
                     _ = stop.changed() => {
-                        self.hand_back(&claimed[i..], None, self.clock.now_millis()).await;
+                        self.finish(&done).await;
+                        self.hand_back(&claimed[at..], None, self.clock.now_millis()).await;
                         return;
                     }
                 };
-                let signal = entry.outgoing.signal.as_str();
+                let signal = group[0].outgoing.signal.as_str();
                 match sent {
                     Sent::Delivered => {
                         if failures > 0 {
@@ -272,33 +291,85 @@ impl<S: Store> Forwarder<S> {
                             );
                         }
                         failures = 0;
-                        self.metrics.forwarded(signal, "delivered");
-                        self.finish(entry).await;
+                        for entry in group {
+                            self.metrics.forwarded(signal, "delivered");
+                            done.push(entry.id);
+                        }
+                        at += group.len();
+                    }
+                    Sent::Dropped(_) if group.len() > 1 => {
+                        // One of them may be at fault: each goes again on its own.
+                        let mut alone = 0;
+                        let mut kept = None;
+                        for entry in group {
+                            let sent = tokio::select! {
+                                s = self.send(std::slice::from_ref(entry)) => s,
+                                _ = stop.changed() => {
+                                    self.finish(&done).await;
+                                    self.hand_back(&claimed[at + alone..], None, self.clock.now_millis()).await;
+                                    return;
+                                }
+                            };
+                            match sent {
+                                Sent::Delivered => {
+                                    self.metrics.forwarded(signal, "delivered");
+                                    done.push(entry.id);
+                                }
+                                Sent::Dropped(reason) => {
+                                    self.dropped(entry, &reason);
+                                    done.push(entry.id);
+                                }
+                                Sent::Retry(after, reason) => {
+                                    kept = Some((after, reason));
+                                    break;
+                                }
+                            }
+                            alone += 1;
+                        }
+                        if let Some((after, reason)) = kept {
+                            failures = failures.saturating_add(1);
+                            let delay = self.retry_delay(after, failures);
+                            tracing::warn!(signal, retry_in_ms = delay.as_millis() as u64, %reason, "forwarding: the receiver did not take an export; it is kept");
+                            self.metrics.forwarded(signal, "retried");
+                            let rest = &claimed[at + alone..];
+                            let due = self
+                                .clock
+                                .now_millis()
+                                .saturating_add(delay.as_millis() as i64);
+                            self.hand_back(rest, rest.first().map(|e| e.id), due).await;
+                            wait = Some(delay);
+                            break;
+                        }
+                        at += group.len();
                     }
                     Sent::Dropped(reason) => {
-                        tracing::error!(signal, queued_ms = entry.outgoing.queued_ms, %reason, "forwarding: the receiver refused an export for good; it is dropped");
-                        self.metrics.forwarded(signal, "dropped");
-                        self.finish(entry).await;
+                        self.dropped(&group[0], &reason);
+                        done.push(group[0].id);
+                        at += 1;
                     }
                     Sent::Retry(after, reason) => {
                         failures = failures.saturating_add(1);
-                        let delay = after
-                            .unwrap_or_default()
-                            .max(self.backoff(failures))
-                            .min(self.max_backoff());
-                        tracing::warn!(signal, attempt = entry.attempts + 1, retry_in_ms = delay.as_millis() as u64, %reason, "forwarding: the receiver did not take an export; it is kept");
-                        self.metrics.forwarded(signal, "retried");
+                        let delay = self.retry_delay(after, failures);
+                        tracing::warn!(signal, exports = group.len(), attempt = group[0].attempts + 1, retry_in_ms = delay.as_millis() as u64, %reason, "forwarding: the receiver did not take an export; it is kept");
+                        for _ in group {
+                            self.metrics.forwarded(signal, "retried");
+                        }
                         let due = self
                             .clock
                             .now_millis()
                             .saturating_add(delay.as_millis() as i64);
-                        self.hand_back(&claimed[i..], Some(entry.id), due).await;
+                        self.hand_back(&claimed[at..], Some(group[0].id), due).await;
                         wait = Some(delay);
                         break;
                     }
                 }
             }
-            if let Some(delay) = wait {
+            self.finish(&done).await;
+            // After a failure, its backoff; after a batch short of full, a moment
+            // for more to gather (steady pushes then go on a batch at a time, not
+            // one claim, send and delete each); after a full one, at once.
+            let pause = wait.or((claimed.len() < BATCH as usize).then_some(GATHER));
+            if let Some(delay) = pause {
                 tokio::select! {
                     _ = tokio::time::sleep(delay) => {}
                     _ = stop.changed() => return,
@@ -307,21 +378,32 @@ impl<S: Store> Forwarder<S> {
         }
     }
 
-    /// Sends one entry.
-    async fn send(&self, entry: &Queued) -> Sent {
-        let path = match entry.outgoing.signal {
+    fn dropped(&self, entry: &Queued, reason: &str) {
+        let signal = entry.outgoing.signal.as_str();
+        tracing::error!(signal, queued_ms = entry.outgoing.queued_ms, %reason, "forwarding: the receiver refused an export for good; it is dropped");
+        self.metrics.forwarded(signal, "dropped");
+    }
+
+    /// Sends `group` (entries of one signal; several only in protobuf) as one export.
+    async fn send(&self, group: &[Queued]) -> Sent {
+        let Some(first) = group.first() else {
+            return Sent::Delivered;
+        };
+        let path = match first.outgoing.signal {
             Signal::Traces => "/v1/traces",
             Signal::Logs => "/v1/logs",
             Signal::Metrics => "/v1/metrics",
         };
-        let body = match gzip(&entry.outgoing.body) {
+        // Export requests hold one repeated field: their protobuf encodings, end to
+        // end, are the encoding of one request holding all their resources.
+        let body = match gzip(group.iter().map(|e| e.outgoing.body.as_slice())) {
             Ok(b) => b,
             Err(e) => return Sent::Retry(None, format!("could not compress: {e}")),
         };
         let answer = self
             .http
             .post(format!("{}{path}", self.config.endpoint))
-            .header(reqwest::header::CONTENT_TYPE, &entry.outgoing.content_type)
+            .header(reqwest::header::CONTENT_TYPE, &first.outgoing.content_type)
             .header(reqwest::header::CONTENT_ENCODING, "gzip")
             .body(body)
             .send()
@@ -348,6 +430,14 @@ impl<S: Store> Forwarder<S> {
         }
     }
 
+    /// The wait before a retry: the backoff, or longer if the receiver asked.
+    fn retry_delay(&self, after: Option<Duration>, failures: u32) -> Duration {
+        after
+            .unwrap_or_default()
+            .max(self.backoff(failures))
+            .min(self.max_backoff())
+    }
+
     /// The wait after `failures` failures in a row: doubling from a second, capped,
     /// with up to a fifth taken off at random so that nodes do not retry in step.
     fn backoff(&self, failures: u32) -> Duration {
@@ -367,10 +457,13 @@ impl<S: Store> Forwarder<S> {
         self.config.max_backoff.max(Duration::from_millis(50))
     }
 
-    async fn finish(&self, entry: &Queued) {
-        if let Err(e) = self.store.outbox_done(entry.id).await {
-            // The lease ends and it is sent again: at least once.
-            tracing::warn!(error = %e, "forwarding: could not delete a delivered export");
+    async fn finish(&self, ids: &[i64]) {
+        if ids.is_empty() {
+            return;
+        }
+        if let Err(e) = self.store.outbox_done(ids).await {
+            // Their lease ends and they are sent again: at least once.
+            tracing::warn!(error = %e, "forwarding: could not delete delivered exports");
         }
     }
 
@@ -395,13 +488,35 @@ impl<S: Store> Forwarder<S> {
     }
 }
 
-fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
+/// How many of `entries`, from the first, go in one send: protobuf exports of the
+/// first's signal, up to [`MERGE_BYTES`] in all (always at least the first).
+fn mergeable(entries: &[Queued]) -> usize {
+    let Some(first) = entries.first() else {
+        return 0;
+    };
+    if first.outgoing.content_type != PROTOBUF {
+        return 1;
+    }
+    let mut bytes = 0;
+    let mut n = 0;
+    for e in entries {
+        let same =
+            e.outgoing.signal == first.outgoing.signal && e.outgoing.content_type == PROTOBUF;
+        if !same || (n > 0 && bytes + e.outgoing.body.len() > MERGE_BYTES) {
+            break;
+        }
+        bytes += e.outgoing.body.len();
+        n += 1;
+    }
+    n
+}
+
+fn gzip<'a>(parts: impl Iterator<Item = &'a [u8]>) -> std::io::Result<Vec<u8>> {
     use std::io::Write as _;
-    let mut enc = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4 + 64),
-        flate2::Compression::fast(),
-    );
-    enc.write_all(body)?;
+    let mut enc = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    for p in parts {
+        enc.write_all(p)?;
+    }
     enc.finish()
 }
 

@@ -391,8 +391,9 @@ pub trait Store: Clone + Send + Sync + 'static {
         lease_ms: i64,
         limit: i64,
     ) -> impl Future<Output = Result<Vec<data::Queued>>> + Send;
-    /// Deletes an entry that was delivered (or that will never be).
-    fn outbox_done(&self, id: i64) -> impl Future<Output = Result<()>> + Send;
+    /// Deletes entries that were delivered (or that never will be), in one
+    /// transaction.
+    fn outbox_done(&self, ids: &[i64]) -> impl Future<Output = Result<()>> + Send;
     /// Makes entries due again at `due_ms`, counting a failed attempt for `failed`.
     fn outbox_retry(
         &self,

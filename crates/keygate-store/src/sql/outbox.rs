@@ -56,12 +56,14 @@ pub(super) async fn claim(
     Ok(out)
 }
 
-/// Deletes a delivered entry.
-pub(super) async fn done(conn: &mut Conn, id: i64) -> Result<()> {
-    query("DELETE FROM data_outbox WHERE id = $1")
-        .bind(id)
-        .execute(&mut *conn)
-        .await?;
+/// Deletes delivered entries.
+pub(super) async fn done(conn: &mut Conn, ids: &[i64]) -> Result<()> {
+    for &id in ids {
+        query("DELETE FROM data_outbox WHERE id = $1")
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+    }
     Ok(())
 }
 

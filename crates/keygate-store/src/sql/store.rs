@@ -659,8 +659,8 @@ impl Store for BackendStore {
         write_tx!(self, self.unlocked(), tx => outbox::claim(&mut tx, now_ms, lease_ms, limit).await?)
     }
     #[tracing::instrument(level = "debug", skip_all)]
-    async fn outbox_done(&self, id: i64) -> Result<()> {
-        write_tx!(self, self.unlocked(), tx => outbox::done(&mut tx, id).await?)
+    async fn outbox_done(&self, ids: &[i64]) -> Result<()> {
+        write_tx!(self, self.unlocked(), tx => outbox::done(&mut tx, ids).await?)
     }
     #[tracing::instrument(level = "debug", skip_all)]
     async fn outbox_retry(&self, ids: &[i64], failed: Option<i64>, due_ms: i64) -> Result<()> {
