@@ -639,7 +639,7 @@ pub(crate) async fn ingest<S: Store>(
                     refuse(outcome, e)
                 })?;
             let pre_auth = st.slots.pre_auth(ip)?;
-            let place = st.ingest.enter().await?;
+            let (place, unverified) = st.ingest.enter_unverified().await?;
             let decoded = read(body).await?;
             check.update(&decoded);
             let full = parts
@@ -654,6 +654,7 @@ pub(crate) async fn ingest<S: Store>(
                     refuse(outcome, e)
                 })?;
             drop(pre_auth);
+            drop(unverified);
             if let Some(t) = p.token_id {
                 st.ingest.spend(t, st.clock.now_millis())?;
             }

@@ -47,6 +47,10 @@ impl Default for IngestConfig {
 #[derive(Debug)]
 pub struct IngestLimits {
     places: Arc<Semaphore>,
+    /// What requests whose credential cannot be checked before their body is read
+    /// (LMv1 signs the body) may hold of the places: half, so that anyone who knows
+    /// an access id (it is not a secret) cannot take every place with slow bodies.
+    unverified: Arc<Semaphore>,
     waiting: AtomicUsize,
     config: IngestConfig,
     rate: FailureThrottle<i64>,
@@ -56,11 +60,16 @@ pub struct IngestLimits {
 #[derive(Debug)]
 pub struct Place(#[allow(dead_code)] OwnedSemaphorePermit);
 
+/// One of the places unverified requests may hold, until the request is verified.
+#[derive(Debug)]
+pub struct Unverified(#[allow(dead_code)] OwnedSemaphorePermit);
+
 impl IngestLimits {
     /// Bounds as configured.
     pub fn new(config: IngestConfig) -> Self {
         Self {
             places: Arc::new(Semaphore::new(config.max_in_flight.max(1))),
+            unverified: Arc::new(Semaphore::new((config.max_in_flight / 2).max(1))),
             waiting: AtomicUsize::new(0),
             rate: FailureThrottle::new(ThrottleConfig {
                 burst: config.per_token_burst,
@@ -86,19 +95,31 @@ impl IngestLimits {
 
     /// Takes a place, waiting in the queue if there is room in it.
     pub async fn enter(&self) -> Result<Place, ApiError> {
-        if let Ok(p) = self.places.clone().try_acquire_owned() {
-            return Ok(Place(p));
+        self.take(&self.places).await.map(Place)
+    }
+
+    /// Takes one of the places a request not yet verified may hold, then a place
+    /// (each waiting in the queue as [`IngestLimits::enter`] does). Drop the first once
+    /// the request is verified.
+    pub async fn enter_unverified(&self) -> Result<(Place, Unverified), ApiError> {
+        let unverified = self.take(&self.unverified).await.map(Unverified)?;
+        Ok((self.enter().await?, unverified))
+    }
+
+    /// A permit of `sem`, at once or after waiting in the bounded queue.
+    async fn take(&self, sem: &Arc<Semaphore>) -> Result<OwnedSemaphorePermit, ApiError> {
+        if let Ok(p) = sem.clone().try_acquire_owned() {
+            return Ok(p);
         }
         let full = || ApiError::AtCapacity("ingestion requests in progress");
         if self.waiting.fetch_add(1, Ordering::AcqRel) >= self.config.max_waiting {
             self.waiting.fetch_sub(1, Ordering::AcqRel);
             return Err(full());
         }
-        let got =
-            tokio::time::timeout(self.config.max_wait, self.places.clone().acquire_owned()).await;
+        let got = tokio::time::timeout(self.config.max_wait, sem.clone().acquire_owned()).await;
         self.waiting.fetch_sub(1, Ordering::AcqRel);
         match got {
-            Ok(Ok(p)) => Ok(Place(p)),
+            Ok(Ok(p)) => Ok(p),
             _ => Err(full()),
         }
     }
@@ -120,6 +141,36 @@ impl IngestLimits {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[tokio::test]
+    async fn unverified_requests_hold_at_most_half_the_places() {
+        let limits = IngestLimits::new(IngestConfig {
+            max_in_flight: 4,
+            max_waiting: 8,
+            max_wait: Duration::from_millis(50),
+            ..IngestConfig::default()
+        });
+        let a = limits.enter_unverified().await;
+        let b = limits.enter_unverified().await;
+        assert!(a.is_ok() && b.is_ok());
+        // A third waits for one of the two, and is turned away.
+        assert!(limits.enter_unverified().await.is_err());
+        // Verified requests still find the other half.
+        let c = limits.enter().await;
+        let d = limits.enter().await;
+        assert!(c.is_ok() && d.is_ok());
+        assert!(limits.enter().await.is_err());
+        // Once verified, a request keeps its place and frees its unverified share.
+        if let Ok((_place, unverified)) = a {
+            drop(unverified);
+            assert!(
+                matches!(limits.enter_unverified().await, Err(_)),
+                "no place left"
+            );
+            drop(c);
+            assert!(limits.enter_unverified().await.is_ok());
+        }
+    }
 
     #[tokio::test]
     async fn past_the_places_and_the_queue_requests_are_turned_away() {

@@ -771,3 +771,54 @@ async fn otlp_json_traces_are_stored_once_and_read_back_by_trace() {
         .await;
     assert_eq!(r.status, StatusCode::BAD_REQUEST, "{}", r.text);
 }
+
+#[tokio::test]
+async fn lmv1_bodies_not_yet_verified_hold_at_most_half_the_places() {
+    use keygate_server::routes::ingest_limits::IngestConfig;
+    use tokio::io::AsyncWriteExt;
+    let Some(s) = Server::start_with(keygate_server::ServerConfig {
+        ingest: IngestConfig {
+            max_in_flight: 2,
+            max_waiting: 4,
+            max_wait: std::time::Duration::from_millis(300),
+            ..IngestConfig::default()
+        },
+        ..test_config()
+    })
+    .await
+    else {
+        return;
+    };
+    let user = s.user("collector", &[DATAINGESTION]).await;
+    let (_, access_id, _) = s.lmv1_for(user, "known id").await;
+    let (_, token) = s.token_for(user, "bearer").await;
+    // Someone who knows the access id (not a secret), but not the key, starts two
+    // LMv1 pushes whose bodies trickle in: the signature cannot be checked until
+    // each body is whole.
+    let mut slow = Vec::new();
+    for _ in 0..2 {
+        let mut c = tokio::net::TcpStream::connect(s.addr)
+            .await
+            .expect("connect");
+        let head = format!(
+            "POST /rest/log/ingest HTTP/1.1\r\nHost: x\r\nAuthorization: LMv1 {access_id}:{sig}:{ts}\r\n\
+             Content-Type: application/json\r\nContent-Length: 64\r\n\r\n[",
+            sig = "A".repeat(44),
+            ts = now_millis()
+        );
+        c.write_all(head.as_bytes()).await.expect("head");
+        slow.push(c);
+    }
+    assert!(
+        eventually(std::time::Duration::from_secs(5), || async {
+            s.metric("keygate_ingest_queue{state=\"in_flight\"}").await == Some(1.0)
+                && s.metric("keygate_ingest_queue{state=\"waiting\"}").await == Some(1.0)
+        })
+        .await,
+        "one holds a place, the other waits for an unverified one"
+    );
+    // A verified push still finds the other place.
+    let r = push(&s, Method::POST, "/log/ingest", &bearer(&token), b"[]").await;
+    assert_eq!(r.status, StatusCode::ACCEPTED, "{}", r.text);
+    drop(slow);
+}
