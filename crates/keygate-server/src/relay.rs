@@ -37,9 +37,10 @@ use crate::metrics::Metrics;
 use crate::state::Clock;
 use keygate_core::clock::Stopwatch;
 
-/// How long a claim keeps other nodes off an entry. A send is begun only while the
-/// rest of the lease covers its whole timeout, so an entry is never sent by a node
-/// whose claim may have lapsed; after a crash, its claims end within this.
+/// How long a claim keeps other nodes off an entry (at least twice the send timeout).
+/// A send is begun only while the rest of the lease covers its whole timeout, so an
+/// entry is never sent by a node whose claim may have lapsed; after a crash, its
+/// claims end within this.
 const LEASE: Duration = Duration::from_secs(20);
 /// How many entries one claim takes.
 const BATCH: i64 = 32;
@@ -227,6 +228,8 @@ impl<S: Store> Forwarder<S> {
         {
             tracing::warn!(error = %e, "forwarding: could not release earlier claims");
         }
+        // The lease must outlast a send with room to spare, whatever the timeout.
+        let lease = LEASE.max(self.config.timeout.saturating_mul(2));
         loop {
             self.refresh_backlog().await;
             if *stop.borrow() {
@@ -235,7 +238,11 @@ impl<S: Store> Forwarder<S> {
             let now = self.clock.now_millis();
             let claimed = match self
                 .store
-                .outbox_claim(now, LEASE.as_millis() as i64, BATCH)
+                .outbox_claim(
+                    now,
+                    i64::try_from(lease.as_millis()).unwrap_or(i64::MAX),
+                    BATCH,
+                )
                 .await
             {
                 Ok(c) => c,
@@ -263,7 +270,7 @@ impl<S: Store> Forwarder<S> {
             // commit for the batch instead of one an entry (a crash before it sends
             // them again: at least once).
             let mut done = Vec::with_capacity(claimed.len());
-            let lease_ends = Stopwatch::start().after(LEASE);
+            let lease_ends = Stopwatch::start().after(lease);
             let mut at = 0;
             while at < claimed.len() {
                 if Stopwatch::start().after(self.config.timeout) >= lease_ends {
