@@ -227,6 +227,10 @@ async fn index(page: Result<Page, Response>) -> Response {
         Ok(p) if p.viewer().sees_users() => {
             Redirect::to("/settings/user-access/users").into_response()
         }
+        // A collector's user with DataIngestion alone has nothing to see in Settings.
+        Ok(p) if !p.viewer().sees_tokens() && p.viewer().sees_data() => {
+            Redirect::to("/data/resources").into_response()
+        }
         Ok(_) => Redirect::to("/settings/user-access/bearer-tokens").into_response(),
         Err(r) => r,
     }

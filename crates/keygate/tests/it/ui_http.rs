@@ -797,6 +797,12 @@ async fn data_pages_escape_what_was_pushed_scope_it_and_refuse_others() {
         .expect("resource id");
 
     let (pusher_session, _) = session(&s, "pusher", "pusher-password").await;
+    // DataIngestion alone: the Data area is where the UI starts.
+    let home = with_cookie(&s, Method::GET, "/", &pusher_session, None, None).await;
+    assert_eq!(
+        home.headers.get("location").and_then(|v| v.to_str().ok()),
+        Some("/data/resources")
+    );
     for path in [
         "/data/resources".to_owned(),
         format!("/data/resources/{resource}"),
