@@ -288,7 +288,10 @@ impl<S: Store> Forwarder<S> {
                         return;
                     }
                 };
-                let signal = group[0].outgoing.signal.as_str();
+                let Some(first) = group.first() else {
+                    break;
+                };
+                let signal = first.outgoing.signal.as_str();
                 match sent {
                     Sent::Delivered => {
                         if failures > 0 {
@@ -350,14 +353,14 @@ impl<S: Store> Forwarder<S> {
                         at += group.len();
                     }
                     Sent::Dropped(reason) => {
-                        self.dropped(&group[0], &reason);
-                        done.push(group[0].id);
+                        self.dropped(first, &reason);
+                        done.push(first.id);
                         at += 1;
                     }
                     Sent::Retry(after, reason) => {
                         failures = failures.saturating_add(1);
                         let delay = self.retry_delay(after, failures);
-                        tracing::warn!(signal, exports = group.len(), attempt = group[0].attempts + 1, retry_in_ms = delay.as_millis() as u64, %reason, "forwarding: the receiver did not take an export; it is kept");
+                        tracing::warn!(signal, exports = group.len(), attempt = first.attempts + 1, retry_in_ms = delay.as_millis() as u64, %reason, "forwarding: the receiver did not take an export; it is kept");
                         for _ in group {
                             self.metrics.forwarded(signal, "retried");
                         }
@@ -365,7 +368,7 @@ impl<S: Store> Forwarder<S> {
                             .clock
                             .now_millis()
                             .saturating_add(delay.as_millis() as i64);
-                        self.hand_back(&claimed[at..], Some(group[0].id), due).await;
+                        self.hand_back(&claimed[at..], Some(first.id), due).await;
                         wait = Some(delay);
                         break;
                     }
