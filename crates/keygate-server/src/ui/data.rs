@@ -24,10 +24,9 @@ use keygate_store::data::{DataSpan, LogQuery, Properties, SpanQuery, TimeRange};
 use super::Page;
 use super::chart;
 use super::html::{DataSection, Viewer, data_page, esc, time};
+use super::pages::{Q, fail};
 use crate::error::ApiError;
 use crate::state::AppState;
-
-type Q = Query<HashMap<String, String>>;
 
 /// Resources a page of the list shows.
 const RESOURCES_PAGE: i64 = 50;
@@ -108,10 +107,6 @@ fn forbidden(p: &Page, section: DataSection) -> Response {
         Html(data_page("Not allowed", &v, section, "Data", body)),
     )
         .into_response()
-}
-
-fn fail(e: impl Into<ApiError>) -> Response {
-    e.into().into_response()
 }
 
 /// `k=v, k=v` for resource ids and the like.

@@ -17,7 +17,8 @@ use crate::error::ApiError;
 use crate::manage::TokenView;
 use crate::state::AppState;
 
-type Q = Query<HashMap<String, String>>;
+/// A page's query parameters.
+pub(super) type Q = Query<HashMap<String, String>>;
 
 fn deny(p: &Page, tab: Tab, what: &str) -> Response {
     (
@@ -27,7 +28,8 @@ fn deny(p: &Page, tab: Tab, what: &str) -> Response {
         .into_response()
 }
 
-fn fail(e: impl Into<ApiError>) -> Response {
+/// An error as the API answers it.
+pub(super) fn fail(e: impl Into<ApiError>) -> Response {
     let e: ApiError = e.into();
     axum::response::IntoResponse::into_response(e)
 }
